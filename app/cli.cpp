@@ -1,0 +1,144 @@
+// Global flags, logging set-up from BITNET_LOG/--log-level/-v/-q, the subcommand table, and
+// the single catch that turns bitnet::Error into "error: ..." lines and an exit code.
+#include "cli.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "app/build_info.hpp"
+#include "core/base/error.hpp"
+#include "core/base/log.hpp"
+#include "core/fixtures/resolve.hpp"
+
+namespace bitnet::app {
+namespace {
+
+constexpr CommandSpec kCommands[] = {
+    {"inspect", "GGUF metadata, tensor table and validation verdict", setup_inspect},
+};
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+std::vector<std::filesystem::path> split_path_list(const std::string& s) {
+  std::vector<std::filesystem::path> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t colon = s.find(':', start);
+    std::string item = s.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+    if (!item.empty()) out.emplace_back(item);
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  return out;
+}
+
+void print_version() {
+  std::printf("bitnet %s\n", build::version);
+  std::printf("commit: %s%s\n", build::commit, build::dirty ? " (dirty)" : "");
+  std::printf("build type: %s\n", build::build_type);
+  std::printf("compiler: %s\n", build::compiler);
+  std::printf("compile flags: %s\n", build::compile_flags[0] ? build::compile_flags : "(none)");
+  std::printf("backends: %s\n", build::backends);
+}
+
+struct GlobalFlags {
+  std::string log_level;
+  std::string log_file;
+  int verbose = 0;
+  bool quiet = false;
+};
+
+log::Config logging_config(const GlobalFlags& g, bool color) {
+  log::Config cfg;
+  cfg.level = log::Level::warn;
+  cfg.color = color;
+  if (auto spec = env("BITNET_LOG"); !spec.empty()) {
+    try {
+      log::apply_spec(cfg, spec);
+    } catch (Error& e) {
+      throw e.wrap("invalid BITNET_LOG='" + spec + "'");
+    }
+  }
+  if (g.verbose == 1) cfg.level = log::Level::info;
+  if (g.verbose == 2) cfg.level = log::Level::debug;
+  if (g.verbose >= 3) cfg.level = log::Level::trace;
+  if (g.quiet) cfg.level = log::Level::error;
+  if (!g.log_level.empty()) log::apply_spec(cfg, g.log_level);
+  cfg.file = g.log_file;
+  return cfg;
+}
+
+}  // namespace
+
+std::filesystem::path resolve_model(const Context& ctx, std::string_view spec) {
+  return fixtures::resolve_model(spec, ctx.fixture_dirs);
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"bitnet: run and check BitNet b1.58 (ternary) language models on the CPU"};
+  app.require_subcommand(0, 1);
+  app.footer("Examples:\n  bitnet inspect fixture:stories260K\n  bitnet inspect model.gguf --tensors --json\n"
+             "Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid model or input, 4 fixture, 5 crossval mismatch,\n"
+             "            6 memcheck, 124 timeout, 130 interrupted.");
+  GlobalFlags g;
+  bool version = false;
+  app.add_flag("--version", version, "Print version, commit, build type, compiler, flags and backends");
+  app.add_option("--log-level", g.log_level, "Log level or spec: trace|debug|info|warn|error|off, or 'info,gguf=debug'");
+  app.add_option("--log-file", g.log_file, "Also append logs to this file");
+  app.add_flag("-v,--verbose", g.verbose, "More logging (-v info, -vv debug, -vvv trace)");
+  app.add_flag("-q,--quiet", g.quiet, "Only errors on stderr");
+
+  std::vector<std::pair<CLI::App*, RunFn>> commands;
+  for (const CommandSpec& c : kCommands) {
+    CLI::App* sub = app.add_subcommand(std::string(c.name), std::string(c.summary));
+    commands.emplace_back(sub, c.setup(*sub));
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s\n  (run 'bitnet --help' or 'bitnet COMMAND --help' for usage)\n", e.what());
+    return static_cast<int>(ErrorCode::usage);
+  }
+
+  if (version) {
+    print_version();
+    return 0;
+  }
+
+  Context ctx;
+  ctx.color = env("NO_COLOR").empty() && ::isatty(STDERR_FILENO);
+  ctx.fixture_dirs = split_path_list(env("BITNET_FIXTURE_PATH"));
+  try {
+    log::configure(logging_config(g, ctx.color));
+    for (auto& [sub, fn] : commands)
+      if (sub->parsed()) return fn(ctx);
+    std::fputs(app.help().c_str(), stderr);
+    return static_cast<int>(ErrorCode::usage);
+  } catch (const Error& e) {
+    std::fflush(stdout);
+    std::fputs(e.format().c_str(), stderr);
+    return e.exit_code();
+  } catch (const std::bad_alloc&) {
+    std::fputs("error: out of memory\n", stderr);
+    return static_cast<int>(ErrorCode::failure);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return static_cast<int>(ErrorCode::failure);
+  }
+}
+
+}  // namespace bitnet::app

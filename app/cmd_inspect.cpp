@@ -1,0 +1,192 @@
+// `bitnet inspect MODEL [--tensors] [--json]`: prints the model report; exit 3 unless the file
+// is valid and runnable (or a valid vocabulary-only file).
+#include <cstdio>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "app/cli.hpp"
+#include "core/base/error.hpp"
+#include "core/base/json_writer.hpp"
+#include "diag/model_report.hpp"
+
+namespace bitnet::app {
+namespace {
+
+struct InspectOptions {
+  std::string model = "fixture:stories260K";
+  bool tensors = false;
+  bool json = false;
+  bool no_hash = false;
+};
+
+std::string human_bytes(uint64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.2f} {}", v, units[u]);
+}
+
+template <typename... Args>
+void add_line(std::string& o, fmt::format_string<Args...> f, Args&&... args) {
+  o += fmt::format(f, std::forward<Args>(args)...);
+  o += '\n';
+}
+
+std::string id_or_none(const std::optional<uint32_t>& id) { return id ? fmt::to_string(*id) : "none"; }
+
+std::string print_text(const diag::ModelReport& r, bool with_tensors) {
+  std::string o;
+  add_line(o, "file          {}", r.path);
+  add_line(o, "size          {} ({} bytes)", human_bytes(r.file_size), r.file_size);
+  if (!r.sha256.empty()) add_line(o, "sha256        {}", r.sha256);
+  add_line(o, "gguf          v{}, {} metadata keys, {} tensors, alignment {}, data at byte {}", r.gguf_version, r.n_kv,
+       r.tensors.size(), r.alignment, r.data_offset);
+  add_line(o, "architecture  {}{}", r.architecture.empty() ? "(none)" : r.architecture,
+       r.name.empty() ? "" : fmt::format("  (name: {})", r.name));
+  if (r.config) {
+    const auto& c = *r.config;
+    add_line(o, "hparams       n_vocab {}, n_ctx_train {}, n_embd {}, n_layer {}, n_ff {}", c.n_vocab, c.n_ctx_train, c.n_embd,
+         c.n_layer, c.n_ff);
+    add_line(o, "              n_head {}, n_head_kv {}, head_dim {}, n_rot {}, rope {} (base {}), rms_eps {}", c.n_head,
+         c.n_head_kv, c.head_dim(), c.n_rot, c.rope == model::RopeType::neox ? "neox" : "norm", c.rope_freq_base,
+         c.rms_eps);
+    add_line(o, "              ffn {}{}{}", c.ffn_act == model::FfnAct::relu2 ? "relu^2" : "silu",
+         c.sub_norms ? ", sub-norms" : "", r.tensors.empty() ? "" : (r.tied_output ? ", output tied to token_embd" : ", separate output"));
+  }
+  if (r.tokenizer) {
+    const auto& t = *r.tokenizer;
+    std::string kind = t.model == "llama" ? "SentencePiece (llama)" : t.model == "gpt2" ? "byte-level BPE (gpt2)" : t.model;
+    add_line(o, "tokenizer     {}, {} tokens{}{}", kind, t.n_tokens, t.n_merges ? fmt::format(", {} merges", t.n_merges) : "",
+         t.pre.empty() ? "" : fmt::format(", pre '{}'", t.pre));
+    add_line(o, "              bos {}, eos {}, eot {}, unk {}, add_bos {}, add_eos {}, chat template {}", id_or_none(t.bos),
+         id_or_none(t.eos), id_or_none(t.eot), id_or_none(t.unk), t.add_bos, t.add_eos, t.has_chat_template ? "yes" : "no");
+  }
+  if (!r.type_histogram.empty()) {
+    add_line(o, "tensor types  {} parameters", r.n_params);
+    for (const auto& [type, c] : r.type_histogram)
+      add_line(o, "  {:<8} {:>5} tensors {:>12} elements {:>12}", type, c.tensors, c.elements, human_bytes(c.bytes));
+  }
+  if (with_tensors) {
+    add_line(o, "tensors");
+    for (const auto& t : r.tensors)
+      add_line(o, "  {:<32} {:<6} [{}] at byte {}, {} bytes", t.name, t.type, fmt::join(t.ne, ", "), t.offset, t.nbytes);
+  }
+  for (const auto& n : r.notes) add_line(o, "note          {}", n);
+  for (const auto& p : r.problems) add_line(o, "problem       {}", p);
+  add_line(o, "verdict       {}", diag::verdict_name(r.verdict));
+  return o;
+}
+
+void json_optional_id(JsonWriter& j, std::string_view key, const std::optional<uint32_t>& id) {
+  j.key(key);
+  if (id) j.value(static_cast<uint64_t>(*id));
+  else j.null();
+}
+
+std::string print_json(const diag::ModelReport& r, bool with_tensors) {
+  JsonWriter j;
+  j.begin_object();
+  j.key("file").value(r.path);
+  j.key("size").value(r.file_size);
+  j.key("sha256");
+  if (r.sha256.empty()) j.null(); else j.value(r.sha256);
+  j.key("gguf_version").value(static_cast<uint64_t>(r.gguf_version));
+  j.key("alignment").value(r.alignment);
+  j.key("data_offset").value(r.data_offset);
+  j.key("n_kv").value(r.n_kv);
+  j.key("n_tensors").value(static_cast<uint64_t>(r.tensors.size()));
+  j.key("n_params").value(r.n_params);
+  j.key("architecture").value(r.architecture);
+  j.key("name").value(r.name);
+  j.key("hparams");
+  if (r.config) {
+    const auto& c = *r.config;
+    j.begin_object();
+    j.key("n_vocab").value(c.n_vocab).key("n_ctx_train").value(c.n_ctx_train).key("n_embd").value(c.n_embd);
+    j.key("n_layer").value(c.n_layer).key("n_ff").value(c.n_ff).key("n_head").value(c.n_head);
+    j.key("n_head_kv").value(c.n_head_kv).key("head_dim").value(c.head_dim()).key("n_rot").value(c.n_rot);
+    j.key("rope").value(c.rope == model::RopeType::neox ? "neox" : "norm");
+    j.key("rope_freq_base").value(static_cast<double>(c.rope_freq_base));
+    j.key("rms_eps").value(static_cast<double>(c.rms_eps));
+    j.key("ffn_act").value(c.ffn_act == model::FfnAct::relu2 ? "relu2" : "silu");
+    j.key("sub_norms").value(c.sub_norms);
+    j.key("tied_output").value(r.tied_output);
+    j.end_object();
+  } else {
+    j.null();
+  }
+  j.key("tokenizer");
+  if (r.tokenizer) {
+    const auto& t = *r.tokenizer;
+    j.begin_object();
+    j.key("model").value(t.model).key("pre").value(t.pre).key("n_tokens").value(t.n_tokens);
+    j.key("n_merges").value(t.n_merges);
+    json_optional_id(j, "bos", t.bos);
+    json_optional_id(j, "eos", t.eos);
+    json_optional_id(j, "eot", t.eot);
+    json_optional_id(j, "unk", t.unk);
+    json_optional_id(j, "pad", t.pad);
+    j.key("add_bos").value(t.add_bos).key("add_eos").value(t.add_eos).key("add_space_prefix").value(t.add_space_prefix);
+    j.key("chat_template").value(t.has_chat_template);
+    j.end_object();
+  } else {
+    j.null();
+  }
+  j.key("types").begin_object();
+  for (const auto& [type, c] : r.type_histogram) {
+    j.key(type).begin_object();
+    j.key("tensors").value(c.tensors).key("elements").value(c.elements).key("bytes").value(c.bytes);
+    j.end_object();
+  }
+  j.end_object();
+  if (with_tensors) {
+    j.key("tensors").begin_array();
+    for (const auto& t : r.tensors) {
+      j.begin_object().key("name").value(t.name).key("type").value(t.type).key("ne").begin_array();
+      for (int64_t d : t.ne) j.value(d);
+      j.end_array().key("offset").value(t.offset).key("nbytes").value(t.nbytes).end_object();
+    }
+    j.end_array();
+  }
+  j.key("notes").begin_array();
+  for (const auto& n : r.notes) j.value(n);
+  j.end_array();
+  j.key("problems").begin_array();
+  for (const auto& p : r.problems) j.value(p);
+  j.end_array();
+  j.key("verdict").value(diag::verdict_name(r.verdict));
+  j.end_object();
+  return j.str() + "\n";
+}
+
+}  // namespace
+
+RunFn setup_inspect(CLI::App& sub) {
+  auto opt = std::make_shared<InspectOptions>();
+  sub.add_option("MODEL", opt->model, "A .gguf path or fixture:NAME (default: fixture:stories260K)");
+  sub.add_flag("--tensors", opt->tensors, "List every tensor: name, type, shape, offset, size");
+  sub.add_flag("--json", opt->json, "One JSON object instead of text");
+  sub.add_flag("--no-hash", opt->no_hash, "Skip the SHA-256 of the file (faster on large models)");
+  sub.footer("Example:\n  bitnet inspect fixture:stories260K --tensors\n"
+             "Exit status 3 when the file is not a valid model this engine can run.");
+  return [opt](const Context& ctx) {
+    std::filesystem::path path = resolve_model(ctx, opt->model);
+    diag::ModelReport r = diag::build_model_report(path, {.hash = !opt->no_hash});
+    std::string out = opt->json ? print_json(r, opt->tensors) : print_text(r, opt->tensors);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+    if (r.verdict == diag::Verdict::ok || r.verdict == diag::Verdict::vocab_only) return 0;
+    Error e(ErrorCode::invalid_input, fmt::format("{}: {}: {}", r.path, diag::verdict_name(r.verdict),
+                                                  r.problems.empty() ? "" : r.problems.front()));
+    throw e;
+  };
+}
+
+}  // namespace bitnet::app

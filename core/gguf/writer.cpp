@@ -1,0 +1,193 @@
+// GGUF serialisation.
+#include "writer.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "core/base/checked.hpp"
+#include "core/base/error.hpp"
+
+namespace bitnet::gguf {
+
+GgufWriter::GgufWriter(uint64_t alignment) : alignment_(alignment) {
+  BITNET_CHECK(is_power_of_two(alignment));
+  if (alignment != kDefaultAlignment) set_u32("general.alignment", static_cast<uint32_t>(alignment));
+}
+
+void GgufWriter::put_raw(const void* p, size_t n) {
+  auto b = static_cast<const std::byte*>(p);
+  kv_bytes_.insert(kv_bytes_.end(), b, b + n);
+}
+
+void GgufWriter::put_string(std::string_view s) {
+  put<uint64_t>(s.size());
+  put_raw(s.data(), s.size());
+}
+
+void GgufWriter::begin_kv(std::string_view key, ValueType type) {
+  if (std::find(keys_.begin(), keys_.end(), key) != keys_.end())
+    throw make_error(ErrorCode::failure, "GGUF writer: metadata key '{}' set twice", key);
+  keys_.emplace_back(key);
+  ++n_kv_;
+  put_string(key);
+  put<uint32_t>(static_cast<uint32_t>(type));
+}
+
+void GgufWriter::set_u8(std::string_view k, uint8_t v) { begin_kv(k, ValueType::u8); put(v); }
+void GgufWriter::set_i8(std::string_view k, int8_t v) { begin_kv(k, ValueType::i8); put(v); }
+void GgufWriter::set_u16(std::string_view k, uint16_t v) { begin_kv(k, ValueType::u16); put(v); }
+void GgufWriter::set_i16(std::string_view k, int16_t v) { begin_kv(k, ValueType::i16); put(v); }
+void GgufWriter::set_u32(std::string_view k, uint32_t v) { begin_kv(k, ValueType::u32); put(v); }
+void GgufWriter::set_i32(std::string_view k, int32_t v) { begin_kv(k, ValueType::i32); put(v); }
+void GgufWriter::set_u64(std::string_view k, uint64_t v) { begin_kv(k, ValueType::u64); put(v); }
+void GgufWriter::set_i64(std::string_view k, int64_t v) { begin_kv(k, ValueType::i64); put(v); }
+void GgufWriter::set_f32(std::string_view k, float v) { begin_kv(k, ValueType::f32); put(v); }
+void GgufWriter::set_f64(std::string_view k, double v) { begin_kv(k, ValueType::f64); put(v); }
+void GgufWriter::set_bool(std::string_view k, bool v) { begin_kv(k, ValueType::boolean); put<uint8_t>(v ? 1 : 0); }
+void GgufWriter::set_string(std::string_view k, std::string_view v) { begin_kv(k, ValueType::string); put_string(v); }
+
+void GgufWriter::set_strings(std::string_view k, const std::vector<std::string>& v) {
+  begin_kv(k, ValueType::array);
+  put<uint32_t>(static_cast<uint32_t>(ValueType::string));
+  put<uint64_t>(v.size());
+  for (const auto& s : v) put_string(s);
+}
+
+void GgufWriter::set_array(std::string_view k, ValueType elem, std::span<const std::byte> raw) {
+  size_t esize = value_type_size(elem);
+  BITNET_CHECK(esize > 0 && raw.size() % esize == 0);
+  begin_kv(k, ValueType::array);
+  put<uint32_t>(static_cast<uint32_t>(elem));
+  put<uint64_t>(raw.size() / esize);
+  put_raw(raw.data(), raw.size());
+}
+
+void GgufWriter::set_value(std::string_view k, const Value& value) {
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string_view>) {
+          set_string(k, v);
+        } else if constexpr (std::is_same_v<T, ArrayView>) {
+          begin_kv(k, ValueType::array);
+          put<uint32_t>(static_cast<uint32_t>(v.elem_type));
+          put<uint64_t>(v.count);
+          if (v.elem_type == ValueType::string) {
+            for (auto s : v.strings) put_string(s);
+          } else {
+            put_raw(v.data, v.count * value_type_size(v.elem_type));
+          }
+        } else if constexpr (std::is_same_v<T, bool>) {
+          set_bool(k, v);
+        } else {
+          begin_kv(k, static_cast<ValueType>(Value(v).index()));
+          put(v);
+        }
+      },
+      value);
+}
+
+void GgufWriter::add_tensor(std::string_view name, GgmlType type, std::vector<int64_t> ne,
+                            std::span<const std::byte> data) {
+  BITNET_CHECK(!name.empty() && name.size() <= kMaxTensorName);
+  BITNET_CHECK(!ne.empty() && ne.size() <= kMaxDims);
+  const TypeTraits& t = traits(type);
+  BITNET_CHECK(shape_problem(t, ne).empty());
+  auto nbytes = tensor_nbytes(t, ne);
+  BITNET_CHECK(nbytes && *nbytes == data.size());
+  for (const auto& other : tensors_)
+    if (other.name == name) throw make_error(ErrorCode::failure, "GGUF writer: tensor '{}' added twice", name);
+  tensors_.push_back(Tensor{std::string(name), type, std::move(ne), data});
+}
+
+std::vector<std::byte> GgufWriter::header() const {
+  std::vector<std::byte> out;
+  auto put_out = [&](const void* p, size_t n) {
+    auto b = static_cast<const std::byte*>(p);
+    out.insert(out.end(), b, b + n);
+  };
+  uint32_t magic = kMagic, version = 3;
+  uint64_t n_tensors = tensors_.size();
+  put_out(&magic, 4);
+  put_out(&version, 4);
+  put_out(&n_tensors, 8);
+  put_out(&n_kv_, 8);
+  out.insert(out.end(), kv_bytes_.begin(), kv_bytes_.end());
+  uint64_t offset = 0;
+  for (const auto& t : tensors_) {
+    uint64_t len = t.name.size();
+    put_out(&len, 8);
+    put_out(t.name.data(), t.name.size());
+    auto n_dims = static_cast<uint32_t>(t.ne.size());
+    put_out(&n_dims, 4);
+    for (int64_t d : t.ne) put_out(&d, 8);
+    auto type = static_cast<uint32_t>(t.type);
+    put_out(&type, 4);
+    put_out(&offset, 8);
+    offset = *checked_align_up(offset + t.data.size(), alignment_);
+  }
+  out.resize(*checked_align_up(out.size(), alignment_));
+  return out;
+}
+
+std::vector<std::byte> GgufWriter::to_bytes() const {
+  std::vector<std::byte> out = header();
+  for (const auto& t : tensors_) {
+    out.insert(out.end(), t.data.begin(), t.data.end());
+    out.resize(*checked_align_up(out.size(), alignment_));
+  }
+  return out;
+}
+
+namespace {
+
+void write_all(int fd, const std::byte* p, size_t n, const std::string& path) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw make_error(ErrorCode::failure, "{}: write failed: {}", path, std::strerror(errno));
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+}  // namespace
+
+void GgufWriter::write(const std::filesystem::path& path) const {
+  std::string tmp = path.string() + ".tmp-" + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw make_error(ErrorCode::failure, "{}: cannot create: {}", tmp, std::strerror(errno));
+  try {
+    std::vector<std::byte> head = header();
+    write_all(fd, head.data(), head.size(), tmp);
+    static constexpr std::byte zeros[256] = {};
+    for (const auto& t : tensors_) {
+      write_all(fd, t.data.data(), t.data.size(), tmp);
+      size_t pad = static_cast<size_t>(*checked_align_up(t.data.size(), alignment_) - t.data.size());
+      while (pad > 0) {
+        size_t n = std::min(pad, sizeof zeros);
+        write_all(fd, zeros, n, tmp);
+        pad -= n;
+      }
+    }
+    if (::fsync(fd) != 0) throw make_error(ErrorCode::failure, "{}: fsync failed: {}", tmp, std::strerror(errno));
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw make_error(ErrorCode::failure, "cannot rename {} to {}: {}", tmp, path.string(), std::strerror(e));
+  }
+}
+
+}  // namespace bitnet::gguf

@@ -1,0 +1,73 @@
+// GGUF v3 writer: metadata and tensors in, a valid file out (tensors back to back, each padded
+// to the alignment). Used by tests now and by convert/synthetic models later. Files are written
+// to a temporary name and renamed, so a failed write never leaves a half-written model.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/gguf/reader.hpp"
+
+namespace bitnet::gguf {
+
+class GgufWriter {
+ public:
+  explicit GgufWriter(uint64_t alignment = kDefaultAlignment);
+
+  void set_u8(std::string_view key, uint8_t v);
+  void set_i8(std::string_view key, int8_t v);
+  void set_u16(std::string_view key, uint16_t v);
+  void set_i16(std::string_view key, int16_t v);
+  void set_u32(std::string_view key, uint32_t v);
+  void set_i32(std::string_view key, int32_t v);
+  void set_u64(std::string_view key, uint64_t v);
+  void set_i64(std::string_view key, int64_t v);
+  void set_f32(std::string_view key, float v);
+  void set_f64(std::string_view key, double v);
+  void set_bool(std::string_view key, bool v);
+  void set_string(std::string_view key, std::string_view v);
+  void set_strings(std::string_view key, const std::vector<std::string>& v);
+  // A numeric array from raw little-endian element bytes (count = raw.size() / element size).
+  void set_array(std::string_view key, ValueType elem, std::span<const std::byte> raw);
+  template <typename T>
+  void set_array(std::string_view key, ValueType elem, const std::vector<T>& v) {
+    set_array(key, elem, std::as_bytes(std::span<const T>(v)));
+  }
+  // Copies a value read from another file (used to carry metadata through a conversion).
+  void set_value(std::string_view key, const Value& v);
+
+  // Records a tensor. The data span must stay valid until write(); its size must equal the
+  // type's byte size for ne.
+  void add_tensor(std::string_view name, GgmlType type, std::vector<int64_t> ne, std::span<const std::byte> data);
+
+  // The whole file in memory (small files, tests).
+  std::vector<std::byte> to_bytes() const;
+  // Writes path.tmp-PID, fsyncs, renames over path. Throws bitnet::Error on failure.
+  void write(const std::filesystem::path& path) const;
+
+ private:
+  struct Tensor {
+    std::string name;
+    GgmlType type;
+    std::vector<int64_t> ne;
+    std::span<const std::byte> data;
+  };
+  uint64_t alignment_;
+  uint64_t n_kv_ = 0;
+  std::vector<std::string> keys_;
+  std::vector<std::byte> kv_bytes_;
+  std::vector<Tensor> tensors_;
+
+  void begin_kv(std::string_view key, ValueType type);
+  void put_raw(const void* p, size_t n);
+  void put_string(std::string_view s);
+  template <typename T>
+  void put(T v) { put_raw(&v, sizeof v); }
+  std::vector<std::byte> header() const;
+};
+
+}  // namespace bitnet::gguf

@@ -1,0 +1,110 @@
+// Model report assembly.
+#include "model_report.hpp"
+
+#include "core/base/error.hpp"
+#include "core/base/sha256.hpp"
+#include "core/gguf/reader.hpp"
+
+namespace bitnet::diag {
+
+std::string_view verdict_name(Verdict v) {
+  switch (v) {
+    case Verdict::ok: return "ok";
+    case Verdict::vocab_only: return "vocab-only";
+    case Verdict::not_runnable: return "not runnable";
+    case Verdict::invalid: return "invalid";
+  }
+  return "?";
+}
+
+namespace {
+
+// Runs one model-level check; a bitnet::Error becomes a recorded problem.
+template <typename F>
+bool record(ModelReport& r, F&& check) {
+  try {
+    check();
+    return true;
+  } catch (const Error& e) {
+    std::string msg = e.chain().front();
+    // The file name is already the report's subject.
+    if (msg.starts_with(r.path + ": ")) msg.erase(0, r.path.size() + 2);
+    r.problems.push_back(std::move(msg));
+    r.verdict = Verdict::invalid;
+    return false;
+  }
+}
+
+}  // namespace
+
+ModelReport build_model_report(const std::filesystem::path& path, const ModelReportOptions& opt) {
+  gguf::GgufFile f = gguf::GgufFile::open(path);
+  ModelReport r;
+  r.path = path.string();
+  r.file_size = f.file_size();
+  r.gguf_version = f.version();
+  r.alignment = f.alignment();
+  r.data_offset = f.data_offset();
+  r.n_kv = f.kvs().size();
+  for (const auto& t : f.tensors()) {
+    r.tensors.push_back(TensorRow{t.name, std::string(gguf::type_name(t.type)),
+                                  std::vector<int64_t>(t.dims().begin(), t.dims().end()), f.data_offset() + t.offset,
+                                  t.nbytes});
+    TypeCount& c = r.type_histogram[std::string(gguf::type_name(t.type))];
+    ++c.tensors;
+    c.bytes += t.nbytes;
+    c.elements += static_cast<uint64_t>(t.n_elements());
+    r.n_params += static_cast<uint64_t>(t.n_elements());
+  }
+  if (opt.hash) r.sha256 = sha256_file(path);
+
+  record(r, [&] {
+    r.architecture = std::string(f.get_string("general.architecture").value_or(""));
+    r.name = std::string(f.get_string("general.name").value_or(""));
+  });
+  record(r, [&] { r.tokenizer = model::read_tokenizer_info(f); });
+  const bool vocab_only = f.tensors().empty();
+  const bool arch_known = model::is_supported_architecture(r.architecture);
+  if (!arch_known) {
+    std::string what = r.architecture.empty() ? std::string("no 'general.architecture' key")
+                                              : fmt::format("architecture '{}' is not supported", r.architecture);
+    std::string msg = fmt::format("{} (supported: {})", what, model::supported_architectures());
+    if (vocab_only) {
+      r.notes.push_back(msg);
+    } else {
+      if (r.verdict == Verdict::ok) r.verdict = Verdict::not_runnable;
+      r.problems.push_back(msg);
+    }
+  } else {
+    record(r, [&] { r.config = model::read_config(f); });
+  }
+  if (r.verdict != Verdict::ok) return r;
+  if (vocab_only) {
+    r.verdict = Verdict::vocab_only;
+    r.notes.push_back("no tensors: a vocabulary-only file (usable by `bitnet tokenize`)");
+    return r;
+  }
+  if (!arch_known) return r;
+  record(r, [&] {
+    model::TensorCheck tc = model::check_tensors(f, *r.config);
+    r.tied_output = tc.tied_output;
+    if (!tc.unused.empty())
+      r.notes.push_back(fmt::format("{} tensor(s) not used by architecture '{}' (first: {})", tc.unused.size(),
+                                    r.config->arch_name, tc.unused.front()));
+    if (!tc.not_runnable.empty()) {
+      r.verdict = Verdict::not_runnable;
+      r.problems.push_back(fmt::format("{} tensor(s) of types this engine cannot run (first: {})",
+                                       tc.not_runnable.size(), tc.not_runnable.front()));
+    }
+  });
+  if (r.tokenizer && r.tokenizer->model != "llama" && r.tokenizer->model != "gpt2") {
+    r.verdict = Verdict::not_runnable;
+    r.problems.push_back(fmt::format("tokenizer '{}' is not supported (supported: llama, gpt2)", r.tokenizer->model));
+  }
+  if (r.tokenizer && r.tokenizer->model == "gpt2" && r.tokenizer->pre.empty())
+    r.notes.push_back("no 'tokenizer.ggml.pre' key: LLaMA-3 pre-tokenizer rules are assumed (bitnet.cpp would "
+                      "use its 'default' chain)");
+  return r;
+}
+
+}  // namespace bitnet::diag
