@@ -1,6 +1,7 @@
 // spdlog behind the facade: one shared set of sinks (stderr, optional file) for all components.
 #include "log.hpp"
 
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -102,6 +103,12 @@ void configure(const Config& cfg) {
   err->set_pattern("%^%l%$ [%n] %v");
   sinks.push_back(err);
   if (!cfg.file.empty()) {
+    // spdlog would create missing directories; a typo in --log-file should be an error instead.
+    std::filesystem::path parent = std::filesystem::path(cfg.file).parent_path();
+    std::error_code ec;
+    if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
+      throw make_error(ErrorCode::usage, "cannot open log file '{}': directory '{}' does not exist", cfg.file,
+                       parent.string());
     try {
       auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(cfg.file, false);
       file->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%P] %l [%n] %v");

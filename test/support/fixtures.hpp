@@ -1,5 +1,5 @@
-// Test helper: find shared fixture files through BITNET_FIXTURE_PATH (set by CTest from the
-// BITNET_FIXTURE_DIR cache variable; CI points it at ../shared/fixtures).
+// Test helper: find shared fixture files through BITNET_FIXTURE_PATH, defaulting to the
+// BITNET_FIXTURE_DIR the build was configured with (../shared/fixtures beside the checkout).
 #pragma once
 
 #include <cstdlib>
@@ -11,9 +11,13 @@ namespace bitnet::test {
 
 // fixture_file("models/stories260K.gguf"). Throws (failing the test) when it is missing:
 // a fixture test that silently skips would prove nothing.
-inline std::filesystem::path fixture_file(const std::string& rel) {
+inline std::string fixture_dirs() {
   const char* env = std::getenv("BITNET_FIXTURE_PATH");
-  std::string dirs = env ? env : "";
+  return env && *env ? env : BITNET_TEST_FIXTURE_DIR;
+}
+
+inline std::filesystem::path fixture_file(const std::string& rel) {
+  std::string dirs = fixture_dirs();
   size_t start = 0;
   while (start <= dirs.size()) {
     size_t colon = dirs.find(':', start);

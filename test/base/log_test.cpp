@@ -1,0 +1,70 @@
+// Logging facade: level specs, per-component levels, file sink.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/base/error.hpp"
+#include "core/base/log.hpp"
+
+namespace bitnet::log {
+namespace {
+
+TEST(Log, SpecSetsDefaultAndComponentLevels) {
+  Config cfg;
+  apply_spec(cfg, "info,gguf=debug,crossval=trace");
+  EXPECT_EQ(cfg.level, Level::info);
+  EXPECT_EQ(cfg.components.at("gguf"), Level::debug);
+  EXPECT_EQ(cfg.components.at("crossval"), Level::trace);
+  apply_spec(cfg, "error");
+  EXPECT_EQ(cfg.level, Level::error);
+  EXPECT_EQ(cfg.components.at("gguf"), Level::debug);  // later specs only override what they name
+}
+
+TEST(Log, BadSpecIsAUsageErrorNamingTheWord) {
+  Config cfg;
+  try {
+    apply_spec(cfg, "info,gguf=loud");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::usage);
+    EXPECT_NE(std::string(e.what()).find("'loud'"), std::string::npos);
+  }
+  EXPECT_THROW(apply_spec(cfg, "=debug"), Error);
+}
+
+TEST(Log, ComponentLevelsFilterAndFileReceivesMessages) {
+  auto path = std::filesystem::temp_directory_path() / ("bitnet-log-test-" + std::to_string(::getpid()) + ".log");
+  std::filesystem::remove(path);
+  Config cfg;
+  cfg.level = Level::warn;
+  cfg.components["testcomp"] = Level::debug;
+  cfg.file = path.string();
+  Logger& quiet = get("testquiet");
+  configure(cfg);  // reconfigures loggers created before too
+  Logger& loud = get("testcomp");
+  EXPECT_TRUE(loud.enabled(Level::debug));
+  EXPECT_FALSE(loud.enabled(Level::trace));
+  EXPECT_FALSE(quiet.enabled(Level::info));
+  EXPECT_TRUE(quiet.enabled(Level::warn));
+  debug(loud, "value is {}", 42);
+  info(quiet, "must not appear");
+  configure(Config{});  // closes the file sink
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_NE(ss.str().find("[testcomp] value is 42"), std::string::npos) << ss.str();
+  EXPECT_EQ(ss.str().find("must not appear"), std::string::npos);
+  std::filesystem::remove(path);
+}
+
+TEST(Log, UnwritableLogFileIsAUsageError) {
+  Config cfg;
+  cfg.file = "/proc/version/x.log";  // a parent that is a file, so nothing can be created
+  EXPECT_THROW(configure(cfg), Error);
+  configure(Config{});
+}
+
+}  // namespace
+}  // namespace bitnet::log

@@ -1,0 +1,143 @@
+// `bitnet inspect` and `bitnet --version` run as a user would: the built binary in a child
+// process. JSON output is parsed back with simdjson and compared with independent facts.
+#include <gtest/gtest.h>
+
+#include <simdjson.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "support/fixtures.hpp"
+#include "support/run.hpp"
+
+namespace bitnet::test {
+namespace {
+
+std::map<std::string, std::string> published_sums() {
+  std::map<std::string, std::string> sums;
+  std::ifstream in(fixture_file("SHA256SUMS"));
+  std::string hex, name;
+  while (in >> hex >> name) sums[name] = hex;
+  return sums;
+}
+
+int count_lines_starting(const std::string& s, const std::string& prefix) {
+  int n = 0;
+  std::istringstream in(s);
+  for (std::string line; std::getline(in, line);) n += line.starts_with(prefix);
+  return n;
+}
+
+TEST(InspectCli, EveryModelFixtureReportsArchitectureShapesAndChecksum) {
+  auto sums = published_sums();
+  struct Want {
+    std::string file, arch;
+    uint64_t n_embd, n_layer, n_tensors;
+  };
+  const std::vector<Want> wants = {
+      {"models/stories260K.gguf", "llama", 64, 5, 48},
+      {"models/bitnet-tiny-f16.gguf", "bitnet", 256, 4, 46},
+      {"models/bitnet-tiny-i2_s.gguf", "bitnet", 256, 4, 46},
+      {"models/bitnet-tiny-tq2_0.gguf", "bitnet", 256, 4, 46},
+      {"models/bitnet-tiny-tq2_0-embf16.gguf", "bitnet", 256, 4, 46},
+      {"models/bitnet-tiny-tq1_0.gguf", "bitnet", 256, 4, 46},
+      {"models/bitnet-b158-tiny-f16.gguf", "bitnet-b1.58", 256, 4, 46},
+      {"models/bitnet-b158-tiny-i2_s.gguf", "bitnet-b1.58", 256, 4, 46},
+      {"models/bitnet-b158-tiny-bpe-f16.gguf", "bitnet-b1.58", 256, 4, 46},
+      {"models/bitnet-b158-tiny-bpe-i2_s.gguf", "bitnet-b1.58", 256, 4, 46},
+  };
+  simdjson::dom::parser parser;
+  for (const Want& w : wants) {
+    SCOPED_TRACE(w.file);
+    RunResult r = run_bitnet({"inspect", "--json", fixture_file(w.file).string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    simdjson::dom::element doc;
+    ASSERT_EQ(parser.parse(r.out).get(doc), simdjson::SUCCESS) << r.out;
+    EXPECT_EQ(std::string_view(doc["architecture"]), w.arch);
+    EXPECT_EQ(uint64_t(doc["hparams"]["n_embd"]), w.n_embd);
+    EXPECT_EQ(uint64_t(doc["hparams"]["n_layer"]), w.n_layer);
+    EXPECT_EQ(uint64_t(doc["n_tensors"]), w.n_tensors);
+    EXPECT_EQ(std::string_view(doc["sha256"]), sums.at(w.file));
+    EXPECT_EQ(std::string_view(doc["verdict"]), "ok");
+    EXPECT_EQ(uint64_t(doc["size"]), std::filesystem::file_size(fixture_file(w.file)));
+  }
+}
+
+TEST(InspectCli, VocabFilesAreVocabOnly) {
+  for (const char* file : {"vocab/ggml-vocab-llama-spm.gguf", "vocab/ggml-vocab-llama-bpe.gguf",
+                           "vocab/ggml-vocab-gpt-2.gguf"}) {
+    RunResult r = run_bitnet({"inspect", "--json", "--no-hash", fixture_file(file).string()});
+    ASSERT_EQ(r.exit_code, 0) << file << r.err;
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    ASSERT_EQ(parser.parse(r.out).get(doc), simdjson::SUCCESS);
+    EXPECT_EQ(std::string_view(doc["verdict"]), "vocab-only") << file;
+    EXPECT_EQ(uint64_t(doc["n_tensors"]), 0u);
+    EXPECT_TRUE(doc["sha256"].is_null());
+  }
+}
+
+TEST(InspectCli, TextReportAndTensorTable) {
+  RunResult r = run_bitnet({"inspect", "--tensors", fixture_file("models/bitnet-tiny-i2_s.gguf").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("architecture  bitnet"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("n_head 4, n_head_kv 2, head_dim 64"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  I2_S        28 tensors"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("blk.0.attn_q.weight"), std::string::npos);
+  EXPECT_NE(r.out.find("16416 bytes"), std::string::npos) << "256*256/4+32";
+  EXPECT_NE(r.out.find("verdict       ok"), std::string::npos);
+  EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+TEST(InspectCli, DefaultModelIsTheStoriesFixture) {
+  RunResult r = run_bitnet({"inspect", "--no-hash"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("stories260K.gguf"), std::string::npos);
+  EXPECT_NE(r.out.find("n_embd 64, n_layer 5, n_ff 172"), std::string::npos) << r.out;
+}
+
+TEST(InspectCli, MissingFileIsExit3WithOneErrorLine) {
+  RunResult r = run_bitnet({"inspect", "/nonexistent/model.gguf"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(r.out.empty());
+  EXPECT_EQ(r.err, "error: /nonexistent/model.gguf: no such file\n");
+}
+
+TEST(InspectCli, UnknownFixtureIsExit4NamingTheSearchPath) {
+  RunResult r = run_bitnet({"inspect", "fixture:no-such-model"});
+  EXPECT_EQ(r.exit_code, 4);
+  EXPECT_NE(r.err.find("fixture 'no-such-model' not found in"), std::string::npos) << r.err;
+}
+
+TEST(InspectCli, UsageErrorsAreExit2) {
+  RunResult a = run_bitnet({"inspect", "--no-such-flag"});
+  EXPECT_EQ(a.exit_code, 2);
+  EXPECT_EQ(count_lines_starting(a.err, "error: "), 1) << a.err;
+  RunResult b = run_bitnet({"--log-level", "loud", "inspect", "--no-hash"});
+  EXPECT_EQ(b.exit_code, 2);
+  EXPECT_NE(b.err.find("unknown log level 'loud'"), std::string::npos) << b.err;
+  RunResult c = run_bitnet({"no-such-command"});
+  EXPECT_EQ(c.exit_code, 2);
+}
+
+TEST(InspectCli, LogsNeverReachStdout) {
+  RunResult r = run_bitnet({"-vvv", "inspect", "--json", "--no-hash", fixture_file("models/stories260K.gguf").string()});
+  ASSERT_EQ(r.exit_code, 0);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  EXPECT_EQ(parser.parse(r.out).get(doc), simdjson::SUCCESS) << r.out;
+  EXPECT_NE(r.err.find("[gguf]"), std::string::npos) << "debug logs go to stderr: " << r.err;
+}
+
+TEST(VersionCli, NamesVersionCommitBuildCompilerFlagsBackends) {
+  RunResult r = run_bitnet({"--version"});
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(r.out.starts_with("bitnet 0.")) << r.out;
+  for (const char* field : {"\ncommit: ", "\nbuild type: ", "\ncompiler: ", "\ncompile flags: ", "\nbackends: "})
+    EXPECT_NE(r.out.find(field), std::string::npos) << field;
+  EXPECT_NE(r.out.find("backends: reference"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace bitnet::test

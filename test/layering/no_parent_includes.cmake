@@ -1,0 +1,15 @@
+# Fails when a source under core/, backends/ or diag/ reaches another layer with a relative
+# "../" include, which the include-root layering cannot see.
+file(GLOB_RECURSE sources ${SRC}/core/*.[ch]pp ${SRC}/backends/*.[ch]pp ${SRC}/diag/*.[ch]pp)
+set(bad "")
+foreach(f ${sources})
+  file(STRINGS ${f} lines REGEX "^[ \t]*#[ \t]*include[ \t]*\"\\.\\./")
+  if(lines)
+    list(APPEND bad "${f}: ${lines}")
+  endif()
+endforeach()
+list(LENGTH sources n)
+if(bad)
+  message(FATAL_ERROR "relative parent includes cross layers:\n${bad}")
+endif()
+message(STATUS "layering: ${n} files checked, no relative parent includes")
