@@ -1,0 +1,110 @@
+// The kernel contract: a table of functions, one per operation and quant type. Every backend
+// (core's scalar reference, backends/ AVX2, AVX-512...) fills the same table, and every
+// optimised entry is tested against the reference entry. Weight rows use ggml's block layouts
+// (SPEC.md 1.2-1.5); activations are quantized the way the weight format's home engine does.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "core/gguf/types.hpp"
+
+namespace bitnet::kernels {
+
+inline constexpr int64_t kQK_K = 256;   // super-block of the K and TQ types
+inline constexpr int64_t kQK8_0 = 32;
+inline constexpr int64_t kQK_I2S = 128; // I2_S packing group
+
+// Activation partner of TQ1_0/TQ2_0/Q6_K (ggml's Q8_K layout, 292 bytes).
+struct BlockQ8K {
+  float d;
+  int8_t qs[kQK_K];
+  int16_t bsums[kQK_K / 16];
+};
+static_assert(sizeof(BlockQ8K) == 292);
+
+// Activation partner of Q8_0/Q4_0 (ggml's Q8_0 layout, 34 bytes).
+struct BlockQ8_0 {
+  uint16_t d;  // f16
+  int8_t qs[kQK8_0];
+};
+static_assert(sizeof(BlockQ8_0) == 34);
+
+struct KernelTable {
+  std::string_view name;  // "reference", "avx2", "avx512"
+
+  // --- activation quantizers (one token row of n elements) ---
+  // I2_S scheme (bitnet.cpp, SPEC 2.5): s = 127/max(|x|, 1e-5), q = round-half-even(x*s) clamped
+  // to [-128, 127]; writes q[0..n), *scale = s, *sum = sum of q.
+  void (*quantize_i8)(const float* x, int64_t n, int8_t* q, float* scale, int32_t* sum);
+  // Q8_K per 256 elements (n multiple of 256), including bsums.
+  void (*quantize_q8_k)(const float* x, int64_t n, BlockQ8K* y);
+  // Q8_0 per 32 elements (n multiple of 32).
+  void (*quantize_q8_0)(const float* x, int64_t n, BlockQ8_0* y);
+  // f32 -> f16 (round to nearest even), as ggml converts activations for F16 weights.
+  void (*to_f16)(const float* x, int64_t n, uint16_t* y);
+  // f32 -> bf16 (round to nearest even), for BF16 weights.
+  void (*to_bf16)(const float* x, int64_t n, uint16_t* y);
+
+  // --- dot products of one weight row (n elements) with one activation row ---
+  // I2_S: sum over k of code[k] * q[k] with raw codes {0,1,2} (= w+1). `w` is the tensor's packed
+  // data and `first` the flat index of the row's first element (rows may start mid-block when
+  // the row length is not a multiple of 128). The caller applies (dot - qsum) / s * wscale.
+  int32_t (*dot_i2s_i8)(const uint8_t* w, int64_t first, const int8_t* q, int64_t n);
+  float (*dot_tq2_0_q8_k)(const void* w, const BlockQ8K* a, int64_t n);
+  float (*dot_tq1_0_q8_k)(const void* w, const BlockQ8K* a, int64_t n);
+  float (*dot_q6_k_q8_k)(const void* w, const BlockQ8K* a, int64_t n);
+  float (*dot_q8_0_q8_0)(const void* w, const BlockQ8_0* a, int64_t n);
+  float (*dot_q4_0_q8_0)(const void* w, const BlockQ8_0* a, int64_t n);
+  float (*dot_f16_f16)(const uint16_t* w, const uint16_t* a, int64_t n);
+  float (*dot_bf16_bf16)(const uint16_t* w, const uint16_t* a, int64_t n);
+  float (*dot_f32_f32)(const float* w, const float* a, int64_t n);
+};
+
+// The scalar reference table: plain C++, the oracle for every other backend.
+const KernelTable& reference_table();
+
+// --- helpers shared by all backends (scalar, exact) ---
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+float bf16_to_f32(uint16_t h);
+uint16_t f32_to_bf16(float f);
+
+// Dequantizes n elements starting at flat element index `first` of a tensor of type `type`
+// whose packed data starts at `data`. For block types `first` and `n` are multiples of the
+// block size; I2_S takes any index and multiplies by `i2s_scale` (see i2s_tensor_scale).
+void dequantize(gguf::GgmlType type, const std::byte* data, int64_t first, int64_t n, float* out,
+                float i2s_scale = 1.0f);
+
+// The per-tensor scale of an I2_S tensor of n elements (the f32 right after the codes).
+float i2s_tensor_scale(const std::byte* data, int64_t n_elements);
+
+// A weight matrix as stored in GGUF: `rows` output rows of `cols` elements each (ne = [cols, rows]).
+struct WeightView {
+  gguf::GgmlType type = gguf::GgmlType::F32;
+  int64_t cols = 0;
+  int64_t rows = 0;
+  const std::byte* data = nullptr;
+  float i2s_scale = 1.0f;  // I2_S only
+};
+
+// Scratch for matmul's quantized activations; grows on demand, reused across calls.
+class MatmulScratch {
+ public:
+  void* get(size_t bytes);
+  ~MatmulScratch();
+
+ private:
+  void* ptr_ = nullptr;
+  size_t size_ = 0;
+};
+
+// y[t*y_stride + r] = W[r,:] . x[t*x_stride + :] for t < n_tokens, r < w.rows, computed the way
+// the weight format's home engine does (activation quantization per SPEC 2.5 / 1.5; F16 and BF16
+// weights see activations rounded to F16/BF16; F32 stays F32). Single-threaded here; threads
+// split rows later without changing results.
+void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,
+            int64_t y_stride, MatmulScratch& scratch);
+
+}  // namespace bitnet::kernels
