@@ -78,7 +78,9 @@ class Parser {
     return v;
   }
 
-  std::string_view read_string(std::string_view what, uint64_t max_len) {
+  // A GGUF string (u64 length + bytes). `max_len` is a format limit such as the key length;
+  // the bytes left in the file bound every string anyway.
+  std::string_view read_string(std::string_view what, uint64_t max_len = UINT64_MAX) {
     uint64_t at = pos_;
     uint64_t len = read<uint64_t>(what);
     if (len > max_len) fail(at, "{} length {} exceeds the limit of {} bytes", what, len, max_len);
@@ -188,7 +190,7 @@ Value Parser::read_value(ValueType type, std::string_view key, uint64_t at) {
       if (b > 1) fail(b_at, "bool key '{}' holds {}, expected 0 or 1", key, b);
       return b == 1;
     }
-    case ValueType::string: return read_string(what(), left());
+    case ValueType::string: return read_string(what());
     case ValueType::array: return read_array(key, at);
     case ValueType::u64: return read<uint64_t>(what());
     case ValueType::i64: return read<int64_t>(what());
@@ -215,7 +217,7 @@ ArrayView Parser::read_array(std::string_view key, uint64_t) {
            a.count, left());
     a.strings.reserve(a.count);
     for (uint64_t i = 0; i < a.count; ++i)
-      a.strings.push_back(read_string(fmt::format("string #{} of array '{}'", i, key), left()));
+      a.strings.push_back(read_string(fmt::format("string #{} of array '{}'", i, key)));
     return a;
   }
   size_t esize = value_type_size(a.elem_type);
@@ -253,7 +255,7 @@ void Parser::read_tensor_infos(uint64_t n_tensors) {
 void Parser::read_tensor_info(uint64_t index) {
   TensorInfo t;
   t.info_offset = pos_;
-  std::string_view name = read_string(fmt::format("name of tensor #{}", index), left());
+  std::string_view name = read_string(fmt::format("name of tensor #{}", index));
   if (name.empty()) fail(t.info_offset, "tensor #{} has an empty name", index);
   if (name.size() > kMaxTensorName)
     fail(t.info_offset, "tensor #{} name '{}...' is {} bytes; the limit is {}", index, name.substr(0, 32),
