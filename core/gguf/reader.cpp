@@ -36,6 +36,13 @@ namespace {
 constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;               // key len, 1-byte key, type, u8
 constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 8 + 4 + 8;  // name len, name, n_dims, ne0, type, offset
 
+// Counts are checked against the bytes left, but a record in memory is several times larger
+// than its minimum size in the file: reserving a full count up front could ask for many times
+// the file size before a single record is read. Reserve at most this many; grow past it only
+// as records actually parse.
+constexpr uint64_t kMaxReserve = 1 << 16;
+size_t reserve_count(uint64_t n) { return static_cast<size_t>(std::min(n, kMaxReserve)); }
+
 bool printable_ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
 }
@@ -156,7 +163,7 @@ void Parser::header() {
 }
 
 void Parser::read_kvs(uint64_t n_kv) {
-  f_.kvs_.reserve(n_kv);
+  f_.kvs_.reserve(reserve_count(n_kv));
   for (uint64_t i = 0; i < n_kv; ++i) {
     uint64_t at = pos_;
     std::string_view key = read_string(fmt::format("metadata key #{}", i), kMaxKeyLength);
@@ -215,7 +222,7 @@ ArrayView Parser::read_array(std::string_view key, uint64_t) {
     if (a.count > left() / 8)
       fail(count_at, "array '{}' claims {} strings but only {} bytes remain (at least 8 per string)", key,
            a.count, left());
-    a.strings.reserve(a.count);
+    a.strings.reserve(reserve_count(a.count));
     for (uint64_t i = 0; i < a.count; ++i)
       a.strings.push_back(read_string(fmt::format("string #{} of array '{}'", i, key)));
     return a;
@@ -248,7 +255,7 @@ void Parser::apply_alignment() {
 }
 
 void Parser::read_tensor_infos(uint64_t n_tensors) {
-  f_.tensors_.reserve(n_tensors);
+  f_.tensors_.reserve(reserve_count(n_tensors));
   for (uint64_t i = 0; i < n_tensors; ++i) read_tensor_info(i);
 }
 
