@@ -340,8 +340,9 @@ void Parser::place_tensors() {
         need = std::max(need, *abs);
         next = *padded;
       }
-      fail(t.info_offset, "tensor '{}': data offset {} + size {} exceeds file size {}; the file should be at "
-           "least {} bytes (truncated download?)", t.name, t.offset, t.nbytes, size, need);
+      fail(t.info_offset, "tensor '{}': data offset {} + size {} runs past the end of the file: expected at least "
+           "{} bytes, file has {}; the file is truncated (the download is probably incomplete)", t.name, t.offset,
+           t.nbytes, need, size);
     }
     auto padded = checked_align_up(t.offset + t.nbytes, f_.alignment_);
     if (!padded) fail(t.info_offset, "tensor '{}': padded end overflows 64 bits", t.name);
