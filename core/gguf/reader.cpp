@@ -315,10 +315,11 @@ void Parser::place_tensors() {
   for (const TensorInfo& t : f_.tensors_) {
     if (t.offset != expected) {
       if (!prev)
-        fail(t.info_offset, "first tensor '{}' starts at data offset {}, expected 0", t.name, t.offset);
+        fail(t.info_offset, "first tensor '{}' starts at data offset {}, expected 0 (tensors must be contiguous, "
+             "in order)", t.name, t.offset);
       if (t.offset < expected)
-        fail(t.info_offset, "tensor '{}' at data offset {} overlaps or precedes tensor '{}', which ends at {}",
-             t.name, t.offset, prev->name, expected);
+        fail(t.info_offset, "tensor '{}' at data offset {} overlaps or precedes tensor '{}', which ends at {} "
+             "(tensors must be contiguous, in order)", t.name, t.offset, prev->name, expected);
       fail(t.info_offset, "tensor '{}' at data offset {} leaves a gap after tensor '{}', which ends at {} "
            "(tensors must be contiguous, in order)", t.name, t.offset, prev->name, expected);
     }
