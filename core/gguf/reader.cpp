@@ -294,7 +294,9 @@ void Parser::read_tensor_info(uint64_t index) {
   if (auto why = shape_problem(*tt, t.dims()); !why.empty())
     fail(t.info_offset, "tensor '{}' ({}, shape {}): {}", name, tt->name, fmt::join(t.dims(), "x"), why);
   auto nbytes = tensor_nbytes(*tt, t.dims());
-  if (!nbytes) fail(t.info_offset, "tensor '{}' byte size overflows 64 bits", name);
+  if (!nbytes)
+    fail(t.info_offset, "tensor '{}' ({}, shape {}, {} elements): byte size overflows 64 bits", name, tt->name,
+         fmt::join(t.dims(), "x"), n);
   t.nbytes = *nbytes;
   uint64_t off_at = pos_;
   t.offset = read<uint64_t>(fmt::format("data offset of tensor '{}'", name));
