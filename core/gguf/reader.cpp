@@ -30,6 +30,16 @@ size_t value_type_size(ValueType t) {
   return 0;
 }
 
+std::string printable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    if (c >= 0x20 && c < 0x7f) out += c;
+    else out += fmt::format("\\x{:02x}", static_cast<uint8_t>(c));
+  }
+  return out;
+}
+
 namespace {
 
 // Smallest possible records, used to reject counts that cannot fit in the bytes left.
@@ -124,9 +134,7 @@ void Parser::header() {
         fail(0, "legacy GGML format (magic '{}'), not GGUF; convert it first with llama.cpp's conversion "
                 "scripts", legacy);
     }
-    std::string shown;
-    for (char c : m) shown += (c >= 0x20 && c < 0x7f) ? std::string(1, c) : fmt::format("\\x{:02x}", static_cast<uint8_t>(c));
-    fail(0, "bad magic '{}' (expected 'GGUF'); not a GGUF model file", shown);
+    fail(0, "bad magic '{}' (expected 'GGUF'); not a GGUF model file", printable(m));
   }
   pos_ = 4;
   uint32_t version = read<uint32_t>("version");
@@ -262,14 +270,15 @@ void Parser::read_tensor_infos(uint64_t n_tensors) {
 void Parser::read_tensor_info(uint64_t index) {
   TensorInfo t;
   t.info_offset = pos_;
-  std::string_view name = read_string(fmt::format("name of tensor #{}", index));
-  if (name.empty()) fail(t.info_offset, "tensor #{} has an empty name", index);
-  if (name.size() > kMaxTensorName)
+  std::string_view raw = read_string(fmt::format("name of tensor #{}", index));
+  const std::string name = printable(raw);  // as shown in messages
+  if (raw.empty()) fail(t.info_offset, "tensor #{} has an empty name", index);
+  if (raw.size() > kMaxTensorName)
     fail(t.info_offset, "tensor #{} name '{}...' is {} bytes; the limit is {}", index, name.substr(0, 32),
-         name.size(), kMaxTensorName);
-  if (f_.tensor_index_.count(name)) fail(t.info_offset, "duplicate tensor name '{}'", name);
-  f_.tensor_index_.emplace(name, f_.tensors_.size());  // the view points into the mapping: stable
-  t.name = std::string(name);
+         raw.size(), kMaxTensorName);
+  if (f_.tensor_index_.count(raw)) fail(t.info_offset, "duplicate tensor name '{}'", name);
+  f_.tensor_index_.emplace(raw, f_.tensors_.size());  // the view points into the mapping: stable
+  t.name = std::string(raw);
 
   uint64_t dims_at = pos_;
   t.n_dims = read<uint32_t>(fmt::format("dimension count of tensor '{}'", name));
@@ -318,16 +327,20 @@ void Parser::place_tensors() {
     if (t.offset != expected) {
       if (!prev)
         fail(t.info_offset, "first tensor '{}' starts at data offset {}, expected 0 (tensors must be contiguous, "
-             "in order)", t.name, t.offset);
+             "in order)", printable(t.name), t.offset);
       if (t.offset < expected)
         fail(t.info_offset, "tensor '{}' at data offset {} overlaps or precedes tensor '{}', which ends at {} "
-             "(tensors must be contiguous, in order)", t.name, t.offset, prev->name, expected);
+             "(tensors must be contiguous, in order)", printable(t.name), t.offset, printable(prev->name),
+             expected);
       fail(t.info_offset, "tensor '{}' at data offset {} leaves a gap after tensor '{}', which ends at {} "
-           "(tensors must be contiguous, in order)", t.name, t.offset, prev->name, expected);
+           "(tensors must be contiguous, in order)", printable(t.name), t.offset, printable(prev->name),
+           expected);
     }
     auto start = checked_add(f_.data_offset_, t.offset);
     auto end = start ? checked_add(*start, t.nbytes) : std::nullopt;
-    if (!end) fail(t.info_offset, "tensor '{}': data offset {} + size {} overflows 64 bits", t.name, t.offset, t.nbytes);
+    if (!end)
+      fail(t.info_offset, "tensor '{}': data offset {} + size {} overflows 64 bits", printable(t.name), t.offset,
+           t.nbytes);
     if (*end > size) {
       // Total the rest so the message says how large the file should be.
       uint64_t need = *end;
@@ -344,11 +357,11 @@ void Parser::place_tensors() {
         next = *padded;
       }
       fail(t.info_offset, "tensor '{}': data offset {} + size {} runs past the end of the file: expected at least "
-           "{} bytes, file has {}; the file is truncated (the download is probably incomplete)", t.name, t.offset,
-           t.nbytes, need, size);
+           "{} bytes, file has {}; the file is truncated (the download is probably incomplete)", printable(t.name),
+           t.offset, t.nbytes, need, size);
     }
     auto padded = checked_align_up(t.offset + t.nbytes, f_.alignment_);
-    if (!padded) fail(t.info_offset, "tensor '{}': padded end overflows 64 bits", t.name);
+    if (!padded) fail(t.info_offset, "tensor '{}': padded end overflows 64 bits", printable(t.name));
     expected = *padded;
     prev = &t;
   }
