@@ -30,11 +30,28 @@ size_t value_type_size(ValueType t) {
   return 0;
 }
 
+std::string printable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    if (c >= 0x20 && c < 0x7f) out += c;
+    else out += fmt::format("\\x{:02x}", static_cast<uint8_t>(c));
+  }
+  return out;
+}
+
 namespace {
 
 // Smallest possible records, used to reject counts that cannot fit in the bytes left.
 constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;               // key len, 1-byte key, type, u8
 constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 8 + 4 + 8;  // name len, name, n_dims, ne0, type, offset
+
+// Counts are checked against the bytes left, but a record in memory is several times larger
+// than its minimum size in the file: reserving a full count up front could ask for many times
+// the file size before a single record is read. Reserve at most this many; grow past it only
+// as records actually parse.
+constexpr uint64_t kMaxReserve = 1 << 16;
+size_t reserve_count(uint64_t n) { return static_cast<size_t>(std::min(n, kMaxReserve)); }
 
 bool printable_ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
@@ -78,7 +95,9 @@ class Parser {
     return v;
   }
 
-  std::string_view read_string(std::string_view what, uint64_t max_len) {
+  // A GGUF string (u64 length + bytes). `max_len` is a format limit such as the key length;
+  // the bytes left in the file bound every string anyway.
+  std::string_view read_string(std::string_view what, uint64_t max_len = UINT64_MAX) {
     uint64_t at = pos_;
     uint64_t len = read<uint64_t>(what);
     if (len > max_len) fail(at, "{} length {} exceeds the limit of {} bytes", what, len, max_len);
@@ -115,9 +134,7 @@ void Parser::header() {
         fail(0, "legacy GGML format (magic '{}'), not GGUF; convert it first with llama.cpp's conversion "
                 "scripts", legacy);
     }
-    std::string shown;
-    for (char c : m) shown += (c >= 0x20 && c < 0x7f) ? std::string(1, c) : fmt::format("\\x{:02x}", static_cast<uint8_t>(c));
-    fail(0, "bad magic '{}' (expected 'GGUF'); not a GGUF model file", shown);
+    fail(0, "bad magic '{}' (expected 'GGUF'); not a GGUF model file", printable(m));
   }
   pos_ = 4;
   uint32_t version = read<uint32_t>("version");
@@ -154,7 +171,7 @@ void Parser::header() {
 }
 
 void Parser::read_kvs(uint64_t n_kv) {
-  f_.kvs_.reserve(n_kv);
+  f_.kvs_.reserve(reserve_count(n_kv));
   for (uint64_t i = 0; i < n_kv; ++i) {
     uint64_t at = pos_;
     std::string_view key = read_string(fmt::format("metadata key #{}", i), kMaxKeyLength);
@@ -188,7 +205,7 @@ Value Parser::read_value(ValueType type, std::string_view key, uint64_t at) {
       if (b > 1) fail(b_at, "bool key '{}' holds {}, expected 0 or 1", key, b);
       return b == 1;
     }
-    case ValueType::string: return read_string(what(), left());
+    case ValueType::string: return read_string(what());
     case ValueType::array: return read_array(key, at);
     case ValueType::u64: return read<uint64_t>(what());
     case ValueType::i64: return read<int64_t>(what());
@@ -213,9 +230,9 @@ ArrayView Parser::read_array(std::string_view key, uint64_t) {
     if (a.count > left() / 8)
       fail(count_at, "array '{}' claims {} strings but only {} bytes remain (at least 8 per string)", key,
            a.count, left());
-    a.strings.reserve(a.count);
+    a.strings.reserve(reserve_count(a.count));
     for (uint64_t i = 0; i < a.count; ++i)
-      a.strings.push_back(read_string(fmt::format("string #{} of array '{}'", i, key), left()));
+      a.strings.push_back(read_string(fmt::format("string #{} of array '{}'", i, key)));
     return a;
   }
   size_t esize = value_type_size(a.elem_type);
@@ -246,21 +263,22 @@ void Parser::apply_alignment() {
 }
 
 void Parser::read_tensor_infos(uint64_t n_tensors) {
-  f_.tensors_.reserve(n_tensors);
+  f_.tensors_.reserve(reserve_count(n_tensors));
   for (uint64_t i = 0; i < n_tensors; ++i) read_tensor_info(i);
 }
 
 void Parser::read_tensor_info(uint64_t index) {
   TensorInfo t;
   t.info_offset = pos_;
-  std::string_view name = read_string(fmt::format("name of tensor #{}", index), left());
-  if (name.empty()) fail(t.info_offset, "tensor #{} has an empty name", index);
-  if (name.size() > kMaxTensorName)
+  std::string_view raw = read_string(fmt::format("name of tensor #{}", index));
+  const std::string name = printable(raw);  // as shown in messages
+  if (raw.empty()) fail(t.info_offset, "tensor #{} has an empty name", index);
+  if (raw.size() > kMaxTensorName)
     fail(t.info_offset, "tensor #{} name '{}...' is {} bytes; the limit is {}", index, name.substr(0, 32),
-         name.size(), kMaxTensorName);
-  if (f_.tensor_index_.count(name)) fail(t.info_offset, "duplicate tensor name '{}'", name);
-  f_.tensor_index_.emplace(name, f_.tensors_.size());  // the view points into the mapping: stable
-  t.name = std::string(name);
+         raw.size(), kMaxTensorName);
+  if (f_.tensor_index_.count(raw)) fail(t.info_offset, "duplicate tensor name '{}'", name);
+  f_.tensor_index_.emplace(raw, f_.tensors_.size());  // the view points into the mapping: stable
+  t.name = std::string(raw);
 
   uint64_t dims_at = pos_;
   t.n_dims = read<uint32_t>(fmt::format("dimension count of tensor '{}'", name));
@@ -285,7 +303,9 @@ void Parser::read_tensor_info(uint64_t index) {
   if (auto why = shape_problem(*tt, t.dims()); !why.empty())
     fail(t.info_offset, "tensor '{}' ({}, shape {}): {}", name, tt->name, fmt::join(t.dims(), "x"), why);
   auto nbytes = tensor_nbytes(*tt, t.dims());
-  if (!nbytes) fail(t.info_offset, "tensor '{}' byte size overflows 64 bits", name);
+  if (!nbytes)
+    fail(t.info_offset, "tensor '{}' ({}, shape {}, {} elements): byte size overflows 64 bits", name, tt->name,
+         fmt::join(t.dims(), "x"), n);
   t.nbytes = *nbytes;
   uint64_t off_at = pos_;
   t.offset = read<uint64_t>(fmt::format("data offset of tensor '{}'", name));
@@ -306,16 +326,21 @@ void Parser::place_tensors() {
   for (const TensorInfo& t : f_.tensors_) {
     if (t.offset != expected) {
       if (!prev)
-        fail(t.info_offset, "first tensor '{}' starts at data offset {}, expected 0", t.name, t.offset);
+        fail(t.info_offset, "first tensor '{}' starts at data offset {}, expected 0 (tensors must be contiguous, "
+             "in order)", printable(t.name), t.offset);
       if (t.offset < expected)
-        fail(t.info_offset, "tensor '{}' at data offset {} overlaps or precedes tensor '{}', which ends at {}",
-             t.name, t.offset, prev->name, expected);
+        fail(t.info_offset, "tensor '{}' at data offset {} overlaps or precedes tensor '{}', which ends at {} "
+             "(tensors must be contiguous, in order)", printable(t.name), t.offset, printable(prev->name),
+             expected);
       fail(t.info_offset, "tensor '{}' at data offset {} leaves a gap after tensor '{}', which ends at {} "
-           "(tensors must be contiguous, in order)", t.name, t.offset, prev->name, expected);
+           "(tensors must be contiguous, in order)", printable(t.name), t.offset, printable(prev->name),
+           expected);
     }
     auto start = checked_add(f_.data_offset_, t.offset);
     auto end = start ? checked_add(*start, t.nbytes) : std::nullopt;
-    if (!end) fail(t.info_offset, "tensor '{}': data offset {} + size {} overflows 64 bits", t.name, t.offset, t.nbytes);
+    if (!end)
+      fail(t.info_offset, "tensor '{}': data offset {} + size {} overflows 64 bits", printable(t.name), t.offset,
+           t.nbytes);
     if (*end > size) {
       // Total the rest so the message says how large the file should be.
       uint64_t need = *end;
@@ -331,11 +356,12 @@ void Parser::place_tensors() {
         need = std::max(need, *abs);
         next = *padded;
       }
-      fail(t.info_offset, "tensor '{}': data offset {} + size {} exceeds file size {}; the file should be at "
-           "least {} bytes (truncated download?)", t.name, t.offset, t.nbytes, size, need);
+      fail(t.info_offset, "tensor '{}': data offset {} + size {} runs past the end of the file: expected at least "
+           "{} bytes, file has {}; the file is truncated (the download is probably incomplete)", printable(t.name),
+           t.offset, t.nbytes, need, size);
     }
     auto padded = checked_align_up(t.offset + t.nbytes, f_.alignment_);
-    if (!padded) fail(t.info_offset, "tensor '{}': padded end overflows 64 bits", t.name);
+    if (!padded) fail(t.info_offset, "tensor '{}': padded end overflows 64 bits", printable(t.name));
     expected = *padded;
     prev = &t;
   }

@@ -34,6 +34,10 @@ std::string_view value_type_name(ValueType t);
 // Bytes of one element of a fixed-size type; 0 for string and array.
 size_t value_type_size(ValueType t);
 
+// `s` for an error message: bytes outside printable ASCII become \xNN, so a name read from a
+// file can neither split the one-line message nor send control sequences to a terminal.
+std::string printable(std::string_view s);
+
 // A metadata array, viewed in place. Numeric elements are read with element<T>(i);
 // string arrays are split into views up front.
 struct ArrayView {

@@ -94,7 +94,8 @@ ModelConfig read_config(const gguf::GgufFile& f) {
   const ArchInfo* info = nullptr;
   for (const auto& a : kArchs)
     if (a.name == *arch) info = &a;
-  if (!info) bad(f, "architecture '{}' is not supported (supported: {})", *arch, supported_architectures());
+  if (!info)
+    bad(f, "architecture '{}' is not supported (supported: {})", gguf::printable(*arch), supported_architectures());
   c.arch_name = std::string(*arch);
   c.arch = info->arch;
   c.rope = info->rope;
@@ -244,7 +245,7 @@ TensorCheck check_tensors(const gguf::GgufFile& f, const ModelConfig& c) {
     if (!used.count(t.name)) r.unused.push_back(t.name);
   if (!r.unused.empty())
     log::warn(lg, "{}: {} tensor(s) not used by architecture '{}', e.g. '{}'", f.path().string(), r.unused.size(),
-              c.arch_name, r.unused.front());
+              c.arch_name, gguf::printable(r.unused.front()));
   return r;
 }
 
