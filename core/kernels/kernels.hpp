@@ -92,8 +92,19 @@ struct WeightView {
 // Scratch for matmul's quantized activations; grows on demand, reused across calls.
 class MatmulScratch {
  public:
+  // 64-byte aligned, at least `bytes`; contents are not kept when it grows.
   void* get(size_t bytes);
   ~MatmulScratch();
+
+  // Owns its buffer: movable, not copyable (a copy would free the buffer twice).
+  MatmulScratch() = default;
+  MatmulScratch(const MatmulScratch&) = delete;
+  MatmulScratch& operator=(const MatmulScratch&) = delete;
+  MatmulScratch(MatmulScratch&& o) noexcept : ptr_(o.ptr_), size_(o.size_) {
+    o.ptr_ = nullptr;
+    o.size_ = 0;
+  }
+  MatmulScratch& operator=(MatmulScratch&& o) noexcept;
 
  private:
   void* ptr_ = nullptr;

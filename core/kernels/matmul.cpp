@@ -1,0 +1,145 @@
+// matmul: quantize every token's activations once the way the weight format's home engine does,
+// then one table dot product per (row, token). The scratch buffer holds the quantized tokens.
+#include <cstdlib>
+#include <new>
+#include <utility>
+
+#include "core/base/error.hpp"
+#include "core/kernels/kernels.hpp"
+
+namespace bitnet::kernels {
+namespace {
+
+constexpr size_t kAlign = 64;
+
+constexpr size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+[[noreturn]] void no_kernel(const WeightView& w, const KernelTable& k) {
+  throw make_error(ErrorCode::invalid_input, "matmul: kernel table '{}' has no dot product for weight type {}",
+                   k.name, gguf::type_name(w.type));
+}
+
+template <typename Fn>
+void check_entry(Fn* fn, const WeightView& w, const KernelTable& k) {
+  if (fn == nullptr) no_kernel(w, k);
+}
+
+// Bytes of one weight row for block types (rows never share a block there).
+size_t row_bytes(const WeightView& w) {
+  const gguf::TypeTraits& t = gguf::traits(w.type);
+  BITNET_CHECK(w.cols % t.block_size == 0);
+  return static_cast<size_t>(w.cols / t.block_size) * t.block_bytes;
+}
+
+// I2_S (SPEC 2.5): one int8 scale and sum of q per token, integer dot per row, then
+// (dot - qsum) / s * wscale in float, in that order.
+void matmul_i2s(const KernelTable& k, const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens,
+                float* y, int64_t y_stride, MatmulScratch& scratch) {
+  check_entry(k.quantize_i8, w, k);
+  check_entry(k.dot_i2s_i8, w, k);
+  const auto n = static_cast<size_t>(n_tokens);
+  const size_t q_bytes = align_up(n * static_cast<size_t>(w.cols));
+  const size_t s_bytes = align_up(n * sizeof(float));
+  auto* base = static_cast<std::byte*>(scratch.get(q_bytes + s_bytes + n * sizeof(int32_t)));
+  auto* q = reinterpret_cast<int8_t*>(base);
+  auto* scale = reinterpret_cast<float*>(base + q_bytes);
+  auto* qsum = reinterpret_cast<int32_t*>(base + q_bytes + s_bytes);
+  for (int64_t t = 0; t < n_tokens; ++t) k.quantize_i8(x + t * x_stride, w.cols, q + t * w.cols, &scale[t], &qsum[t]);
+
+  const auto* codes = reinterpret_cast<const uint8_t*>(w.data);
+  for (int64_t r = 0; r < w.rows; ++r) {
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const int32_t dot = k.dot_i2s_i8(codes, r * w.cols, q + t * w.cols, w.cols);
+      y[t * y_stride + r] = static_cast<float>(dot - qsum[t]) / scale[t] * w.i2s_scale;
+    }
+  }
+}
+
+// Every other type: Act is the quantized activation element/block type, `quantize` fills one
+// token, `dot` takes one weight row and one token.
+template <typename Act, typename Quantize, typename Dot>
+void matmul_blocks(const WeightView& w, int64_t act_per_token, Quantize quantize, Dot dot, const float* x,
+                   int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride, MatmulScratch& scratch) {
+  const size_t stride = row_bytes(w);
+  auto* act = static_cast<Act*>(scratch.get(static_cast<size_t>(n_tokens * act_per_token) * sizeof(Act)));
+  for (int64_t t = 0; t < n_tokens; ++t) quantize(x + t * x_stride, w.cols, act + t * act_per_token);
+  for (int64_t r = 0; r < w.rows; ++r) {
+    const std::byte* row = w.data + static_cast<size_t>(r) * stride;
+    for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = dot(row, act + t * act_per_token, w.cols);
+  }
+}
+
+}  // namespace
+
+void* MatmulScratch::get(size_t bytes) {
+  if (bytes > size_ || ptr_ == nullptr) {
+    const size_t want = align_up(bytes == 0 ? 1 : bytes);
+    void* p = std::aligned_alloc(kAlign, want);
+    if (p == nullptr) throw std::bad_alloc();
+    std::free(ptr_);
+    ptr_ = p;
+    size_ = want;
+  }
+  return ptr_;
+}
+
+MatmulScratch::~MatmulScratch() { std::free(ptr_); }
+
+MatmulScratch& MatmulScratch::operator=(MatmulScratch&& o) noexcept {
+  if (this != &o) {
+    std::free(ptr_);
+    ptr_ = std::exchange(o.ptr_, nullptr);
+    size_ = std::exchange(o.size_, 0);
+  }
+  return *this;
+}
+
+void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,
+            int64_t y_stride, MatmulScratch& scratch) {
+  BITNET_CHECK(w.cols > 0 && w.rows >= 0 && n_tokens >= 0 && w.data != nullptr);
+  if (n_tokens == 0 || w.rows == 0) return;
+  using G = gguf::GgmlType;
+  const int64_t n_k = w.cols / kQK_K;    // Q8_K blocks per token
+  const int64_t n_8 = w.cols / kQK8_0;   // Q8_0 blocks per token
+  auto k_dot = [&](float (*dot)(const void*, const BlockQ8K*, int64_t)) {
+    check_entry(k.quantize_q8_k, w, k);
+    check_entry(dot, w, k);
+    matmul_blocks<BlockQ8K>(w, n_k, k.quantize_q8_k, dot, x, x_stride, n_tokens, y, y_stride, scratch);
+  };
+  auto q8_dot = [&](float (*dot)(const void*, const BlockQ8_0*, int64_t)) {
+    check_entry(k.quantize_q8_0, w, k);
+    check_entry(dot, w, k);
+    matmul_blocks<BlockQ8_0>(w, n_8, k.quantize_q8_0, dot, x, x_stride, n_tokens, y, y_stride, scratch);
+  };
+  auto half_dot = [&](void (*convert)(const float*, int64_t, uint16_t*),
+                      float (*dot)(const uint16_t*, const uint16_t*, int64_t)) {
+    check_entry(convert, w, k);
+    check_entry(dot, w, k);
+    // 16-bit weights are only 2-aligned in a GGUF file; every element read is a uint16_t.
+    auto dot_row = [dot](const std::byte* row, const uint16_t* a, int64_t n) {
+      return dot(reinterpret_cast<const uint16_t*>(row), a, n);
+    };
+    matmul_blocks<uint16_t>(w, w.cols, convert, dot_row, x, x_stride, n_tokens, y, y_stride, scratch);
+  };
+  switch (w.type) {
+    case G::I2_S: return matmul_i2s(k, w, x, x_stride, n_tokens, y, y_stride, scratch);
+    case G::TQ1_0: return k_dot(k.dot_tq1_0_q8_k);
+    case G::TQ2_0: return k_dot(k.dot_tq2_0_q8_k);
+    case G::Q6_K: return k_dot(k.dot_q6_k_q8_k);
+    case G::Q8_0: return q8_dot(k.dot_q8_0_q8_0);
+    case G::Q4_0: return q8_dot(k.dot_q4_0_q8_0);
+    case G::F16: return half_dot(k.to_f16, k.dot_f16_f16);
+    case G::BF16: return half_dot(k.to_bf16, k.dot_bf16_bf16);
+    case G::F32: {
+      check_entry(k.dot_f32_f32, w, k);
+      const auto* wf = reinterpret_cast<const float*>(w.data);
+      for (int64_t r = 0; r < w.rows; ++r)
+        for (int64_t t = 0; t < n_tokens; ++t)
+          y[t * y_stride + r] = k.dot_f32_f32(wf + r * w.cols, x + t * x_stride, w.cols);
+      return;
+    }
+    default: no_kernel(w, k);
+  }
+}
+
+}  // namespace bitnet::kernels

@@ -1,0 +1,149 @@
+// Scalar reference dot products and the reference KernelTable. Integer parts are exact; the float
+// parts round in the same order as ggml's scalar (*_generic) kernels, so these are the oracle
+// every optimised backend is compared with.
+#include <cstring>
+
+#include "core/base/error.hpp"
+#include "core/kernels/blocks.hpp"
+#include "core/kernels/reference.hpp"
+
+namespace bitnet::kernels::ref {
+namespace {
+
+using namespace detail;
+
+const uint8_t* bytes_of(const void* w) { return static_cast<const uint8_t*>(w); }
+
+int32_t dot_i8(const int8_t* a, const int8_t* b, int64_t n) {
+  int32_t s = 0;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// Ternary weights with one f16 scale per 256 against Q8_K: integer sum per block, then
+// (d_w * d_a) * sum accumulated in float, block by block.
+template <size_t kD, size_t kBytes, void (*Unpack)(const uint8_t*, int8_t*)>
+float dot_ternary_q8_k(const void* w, const BlockQ8K* a, int64_t n) {
+  BITNET_CHECK(n % kQK_K == 0);
+  const uint8_t* b = bytes_of(w);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n / kQK_K; ++i, b += kBytes, ++a) {
+    int8_t t[kQK_K];
+    Unpack(b, t);
+    const int32_t isum = dot_i8(t, a->qs, kQK_K);
+    sum += static_cast<float>(isum) * (f16_to_f32(load_u16(b + kD)) * a->d);
+  }
+  return sum;
+}
+
+// Q8_0 / Q4_0 against Q8_0: the same per-block shape with 32-element blocks and f16 activation d.
+template <size_t kD, size_t kBytes, void (*Unpack)(const uint8_t*, int8_t*)>
+float dot_q_q8_0(const void* w, const BlockQ8_0* a, int64_t n) {
+  BITNET_CHECK(n % kQK8_0 == 0);
+  const uint8_t* b = bytes_of(w);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n / kQK8_0; ++i, b += kBytes, ++a) {
+    int8_t v[kQK8_0];
+    Unpack(b, v);
+    const int32_t isum = dot_i8(v, a->qs, kQK8_0);
+    sum += static_cast<float>(isum) * (f16_to_f32(load_u16(b + kD)) * f16_to_f32(a->d));
+  }
+  return sum;
+}
+
+void unpack_q8_0(const uint8_t* b, int8_t* v) { std::memcpy(v, b + Q8_0Layout::qs, kQK8_0); }
+
+}  // namespace
+
+int32_t dot_i2s_i8(const uint8_t* w, int64_t first, const int8_t* q, int64_t n) {
+  BITNET_CHECK(first >= 0 && n >= 0);
+  // Raw codes (w + 1) times q; the caller removes the offset with the row's sum of q.
+  int32_t sum = 0;
+  for (int64_t k = 0; k < n; ++k) sum += i2s_code(w, first + k) * q[k];
+  return sum;
+}
+
+float dot_tq2_0_q8_k(const void* w, const BlockQ8K* a, int64_t n) {
+  return dot_ternary_q8_k<TQ2_0Layout::d, TQ2_0Layout::bytes, unpack_tq2_0>(w, a, n);
+}
+
+float dot_tq1_0_q8_k(const void* w, const BlockQ8K* a, int64_t n) {
+  return dot_ternary_q8_k<TQ1_0Layout::d, TQ1_0Layout::bytes, unpack_tq1_0>(w, a, n);
+}
+
+float dot_q6_k_q8_k(const void* w, const BlockQ8K* a, int64_t n) {
+  BITNET_CHECK(n % kQK_K == 0);
+  const uint8_t* b = bytes_of(w);
+  // ggml's scalar Q6_K dot keeps 8 float lanes (element k goes to lane k % 8) and adds them up
+  // only at the end; reproduce that so the float result matches it bit for bit.
+  float lanes[8] = {};
+  for (int64_t i = 0; i < n / kQK_K; ++i, b += Q6_KLayout::bytes, ++a) {
+    int8_t v[kQK_K];
+    unpack_q6_k(b, v);
+    const auto* sc = reinterpret_cast<const int8_t*>(b + Q6_KLayout::scales);
+    int32_t isum[8] = {};
+    for (int k = 0; k < kQK_K; ++k) isum[k % 8] += sc[k / 16] * (v[k] * a->qs[k]);
+    const float d = f16_to_f32(load_u16(b + Q6_KLayout::d)) * a->d;
+    for (int l = 0; l < 8; ++l) lanes[l] += d * static_cast<float>(isum[l]);
+  }
+  float sum = 0.0f;
+  for (float l : lanes) sum += l;
+  return sum;
+}
+
+float dot_q8_0_q8_0(const void* w, const BlockQ8_0* a, int64_t n) {
+  return dot_q_q8_0<Q8_0Layout::d, Q8_0Layout::bytes, unpack_q8_0>(w, a, n);
+}
+
+float dot_q4_0_q8_0(const void* w, const BlockQ8_0* a, int64_t n) {
+  return dot_q_q8_0<Q4_0Layout::d, Q4_0Layout::bytes, unpack_q4_0>(w, a, n);
+}
+
+// The float dots follow ggml's scalar vec_dot_{f16,bf16,f32}: each product rounded to float
+// (exact for f16 and bf16 inputs), accumulated in double in index order, rounded once at the end.
+// That is ggml's non-SIMD path for f32 too (its SIMD path sums in float lanes instead); double
+// accumulation makes the reference nearly order-independent, so backends get a tight tolerance.
+float dot_f16_f16(const uint16_t* w, const uint16_t* a, int64_t n) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(f16_to_f32(w[i]) * f16_to_f32(a[i]));
+  return static_cast<float>(sum);
+}
+
+float dot_bf16_bf16(const uint16_t* w, const uint16_t* a, int64_t n) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(bf16_to_f32(w[i]) * bf16_to_f32(a[i]));
+  return static_cast<float>(sum);
+}
+
+float dot_f32_f32(const float* w, const float* a, int64_t n) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(w[i] * a[i]);
+  return static_cast<float>(sum);
+}
+
+}  // namespace bitnet::kernels::ref
+
+namespace bitnet::kernels {
+
+const KernelTable& reference_table() {
+  static const KernelTable table{
+      "reference",
+      ref::quantize_i8,
+      ref::quantize_q8_k,
+      ref::quantize_q8_0,
+      ref::to_f16,
+      ref::to_bf16,
+      ref::dot_i2s_i8,
+      ref::dot_tq2_0_q8_k,
+      ref::dot_tq1_0_q8_k,
+      ref::dot_q6_k_q8_k,
+      ref::dot_q8_0_q8_0,
+      ref::dot_q4_0_q8_0,
+      ref::dot_f16_f16,
+      ref::dot_bf16_bf16,
+      ref::dot_f32_f32,
+  };
+  return table;
+}
+
+}  // namespace bitnet::kernels
