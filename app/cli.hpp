@@ -18,6 +18,8 @@ namespace bitnet::app {
 struct Context {
   std::vector<std::filesystem::path> fixture_dirs;  // BITNET_FIXTURE_PATH
   bool color = true;                                // false under NO_COLOR or when not a terminal
+  std::string backend;                              // BITNET_BACKEND ("" = best for this CPU)
+  int threads = 0;                                  // BITNET_THREADS (0 = all cores)
 };
 
 using RunFn = std::function<int(const Context&)>;
@@ -29,6 +31,7 @@ struct CommandSpec {
 };
 
 RunFn setup_inspect(CLI::App& sub);
+RunFn setup_generate(CLI::App& sub);
 
 // Parses argv, runs the chosen command, maps errors to exit codes (CLI.md).
 int run(int argc, char** argv);

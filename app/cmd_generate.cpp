@@ -1,0 +1,185 @@
+// `bitnet generate`: load a model, stream a continuation of the prompt to stdout; timings on
+// stderr. --json prints one event per token and a summary line (CLI.md). --chat runs a
+// conversation in the model's chat format, keeping the KV cache between turns.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "app/cli.hpp"
+#include "app/signals.hpp"
+#include "core/base/error.hpp"
+#include "core/base/json_writer.hpp"
+#include "core/base/log.hpp"
+#include "core/infer/generate.hpp"
+#include "core/kernels/kernels.hpp"
+#include "core/model/model.hpp"
+#include "core/tokenizer/load.hpp"
+
+namespace bitnet::app {
+namespace {
+
+struct GenerateFlags {
+  std::string model = "fixture:stories260K";
+  std::string prompt;
+  bool prompt_given = false;
+  std::string prompt_file;
+  int32_t n_predict = 128;
+  float temp = 0.8f;
+  int32_t top_k = 40;
+  float top_p = 0.95f;
+  float min_p = 0.05f;
+  float repeat_penalty = 1.0f;
+  int32_t repeat_last_n = 64;
+  int64_t seed = -1;
+  int threads = 0;
+  uint32_t ctx = 0;
+  std::string backend;
+  std::vector<std::string> stop;
+  bool ignore_eos = false;
+  bool chat = false;
+  bool json = false;
+  bool no_echo = false;
+  std::string kv_type = "f16";
+  std::string pre;
+};
+
+std::string read_prompt(const GenerateFlags& f) {
+  if (f.prompt_given) return f.prompt;
+  if (!f.prompt_file.empty()) {
+    std::ifstream in(f.prompt_file, std::ios::binary);
+    if (!in) throw make_error(ErrorCode::invalid_input, "{}: cannot read the prompt file", f.prompt_file);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  if (!::isatty(STDIN_FILENO)) return std::string(std::istreambuf_iterator<char>(std::cin), {});
+  return "";
+}
+
+const kernels::KernelTable& pick_backend(const std::string& name) {
+  if (name.empty() || name == "reference") return kernels::reference_table();
+  throw make_error(ErrorCode::usage, "unknown backend '{}' (available: reference)", name);
+}
+
+struct Loaded {
+  std::unique_ptr<model::Model> model;
+  tokenizer::Tokenizer tok;
+};
+
+void write_out(std::string_view s) {
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  std::fflush(stdout);
+}
+
+std::string timings(const infer::GenerateResult& r) {
+  const double ptps = r.prefill_seconds > 0 ? static_cast<double>(r.n_prompt) / r.prefill_seconds : 0;
+  const double dtps = r.decode_seconds > 0 ? static_cast<double>(r.tokens.size()) / r.decode_seconds : 0;
+  return fmt::format("prefill: {} tokens in {:.3f} s ({:.1f} tok/s); decode: {} tokens in {:.3f} s ({:.1f} tok/s); "
+                     "first token after {:.3f} s; stop: {}",
+                     r.n_prompt, r.prefill_seconds, ptps, r.tokens.size(), r.decode_seconds, dtps,
+                     r.first_token_seconds, r.reason);
+}
+
+std::string json_summary(const infer::GenerateResult& r, std::span<const int32_t> prompt) {
+  JsonWriter j(false);
+  j.begin_object().key("done").value(true).key("reason").value(r.reason).key("prompt_ids").begin_array();
+  for (int32_t id : prompt) j.value(static_cast<int64_t>(id));
+  j.end_array();
+  j.key("n_prompt").value(static_cast<uint64_t>(r.n_prompt)).key("n_gen").value(static_cast<uint64_t>(r.tokens.size()));
+  j.key("prefill_tps").value(r.prefill_seconds > 0 ? static_cast<double>(r.n_prompt) / r.prefill_seconds : 0.0);
+  j.key("decode_tps").value(r.decode_seconds > 0 ? static_cast<double>(r.tokens.size()) / r.decode_seconds : 0.0);
+  j.end_object();
+  return j.str() + "\n";
+}
+
+int run_once(const GenerateFlags& f, Loaded& m, infer::Session& session, const infer::GenerateOptions& gopt,
+             const std::atomic<bool>& interrupted) {
+  std::string text = read_prompt(f);
+  std::vector<int32_t> prompt = m.tok.encode_ids(text, /*add_special=*/true, /*parse_special=*/true);
+  if (prompt.empty())
+    throw make_error(ErrorCode::usage, "the prompt is empty and the model adds no BOS token; give one with -p");
+  infer::GenerateEvents ev;
+  ev.piece = [&](int32_t id) { return m.tok.token_piece(id, false); };
+  if (f.json) {
+    ev.on_token = [](int32_t id, std::string_view piece) {
+      JsonWriter j(false);
+      j.begin_object().key("id").value(static_cast<int64_t>(id)).key("piece").value(piece).end_object();
+      write_out(j.str() + "\n");
+    };
+  } else {
+    if (!f.no_echo) write_out(text);
+    ev.on_text = write_out;
+  }
+  infer::GenerateResult r = infer::generate(session, prompt, m.tok.eog_ids(), gopt, ev, &interrupted);
+  if (f.json) write_out(json_summary(r, prompt));
+  else if (!r.text.empty() && r.text.back() != '\n') write_out("\n");
+  std::fprintf(stderr, "%s\n", timings(r).c_str());
+  return r.reason == "interrupt" ? static_cast<int>(ErrorCode::interrupted) : 0;
+}
+
+}  // namespace
+
+RunFn setup_generate(CLI::App& sub) {
+  auto f = std::make_shared<GenerateFlags>();
+  sub.add_option("-m,--model", f->model, "A .gguf path or fixture:NAME (default: fixture:stories260K)");
+  sub.add_option("-p,--prompt", f->prompt, "Prompt text (else -f FILE, else stdin when it is not a terminal)")
+      ->each([f](const std::string&) { f->prompt_given = true; });
+  sub.add_option("-f,--file", f->prompt_file, "Read the prompt from FILE");
+  sub.add_option("-n,--n-predict", f->n_predict, "Tokens to generate (-1: until end of generation)");
+  sub.add_option("--temp", f->temp, "Temperature; 0 = greedy")->check(CLI::Range(0.0f, 100.0f));
+  sub.add_option("--top-k", f->top_k, "Keep the K most likely tokens (0: off)");
+  sub.add_option("--top-p", f->top_p, "Nucleus sampling threshold (1: off)")->check(CLI::Range(0.0f, 1.0f));
+  sub.add_option("--min-p", f->min_p, "Drop tokens below min-p x the best probability (0: off)")->check(CLI::Range(0.0f, 1.0f));
+  sub.add_option("--repeat-penalty", f->repeat_penalty, "Penalty for tokens seen in the last --repeat-last-n (1: off)");
+  sub.add_option("--repeat-last-n", f->repeat_last_n, "Window for the repeat penalty");
+  sub.add_option("--seed", f->seed, "Random seed (default: from the clock, printed with -v)");
+  sub.add_option("-t,--threads", f->threads, "Threads (default: BITNET_THREADS or all cores)");
+  sub.add_option("-c,--ctx-size", f->ctx, "Context size (default: the model's, at most 4096)");
+  sub.add_option("--backend", f->backend, "Kernel table: reference (default: the best for this CPU)");
+  sub.add_option("--stop", f->stop, "Stop when this text appears (repeatable); it is not printed");
+  sub.add_flag("--ignore-eos", f->ignore_eos, "Keep going past end-of-generation tokens");
+  sub.add_flag("--chat", f->chat, "Interactive conversation in the model's chat format");
+  sub.add_flag("--json", f->json, "One JSON object per token, then a summary line");
+  sub.add_flag("--no-echo", f->no_echo, "Do not print the prompt before the continuation");
+  sub.add_option("--kv-type", f->kv_type, "KV cache precision: f16 (like llama.cpp) or f32")
+      ->check(CLI::IsMember({"f16", "f32"}));
+  sub.footer("Examples:\n  bitnet generate -p \"Once upon a time\"\n"
+             "  bitnet generate -m model.gguf -p \"The capital of France is\" -n 16 --temp 0\n"
+             "  echo \"Hello\" | bitnet generate -m model.gguf --json");
+  return [f](const Context& ctx) {
+    static log::Logger& lg = log::get("generate");
+    const std::atomic<bool>& interrupted = install_interrupt_handler();
+    const kernels::KernelTable& table = pick_backend(f->backend.empty() ? ctx.backend : f->backend);
+    std::filesystem::path path = resolve_model(ctx, f->model);
+    auto model = model::Model::load(path);
+    tokenizer::Tokenizer tok = tokenizer::load_tokenizer(model->file());
+    Loaded m{std::move(model), std::move(tok)};
+    infer::SessionOptions so;
+    so.n_ctx = f->ctx;
+    so.kv_type = f->kv_type == "f32" ? infer::KvType::f32 : infer::KvType::f16;
+    infer::Session session(*m.model, table, so);
+    infer::GenerateOptions g;
+    g.n_predict = f->n_predict;
+    g.stop = f->stop;
+    g.ignore_eos = f->ignore_eos;
+    g.sampling.temp = f->temp;
+    g.sampling.top_k = f->top_k;
+    g.sampling.top_p = f->top_p;
+    g.sampling.min_p = f->min_p;
+    g.sampling.repeat_penalty = f->repeat_penalty;
+    g.sampling.repeat_last_n = f->repeat_last_n;
+    g.sampling.seed = f->seed >= 0 ? static_cast<uint64_t>(f->seed)
+                                   : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    log::info(lg, "backend {}, seed {}, context {}", table.name, g.sampling.seed, session.n_ctx());
+    return run_once(*f, m, session, g, interrupted);
+  };
+}
+
+}  // namespace bitnet::app

@@ -1,0 +1,110 @@
+// Generation loop and the text hold-back rules.
+#include "generate.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+namespace bitnet::infer {
+
+size_t incomplete_utf8_tail(std::string_view s) {
+  // Look back at most 3 bytes for a lead byte whose sequence runs past the end.
+  for (size_t back = 1; back <= std::min<size_t>(3, s.size()); ++back) {
+    auto c = static_cast<unsigned char>(s[s.size() - back]);
+    if ((c & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead
+    size_t need = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+    return need > back ? back : 0;
+  }
+  return 0;
+}
+
+std::string_view stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::n: return "n";
+    case StopReason::eos: return "eos";
+    case StopReason::stop: return "stop";
+    case StopReason::ctx: return "ctx";
+    case StopReason::interrupt: return "interrupt";
+  }
+  return "?";
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Length of the longest suffix of s that is a proper prefix of some stop string.
+size_t stop_prefix_tail(std::string_view s, const std::vector<std::string>& stops) {
+  size_t hold = 0;
+  for (const auto& stop : stops)
+    for (size_t len = std::min(s.size(), stop.size() - 1); len > hold; --len)
+      if (s.substr(s.size() - len) == std::string_view(stop).substr(0, len)) {
+        hold = len;
+        break;
+      }
+  return hold;
+}
+
+}  // namespace
+
+GenerateResult generate(Session& session, std::span<const int32_t> prompt, std::span<const int32_t> eog,
+                        const GenerateOptions& opt, const GenerateEvents& ev, const std::atomic<bool>* interrupt) {
+  GenerateResult r;
+  r.n_prompt = prompt.size();
+  Sampler sampler(opt.sampling);
+  for (int32_t t : prompt) sampler.accept(t);
+
+  const auto t0 = Clock::now();
+  session.eval(prompt);
+  r.prefill_seconds = seconds_since(t0);
+
+  std::string pending;  // generated text not shown yet
+  auto show = [&](size_t n) {
+    if (n == 0) return;
+    std::string_view chunk(pending.data(), n);
+    if (ev.on_text) ev.on_text(chunk);
+    r.text += chunk;
+    pending.erase(0, n);
+  };
+
+  const auto t1 = Clock::now();
+  for (int32_t i = 0; opt.n_predict < 0 || i < opt.n_predict; ++i) {
+    if (interrupt && interrupt->load()) {
+      r.reason = StopReason::interrupt;
+      break;
+    }
+    int32_t id = sampler.sample(session.logits());
+    if (i == 0) r.first_token_seconds = seconds_since(t0);
+    if (!opt.ignore_eos && std::find(eog.begin(), eog.end(), id) != eog.end()) {
+      r.reason = StopReason::eos;
+      break;
+    }
+    sampler.accept(id);
+    r.tokens.push_back(id);
+    std::string piece = ev.piece(id);
+    if (ev.on_token) ev.on_token(id, piece);
+    pending += piece;
+    size_t cut = std::string::npos;  // the earliest stop string wins
+    for (const auto& stop : opt.stop)
+      if (!stop.empty()) cut = std::min(cut, pending.find(stop));
+    if (cut != std::string::npos) {
+      pending.resize(cut);
+      r.reason = StopReason::stop;
+      break;
+    }
+    size_t hold = std::max(incomplete_utf8_tail(pending), stop_prefix_tail(pending, opt.stop));
+    show(pending.size() - hold);
+    if (opt.n_predict >= 0 && i + 1 >= opt.n_predict) break;  // no need to feed the last token
+    if (session.n_past() >= session.n_ctx()) {
+      r.reason = StopReason::ctx;
+      break;
+    }
+    const int32_t next[1] = {id};
+    session.eval(next);
+  }
+  show(pending.size());
+  r.decode_seconds = seconds_since(t1);
+  return r;
+}
+
+}  // namespace bitnet::infer

@@ -1,0 +1,73 @@
+// Scalar forward-pass operations (see ops.hpp for the numerics they follow).
+#include "ops.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+namespace bitnet::infer {
+
+void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i] * x[i]);
+  const float mean = static_cast<float>(sum / static_cast<double>(n));
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i] * scale;
+    y[i] = w ? v * w[i] : v;
+  }
+}
+
+namespace {
+
+// Rotates pairs (x[a(i)], x[b(i)]) by theta_i = pos * base^(-2i/n_rot); the angle is advanced by
+// multiplying with base^(-2/n_rot) in float, as ggml does, rather than recomputed with pow.
+template <typename Pair>
+void rope(float* x, int64_t n_rot, int32_t pos, float freq_base, Pair pair) {
+  const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(n_rot));
+  float theta = static_cast<float>(pos);
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
+    const float c = std::cos(theta), s = std::sin(theta);
+    auto [a, b] = pair(i);
+    const float x0 = x[a], x1 = x[b];
+    x[a] = x0 * c - x1 * s;
+    x[b] = x0 * s + x1 * c;
+    theta *= theta_scale;
+  }
+}
+
+}  // namespace
+
+void rope_norm(float* x, int64_t n_rot, int32_t pos, float freq_base) {
+  rope(x, n_rot, pos, freq_base, [](int64_t i) { return std::pair<int64_t, int64_t>{2 * i, 2 * i + 1}; });
+}
+
+void rope_neox(float* x, int64_t n_rot, int32_t pos, float freq_base) {
+  const int64_t half = n_rot / 2;
+  rope(x, n_rot, pos, freq_base, [half](int64_t i) { return std::pair<int64_t, int64_t>{i, i + half}; });
+}
+
+void softmax(float* x, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += static_cast<double>(x[i]);
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void silu_mul(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+void relu2_mul(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    float r = g[i] > 0 ? g[i] : 0.0f;
+    g[i] = r * r * u[i];
+  }
+}
+
+}  // namespace bitnet::infer

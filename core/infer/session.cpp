@@ -1,0 +1,213 @@
+// The forward pass (SPEC.md 2.4, 2.8): embeddings, per layer attention with a KV cache and the
+// FFN, final norm and logits. Numerics follow ggml's CPU path: F16 KV cache by default, the
+// query and the attention weights rounded to F16 before their products with the cache (as
+// ggml's F16 matmul converts its f32 operand), everything else in f32.
+#include "session.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/base/error.hpp"
+#include "core/infer/ops.hpp"
+
+namespace bitnet::infer {
+
+namespace {
+void round_to_f16(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = kernels::f16_to_f32(kernels::f32_to_f16(x[i]));
+}
+}  // namespace
+
+Session::Session(const model::Model& model, const kernels::KernelTable& kernels, const SessionOptions& opt)
+    : model_(model), k_(kernels), c_(model.config()), kv_type_(opt.kv_type) {
+  n_ctx_ = opt.n_ctx ? opt.n_ctx : std::min(c_.n_ctx_train, kDefaultMaxCtx);
+  n_batch_ = std::max<uint32_t>(1, std::min(opt.n_batch, n_ctx_));
+  const size_t kv = size_t{c_.n_layer} * n_ctx_ * c_.n_embd_kv();
+  if (kv_type_ == KvType::f16) {
+    k16_.resize(kv);
+    v16_.resize(kv);
+  } else {
+    k32_.resize(kv);
+    v32_.resize(kv);
+  }
+  const size_t B = n_batch_, q_width = size_t{c_.head_dim()} * c_.n_head;
+  x_.resize(B * c_.n_embd);
+  h_.resize(B * std::max<size_t>(c_.n_embd, q_width));
+  q_.resize(B * q_width);
+  k_cur_.resize(B * c_.n_embd_kv());
+  v_cur_.resize(B * c_.n_embd_kv());
+  att_.resize(B * q_width);
+  g_.resize(B * c_.n_ff);
+  u_.resize(B * c_.n_ff);
+  tmp_.resize(B * c_.n_embd);
+  scores_.resize(n_ctx_);
+  head_tmp_.resize(c_.head_dim());
+  acc_.resize(c_.head_dim());
+}
+
+void Session::eval(std::span<const int32_t> tokens, bool all_logits) {
+  for (int32_t t : tokens)
+    if (t < 0 || static_cast<uint32_t>(t) >= c_.n_vocab)
+      throw make_error(ErrorCode::invalid_input, "token id {} is outside the vocabulary (0..{})", t, c_.n_vocab - 1);
+  if (tokens.size() > n_ctx_ - n_past_)
+    throw make_error(ErrorCode::invalid_input,
+                     "context full: {} tokens already in the context plus {} new exceed the context size {} (raise -c, "
+                     "up to the model's {})", n_past_, tokens.size(), n_ctx_, c_.n_ctx_train);
+  logits_.assign(all_logits ? tokens.size() * c_.n_vocab : c_.n_vocab, 0.0f);
+  n_logits_ = 0;
+  for (size_t i = 0; i < tokens.size(); i += n_batch_) {
+    auto chunk = tokens.subspan(i, std::min<size_t>(n_batch_, tokens.size() - i));
+    const bool last = i + chunk.size() == tokens.size();
+    forward_batch(chunk, all_logits || last);
+  }
+}
+
+std::span<const float> Session::logits() const {
+  BITNET_CHECK(n_logits_ > 0);
+  return {logits_.data() + (n_logits_ - 1) * c_.n_vocab, c_.n_vocab};
+}
+
+std::span<const float> Session::logits_at(size_t i) const {
+  BITNET_CHECK(i < n_logits_);
+  return {logits_.data() + i * c_.n_vocab, c_.n_vocab};
+}
+
+void Session::store_kv(uint32_t layer, int64_t T) {
+  const size_t w = c_.n_embd_kv();
+  for (int64_t t = 0; t < T; ++t) {
+    const size_t at = (size_t{layer} * n_ctx_ + n_past_ + static_cast<size_t>(t)) * w;
+    const float* k = &k_cur_[static_cast<size_t>(t) * w];
+    const float* v = &v_cur_[static_cast<size_t>(t) * w];
+    if (kv_type_ == KvType::f16) {
+      k_.to_f16(k, static_cast<int64_t>(w), &k16_[at]);
+      k_.to_f16(v, static_cast<int64_t>(w), &v16_[at]);
+    } else {
+      std::copy(k, k + w, &k32_[at]);
+      std::copy(v, v + w, &v32_[at]);
+    }
+  }
+}
+
+void Session::load_k(uint32_t layer, uint32_t pos, int64_t kv_head, float* out) const {
+  const size_t hd = c_.head_dim();
+  const size_t at = (size_t{layer} * n_ctx_ + pos) * c_.n_embd_kv() + static_cast<size_t>(kv_head) * hd;
+  if (kv_type_ == KvType::f16)
+    for (size_t i = 0; i < hd; ++i) out[i] = kernels::f16_to_f32(k16_[at + i]);
+  else
+    std::copy(&k32_[at], &k32_[at] + hd, out);
+}
+
+void Session::load_v(uint32_t layer, uint32_t pos, int64_t kv_head, float* out) const {
+  const size_t hd = c_.head_dim();
+  const size_t at = (size_t{layer} * n_ctx_ + pos) * c_.n_embd_kv() + static_cast<size_t>(kv_head) * hd;
+  if (kv_type_ == KvType::f16)
+    for (size_t i = 0; i < hd; ++i) out[i] = kernels::f16_to_f32(v16_[at + i]);
+  else
+    std::copy(&v32_[at], &v32_[at] + hd, out);
+}
+
+// Causal attention for the T new tokens against everything in the cache (GQA: query head h
+// reads kv head h / (n_head / n_head_kv)). Writes att_ [T][n_head * head_dim].
+void Session::attention(uint32_t layer, int64_t T) {
+  const int64_t hd = c_.head_dim(), n_head = c_.n_head, group = c_.n_head / c_.n_head_kv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const bool f16 = kv_type_ == KvType::f16;
+  std::vector<float>& kv = head_tmp_;
+  for (int64_t t = 0; t < T; ++t) {
+    const uint32_t n_keys = n_past_ + static_cast<uint32_t>(t) + 1;
+    for (int64_t h = 0; h < n_head; ++h) {
+      float* q = &q_[static_cast<size_t>((t * n_head + h) * hd)];
+      if (f16) round_to_f16(q, hd);
+      const int64_t kvh = h / group;
+      for (uint32_t j = 0; j < n_keys; ++j) {
+        load_k(layer, j, kvh, kv.data());
+        double dot = 0;
+        for (int64_t i = 0; i < hd; ++i) dot += static_cast<double>(q[i] * kv[static_cast<size_t>(i)]);
+        scores_[j] = static_cast<float>(dot) * scale;
+      }
+      softmax(scores_.data(), n_keys);
+      if (f16) round_to_f16(scores_.data(), n_keys);
+      float* out = &att_[static_cast<size_t>((t * n_head + h) * hd)];
+      std::vector<double>& acc = acc_;
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (uint32_t j = 0; j < n_keys; ++j) {
+        load_v(layer, j, kvh, kv.data());
+        const double p = scores_[j];
+        for (int64_t i = 0; i < hd; ++i) acc[static_cast<size_t>(i)] += p * kv[static_cast<size_t>(i)];
+      }
+      for (int64_t i = 0; i < hd; ++i) out[i] = static_cast<float>(acc[static_cast<size_t>(i)]);
+    }
+  }
+}
+
+namespace {
+void scale_rows(float* y, int64_t n, float s) {
+  if (s == 1.0f) return;
+  for (int64_t i = 0; i < n; ++i) y[i] *= s;
+}
+}  // namespace
+
+void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  const int64_t E = c_.n_embd, hd = c_.head_dim(), QW = hd * c_.n_head, KW = c_.n_embd_kv(), F = c_.n_ff;
+  for (int64_t t = 0; t < T; ++t) model_.embedding(tokens[static_cast<size_t>(t)], &x_[static_cast<size_t>(t * E)]);
+
+  for (uint32_t l = 0; l < c_.n_layer; ++l) {
+    const model::LayerWeights& L = model_.layer(l);
+    for (int64_t t = 0; t < T; ++t)
+      rms_norm(&x_[static_cast<size_t>(t * E)], L.attn_norm.data(), E, c_.rms_eps, &h_[static_cast<size_t>(t * E)]);
+    kernels::matmul(k_, L.wq, h_.data(), E, T, q_.data(), QW, scratch_);
+    kernels::matmul(k_, L.wk, h_.data(), E, T, k_cur_.data(), KW, scratch_);
+    kernels::matmul(k_, L.wv, h_.data(), E, T, v_cur_.data(), KW, scratch_);
+    scale_rows(q_.data(), T * QW, L.wq_scale);
+    scale_rows(k_cur_.data(), T * KW, L.wk_scale);
+    scale_rows(v_cur_.data(), T * KW, L.wv_scale);
+    for (int64_t t = 0; t < T; ++t) {
+      const auto pos = static_cast<int32_t>(n_past_ + static_cast<uint32_t>(t));
+      auto rope = c_.rope == model::RopeType::neox ? rope_neox : rope_norm;
+      for (int64_t h = 0; h < c_.n_head; ++h) rope(&q_[static_cast<size_t>(t * QW + h * hd)], c_.n_rot, pos, c_.rope_freq_base);
+      for (int64_t h = 0; h < c_.n_head_kv; ++h)
+        rope(&k_cur_[static_cast<size_t>(t * KW + h * hd)], c_.n_rot, pos, c_.rope_freq_base);
+    }
+    store_kv(l, T);
+    attention(l, T);
+    if (c_.sub_norms)
+      for (int64_t t = 0; t < T; ++t)
+        rms_norm(&att_[static_cast<size_t>(t * QW)], L.attn_sub_norm.data(), QW, c_.rms_eps, &att_[static_cast<size_t>(t * QW)]);
+    kernels::matmul(k_, L.wo, att_.data(), QW, T, tmp_.data(), E, scratch_);
+    scale_rows(tmp_.data(), T * E, L.wo_scale);
+    for (size_t i = 0; i < static_cast<size_t>(T * E); ++i) x_[i] += tmp_[i];
+
+    for (int64_t t = 0; t < T; ++t)
+      rms_norm(&x_[static_cast<size_t>(t * E)], L.ffn_norm.data(), E, c_.rms_eps, &h_[static_cast<size_t>(t * E)]);
+    kernels::matmul(k_, L.gate, h_.data(), E, T, g_.data(), F, scratch_);
+    kernels::matmul(k_, L.up, h_.data(), E, T, u_.data(), F, scratch_);
+    scale_rows(g_.data(), T * F, L.gate_scale);
+    scale_rows(u_.data(), T * F, L.up_scale);
+    for (int64_t t = 0; t < T; ++t) {
+      float* g = &g_[static_cast<size_t>(t * F)];
+      const float* u = &u_[static_cast<size_t>(t * F)];
+      if (c_.ffn_act == model::FfnAct::relu2) relu2_mul(g, u, F);
+      else silu_mul(g, u, F);
+      if (c_.sub_norms) rms_norm(g, L.ffn_sub_norm.data(), F, c_.rms_eps, g);
+    }
+    kernels::matmul(k_, L.down, g_.data(), F, T, tmp_.data(), E, scratch_);
+    scale_rows(tmp_.data(), T * E, L.down_scale);
+    for (size_t i = 0; i < static_cast<size_t>(T * E); ++i) x_[i] += tmp_[i];
+  }
+  n_past_ += static_cast<uint32_t>(T);
+  if (!want_logits) return;
+
+  // Logits: every token of the batch when all were asked for, else only the last one.
+  const bool all = logits_.size() > c_.n_vocab;
+  const int64_t first = all ? 0 : T - 1;
+  const int64_t n_out = T - first;
+  for (int64_t t = first; t < T; ++t)
+    rms_norm(&x_[static_cast<size_t>(t * E)], model_.output_norm().data(), E, c_.rms_eps,
+             &h_[static_cast<size_t>((t - first) * E)]);
+  float* dst = all ? &logits_[n_logits_ * c_.n_vocab] : logits_.data();
+  kernels::matmul(k_, model_.output(), h_.data(), E, n_out, dst, c_.n_vocab, scratch_);
+  n_logits_ = all ? n_logits_ + static_cast<size_t>(n_out) : 1;
+}
+
+}  // namespace bitnet::infer

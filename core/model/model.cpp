@@ -1,0 +1,120 @@
+// Binding GGUF tensors to typed weight views, with load-time checks.
+#include "model.hpp"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/base/error.hpp"
+#include "core/base/log.hpp"
+
+namespace bitnet::model {
+
+bool is_matmul_type(gguf::GgmlType t) {
+  using G = gguf::GgmlType;
+  switch (t) {
+    case G::F32: case G::F16: case G::BF16: case G::Q4_0: case G::Q8_0: case G::Q6_K:
+    case G::TQ1_0: case G::TQ2_0: case G::I2_S:
+      return true;
+    default:
+      return false;
+  }
+}
+
+namespace {
+
+template <typename... Args>
+[[noreturn]] void bad(const gguf::GgufFile& f, fmt::format_string<Args...> fm, Args&&... args) {
+  throw Error(ErrorCode::invalid_input, f.where() + fmt::format(fm, std::forward<Args>(args)...));
+}
+
+kernels::WeightView weight(const gguf::GgufFile& f, const std::string& name) {
+  const gguf::TensorInfo* t = f.find_tensor(name);
+  BITNET_CHECK(t != nullptr);  // check_tensors() already required it
+  if (!is_matmul_type(t->type))
+    bad(f, "tensor '{}' has type {}, which this engine cannot multiply (supported: F32, F16, BF16, Q4_0, Q8_0, "
+           "Q6_K, TQ1_0, TQ2_0, I2_S)", name, gguf::type_name(t->type));
+  kernels::WeightView w;
+  w.type = t->type;
+  w.cols = t->ne[0];
+  w.rows = t->ne[1] * t->ne[2] * t->ne[3];
+  w.data = f.tensor_data(*t).data();
+  if (t->type == gguf::GgmlType::I2_S) {
+    w.i2s_scale = kernels::i2s_tensor_scale(w.data, t->n_elements());
+    if (!std::isfinite(w.i2s_scale))
+      bad(f, "I2_S tensor '{}' has a non-finite scale ({})", name, w.i2s_scale);
+  }
+  return w;
+}
+
+std::vector<float> vector_f32(const gguf::GgufFile& f, const std::string& name) {
+  const gguf::TensorInfo* t = f.find_tensor(name);
+  BITNET_CHECK(t != nullptr);
+  if (t->type != gguf::GgmlType::F32 && t->type != gguf::GgmlType::F16 && t->type != gguf::GgmlType::BF16)
+    bad(f, "norm tensor '{}' has type {}; expected F32, F16 or BF16", name, gguf::type_name(t->type));
+  std::vector<float> v(static_cast<size_t>(t->n_elements()));
+  kernels::dequantize(t->type, f.tensor_data(*t).data(), 0, t->n_elements(), v.data());
+  return v;
+}
+
+float optional_scale(const gguf::GgufFile& f, const std::string& name) {
+  const gguf::TensorInfo* t = f.find_tensor(name);
+  if (!t) return 1.0f;
+  std::vector<float> v = vector_f32(f, name);
+  if (v.size() != 1 || !std::isfinite(v[0])) bad(f, "scale tensor '{}' must hold one finite number", name);
+  return v[0];
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
+  static log::Logger& lg = log::get("model");
+  std::unique_ptr<Model> m(new Model(gguf::GgufFile::open(path)));
+  const gguf::GgufFile& f = m->file_;
+  m->config_ = read_config(f);
+  const ModelConfig& c = m->config_;
+  TensorCheck tc = check_tensors(f, c);
+  m->tied_output_ = tc.tied_output;
+
+  m->token_embd_ = weight(f, "token_embd.weight");
+  m->output_ = tc.tied_output ? m->token_embd_ : weight(f, "output.weight");
+  m->output_norm_ = vector_f32(f, "output_norm.weight");
+  m->layers_.resize(c.n_layer);
+  for (uint32_t l = 0; l < c.n_layer; ++l) {
+    LayerWeights& L = m->layers_[l];
+    auto n = [&](const char* what) { return fmt::format("blk.{}.{}.weight", l, what); };
+    auto s = [&](const char* what) { return fmt::format("blk.{}.{}.scale", l, what); };
+    L.attn_norm = vector_f32(f, n("attn_norm"));
+    L.ffn_norm = vector_f32(f, n("ffn_norm"));
+    if (c.sub_norms) {
+      L.attn_sub_norm = vector_f32(f, n("attn_sub_norm"));
+      L.ffn_sub_norm = vector_f32(f, n("ffn_sub_norm"));
+    }
+    L.wq = weight(f, n("attn_q"));
+    L.wk = weight(f, n("attn_k"));
+    L.wv = weight(f, n("attn_v"));
+    L.wo = weight(f, n("attn_output"));
+    L.gate = weight(f, n("ffn_gate"));
+    L.up = weight(f, n("ffn_up"));
+    L.down = weight(f, n("ffn_down"));
+    if (c.arch == Arch::bitnet) {
+      L.wq_scale = optional_scale(f, s("attn_q"));
+      L.wk_scale = optional_scale(f, s("attn_k"));
+      L.wv_scale = optional_scale(f, s("attn_v"));
+      L.wo_scale = optional_scale(f, s("attn_output"));
+      L.gate_scale = optional_scale(f, s("ffn_gate"));
+      L.up_scale = optional_scale(f, s("ffn_up"));
+      L.down_scale = optional_scale(f, s("ffn_down"));
+    }
+  }
+  log::info(lg, "{}: {} ({}), {} layers, n_embd {}, vocab {}, weights {}", path.string(), c.arch_name, c.name,
+            c.n_layer, c.n_embd, c.n_vocab, gguf::type_name(m->layers_.empty() ? m->token_embd_.type : m->layers_[0].wq.type));
+  return m;
+}
+
+void Model::embedding(int32_t token, float* out) const {
+  BITNET_CHECK(token >= 0 && token < static_cast<int32_t>(config_.n_vocab));
+  const int64_t n = config_.n_embd;
+  kernels::dequantize(token_embd_.type, token_embd_.data, static_cast<int64_t>(token) * n, n, out, token_embd_.i2s_scale);
+}
+
+}  // namespace bitnet::model
