@@ -1,0 +1,134 @@
+// Session behaviour: batching does not change results beyond float reassociation, limits and
+// bad ids are clear errors, and load-time validation catches unusable models.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <vector>
+
+#include "core/base/error.hpp"
+#include "core/gguf/writer.hpp"
+#include "core/infer/sampler.hpp"
+#include "core/infer/session.hpp"
+#include "core/kernels/kernels.hpp"
+#include "core/model/model.hpp"
+#include "support/fixtures.hpp"
+#include "support/golden.hpp"
+
+namespace bitnet::infer {
+namespace {
+
+float max_abs_diff(std::span<const float> a, std::span<const float> b) {
+  float m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+TEST(Session, PromptBatchingMatchesTokenByToken) {
+  auto model = model::Model::load(test::fixture_file("models/stories260K.gguf"));
+  test::Golden g = test::read_golden(test::fixture_file("golden/stories260K.llama.cpp.p1.json"));
+  Session batched(*model, kernels::reference_table());
+  batched.eval(g.prompt_ids, /*all_logits=*/true);
+  Session single(*model, kernels::reference_table());
+  for (size_t i = 0; i < g.prompt_ids.size(); ++i) {
+    single.eval(std::span<const int32_t>(&g.prompt_ids[i], 1));
+    // The same maths per token; only the F16 rounding points are shared, so results are equal.
+    EXPECT_EQ(max_abs_diff(single.logits(), batched.logits_at(i)), 0.0f) << "token " << i;
+  }
+  EXPECT_EQ(batched.n_past(), g.prompt_ids.size());
+}
+
+TEST(Session, SmallBatchSizeGivesTheSameLogits) {
+  auto model = model::Model::load(test::fixture_file("models/bitnet-tiny-i2_s.gguf"));
+  test::Golden g = test::read_golden(test::fixture_file("golden/bitnet-tiny-i2_s.bitnet.cpp.json"));
+  Session whole(*model, kernels::reference_table());
+  whole.eval(g.prompt_ids);
+  SessionOptions opt;
+  opt.n_batch = 3;  // 11 prompt tokens: batches of 3, 3, 3, 2
+  Session chunked(*model, kernels::reference_table(), opt);
+  chunked.eval(g.prompt_ids);
+  EXPECT_EQ(max_abs_diff(whole.logits(), chunked.logits()), 0.0f);
+}
+
+TEST(Session, F32CacheStaysCloseToF16Cache) {
+  auto model = model::Model::load(test::fixture_file("models/stories260K.gguf"));
+  test::Golden g = test::read_golden(test::fixture_file("golden/stories260K.llama.cpp.p1.json"));
+  Session f16(*model, kernels::reference_table());
+  SessionOptions opt;
+  opt.kv_type = KvType::f32;
+  Session f32(*model, kernels::reference_table(), opt);
+  f16.eval(g.prompt_ids);
+  f32.eval(g.prompt_ids);
+  const float d = max_abs_diff(f16.logits(), f32.logits());
+  EXPECT_GT(d, 0.0f) << "the two cache types must really differ";
+  EXPECT_LT(d, 0.05f);
+  EXPECT_EQ(argmax(f16.logits()), argmax(f32.logits()));
+}
+
+TEST(Session, ContextLimitIsAClearError) {
+  auto model = model::Model::load(test::fixture_file("models/stories260K.gguf"));
+  SessionOptions opt;
+  opt.n_ctx = 4;
+  Session s(*model, kernels::reference_table(), opt);
+  std::vector<int32_t> ids = {1, 2, 3};
+  s.eval(ids);
+  try {
+    s.eval(ids);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_input);
+    EXPECT_NE(std::string(e.what()).find("context size 4"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(s.n_past(), 3u) << "a refused call changes nothing";
+}
+
+TEST(Session, TokenOutsideVocabularyIsRejected) {
+  auto model = model::Model::load(test::fixture_file("models/stories260K.gguf"));
+  Session s(*model, kernels::reference_table());
+  std::vector<int32_t> ids = {1, 512};
+  EXPECT_THROW(s.eval(ids), Error);
+  ids = {-1};
+  EXPECT_THROW(s.eval(ids), Error);
+  EXPECT_EQ(s.n_past(), 0u);
+}
+
+TEST(ModelLoad, UnsupportedWeightTypeFailsAtLoadWithExit3) {
+  // A copy of stories260K's metadata and tensors, but attn_q stored as Q5_0, a type inspect
+  // knows but the engine cannot multiply.
+  auto src = gguf::GgufFile::open(test::fixture_file("models/stories260K.gguf"));
+  gguf::GgufWriter w;
+  for (const auto& kv : src.kvs()) w.set_value(kv.key, kv.value);
+  std::vector<std::byte> q5;
+  for (const auto& t : src.tensors()) {
+    if (t.name == "blk.0.attn_q.weight") {
+      q5.assign(64 / 32 * 22 * 64, std::byte{0});
+      w.add_tensor(t.name, gguf::GgmlType::Q5_0, {64, 64}, q5);
+    } else {
+      w.add_tensor(t.name, t.type, {t.dims().begin(), t.dims().end()}, src.tensor_data(t));
+    }
+  }
+  auto path = std::filesystem::temp_directory_path() / ("bitnet-q5-" + std::to_string(::getpid()) + ".gguf");
+  w.write(path);
+  try {
+    model::Model::load(path);
+    FAIL() << "loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_input);
+    EXPECT_NE(std::string(e.what()).find("blk.0.attn_q.weight"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Q5_0"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
+}
+
+TEST(ModelLoad, VocabOnlyFileIsNotAModel) {
+  try {
+    model::Model::load(test::fixture_file("vocab/ggml-vocab-llama-spm.gguf"));
+    FAIL() << "loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_input);
+    EXPECT_NE(std::string(e.what()).find("token_embd.weight"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace bitnet::infer
