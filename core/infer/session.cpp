@@ -88,22 +88,16 @@ void Session::store_kv(uint32_t layer, int64_t T) {
   }
 }
 
-void Session::load_k(uint32_t layer, uint32_t pos, int64_t kv_head, float* out) const {
+void Session::load_kv(bool value, uint32_t layer, uint32_t pos, int64_t kv_head, float* out) const {
   const size_t hd = c_.head_dim();
   const size_t at = (size_t{layer} * n_ctx_ + pos) * c_.n_embd_kv() + static_cast<size_t>(kv_head) * hd;
-  if (kv_type_ == KvType::f16)
-    for (size_t i = 0; i < hd; ++i) out[i] = kernels::f16_to_f32(k16_[at + i]);
-  else
-    std::copy(&k32_[at], &k32_[at] + hd, out);
-}
-
-void Session::load_v(uint32_t layer, uint32_t pos, int64_t kv_head, float* out) const {
-  const size_t hd = c_.head_dim();
-  const size_t at = (size_t{layer} * n_ctx_ + pos) * c_.n_embd_kv() + static_cast<size_t>(kv_head) * hd;
-  if (kv_type_ == KvType::f16)
-    for (size_t i = 0; i < hd; ++i) out[i] = kernels::f16_to_f32(v16_[at + i]);
-  else
-    std::copy(&v32_[at], &v32_[at] + hd, out);
+  if (kv_type_ == KvType::f16) {
+    const uint16_t* src = &(value ? v16_ : k16_)[at];
+    for (size_t i = 0; i < hd; ++i) out[i] = kernels::f16_to_f32(src[i]);
+  } else {
+    const float* src = &(value ? v32_ : k32_)[at];
+    std::copy(src, src + hd, out);
+  }
 }
 
 // Causal attention for the T new tokens against everything in the cache (GQA: query head h
@@ -120,7 +114,7 @@ void Session::attention(uint32_t layer, int64_t T) {
       if (f16) round_to_f16(q, hd);
       const int64_t kvh = h / group;
       for (uint32_t j = 0; j < n_keys; ++j) {
-        load_k(layer, j, kvh, kv.data());
+        load_kv(false, layer, j, kvh, kv.data());
         double dot = 0;
         for (int64_t i = 0; i < hd; ++i) dot += static_cast<double>(q[i] * kv[static_cast<size_t>(i)]);
         scores_[j] = static_cast<float>(dot) * scale;
@@ -131,7 +125,7 @@ void Session::attention(uint32_t layer, int64_t T) {
       std::vector<double>& acc = acc_;
       std::fill(acc.begin(), acc.end(), 0.0);
       for (uint32_t j = 0; j < n_keys; ++j) {
-        load_v(layer, j, kvh, kv.data());
+        load_kv(true, layer, j, kvh, kv.data());
         const double p = scores_[j];
         for (int64_t i = 0; i < hd; ++i) acc[static_cast<size_t>(i)] += p * kv[static_cast<size_t>(i)];
       }

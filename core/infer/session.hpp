@@ -40,8 +40,8 @@ class Session {
   void forward_batch(std::span<const int32_t> tokens, bool all_logits);
   void attention(uint32_t layer, int64_t n_tokens);
   void store_kv(uint32_t layer, int64_t n_tokens);
-  void load_k(uint32_t layer, uint32_t pos, int64_t kv_head, float* out) const;
-  void load_v(uint32_t layer, uint32_t pos, int64_t kv_head, float* out) const;
+  // One head's cached key (value=false) or value row, as f32.
+  void load_kv(bool value, uint32_t layer, uint32_t pos, int64_t kv_head, float* out) const;
 
   const model::Model& model_;
   const kernels::KernelTable& k_;
