@@ -106,9 +106,12 @@ void GgufWriter::add_tensor(std::string_view name, GgmlType type, std::vector<in
 
 std::vector<std::byte> GgufWriter::header() const {
   std::vector<std::byte> out;
+  // resize + memcpy rather than insert: GCC 12's -Wstringop-overflow misfires on the inlined
+  // vector::insert of a few bytes (a false positive that breaks -Werror release builds).
   auto put_out = [&](const void* p, size_t n) {
-    auto b = static_cast<const std::byte*>(p);
-    out.insert(out.end(), b, b + n);
+    size_t at = out.size();
+    out.resize(at + n);
+    std::memcpy(out.data() + at, p, n);
   };
   uint32_t magic = kMagic, version = 3;
   uint64_t n_tensors = tensors_.size();
