@@ -13,27 +13,32 @@
 
 namespace bitnet::tokenizer {
 
-// (left id, right id) -> (rank, merged id), open addressing with linear probing: 280k merges
-// build in a few milliseconds, and lookups in the merge loop stay cheap.
+namespace {
+// Interned id of a merge result that is neither a token nor a merge side: it can take part in
+// no further merge, and it is not a token, so it ends in the byte fallback.
+constexpr uint32_t kDeadEnd = ~uint32_t{0};
+}  // namespace
+
+// (left id, right id) -> rank, open addressing with linear probing: 280k merges build in
+// milliseconds, and lookups in the merge loop stay cheap.
 struct BpeEncoder::MergeTable {
   struct Slot {
-    uint64_t key = kEmpty;
+    uint32_t left = kDeadEnd;  // kDeadEnd never starts a merge, so it marks an empty slot
+    uint32_t right = 0;
     uint32_t rank = 0;
-    uint32_t merged = 0;
   };
-  static constexpr uint64_t kEmpty = ~uint64_t{0};  // ids are < 2^32 - 1, so no real key is this
   std::vector<Slot> slots;
   size_t mask = 0;
   size_t count = 0;
 
   explicit MergeTable(size_t n) {
     size_t cap = 16;
-    while (cap < n * 2) cap <<= 1;
+    while (cap < n + n / 2) cap <<= 1;  // load factor at most 2/3
     slots.resize(cap);
     mask = cap - 1;
   }
-  static uint64_t key_of(uint32_t a, uint32_t b) { return (uint64_t{a} << 32) | b; }
-  static size_t hash(uint64_t k) {  // splitmix64 finaliser
+  static size_t hash(uint32_t a, uint32_t b) {  // splitmix64 finaliser
+    uint64_t k = (uint64_t{a} << 32) | b;
     k ^= k >> 30;
     k *= 0xbf58476d1ce4e5b9ull;
     k ^= k >> 27;
@@ -42,22 +47,23 @@ struct BpeEncoder::MergeTable {
     return static_cast<size_t>(k);
   }
   // Keeps the first (lowest) rank when a pair repeats, like llama.cpp's map emplace.
-  void insert(uint32_t a, uint32_t b, uint32_t rank, uint32_t merged) {
-    uint64_t k = key_of(a, b);
-    for (size_t i = hash(k) & mask;; i = (i + 1) & mask) {
-      if (slots[i].key == k) return;
-      if (slots[i].key == kEmpty) {
-        slots[i] = {k, rank, merged};
+  void insert(uint32_t a, uint32_t b, uint32_t rank) {
+    for (size_t i = hash(a, b) & mask;; i = (i + 1) & mask) {
+      Slot& s = slots[i];
+      if (s.left == a && s.right == b) return;
+      if (s.left == kDeadEnd) {
+        s = {a, b, rank};
         ++count;
         return;
       }
     }
   }
-  const Slot* find(uint32_t a, uint32_t b) const {
-    uint64_t k = key_of(a, b);
-    for (size_t i = hash(k) & mask;; i = (i + 1) & mask) {
-      if (slots[i].key == k) return &slots[i];
-      if (slots[i].key == kEmpty) return nullptr;
+  // Rank of merging a with b, or -1.
+  int64_t find(uint32_t a, uint32_t b) const {
+    for (size_t i = hash(a, b) & mask;; i = (i + 1) & mask) {
+      const Slot& s = slots[i];
+      if (s.left == a && s.right == b) return s.rank;
+      if (s.left == kDeadEnd) return -1;
     }
   }
 };
@@ -66,35 +72,33 @@ BpeEncoder::BpeEncoder(const Vocab& v, const TextIndex& index) : vocab_(v), inde
   static log::Logger& lg = log::get("tokenizer");
   auto t0 = std::chrono::steady_clock::now();
   if (v.merges.empty()) throw Error(ErrorCode::invalid_input, "invalid vocabulary: byte-level BPE without merges");
+  if (v.merges.size() >= (size_t{1} << 30)) throw Error(ErrorCode::invalid_input, "invalid vocabulary: too many merges");
   const uint32_t n_tokens = v.size();
-  std::unordered_map<std::string, uint32_t> extra_ids;
   auto intern = [&](std::string_view s) -> uint32_t {
     if (auto id = index.find(s)) return *id;
-    auto [it, added] = extra_ids.try_emplace(std::string(s), 0);
-    if (added) {
-      it->second = n_tokens + static_cast<uint32_t>(extra_.size());
-      extra_.push_back(it->first);
-    }
+    auto [it, added] = extra_ids_.try_emplace(std::string(s), n_tokens + static_cast<uint32_t>(extra_ids_.size()));
     return it->second;
   };
 
   for (int b = 0; b < 256; ++b) byte_symbol_[b] = intern(byte_to_unicode(static_cast<uint8_t>(b)));
   merges_ = std::make_unique<MergeTable>(v.merges.size());
-  std::string joined;
   for (size_t rank = 0; rank < v.merges.size(); ++rank) {
     std::string_view m = v.merges[rank];
     // "left right", split at the first space after the first byte (a side may start with one).
     size_t sp = m.size() > 1 ? m.find(' ', 1) : std::string_view::npos;
-    if (sp == std::string_view::npos) continue;  // malformed; llama.cpp files it under ("", "")
-    std::string_view a = m.substr(0, sp), b = m.substr(sp + 1);
-    if (b.empty()) continue;
-    joined.assign(a).append(b);
-    uint32_t ia = intern(a), ib = intern(b), ij = intern(joined);
-    merges_->insert(ia, ib, static_cast<uint32_t>(rank), ij);
+    if (sp == std::string_view::npos || sp + 1 == m.size()) continue;  // malformed; can never apply
+    merges_->insert(intern(m.substr(0, sp)), intern(m.substr(sp + 1)), static_cast<uint32_t>(rank));
   }
   auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  log::debug(lg, "BPE merge table: {} merges ({} distinct pairs, {} non-token strings) in {:.1f} ms", v.merges.size(),
-             merges_->count, extra_.size(), ms);
+  log::debug(lg, "BPE merge table: {} merges ({} distinct pairs, {} non-token sides) in {:.1f} ms", v.merges.size(),
+             merges_->count, extra_ids_.size(), ms);
+}
+
+uint32_t BpeEncoder::intern_result(std::string_view s) const {
+  if (auto id = index_.find(s)) return *id;
+  if (extra_ids_.empty()) return kDeadEnd;
+  auto it = extra_ids_.find(std::string(s));
+  return it == extra_ids_.end() ? kDeadEnd : it->second;
 }
 
 BpeEncoder::~BpeEncoder() = default;
@@ -118,7 +122,6 @@ struct Bigram {
   int right = 0;
   uint32_t left_id = 0;
   uint32_t right_id = 0;
-  uint32_t merged = 0;
 };
 
 // Max-heap order that pops the lowest rank first, then the leftmost pair.
@@ -128,9 +131,9 @@ bool heap_less(const Bigram& l, const Bigram& r) { return l.rank > r.rank || (l.
 
 void BpeEncoder::encode(std::string_view text, size_t begin, size_t end, Encoding& out) const {
   if (begin >= end) return;
+  std::string mapped;  // GPT-2 alphabet text of the bytes at hand
   if (vocab_.ignore_merges) {
     // LLaMA-3 (HF ignore_merges): a pre-token that is a token as a whole is emitted as is.
-    std::string mapped;
     for (size_t i = begin; i < end; ++i) mapped += byte_to_unicode(static_cast<uint8_t>(text[i]));
     if (auto id = index_.find(mapped)) {
       out.push(*id, begin, end);
@@ -148,9 +151,9 @@ void BpeEncoder::encode(std::string_view text, size_t begin, size_t end, Encodin
   std::vector<Bigram> heap;
   auto try_add = [&](int left, int right) {
     if (left < 0 || right < 0) return;
-    const MergeTable::Slot* m = merges_->find(sym[left].id, sym[right].id);
-    if (!m) return;
-    heap.push_back({m->rank, left, right, sym[left].id, sym[right].id, m->merged});
+    int64_t rank = merges_->find(sym[left].id, sym[right].id);
+    if (rank < 0) return;
+    heap.push_back({static_cast<uint32_t>(rank), left, right, sym[left].id, sym[right].id});
     std::push_heap(heap.begin(), heap.end(), heap_less);
   };
   for (int i = 1; i < static_cast<int>(sym.size()); ++i) try_add(i - 1, i);
@@ -162,7 +165,9 @@ void BpeEncoder::encode(std::string_view text, size_t begin, size_t end, Encodin
     Symbol& l = sym[bg.left];
     Symbol& r = sym[bg.right];
     if (!l.alive || !r.alive || l.id != bg.left_id || r.id != bg.right_id) continue;  // stale
-    l.id = bg.merged;
+    mapped.clear();
+    for (size_t k = l.begin; k < r.end; ++k) mapped += byte_to_unicode(static_cast<uint8_t>(text[k]));
+    l.id = intern_result(mapped);
     l.end = r.end;
     r.alive = false;
     l.next = r.next;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/tokenizer/encoding.hpp"
@@ -28,13 +29,16 @@ class BpeEncoder {
 
  private:
   // Strings that take part in merges are interned as small integers: a token's text is its id,
-  // any other string gets an id past the vocabulary. Merging then compares integers, not strings.
+  // any other merge side gets an id past the vocabulary. Merging then compares integers, not
+  // strings. A merge result is interned when it happens, not when the table is built.
+  uint32_t intern_result(std::string_view s) const;
+
   struct MergeTable;
   const Vocab& vocab_;
   const TextIndex& index_;
   std::unique_ptr<MergeTable> merges_;
-  std::vector<std::string> extra_;           // texts of interned ids >= vocab size
-  std::array<uint32_t, 256> byte_symbol_{};  // interned id of each byte's alphabet character
+  std::unordered_map<std::string, uint32_t> extra_ids_;  // non-token merge sides
+  std::array<uint32_t, 256> byte_symbol_{};              // interned id of each byte's alphabet character
 };
 
 }  // namespace bitnet::tokenizer

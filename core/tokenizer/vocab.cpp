@@ -2,7 +2,6 @@
 #include "vocab.hpp"
 
 #include <cmath>
-#include <unordered_map>
 
 #include "core/base/error.hpp"
 #include "core/base/log.hpp"
@@ -78,16 +77,20 @@ void finish_vocab(Vocab& v) {
   if (v.add_bos && !v.bos) bad_vocab("add_bos is set but there is no BOS token");
   if (v.add_eos && !v.eos) bad_vocab("add_eos is set but there is no EOS token");
 
-  std::unordered_map<std::string_view, TokenId> by_text;
-  for (TokenId id = 0; id < n; ++id) by_text[v.text[id]] = id;  // last id wins, as in llama.cpp
+  // One pass over the texts; for a text held by several ids the last wins, as in llama.cpp.
+  auto find_text = [&](std::string_view t) -> std::optional<TokenId> {
+    for (TokenId id = static_cast<TokenId>(n); id-- > 0;)
+      if (v.text[id] == t) return id;
+    return std::nullopt;
+  };
   auto detect = [&](std::optional<TokenId>& slot, std::span<const std::string_view> texts, std::string_view what) {
     if (slot) return;
     for (std::string_view t : texts) {
-      auto it = by_text.find(t);
-      if (it == by_text.end()) continue;
-      slot = it->second;
-      log::debug(lg, "{} token detected by its text: {} '{}'", what, it->second, t);
-      return;
+      if (auto id = find_text(t)) {
+        slot = id;
+        log::debug(lg, "{} token detected by its text: {} '{}'", what, *id, t);
+        return;
+      }
     }
   };
   detect(v.eot, kEotTexts, "end-of-turn");
