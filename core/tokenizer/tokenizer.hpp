@@ -39,7 +39,10 @@ class Tokenizer {
   const Vocab& vocab() const;
   uint32_t n_tokens() const { return vocab().size(); }
 
-  // Any byte string is accepted; invalid UTF-8 never throws.
+  // Any byte string is accepted; invalid UTF-8 never throws. SPM sends such bytes to <0xXX>
+  // tokens, as llama.cpp does. Byte-level BPE keeps them too, as pieces of their own, so BPE
+  // is lossless; llama.cpp instead replaces each invalid byte with U+FFFD before BPE (and reads
+  // 3-byte surrogates as characters). Valid UTF-8 is unaffected by this difference.
   Encoding encode(std::string_view text, const EncodeOptions& opt = {}) const;
   std::vector<TokenId> encode_ids(std::string_view text, bool add_special, bool parse_special) const;
 

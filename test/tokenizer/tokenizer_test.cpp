@@ -56,8 +56,16 @@ TEST(SpecialTokens, EndOfGeneration) {
   EXPECT_TRUE(t.is_eog(128009));
   EXPECT_FALSE(t.is_eog(9906));
   EXPECT_FALSE(t.is_eog(128000));
+  EXPECT_EQ(t.eog_ids(), (Ids{128001, 128009}));  // EOS, EOT (this LLaMA-3.0 vocab has no <|eom_id|>)
   EXPECT_TRUE(spm().is_eog(2));
   EXPECT_FALSE(spm().is_eog(1));
+}
+
+TEST(InvalidUtf8, BpeKeepsTheBytes) {
+  // Deliberately lossless: llama.cpp would encode U+FFFD ("\xEF\xBF\xBD") for the 0xFF byte.
+  EXPECT_EQ(llama3().encode_ids("a\xFF", false, false), (Ids{64, 187}));
+  const std::string text = "x\xED\xA0\x80y\xC0\x80 \xFF\xFE";
+  EXPECT_EQ(llama3().decode(llama3().encode_ids(text, true, false), {.clean_spaces = false}), text);
 }
 
 TEST(Offsets, SpansLocateInputBytes) {
