@@ -2,6 +2,8 @@
 // per raw fragment, with BOS/EOS around (llama.cpp's llama_vocab::impl::tokenize).
 #include "tokenizer.hpp"
 
+#include <algorithm>
+
 #include "core/base/error.hpp"
 #include "core/base/log.hpp"
 #include "core/tokenizer/tokenizer_impl.hpp"

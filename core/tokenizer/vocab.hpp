@@ -49,7 +49,6 @@ struct Vocab {
   bool clean_spaces = false;      // BPE decode: llama.cpp's " ," -> "," clean-up
 
   uint32_t size() const { return static_cast<uint32_t>(text.size()); }
-  bool is(TokenId id, TokenType t) const { return id < type.size() && type[id] == t; }
 };
 
 // Applies llama.cpp's load-time conventions that depend on token texts: finds the end-of-turn
