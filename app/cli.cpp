@@ -21,6 +21,7 @@ namespace {
 
 constexpr CommandSpec kCommands[] = {
     {"inspect", "GGUF metadata, tensor table and validation verdict", setup_inspect},
+    {"tokenize", "Text -> token ids, ids -> text (--decode)", setup_tokenize},
 };
 
 std::string env(const char* name) {

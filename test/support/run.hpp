@@ -1,23 +1,19 @@
-// Test helper: run the built bitnet binary (BITNET_BIN) as a child process and capture its exit
-// code, stdout and stderr. No shell is involved, so arguments need no quoting.
+// Test helper: run the built `bitnet` binary (BITNET_BIN, default: this build's) with arguments
+// and optional stdin, capturing stdout, stderr and the exit code. fork/exec with argv, so no
+// shell quoting. The child finds fixtures like the tests do and prints no colour codes.
 #pragma once
 
 #include <fcntl.h>
-#include <spawn.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "support/fixtures.hpp"
-
-extern char** environ;
 
 namespace bitnet::test {
 
@@ -27,52 +23,71 @@ struct RunResult {
   std::string err;
 };
 
-inline std::string read_all(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 inline std::string bitnet_bin() {
   const char* bin = std::getenv("BITNET_BIN");
   return bin && *bin ? bin : BITNET_TEST_BIN;
 }
 
-// Runs `bitnet args...`; stdin is /dev/null unless stdin_text is given.
-inline RunResult run_bitnet(const std::vector<std::string>& args, const std::string* stdin_text = nullptr) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("bitnet-run-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()));
-  std::filesystem::create_directories(dir);
-  auto in_path = dir / "in", out_path = dir / "out", err_path = dir / "err";
-  {
-    std::ofstream in(in_path, std::ios::binary);
-    if (stdin_text) in << *stdin_text;
-  }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, in_path.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::string bin = bitnet_bin();
-  std::vector<char*> argv{bin.data()};
-  std::vector<std::string> copy = args;
-  for (auto& a : copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  // The child finds fixtures like the tests do, and prints no colour codes.
-  ::setenv("BITNET_FIXTURE_PATH", fixture_dirs().c_str(), 1);
+inline RunResult run_bitnet(const std::vector<std::string>& args, const std::string& input = "") {
+  int in_pipe[2], out_pipe[2], err_pipe[2];
+  if (pipe(in_pipe) || pipe(out_pipe) || pipe(err_pipe)) throw std::runtime_error("pipe failed");
+  const std::string bin = bitnet_bin();
+  ::setenv("BITNET_FIXTURE_PATH", fixture_dirs().c_str(), 0);
   ::setenv("NO_COLOR", "1", 1);
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) throw std::runtime_error("cannot spawn " + bin);
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    dup2(in_pipe[0], 0);
+    dup2(out_pipe[1], 1);
+    dup2(err_pipe[1], 2);
+    for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) close(fd);
+    std::vector<char*> argv{const_cast<char*>(bin.c_str())};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  close(in_pipe[0]);
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  // Feed stdin and drain both outputs together so neither side can block on a full pipe.
+  RunResult r;
+  size_t written = 0;
+  int in_fd = in_pipe[1];
+  if (input.empty()) {
+    close(in_fd);
+    in_fd = -1;
+  } else {
+    fcntl(in_fd, F_SETFL, O_NONBLOCK);
+  }
+  int open_outputs = 2;
+  while (open_outputs > 0 || in_fd >= 0) {
+    pollfd fds[3] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}, {in_fd, POLLOUT, 0}};
+    if (poll(fds, 3, 60000) <= 0) break;
+    for (int k = 0; k < 2; ++k) {
+      if (fds[k].fd < 0 || !(fds[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buf[65536];
+      ssize_t n = read(fds[k].fd, buf, sizeof buf);
+      if (n > 0) {
+        (k == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
+      } else {
+        close(fds[k].fd);
+        (k == 0 ? out_pipe[0] : err_pipe[0]) = -1;
+        --open_outputs;
+      }
+    }
+    if (in_fd >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t n = write(in_fd, input.data() + written, input.size() - written);
+      if (n > 0) written += static_cast<size_t>(n);
+      if (n < 0 || written == input.size()) {
+        close(in_fd);
+        in_fd = -1;
+      }
+    }
+  }
   int status = 0;
   waitpid(pid, &status, 0);
-  RunResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = read_all(out_path);
-  r.err = read_all(err_path);
-  std::filesystem::remove_all(dir);
   return r;
 }
 
