@@ -20,6 +20,7 @@ namespace bitnet::app {
 namespace {
 
 constexpr CommandSpec kCommands[] = {
+    {"generate", "Run a model: stream a continuation of the prompt (or --chat)", setup_generate},
     {"inspect", "GGUF metadata, tensor table and validation verdict", setup_inspect},
     {"tokenize", "Text -> token ids, ids -> text (--decode)", setup_tokenize},
 };
@@ -123,6 +124,16 @@ int run(int argc, char** argv) {
   Context ctx;
   ctx.color = env("NO_COLOR").empty() && ::isatty(STDERR_FILENO);
   ctx.fixture_dirs = split_path_list(env("BITNET_FIXTURE_PATH"));
+  ctx.backend = env("BITNET_BACKEND");
+  if (auto t = env("BITNET_THREADS"); !t.empty()) {
+    char* end = nullptr;
+    long v = std::strtol(t.c_str(), &end, 10);
+    if (*end != '\0' || v < 1 || v > 1024) {
+      std::fprintf(stderr, "error: BITNET_THREADS='%s' is not a thread count between 1 and 1024\n", t.c_str());
+      return static_cast<int>(ErrorCode::usage);
+    }
+    ctx.threads = static_cast<int>(v);
+  }
   try {
     log::configure(logging_config(g, ctx.color));
     for (auto& [sub, fn] : commands)

@@ -19,10 +19,12 @@
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
 #include "core/base/log.hpp"
+#include "core/base/thread_pool.hpp"
 #include "core/infer/generate.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/model/model.hpp"
-#include "core/tokenizer/load.hpp"
+#include "core/tokenizer/tokenizer.hpp"
+#include "core/tokenizer/vocab_gguf.hpp"
 
 namespace bitnet::app {
 namespace {
@@ -50,6 +52,7 @@ struct GenerateFlags {
   bool no_echo = false;
   std::string kv_type = "f16";
   std::string pre;
+  std::string system;
 };
 
 std::string read_prompt(const GenerateFlags& f) {
@@ -68,6 +71,9 @@ const kernels::KernelTable& pick_backend(const std::string& name) {
   throw make_error(ErrorCode::usage, "unknown backend '{}' (available: reference)", name);
 }
 
+// The tokenizer speaks uint32 ids, the engine int32 (llama.cpp's convention); ids are < 2^24.
+std::vector<int32_t> to_engine(const std::vector<tokenizer::TokenId>& ids) { return {ids.begin(), ids.end()}; }
+
 struct Loaded {
   std::unique_ptr<model::Model> model;
   tokenizer::Tokenizer tok;
@@ -84,12 +90,12 @@ std::string timings(const infer::GenerateResult& r) {
   return fmt::format("prefill: {} tokens in {:.3f} s ({:.1f} tok/s); decode: {} tokens in {:.3f} s ({:.1f} tok/s); "
                      "first token after {:.3f} s; stop: {}",
                      r.n_prompt, r.prefill_seconds, ptps, r.tokens.size(), r.decode_seconds, dtps,
-                     r.first_token_seconds, r.reason);
+                     r.first_token_seconds, infer::stop_reason_name(r.reason));
 }
 
 std::string json_summary(const infer::GenerateResult& r, std::span<const int32_t> prompt) {
   JsonWriter j(false);
-  j.begin_object().key("done").value(true).key("reason").value(r.reason).key("prompt_ids").begin_array();
+  j.begin_object().key("done").value(true).key("reason").value(infer::stop_reason_name(r.reason)).key("prompt_ids").begin_array();
   for (int32_t id : prompt) j.value(static_cast<int64_t>(id));
   j.end_array();
   j.key("n_prompt").value(static_cast<uint64_t>(r.n_prompt)).key("n_gen").value(static_cast<uint64_t>(r.tokens.size()));
@@ -102,26 +108,88 @@ std::string json_summary(const infer::GenerateResult& r, std::span<const int32_t
 int run_once(const GenerateFlags& f, Loaded& m, infer::Session& session, const infer::GenerateOptions& gopt,
              const std::atomic<bool>& interrupted) {
   std::string text = read_prompt(f);
-  std::vector<int32_t> prompt = m.tok.encode_ids(text, /*add_special=*/true, /*parse_special=*/true);
+  std::vector<int32_t> prompt = to_engine(m.tok.encode_ids(text, /*add_special=*/true, /*parse_special=*/true));
   if (prompt.empty())
     throw make_error(ErrorCode::usage, "the prompt is empty and the model adds no BOS token; give one with -p");
   infer::GenerateEvents ev;
-  ev.piece = [&](int32_t id) { return m.tok.token_piece(id, false); };
+  ev.piece = [&](int32_t id) { return m.tok.token_piece(static_cast<tokenizer::TokenId>(id), false); };
   if (f.json) {
     ev.on_token = [](int32_t id, std::string_view piece) {
       JsonWriter j(false);
-      j.begin_object().key("id").value(static_cast<int64_t>(id)).key("piece").value(piece).end_object();
+      j.begin_object().key("id").value(static_cast<int64_t>(id)).key("piece").value(piece);
+      if (!is_valid_utf8(piece)) {
+        // A token can end mid-character; "piece" then shows U+FFFD and "bytes" has the truth.
+        j.key("bytes").begin_array();
+        for (char c : piece) j.value(static_cast<uint64_t>(static_cast<unsigned char>(c)));
+        j.end_array();
+      }
+      j.end_object();
       write_out(j.str() + "\n");
     };
   } else {
     if (!f.no_echo) write_out(text);
     ev.on_text = write_out;
   }
-  infer::GenerateResult r = infer::generate(session, prompt, m.tok.eog_ids(), gopt, ev, &interrupted);
+  const std::vector<int32_t> eog = to_engine(m.tok.eog_ids());
+  infer::GenerateResult r = infer::generate(session, prompt, eog, gopt, ev, &interrupted);
   if (f.json) write_out(json_summary(r, prompt));
   else if (!r.text.empty() && r.text.back() != '\n') write_out("\n");
   std::fprintf(stderr, "%s\n", timings(r).c_str());
-  return r.reason == "interrupt" ? static_cast<int>(ErrorCode::interrupted) : 0;
+  return r.reason == infer::StopReason::interrupt ? static_cast<int>(ErrorCode::interrupted) : 0;
+}
+
+// The chat format: BitNet b1.58 2B-4T's trained one (SPEC.md 4.1) when the vocabulary has
+// <|eot_id|>, else a plain "User:/Assistant:" transcript for models without chat training.
+struct ChatFormat {
+  bool trained = false;
+  std::string turn(const std::string& user, bool first, bool after_eog, const std::string& system) const {
+    std::string t;
+    if (trained) {
+      if (!first && after_eog) t += "<|eot_id|>";
+      if (first && !system.empty()) t += "System: " + system + "<|eot_id|>";
+      return t + "User: " + user + "<|eot_id|>Assistant: ";
+    }
+    if (first && !system.empty()) t += system + "\n";
+    return t + (first ? "" : "\n") + "User: " + user + "\nAssistant:";
+  }
+};
+
+int run_chat(const GenerateFlags& f, Loaded& m, infer::Session& session, infer::GenerateOptions gopt,
+             const std::atomic<bool>& interrupted) {
+  static log::Logger& lg = log::get("generate");
+  if (f.json) throw make_error(ErrorCode::usage, "--chat and --json cannot be combined");
+  ChatFormat fmt_;
+  fmt_.trained = m.tok.encode_ids("<|eot_id|>", false, true).size() == 1;  // one special token
+  if (!fmt_.trained) {
+    log::warn(lg, "this model has no chat tokens (<|eot_id|>); using a plain User:/Assistant: transcript");
+    gopt.stop.push_back("\nUser:");
+  }
+  const bool tty = ::isatty(STDIN_FILENO);
+  const std::vector<int32_t> eog = to_engine(m.tok.eog_ids());
+  bool first = true, after_eog = false;
+  std::string line;
+  for (;;) {
+    if (tty) std::fputs("> ", stderr);
+    if (!std::getline(std::cin, line) || line == "/exit") break;
+    if (line.empty()) continue;
+    std::string text = fmt_.turn(line, first, after_eog, f.system);
+    std::vector<int32_t> ids = to_engine(m.tok.encode_ids(text, /*add_special=*/first, /*parse_special=*/true));
+    infer::GenerateEvents ev;
+    ev.piece = [&](int32_t id) { return m.tok.token_piece(static_cast<tokenizer::TokenId>(id), false); };
+    ev.on_text = write_out;
+    infer::GenerateResult r = infer::generate(session, ids, eog, gopt, ev, &interrupted);
+    write_out("\n");
+    log::info(lg, "{}", timings(r));
+    if (r.reason == infer::StopReason::interrupt) return static_cast<int>(ErrorCode::interrupted);
+    // The reply's tokens except the last were fed; feed the last so the cache holds the turn.
+    if (r.reason != infer::StopReason::eos && !r.tokens.empty() && session.n_past() < session.n_ctx()) {
+      const int32_t last = r.tokens.back();
+      session.eval(std::span<const int32_t>(&last, 1));
+    }
+    after_eog = r.reason == infer::StopReason::eos;
+    first = false;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -140,7 +208,7 @@ RunFn setup_generate(CLI::App& sub) {
   sub.add_option("--repeat-penalty", f->repeat_penalty, "Penalty for tokens seen in the last --repeat-last-n (1: off)");
   sub.add_option("--repeat-last-n", f->repeat_last_n, "Window for the repeat penalty");
   sub.add_option("--seed", f->seed, "Random seed (default: from the clock, printed with -v)");
-  sub.add_option("-t,--threads", f->threads, "Threads (default: BITNET_THREADS or all cores)");
+  sub.add_option("-t,--threads", f->threads, "Threads (default: BITNET_THREADS or all cores)")->check(CLI::Range(1, 1024));
   sub.add_option("-c,--ctx-size", f->ctx, "Context size (default: the model's, at most 4096)");
   sub.add_option("--backend", f->backend, "Kernel table: reference (default: the best for this CPU)");
   sub.add_option("--stop", f->stop, "Stop when this text appears (repeatable); it is not printed");
@@ -148,6 +216,8 @@ RunFn setup_generate(CLI::App& sub) {
   sub.add_flag("--chat", f->chat, "Interactive conversation in the model's chat format");
   sub.add_flag("--json", f->json, "One JSON object per token, then a summary line");
   sub.add_flag("--no-echo", f->no_echo, "Do not print the prompt before the continuation");
+  sub.add_option("--pre", f->pre, "Byte-level BPE pre-tokenizer instead of the file's (default: bitnet.cpp's choice)");
+  sub.add_option("--system", f->system, "With --chat: a system message for the conversation");
   sub.add_option("--kv-type", f->kv_type, "KV cache precision: f16 (like llama.cpp) or f32")
       ->check(CLI::IsMember({"f16", "f32"}));
   sub.footer("Examples:\n  bitnet generate -p \"Once upon a time\"\n"
@@ -159,9 +229,14 @@ RunFn setup_generate(CLI::App& sub) {
     const kernels::KernelTable& table = pick_backend(f->backend.empty() ? ctx.backend : f->backend);
     std::filesystem::path path = resolve_model(ctx, f->model);
     auto model = model::Model::load(path);
-    tokenizer::Tokenizer tok = tokenizer::load_tokenizer(model->file());
+    tokenizer::VocabLoadOptions vo;
+    if (!f->pre.empty()) vo.pre = f->pre;
+    tokenizer::Tokenizer tok(tokenizer::read_vocab(model->file(), vo));
     Loaded m{std::move(model), std::move(tok)};
+    const int threads = f->threads > 0 ? f->threads : ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads();
+    ThreadPool pool(threads);
     infer::SessionOptions so;
+    so.pool = &pool;
     so.n_ctx = f->ctx;
     so.kv_type = f->kv_type == "f32" ? infer::KvType::f32 : infer::KvType::f16;
     infer::Session session(*m.model, table, so);
@@ -177,7 +252,8 @@ RunFn setup_generate(CLI::App& sub) {
     g.sampling.repeat_last_n = f->repeat_last_n;
     g.sampling.seed = f->seed >= 0 ? static_cast<uint64_t>(f->seed)
                                    : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-    log::info(lg, "backend {}, seed {}, context {}", table.name, g.sampling.seed, session.n_ctx());
+    log::info(lg, "backend {}, {} threads, seed {}, context {}", table.name, threads, g.sampling.seed, session.n_ctx());
+    if (f->chat) return run_chat(*f, m, session, g, interrupted);
     return run_once(*f, m, session, g, interrupted);
   };
 }

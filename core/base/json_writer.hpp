@@ -39,6 +39,10 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
+// A JSON string literal; invalid UTF-8 bytes become U+FFFD so the output is always valid JSON.
 std::string json_escape(std::string_view s);
+bool is_valid_utf8(std::string_view s);
+// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is not one.
+size_t utf8_sequence_length(std::string_view s, size_t i);
 
 }  // namespace bitnet

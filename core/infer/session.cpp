@@ -19,7 +19,7 @@ void round_to_f16(float* x, int64_t n) {
 }  // namespace
 
 Session::Session(const model::Model& model, const kernels::KernelTable& kernels, const SessionOptions& opt)
-    : model_(model), k_(kernels), c_(model.config()), kv_type_(opt.kv_type) {
+    : model_(model), k_(kernels), c_(model.config()), kv_type_(opt.kv_type), pool_(opt.pool) {
   n_ctx_ = opt.n_ctx ? opt.n_ctx : std::min(c_.n_ctx_train, kDefaultMaxCtx);
   n_batch_ = std::max<uint32_t>(1, std::min(opt.n_batch, n_ctx_));
   const size_t kv = size_t{c_.n_layer} * n_ctx_ * c_.n_embd_kv();
@@ -150,9 +150,9 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
     const model::LayerWeights& L = model_.layer(l);
     for (int64_t t = 0; t < T; ++t)
       rms_norm(&x_[static_cast<size_t>(t * E)], L.attn_norm.data(), E, c_.rms_eps, &h_[static_cast<size_t>(t * E)]);
-    kernels::matmul(k_, L.wq, h_.data(), E, T, q_.data(), QW, scratch_);
-    kernels::matmul(k_, L.wk, h_.data(), E, T, k_cur_.data(), KW, scratch_);
-    kernels::matmul(k_, L.wv, h_.data(), E, T, v_cur_.data(), KW, scratch_);
+    kernels::matmul(k_, L.wq, h_.data(), E, T, q_.data(), QW, scratch_, pool_);
+    kernels::matmul(k_, L.wk, h_.data(), E, T, k_cur_.data(), KW, scratch_, pool_);
+    kernels::matmul(k_, L.wv, h_.data(), E, T, v_cur_.data(), KW, scratch_, pool_);
     scale_rows(q_.data(), T * QW, L.wq_scale);
     scale_rows(k_cur_.data(), T * KW, L.wk_scale);
     scale_rows(v_cur_.data(), T * KW, L.wv_scale);
@@ -168,14 +168,14 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
     if (c_.sub_norms)
       for (int64_t t = 0; t < T; ++t)
         rms_norm(&att_[static_cast<size_t>(t * QW)], L.attn_sub_norm.data(), QW, c_.rms_eps, &att_[static_cast<size_t>(t * QW)]);
-    kernels::matmul(k_, L.wo, att_.data(), QW, T, tmp_.data(), E, scratch_);
+    kernels::matmul(k_, L.wo, att_.data(), QW, T, tmp_.data(), E, scratch_, pool_);
     scale_rows(tmp_.data(), T * E, L.wo_scale);
     for (size_t i = 0; i < static_cast<size_t>(T * E); ++i) x_[i] += tmp_[i];
 
     for (int64_t t = 0; t < T; ++t)
       rms_norm(&x_[static_cast<size_t>(t * E)], L.ffn_norm.data(), E, c_.rms_eps, &h_[static_cast<size_t>(t * E)]);
-    kernels::matmul(k_, L.gate, h_.data(), E, T, g_.data(), F, scratch_);
-    kernels::matmul(k_, L.up, h_.data(), E, T, u_.data(), F, scratch_);
+    kernels::matmul(k_, L.gate, h_.data(), E, T, g_.data(), F, scratch_, pool_);
+    kernels::matmul(k_, L.up, h_.data(), E, T, u_.data(), F, scratch_, pool_);
     scale_rows(g_.data(), T * F, L.gate_scale);
     scale_rows(u_.data(), T * F, L.up_scale);
     for (int64_t t = 0; t < T; ++t) {
@@ -185,7 +185,7 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
       else silu_mul(g, u, F);
       if (c_.sub_norms) rms_norm(g, L.ffn_sub_norm.data(), F, c_.rms_eps, g);
     }
-    kernels::matmul(k_, L.down, g_.data(), F, T, tmp_.data(), E, scratch_);
+    kernels::matmul(k_, L.down, g_.data(), F, T, tmp_.data(), E, scratch_, pool_);
     scale_rows(tmp_.data(), T * E, L.down_scale);
     for (size_t i = 0; i < static_cast<size_t>(T * E); ++i) x_[i] += tmp_[i];
   }
@@ -200,7 +200,7 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
     rms_norm(&x_[static_cast<size_t>(t * E)], model_.output_norm().data(), E, c_.rms_eps,
              &h_[static_cast<size_t>((t - first) * E)]);
   float* dst = all ? &logits_[n_logits_ * c_.n_vocab] : logits_.data();
-  kernels::matmul(k_, model_.output(), h_.data(), E, n_out, dst, c_.n_vocab, scratch_);
+  kernels::matmul(k_, model_.output(), h_.data(), E, n_out, dst, c_.n_vocab, scratch_, pool_);
   n_logits_ = all ? n_logits_ + static_cast<size_t>(n_out) : 1;
 }
 

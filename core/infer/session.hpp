@@ -17,6 +17,7 @@ struct SessionOptions {
   uint32_t n_ctx = 0;      // 0: the model's training context, capped at kDefaultMaxCtx
   uint32_t n_batch = 512;  // prompt tokens per forward pass
   KvType kv_type = KvType::f16;
+  ThreadPool* pool = nullptr;  // matmul rows split across it; results do not depend on its size
 };
 inline constexpr uint32_t kDefaultMaxCtx = 4096;
 
@@ -49,6 +50,7 @@ class Session {
   uint32_t n_ctx_ = 0;
   uint32_t n_batch_ = 0;
   KvType kv_type_;
+  ThreadPool* pool_;
   uint32_t n_past_ = 0;
   kernels::MatmulScratch scratch_;
 

@@ -10,6 +10,10 @@
 
 #include "core/gguf/types.hpp"
 
+namespace bitnet {
+class ThreadPool;
+}
+
 namespace bitnet::kernels {
 
 inline constexpr int64_t kQK_K = 256;   // super-block of the K and TQ types
@@ -113,9 +117,10 @@ class MatmulScratch {
 
 // y[t*y_stride + r] = W[r,:] . x[t*x_stride + :] for t < n_tokens, r < w.rows, computed the way
 // the weight format's home engine does (activation quantization per SPEC 2.5 / 1.5; F16 and BF16
-// weights see activations rounded to F16/BF16; F32 stays F32). Single-threaded here; threads
-// split rows later without changing results.
+// weights see activations rounded to F16/BF16; F32 stays F32). With a pool, output rows are
+// split across its threads; every result is computed by the same code either way, so the
+// output does not depend on the thread count.
 void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,
-            int64_t y_stride, MatmulScratch& scratch);
+            int64_t y_stride, MatmulScratch& scratch, ThreadPool* pool = nullptr);
 
 }  // namespace bitnet::kernels

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/base/error.hpp"
+#include "core/base/thread_pool.hpp"
 #include "core/kernels/kernels.hpp"
 
 namespace bitnet::kernels {
@@ -24,6 +25,17 @@ void check_entry(Fn* fn, const WeightView& w, const KernelTable& k) {
   if (fn == nullptr) no_kernel(w, k);
 }
 
+// Runs f(first_row, end_row) over all rows, split across the pool's threads when there is one.
+// Each (row, token) result is computed by the same code whichever thread runs it.
+template <typename F>
+void for_rows(ThreadPool* pool, int64_t rows, F&& f) {
+  if (pool == nullptr || pool->size() == 1) {
+    f(int64_t{0}, rows);
+    return;
+  }
+  pool->parallel_for(rows, f, /*grain=*/16);
+}
+
 // Bytes of one weight row for block types (rows never share a block there).
 size_t row_bytes(const WeightView& w) {
   const gguf::TypeTraits& t = gguf::traits(w.type);
@@ -34,7 +46,7 @@ size_t row_bytes(const WeightView& w) {
 // I2_S (SPEC 2.5): one int8 scale and sum of q per token, integer dot per row, then
 // (dot - qsum) / s * wscale in float, in that order.
 void matmul_i2s(const KernelTable& k, const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens,
-                float* y, int64_t y_stride, MatmulScratch& scratch) {
+                float* y, int64_t y_stride, MatmulScratch& scratch, ThreadPool* pool) {
   check_entry(k.quantize_i8, w, k);
   check_entry(k.dot_i2s_i8, w, k);
   const auto n = static_cast<size_t>(n_tokens);
@@ -47,26 +59,31 @@ void matmul_i2s(const KernelTable& k, const WeightView& w, const float* x, int64
   for (int64_t t = 0; t < n_tokens; ++t) k.quantize_i8(x + t * x_stride, w.cols, q + t * w.cols, &scale[t], &qsum[t]);
 
   const auto* codes = reinterpret_cast<const uint8_t*>(w.data);
-  for (int64_t r = 0; r < w.rows; ++r) {
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const int32_t dot = k.dot_i2s_i8(codes, r * w.cols, q + t * w.cols, w.cols);
-      y[t * y_stride + r] = static_cast<float>(dot - qsum[t]) / scale[t] * w.i2s_scale;
+  for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        const int32_t dot = k.dot_i2s_i8(codes, r * w.cols, q + t * w.cols, w.cols);
+        y[t * y_stride + r] = static_cast<float>(dot - qsum[t]) / scale[t] * w.i2s_scale;
+      }
     }
-  }
+  });
 }
 
 // Every other type: Act is the quantized activation element/block type, `quantize` fills one
 // token, `dot` takes one weight row and one token.
 template <typename Act, typename Quantize, typename Dot>
 void matmul_blocks(const WeightView& w, int64_t act_per_token, Quantize quantize, Dot dot, const float* x,
-                   int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride, MatmulScratch& scratch) {
+                   int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride, MatmulScratch& scratch,
+                   ThreadPool* pool) {
   const size_t stride = row_bytes(w);
   auto* act = static_cast<Act*>(scratch.get(static_cast<size_t>(n_tokens * act_per_token) * sizeof(Act)));
   for (int64_t t = 0; t < n_tokens; ++t) quantize(x + t * x_stride, w.cols, act + t * act_per_token);
-  for (int64_t r = 0; r < w.rows; ++r) {
-    const std::byte* row = w.data + static_cast<size_t>(r) * stride;
-    for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = dot(row, act + t * act_per_token, w.cols);
-  }
+  for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const std::byte* row = w.data + static_cast<size_t>(r) * stride;
+      for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = dot(row, act + t * act_per_token, w.cols);
+    }
+  });
 }
 
 }  // namespace
@@ -95,7 +112,7 @@ MatmulScratch& MatmulScratch::operator=(MatmulScratch&& o) noexcept {
 }
 
 void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,
-            int64_t y_stride, MatmulScratch& scratch) {
+            int64_t y_stride, MatmulScratch& scratch, ThreadPool* pool) {
   BITNET_CHECK(w.cols > 0 && w.rows >= 0 && n_tokens >= 0 && w.data != nullptr);
   if (n_tokens == 0 || w.rows == 0) return;
   using G = gguf::GgmlType;
@@ -104,12 +121,12 @@ void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x
   auto k_dot = [&](float (*dot)(const void*, const BlockQ8K*, int64_t)) {
     check_entry(k.quantize_q8_k, w, k);
     check_entry(dot, w, k);
-    matmul_blocks<BlockQ8K>(w, n_k, k.quantize_q8_k, dot, x, x_stride, n_tokens, y, y_stride, scratch);
+    matmul_blocks<BlockQ8K>(w, n_k, k.quantize_q8_k, dot, x, x_stride, n_tokens, y, y_stride, scratch, pool);
   };
   auto q8_dot = [&](float (*dot)(const void*, const BlockQ8_0*, int64_t)) {
     check_entry(k.quantize_q8_0, w, k);
     check_entry(dot, w, k);
-    matmul_blocks<BlockQ8_0>(w, n_8, k.quantize_q8_0, dot, x, x_stride, n_tokens, y, y_stride, scratch);
+    matmul_blocks<BlockQ8_0>(w, n_8, k.quantize_q8_0, dot, x, x_stride, n_tokens, y, y_stride, scratch, pool);
   };
   auto half_dot = [&](void (*convert)(const float*, int64_t, uint16_t*),
                       float (*dot)(const uint16_t*, const uint16_t*, int64_t)) {
@@ -119,10 +136,10 @@ void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x
     auto dot_row = [dot](const std::byte* row, const uint16_t* a, int64_t n) {
       return dot(reinterpret_cast<const uint16_t*>(row), a, n);
     };
-    matmul_blocks<uint16_t>(w, w.cols, convert, dot_row, x, x_stride, n_tokens, y, y_stride, scratch);
+    matmul_blocks<uint16_t>(w, w.cols, convert, dot_row, x, x_stride, n_tokens, y, y_stride, scratch, pool);
   };
   switch (w.type) {
-    case G::I2_S: return matmul_i2s(k, w, x, x_stride, n_tokens, y, y_stride, scratch);
+    case G::I2_S: return matmul_i2s(k, w, x, x_stride, n_tokens, y, y_stride, scratch, pool);
     case G::TQ1_0: return k_dot(k.dot_tq1_0_q8_k);
     case G::TQ2_0: return k_dot(k.dot_tq2_0_q8_k);
     case G::Q6_K: return k_dot(k.dot_q6_k_q8_k);
@@ -133,9 +150,11 @@ void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x
     case G::F32: {
       check_entry(k.dot_f32_f32, w, k);
       const auto* wf = reinterpret_cast<const float*>(w.data);
-      for (int64_t r = 0; r < w.rows; ++r)
-        for (int64_t t = 0; t < n_tokens; ++t)
-          y[t * y_stride + r] = k.dot_f32_f32(wf + r * w.cols, x + t * x_stride, w.cols);
+      for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t t = 0; t < n_tokens; ++t)
+            y[t * y_stride + r] = k.dot_f32_f32(wf + r * w.cols, x + t * x_stride, w.cols);
+      });
       return;
     }
     default: no_kernel(w, k);

@@ -35,5 +35,20 @@ TEST(JsonWriter, EscapesAndParsesBack) {
   EXPECT_TRUE(doc["nan"].is_null());
 }
 
+TEST(JsonWriter, InvalidUtf8BecomesReplacementCharacters) {
+  EXPECT_EQ(json_escape("a\xff" "b"), "\"a\xEF\xBF\xBD" "b\"");
+  EXPECT_EQ(json_escape("\xE2\x96"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");  // truncated sequence
+  EXPECT_EQ(json_escape("\xED\xA0\x80"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");  // surrogate
+  EXPECT_EQ(json_escape("\xC0\xAF"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");  // overlong
+  EXPECT_EQ(json_escape("\xE2\x96\x81\xF0\x9F\x98\x80"), "\"\xE2\x96\x81\xF0\x9F\x98\x80\"");
+  EXPECT_TRUE(is_valid_utf8("\xE2\x96\x81"));
+  EXPECT_FALSE(is_valid_utf8("\xE2\x96"));
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  JsonWriter j(false);
+  j.begin_object().key("p").value(std::string_view("\x80\xfe")).end_object();
+  EXPECT_EQ(parser.parse(j.str()).get(doc), simdjson::SUCCESS) << j.str();
+}
+
 }  // namespace
 }  // namespace bitnet

@@ -1,0 +1,177 @@
+// `bitnet generate` end to end: greedy ids against llama.cpp's golden run, text streaming, stop
+// strings, thread-count independence, chat, errors, and Ctrl-C.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <simdjson.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "support/fixtures.hpp"
+#include "support/golden.hpp"
+#include "support/run.hpp"
+
+namespace bitnet::test {
+namespace {
+
+struct JsonRun {
+  std::vector<int32_t> ids;
+  std::string pieces;
+  std::vector<int32_t> prompt_ids;
+  std::string reason;
+  uint64_t n_gen = 0;
+};
+
+JsonRun parse_json_lines(const std::string& out) {
+  JsonRun r;
+  simdjson::dom::parser parser;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    simdjson::dom::element e;
+    if (parser.parse(line).get(e) != simdjson::SUCCESS) {
+      ADD_FAILURE() << "not JSON: " << line;
+      continue;
+    }
+    if (e["done"].error() == simdjson::SUCCESS) {
+      r.reason = std::string(std::string_view(e["reason"]));
+      r.n_gen = uint64_t(e["n_gen"]);
+      for (int64_t id : e["prompt_ids"].get_array()) r.prompt_ids.push_back(static_cast<int32_t>(id));
+    } else {
+      r.ids.push_back(static_cast<int32_t>(int64_t(e["id"])));
+      r.pieces += std::string_view(e["piece"]);
+    }
+  }
+  return r;
+}
+
+TEST(GenerateCli, GreedyIdsEqualLlamaCppOnStories260K) {
+  for (const char* name : {"p1", "p2"}) {
+    Golden g = read_golden(fixture_file(std::string("golden/stories260K.llama.cpp.") + name + ".json"));
+    const std::string prompt = std::string(name) == "p1" ? "Once upon a time" : "Lily wanted to";
+    RunResult r = run_bitnet({"generate", "-m", "fixture:stories260K", "-p", prompt, "--temp", "0", "-n",
+                              std::to_string(g.steps.size()), "--json", "--ignore-eos"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    JsonRun j = parse_json_lines(r.out);
+    EXPECT_EQ(j.prompt_ids, g.prompt_ids);
+    std::vector<int32_t> want;
+    for (const auto& s : g.steps) want.push_back(s.id);
+    EXPECT_EQ(j.ids, want) << name;
+    EXPECT_EQ(j.reason, "n");
+    EXPECT_EQ(j.n_gen, g.steps.size());
+  }
+}
+
+TEST(GenerateCli, TextModeEchoesPromptThenStreamsTheSameTokens) {
+  RunResult js = run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-n", "40", "--json"});
+  RunResult tx = run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-n", "40"});
+  ASSERT_EQ(tx.exit_code, 0) << tx.err;
+  JsonRun j = parse_json_lines(js.out);
+  EXPECT_EQ(tx.out, "Once upon a time" + j.pieces + "\n");
+  EXPECT_NE(tx.err.find("decode: 40 tokens"), std::string::npos) << tx.err;
+  RunResult quiet = run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-n", "40", "--no-echo"});
+  EXPECT_EQ(quiet.out, j.pieces + "\n");
+}
+
+TEST(GenerateCli, StopStringEndsGenerationAndIsNotPrinted) {
+  RunResult full = run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-n", "64", "--no-echo"});
+  ASSERT_EQ(full.exit_code, 0);
+  // Stop at the first " the" the greedy story contains.
+  const size_t at = full.out.find(" the");
+  ASSERT_NE(at, std::string::npos) << full.out;
+  RunResult stopped =
+      run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-n", "64", "--no-echo", "--stop", " the"});
+  ASSERT_EQ(stopped.exit_code, 0);
+  EXPECT_EQ(stopped.out, full.out.substr(0, at) + "\n");
+  EXPECT_NE(stopped.err.find("stop: stop"), std::string::npos) << stopped.err;
+}
+
+TEST(GenerateCli, OutputDoesNotDependOnThreadCount) {
+  // Sampling (temperature 1, fixed seed) amplifies any numeric difference into other tokens.
+  auto run = [](const char* threads) {
+    return run_bitnet({"generate", "-m", "fixture:bitnet-tiny-i2_s", "-p", "once upon a time", "--temp", "1",
+                       "--seed", "5", "-n", "48", "--ignore-eos", "--json", "-t", threads});
+  };
+  RunResult one = run("1"), two = run("2"), three = run("3");
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_EQ(parse_json_lines(one.out).ids, parse_json_lines(two.out).ids);
+  EXPECT_EQ(parse_json_lines(one.out).ids, parse_json_lines(three.out).ids);
+  EXPECT_EQ(parse_json_lines(one.out).ids.size(), 48u);
+}
+
+TEST(GenerateCli, PromptFromStdinAndFile) {
+  RunResult a = run_bitnet({"generate", "--temp", "0", "-n", "8", "--no-echo"}, "Once upon a time");
+  RunResult b = run_bitnet({"generate", "--temp", "0", "-n", "8", "--no-echo", "-p", "Once upon a time"});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+}
+
+TEST(GenerateCli, ChatFirstTurnEqualsTheSameTranscriptGenerated) {
+  // stories260K has no chat tokens: the plain transcript format, stopping at the next "User:".
+  RunResult chat = run_bitnet({"generate", "--chat", "--temp", "0", "-n", "24"}, "Hello\nTell me more\n");
+  ASSERT_EQ(chat.exit_code, 0) << chat.err;
+  RunResult once = run_bitnet({"generate", "--temp", "0", "-n", "24", "--no-echo", "--stop", "\nUser:", "-p",
+                               "User: Hello\nAssistant:"});
+  ASSERT_EQ(once.exit_code, 0) << once.err;
+  ASSERT_TRUE(chat.out.starts_with(once.out)) << "chat:\n" << chat.out << "\nonce:\n" << once.out;
+  EXPECT_GT(chat.out.size(), once.out.size() + 1) << "a second reply follows";
+  EXPECT_NE(chat.err.find("no chat tokens"), std::string::npos);
+}
+
+TEST(GenerateCli, ErrorsHaveTheirExitCodes) {
+  RunResult bad_model = run_bitnet({"generate", "-m", fixture_file("vocab/ggml-vocab-llama-spm.gguf").string(), "-p", "x"});
+  EXPECT_EQ(bad_model.exit_code, 3);
+  EXPECT_NE(bad_model.err.find("token_embd.weight"), std::string::npos) << bad_model.err;
+  EXPECT_TRUE(bad_model.out.empty());
+  RunResult backend = run_bitnet({"generate", "-p", "x", "--backend", "quantum"});
+  EXPECT_EQ(backend.exit_code, 2);
+  EXPECT_NE(backend.err.find("unknown backend 'quantum'"), std::string::npos);
+  RunResult ctx = run_bitnet({"generate", "-p", "Once upon a time there was a dog", "-c", "4"});
+  EXPECT_EQ(ctx.exit_code, 3);
+  EXPECT_NE(ctx.err.find("context size 4"), std::string::npos) << ctx.err;
+  RunResult threads = run_bitnet({"generate", "-p", "x", "-t", "0"});
+  EXPECT_EQ(threads.exit_code, 2);
+}
+
+TEST(GenerateCli, CtrlCStopsCleanlyWithExit130) {
+  int out_pipe[2];
+  ASSERT_EQ(pipe(out_pipe), 0);
+  ::setenv("BITNET_FIXTURE_PATH", fixture_dirs().c_str(), 0);
+  const std::string bin = bitnet_bin();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(out_pipe[1], 1);
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);
+    execl(bin.c_str(), bin.c_str(), "generate", "-p", "Once upon a time", "-n", "-1", "--ignore-eos", "-c", "2048",
+          "-t", "1", "--json", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  // Wait for the first token event, then interrupt.
+  std::string out;
+  char buf[4096];
+  while (out.find("\"id\"") == std::string::npos) {
+    ssize_t n = read(out_pipe[0], buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  kill(pid, SIGINT);
+  for (ssize_t n; (n = read(out_pipe[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  close(out_pipe[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal";
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  JsonRun j = parse_json_lines(out);
+  EXPECT_EQ(j.reason, "interrupt") << "the summary line is still written";
+  EXPECT_EQ(j.n_gen, j.ids.size());
+}
+
+}  // namespace
+}  // namespace bitnet::test
