@@ -80,14 +80,23 @@ class Parser {
                 f_.where() + fmt::format("at byte {}: ", at) + fmt::format(fm, std::forward<Args>(args)...));
   }
 
-  void need(uint64_t n, std::string_view what) const {
+  // `what` names the field for error messages: a string, or a callable returning one, so that
+  // hot loops (400k vocabulary strings) only format a description when something is wrong.
+  template <typename What>
+  static std::string describe(const What& what) {
+    if constexpr (std::is_invocable_v<What>) return what();
+    else return std::string(what);
+  }
+
+  template <typename What>
+  void need(uint64_t n, const What& what) const {
     if (n > left())
-      fail(pos_, "{} needs {} bytes but only {} remain in the {}-byte file (truncated download?)", what, n,
+      fail(pos_, "{} needs {} bytes but only {} remain in the {}-byte file (truncated download?)", describe(what), n,
            left(), bytes_.size());
   }
 
-  template <typename T>
-  T read(std::string_view what) {
+  template <typename T, typename What>
+  T read(const What& what) {
     need(sizeof(T), what);
     T v;
     std::memcpy(&v, bytes_.data() + pos_, sizeof(T));
@@ -97,12 +106,13 @@ class Parser {
 
   // A GGUF string (u64 length + bytes). `max_len` is a format limit such as the key length;
   // the bytes left in the file bound every string anyway.
-  std::string_view read_string(std::string_view what, uint64_t max_len = UINT64_MAX) {
+  template <typename What>
+  std::string_view read_string(const What& what, uint64_t max_len = UINT64_MAX) {
     uint64_t at = pos_;
     uint64_t len = read<uint64_t>(what);
-    if (len > max_len) fail(at, "{} length {} exceeds the limit of {} bytes", what, len, max_len);
+    if (len > max_len) fail(at, "{} length {} exceeds the limit of {} bytes", describe(what), len, max_len);
     if (len > left())
-      fail(at, "{} length {} exceeds the {} bytes left in the file", what, len, left());
+      fail(at, "{} length {} exceeds the {} bytes left in the file", describe(what), len, left());
     std::string_view s(reinterpret_cast<const char*>(bytes_.data() + pos_), len);
     pos_ += len;
     return s;
@@ -174,13 +184,13 @@ void Parser::read_kvs(uint64_t n_kv) {
   f_.kvs_.reserve(reserve_count(n_kv));
   for (uint64_t i = 0; i < n_kv; ++i) {
     uint64_t at = pos_;
-    std::string_view key = read_string(fmt::format("metadata key #{}", i), kMaxKeyLength);
+    std::string_view key = read_string([&] { return fmt::format("metadata key #{}", i); }, kMaxKeyLength);
     if (key.empty()) fail(at, "metadata key #{} is empty", i);
     if (!printable_ascii(key))
       fail(at, "metadata key #{} is not printable ASCII (keys look like 'general.architecture')", i);
     if (f_.kv_index_.count(key)) fail(at, "duplicate metadata key '{}'", key);
     uint64_t type_at = pos_;
-    uint32_t type = read<uint32_t>(fmt::format("type of key '{}'", key));
+    uint32_t type = read<uint32_t>([&] { return fmt::format("type of key '{}'", key); });
     if (type >= kValueTypeCount)
       fail(type_at, "key '{}' has value type {}, beyond the last valid type ({})", key, type, kValueTypeCount - 1);
     Value v = read_value(static_cast<ValueType>(type), key, type_at);
@@ -192,24 +202,24 @@ void Parser::read_kvs(uint64_t n_kv) {
 Value Parser::read_value(ValueType type, std::string_view key, uint64_t at) {
   auto what = [&] { return fmt::format("value of key '{}'", key); };
   switch (type) {
-    case ValueType::u8: return read<uint8_t>(what());
-    case ValueType::i8: return read<int8_t>(what());
-    case ValueType::u16: return read<uint16_t>(what());
-    case ValueType::i16: return read<int16_t>(what());
-    case ValueType::u32: return read<uint32_t>(what());
-    case ValueType::i32: return read<int32_t>(what());
-    case ValueType::f32: return read<float>(what());
+    case ValueType::u8: return read<uint8_t>(what);
+    case ValueType::i8: return read<int8_t>(what);
+    case ValueType::u16: return read<uint16_t>(what);
+    case ValueType::i16: return read<int16_t>(what);
+    case ValueType::u32: return read<uint32_t>(what);
+    case ValueType::i32: return read<int32_t>(what);
+    case ValueType::f32: return read<float>(what);
     case ValueType::boolean: {
       uint64_t b_at = pos_;
-      uint8_t b = read<uint8_t>(what());
+      uint8_t b = read<uint8_t>(what);
       if (b > 1) fail(b_at, "bool key '{}' holds {}, expected 0 or 1", key, b);
       return b == 1;
     }
-    case ValueType::string: return read_string(what());
+    case ValueType::string: return read_string(what);
     case ValueType::array: return read_array(key, at);
-    case ValueType::u64: return read<uint64_t>(what());
-    case ValueType::i64: return read<int64_t>(what());
-    case ValueType::f64: return read<double>(what());
+    case ValueType::u64: return read<uint64_t>(what);
+    case ValueType::i64: return read<int64_t>(what);
+    case ValueType::f64: return read<double>(what);
   }
   fail(at, "key '{}' has an invalid value type", key);
 }
@@ -232,7 +242,7 @@ ArrayView Parser::read_array(std::string_view key, uint64_t) {
            a.count, left());
     a.strings.reserve(reserve_count(a.count));
     for (uint64_t i = 0; i < a.count; ++i)
-      a.strings.push_back(read_string(fmt::format("string #{} of array '{}'", i, key)));
+      a.strings.push_back(read_string([&] { return fmt::format("string #{} of array '{}'", i, key); }));
     return a;
   }
   size_t esize = value_type_size(a.elem_type);
