@@ -101,6 +101,13 @@ ModelConfig read_config(const gguf::GgufFile& f) {
   c.rope = info->rope;
   c.ffn_act = info->act;
   c.sub_norms = info->sub_norms;
+  // Upstream llama.cpp's `bitnet` graph runs ReLU^2 instead of SiLU when this key says so
+  // (how 2B-4T weights are carried in arch `bitnet`, SPEC.md 2.1).
+  if (auto act = f.get_string(c.arch_name + ".hidden_activation")) {
+    if (*act == "relu2") c.ffn_act = FfnAct::relu2;
+    else if (*act == "silu") c.ffn_act = FfnAct::silu;
+    else bad(f, "'{}.hidden_activation' is '{}'; supported: silu, relu2", c.arch_name, *act);
+  }
   c.name = std::string(f.get_string("general.name").value_or(""));
   const std::string prefix = c.arch_name + ".";
 

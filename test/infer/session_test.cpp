@@ -132,3 +132,24 @@ TEST(ModelLoad, VocabOnlyFileIsNotAModel) {
 
 }  // namespace
 }  // namespace bitnet::infer
+
+namespace bitnet::infer {
+namespace {
+
+// The same ternary weights as I2_S (per-token int8 activations) and TQ2_0 (Q8_K per 256) give
+// close but not identical logits: only the activation quantization differs (SPEC.md 2.5, 1.5).
+TEST(Formats, I2sAndTq2OfTheSameWeightsDifferOnlyByActivationRounding) {
+  auto i2s = model::Model::load(test::fixture_file("models/bitnet-tiny-i2_s.gguf"));
+  auto tq2 = model::Model::load(test::fixture_file("models/bitnet-tiny-tq2_0-embf16.gguf"));
+  test::Golden g = test::read_golden(test::fixture_file("golden/bitnet-tiny-i2_s.bitnet.cpp.json"));
+  Session a(*i2s, kernels::reference_table()), b(*tq2, kernels::reference_table());
+  a.eval(g.prompt_ids);
+  b.eval(g.prompt_ids);
+  const float d = max_abs_diff(a.logits(), b.logits());
+  EXPECT_GT(d, 0.0f);
+  EXPECT_LT(d, 0.15f) << "int8 vs Q8_K activation rounding only";
+  EXPECT_EQ(argmax(a.logits()), argmax(b.logits()));
+}
+
+}  // namespace
+}  // namespace bitnet::infer

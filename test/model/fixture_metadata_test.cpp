@@ -2,9 +2,12 @@
 // the files by an independent parser (a throwaway Python GGUF dump) and fixtures/README.md.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 
 #include "core/gguf/reader.hpp"
+#include "core/base/error.hpp"
+#include "core/gguf/writer.hpp"
 #include "core/model/metadata.hpp"
 #include "support/fixtures.hpp"
 
@@ -128,6 +131,31 @@ TEST(FixtureMetadata, TensorShapesOfTheTinyBitnetModel) {
   EXPECT_EQ(f.find_tensor("blk.0.attn_q.weight")->offset, 263168u);
   EXPECT_EQ(f.find_tensor("blk.0.attn_k.weight")->offset, 279584u);
   EXPECT_EQ(f.find_tensor("blk.0.attn_q.weight")->nbytes, 256u * 256 / 4 + 32);
+}
+
+}  // namespace
+}  // namespace bitnet::model
+
+namespace bitnet::model {
+namespace {
+
+// bitnet.hidden_activation (upstream llama.cpp's switch for 2B-4T weights in arch `bitnet`).
+TEST(HiddenActivation, Relu2KeySwitchesTheFfnAndBadValuesAreRejected) {
+  auto src = gguf::GgufFile::open(test::fixture_file("models/bitnet-tiny-f16.gguf"));
+  for (const char* act : {"relu2", "silu", "gelu"}) {
+    gguf::GgufWriter w;
+    for (const auto& kv : src.kvs()) w.set_value(kv.key, kv.value);
+    w.set_string("bitnet.hidden_activation", act);
+    auto path = std::filesystem::temp_directory_path() / ("bitnet-act-" + std::to_string(::getpid()) + ".gguf");
+    w.write(path);
+    auto f = gguf::GgufFile::open(path);
+    if (std::string(act) == "gelu") {
+      EXPECT_THROW(read_config(f), Error);
+    } else {
+      EXPECT_EQ(read_config(f).ffn_act, std::string(act) == "relu2" ? FfnAct::relu2 : FfnAct::silu);
+    }
+    std::filesystem::remove(path);
+  }
 }
 
 }  // namespace
