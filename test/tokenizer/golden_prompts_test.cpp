@@ -22,6 +22,8 @@ struct Golden {
   std::string pre;     // pre-tokenizer the engine used ("" = the file's)
 };
 
+void PrintTo(const Golden& g, std::ostream* os) { *os << g.file; }
+
 // bitnet.cpp tokenized the BPE model, which has no 'pre' key, with llama.cpp's 'default' chain.
 const std::vector<Golden> kGoldens = {
     {"stories260K.llama.cpp.p1.json", "stories260K", "Once upon a time", ""},

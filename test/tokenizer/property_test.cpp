@@ -83,6 +83,9 @@ struct PropertyCase {
   std::string pre;
 };
 
+// Keeps ctest names readable (gtest would otherwise print the struct's bytes).
+void PrintTo(const PropertyCase& c, std::ostream* os) { *os << c.model << (c.pre.empty() ? "" : " pre=" + c.pre); }
+
 class TokenizerProperties : public ::testing::TestWithParam<PropertyCase> {};
 
 TEST_P(TokenizerProperties, RandomStrings) {
