@@ -14,7 +14,10 @@
 #include "app/build_info.hpp"
 #include "core/base/error.hpp"
 #include "core/base/log.hpp"
+#include "backends/register.hpp"
+#include "core/base/cpu_features.hpp"
 #include "core/fixtures/resolve.hpp"
+#include "core/kernels/dispatch.hpp"
 
 namespace bitnet::app {
 namespace {
@@ -43,13 +46,23 @@ std::vector<std::filesystem::path> split_path_list(const std::string& s) {
   return out;
 }
 
+std::string usable_backends() {
+  std::string out;
+  for (const kernels::Backend& b : kernels::registered_backends())
+    if (b.supported()) {
+      if (!out.empty()) out += ' ';
+      out.append(b.name);
+    }
+  return out;
+}
+
 void print_version() {
   std::printf("bitnet %s\n", build::version);
   std::printf("commit: %s%s\n", build::commit, build::dirty ? " (dirty)" : "");
   std::printf("build type: %s\n", build::build_type);
   std::printf("compiler: %s\n", build::compiler);
   std::printf("compile flags: %s\n", build::compile_flags[0] ? build::compile_flags : "(none)");
-  std::printf("backends: %s\n", build::backends);
+  std::printf("backends: %s (this CPU runs: %s)\n", build::backends, usable_backends().c_str());
 }
 
 struct GlobalFlags {
@@ -81,11 +94,20 @@ log::Config logging_config(const GlobalFlags& g, bool color) {
 
 }  // namespace
 
+const kernels::KernelTable& select_kernels(const std::string& name) {
+  static log::Logger& lg = log::get("kernels");
+  kernels::Selection s = kernels::select_backend(name);
+  log::info(lg, "kernel table '{}' ({}); CPU: {}; features: {}", s.table->name, s.why, cpu_features().brand,
+            cpu_features().summary());
+  return *s.table;
+}
+
 std::filesystem::path resolve_model(const Context& ctx, std::string_view spec) {
   return fixtures::resolve_model(spec, ctx.fixture_dirs);
 }
 
 int run(int argc, char** argv) {
+  backends::register_all();
   CLI::App app{"bitnet: run and check BitNet b1.58 (ternary) language models on the CPU"};
   app.require_subcommand(0, 1);
   app.footer("Examples:\n  bitnet inspect fixture:stories260K\n  bitnet inspect model.gguf --tensors --json\n"

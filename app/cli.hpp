@@ -12,6 +12,10 @@ namespace CLI {
 class App;
 }
 
+namespace bitnet::kernels {
+struct KernelTable;
+}
+
 namespace bitnet::app {
 
 // What app/ read from the environment and the global flags; core only ever sees typed values.
@@ -36,6 +40,9 @@ RunFn setup_tokenize(CLI::App& sub);
 
 // Parses argv, runs the chosen command, maps errors to exit codes (CLI.md).
 int run(int argc, char** argv);
+
+// The kernel table for --backend/BITNET_BACKEND ("" = best for this CPU); logs the choice.
+const kernels::KernelTable& select_kernels(const std::string& name);
 
 // Resolves a MODEL argument (path or fixture:NAME) to a file.
 std::filesystem::path resolve_model(const Context& ctx, std::string_view spec);

@@ -66,11 +66,6 @@ std::string read_prompt(const GenerateFlags& f) {
   return "";
 }
 
-const kernels::KernelTable& pick_backend(const std::string& name) {
-  if (name.empty() || name == "reference") return kernels::reference_table();
-  throw make_error(ErrorCode::usage, "unknown backend '{}' (available: reference)", name);
-}
-
 // The tokenizer speaks uint32 ids, the engine int32 (llama.cpp's convention); ids are < 2^24.
 std::vector<int32_t> to_engine(const std::vector<tokenizer::TokenId>& ids) { return {ids.begin(), ids.end()}; }
 
@@ -210,7 +205,7 @@ RunFn setup_generate(CLI::App& sub) {
   sub.add_option("--seed", f->seed, "Random seed (default: from the clock, printed with -v)");
   sub.add_option("-t,--threads", f->threads, "Threads (default: BITNET_THREADS or all cores)")->check(CLI::Range(1, 1024));
   sub.add_option("-c,--ctx-size", f->ctx, "Context size (default: the model's, at most 4096)");
-  sub.add_option("--backend", f->backend, "Kernel table: reference (default: the best for this CPU)");
+  sub.add_option("--backend", f->backend, "Kernel table: reference, avx2, avx512 (default: the best this CPU runs)");
   sub.add_option("--stop", f->stop, "Stop when this text appears (repeatable); it is not printed");
   sub.add_flag("--ignore-eos", f->ignore_eos, "Keep going past end-of-generation tokens");
   sub.add_flag("--chat", f->chat, "Interactive conversation in the model's chat format");
@@ -226,7 +221,7 @@ RunFn setup_generate(CLI::App& sub) {
   return [f](const Context& ctx) {
     static log::Logger& lg = log::get("generate");
     const std::atomic<bool>& interrupted = install_interrupt_handler();
-    const kernels::KernelTable& table = pick_backend(f->backend.empty() ? ctx.backend : f->backend);
+    const kernels::KernelTable& table = select_kernels(f->backend.empty() ? ctx.backend : f->backend);
     std::filesystem::path path = resolve_model(ctx, f->model);
     auto model = model::Model::load(path);
     tokenizer::VocabLoadOptions vo;

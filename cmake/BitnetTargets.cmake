@@ -4,7 +4,10 @@ add_library(bitnet_flags INTERFACE)
 target_compile_options(bitnet_flags INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion
   -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Woverloaded-virtual
-  $<$<BOOL:${BITNET_WERROR}>:-Werror>)
+  $<$<BOOL:${BITNET_WERROR}>:-Werror>
+  # No silent a*b+c -> fma contraction: backends compiled with -mfma must round exactly like the
+  # reference, so the same expression gives the same float everywhere.
+  -ffp-contract=off)
 if(BITNET_SANITIZE)
   target_compile_options(bitnet_flags INTERFACE -fsanitize=${BITNET_SANITIZE}
     -fno-sanitize-recover=all -fno-omit-frame-pointer)

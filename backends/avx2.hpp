@@ -1,0 +1,17 @@
+// AVX2 kernel entries, also reused by the AVX-512 table for the operations it does not
+// specialise. Defined in avx2.cpp (compiled with -mavx2 -mfma -mf16c).
+#pragma once
+
+#include <cstdint>
+
+#include "core/kernels/kernels.hpp"
+
+namespace bitnet::backends::avx2 {
+
+int32_t dot_i2s_i8(const uint8_t* w, int64_t first, const int8_t* q, int64_t n);
+float dot_tq2_0_q8_k(const void* w, const kernels::BlockQ8K* a, int64_t n);
+float dot_tq1_0_q8_k(const void* w, const kernels::BlockQ8K* a, int64_t n);
+float dot_f16_f16(const uint16_t* w, const uint16_t* a, int64_t n);
+void to_f16(const float* x, int64_t n, uint16_t* y);
+
+}  // namespace bitnet::backends::avx2

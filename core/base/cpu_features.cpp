@@ -1,0 +1,67 @@
+// CPU feature detection through GCC's __builtin_cpu_supports (which also checks that the OS
+// saves the AVX/AVX-512 register state) and the CPUID brand string.
+#include "cpu_features.hpp"
+
+#include <cpuid.h>
+
+#include <cstring>
+
+namespace bitnet {
+
+namespace {
+
+std::string brand_string() {
+  unsigned regs[12] = {};
+  unsigned max = __get_cpuid_max(0x80000000u, nullptr);
+  if (max < 0x80000004u) return {};
+  for (unsigned i = 0; i < 3; ++i)
+    __get_cpuid(0x80000002u + i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2], &regs[4 * i + 3]);
+  char text[49] = {};
+  std::memcpy(text, regs, 48);
+  std::string s(text);
+  const auto b = s.find_first_not_of(' ');
+  return b == std::string::npos ? std::string() : s.substr(b);
+}
+
+CpuFeatures detect() {
+  __builtin_cpu_init();
+  CpuFeatures f;
+  f.avx2 = __builtin_cpu_supports("avx2");
+  f.fma = __builtin_cpu_supports("fma");
+  f.avx512f = __builtin_cpu_supports("avx512f");
+  f.avx512bw = __builtin_cpu_supports("avx512bw");
+  f.avx512vl = __builtin_cpu_supports("avx512vl");
+  f.avx512vnni = __builtin_cpu_supports("avx512vnni");
+  f.avxvnni = __builtin_cpu_supports("avxvnni");
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid(1, &a, &b, &c, &d)) f.f16c = (c & bit_F16C) != 0;
+  f.brand = brand_string();
+  return f;
+}
+
+}  // namespace
+
+std::string CpuFeatures::summary() const {
+  std::string s;
+  auto add = [&](bool on, const char* name) {
+    if (!on) return;
+    if (!s.empty()) s += ' ';
+    s += name;
+  };
+  add(avx2, "AVX2");
+  add(fma, "FMA");
+  add(f16c, "F16C");
+  add(avxvnni, "AVX-VNNI");
+  add(avx512f, "AVX512F");
+  add(avx512bw, "AVX512BW");
+  add(avx512vl, "AVX512VL");
+  add(avx512vnni, "AVX512-VNNI");
+  return s.empty() ? "none" : s;
+}
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures f = detect();
+  return f;
+}
+
+}  // namespace bitnet

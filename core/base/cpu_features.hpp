@@ -1,0 +1,20 @@
+// What the CPU we run on supports (runtime detection; the build never assumes an ISA).
+#pragma once
+
+#include <string>
+
+namespace bitnet {
+
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false;
+  bool avxvnni = false;
+  std::string brand;  // e.g. "Intel(R) Xeon(R) ..." ("" when unknown)
+
+  // "AVX2 FMA F16C AVX512F ..." for logs and reports.
+  std::string summary() const;
+};
+
+const CpuFeatures& cpu_features();
+
+}  // namespace bitnet

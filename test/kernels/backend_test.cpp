@@ -1,0 +1,115 @@
+// Every optimised kernel table this CPU can run, entry by entry, against the scalar reference:
+// random inputs, odd sizes and tails, code 3 in I2_S, extreme activations. Integer dots and the
+// ternary x Q8_K dots (same per-block float order) must be bit-exact; the f16 dot, which sums
+// exact f32 products in double in a different order, within one final rounding.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "backends/register.hpp"
+#include "core/kernels/dispatch.hpp"
+#include "core/kernels/kernels.hpp"
+#include "kernels/pack.hpp"
+
+namespace bitnet::kernels {
+namespace {
+
+std::vector<const KernelTable*> optimised_tables() {
+  backends::register_all();
+  std::vector<const KernelTable*> out;
+  for (const Backend& b : registered_backends())
+    if (b.supported() && b.name != "reference") out.push_back(&b.table());
+  return out;
+}
+
+std::vector<int8_t> random_q(std::mt19937& rng, size_t n, bool extreme) {
+  std::uniform_int_distribution<int> d(-128, 127);
+  std::vector<int8_t> q(n);
+  for (auto& v : q) v = static_cast<int8_t>(extreme ? (d(rng) & 1 ? -128 : 127) : d(rng));
+  return q;
+}
+
+std::vector<BlockQ8K> q8k_of(std::mt19937& rng, int64_t n) {
+  std::vector<float> x = test::random_floats(rng, static_cast<size_t>(n), -3.0f, 3.0f);
+  std::vector<BlockQ8K> a(static_cast<size_t>(n / kQK_K));
+  reference_table().quantize_q8_k(x.data(), n, a.data());
+  return a;
+}
+
+TEST(Backends, AtLeastOneOptimisedTableRunsHere) {
+  // The CI and development machines are x86-64 with AVX2; a silently empty list would make every
+  // test below vacuous.
+  EXPECT_FALSE(optimised_tables().empty());
+}
+
+TEST(Backends, I2sDotIsBitExact) {
+  std::mt19937 rng(1);
+  for (const KernelTable* k : optimised_tables()) {
+    for (int64_t n : {128, 256, 384, 640, 2560, 6912, 128 * 33}) {
+      for (bool extreme : {false, true}) {
+        // Codes 0..3: files never hold 3, but the kernels must agree on it anyway.
+        std::vector<int> codes = test::random_ints(rng, static_cast<size_t>(n) * 3, -1, 2);
+        test::Bytes w = test::pack_i2s(codes, 1.0f);
+        std::vector<int8_t> q = random_q(rng, static_cast<size_t>(n), extreme);
+        const auto* wb = reinterpret_cast<const uint8_t*>(w.data());
+        for (int64_t first : {int64_t{0}, n, 2 * n, int64_t{64}, n + 32}) {  // aligned and mid-group starts
+          if (first + n > static_cast<int64_t>(codes.size())) continue;
+          EXPECT_EQ(k->dot_i2s_i8(wb, first, q.data(), n), reference_table().dot_i2s_i8(wb, first, q.data(), n))
+              << k->name << " n=" << n << " first=" << first;
+        }
+      }
+    }
+  }
+}
+
+TEST(Backends, TernaryQ8kDotsAreBitExact) {
+  std::mt19937 rng(2);
+  for (const KernelTable* k : optimised_tables()) {
+    for (int64_t n : {256, 512, 2560, 6912}) {
+      std::vector<int> t = test::random_ints(rng, static_cast<size_t>(n), -1, 1);
+      std::vector<uint16_t> d = test::random_f16(rng, static_cast<size_t>(n / 256), 0.001f, 2.0f);
+      d[0] = 0;  // an all-zero scale block
+      std::vector<BlockQ8K> a = q8k_of(rng, n);
+      test::Bytes tq2 = test::pack_tq2_0(t, d), tq1 = test::pack_tq1_0(t, d);
+      EXPECT_EQ(k->dot_tq2_0_q8_k(tq2.data(), a.data(), n), reference_table().dot_tq2_0_q8_k(tq2.data(), a.data(), n))
+          << k->name << " n=" << n;
+      EXPECT_EQ(k->dot_tq1_0_q8_k(tq1.data(), a.data(), n), reference_table().dot_tq1_0_q8_k(tq1.data(), a.data(), n))
+          << k->name << " n=" << n;
+    }
+  }
+}
+
+TEST(Backends, F16DotWithinOneRounding) {
+  std::mt19937 rng(3);
+  for (const KernelTable* k : optimised_tables()) {
+    for (int64_t n : {1, 7, 8, 15, 16, 17, 64, 255, 2560, 2563}) {
+      std::vector<uint16_t> w = test::random_f16(rng, static_cast<size_t>(n), -2.0f, 2.0f);
+      std::vector<uint16_t> a = test::random_f16(rng, static_cast<size_t>(n), -4.0f, 4.0f);
+      const float got = k->dot_f16_f16(w.data(), a.data(), n);
+      const float want = reference_table().dot_f16_f16(w.data(), a.data(), n);
+      double abs_sum = 0;
+      for (int64_t i = 0; i < n; ++i) abs_sum += std::fabs(f16_to_f32(w[static_cast<size_t>(i)]) * f16_to_f32(a[static_cast<size_t>(i)]));
+      // Both round one double sum to float; the double sums differ by far less than a float ulp.
+      EXPECT_LE(std::fabs(got - want), std::ldexp(std::fabs(want), -23) + 1e-12 * abs_sum) << k->name << " n=" << n;
+    }
+  }
+}
+
+TEST(Backends, ToF16IsBitExactOnFiniteInputs) {
+  std::mt19937 rng(4);
+  for (const KernelTable* k : optimised_tables()) {
+    std::vector<float> x = test::random_floats(rng, 1003, -70000.0f, 70000.0f);
+    // Ties, subnormals, overflow to infinity, signed zero.
+    const float specials[] = {0.0f, -0.0f, 65504.0f, 65520.0f, 1e-8f, -6e-8f, 2.9802322e-8f, 1.00048828125f, 1.00146484375f};
+    x.insert(x.begin(), std::begin(specials), std::end(specials));
+    std::vector<uint16_t> got(x.size()), want(x.size());
+    k->to_f16(x.data(), static_cast<int64_t>(x.size()), got.data());
+    reference_table().to_f16(x.data(), static_cast<int64_t>(x.size()), want.data());
+    EXPECT_EQ(got, want) << k->name;
+  }
+}
+
+}  // namespace
+}  // namespace bitnet::kernels
