@@ -23,6 +23,7 @@ namespace bitnet::app {
 namespace {
 
 constexpr CommandSpec kCommands[] = {
+    {"bench", "Prompt and generation speed (llama-bench's pp/tg tests)", setup_bench},
     {"generate", "Run a model: stream a continuation of the prompt (or --chat)", setup_generate},
     {"inspect", "GGUF metadata, tensor table and validation verdict", setup_inspect},
     {"tokenize", "Text -> token ids, ids -> text (--decode)", setup_tokenize},

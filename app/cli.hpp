@@ -36,6 +36,7 @@ struct CommandSpec {
 
 RunFn setup_inspect(CLI::App& sub);
 RunFn setup_generate(CLI::App& sub);
+RunFn setup_bench(CLI::App& sub);
 RunFn setup_tokenize(CLI::App& sub);
 
 // Parses argv, runs the chosen command, maps errors to exit codes (CLI.md).

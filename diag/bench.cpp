@@ -1,0 +1,95 @@
+// Timed runs on fresh sessions. Token ids are a fixed pseudo-random sequence over the vocabulary
+// (the content does not change the work done), so runs are comparable across engines.
+#include "bench.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <random>
+
+#include "core/base/error.hpp"
+#include "core/base/thread_pool.hpp"
+#include "core/infer/session.hpp"
+
+namespace bitnet::diag {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<int32_t> token_ids(const model::Model& m, int32_t n) {
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> d(0, static_cast<int32_t>(m.config().n_vocab) - 1);
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& id : ids) id = d(rng);
+  return ids;
+}
+
+double time_prompt(const model::Model& m, const kernels::KernelTable& k, ThreadPool& pool, const std::vector<int32_t>& ids) {
+  infer::SessionOptions so;
+  so.n_ctx = static_cast<uint32_t>(ids.size());
+  so.pool = &pool;
+  infer::Session s(m, k, so);
+  const auto t0 = Clock::now();
+  s.eval(ids);
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double time_gen(const model::Model& m, const kernels::KernelTable& k, ThreadPool& pool, const std::vector<int32_t>& ids) {
+  infer::SessionOptions so;
+  so.n_ctx = static_cast<uint32_t>(ids.size());
+  so.pool = &pool;
+  infer::Session s(m, k, so);
+  const auto t0 = Clock::now();
+  for (int32_t id : ids) s.eval(std::span<const int32_t>(&id, 1));
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+}  // namespace
+
+void summarize(BenchResult& r, double tokens) {
+  std::vector<double> ts;
+  for (double s : r.seconds) ts.push_back(tokens / s);
+  double mean = 0;
+  for (double v : ts) mean += v;
+  mean /= static_cast<double>(ts.size());
+  double var = 0;
+  for (double v : ts) var += (v - mean) * (v - mean);
+  r.avg_ts = mean;
+  r.stddev_ts = ts.size() > 1 ? std::sqrt(var / static_cast<double>(ts.size() - 1)) : 0.0;
+}
+
+BenchReport run_bench(const std::string& model_path, const model::Model& m, const BenchOptions& opt) {
+  BITNET_CHECK(opt.kernels != nullptr);
+  const model::ModelConfig& c = m.config();
+  if (static_cast<uint64_t>(opt.n_prompt) > c.n_ctx_train || static_cast<uint64_t>(opt.n_gen) > c.n_ctx_train)
+    throw make_error(ErrorCode::usage, "-p {} / -n {} exceed the model's context of {} tokens", opt.n_prompt,
+                     opt.n_gen, c.n_ctx_train);
+  if (opt.reps < 1) throw make_error(ErrorCode::usage, "-r must be at least 1");
+  BenchReport rep;
+  rep.model_path = model_path;
+  rep.model_size = m.file().file_size();
+  for (const auto& t : m.file().tensors()) rep.model_n_params += static_cast<uint64_t>(t.n_elements());
+  rep.model_type = fmt::format("{} {}x{} {}", c.arch_name, c.n_embd, c.n_layer,
+                               gguf::type_name(c.n_layer > 0 ? m.layer(0).wq.type : m.token_embd().type));
+  rep.kernel_table = std::string(opt.kernels->name);
+  const std::vector<int32_t> prompt = token_ids(m, opt.n_prompt), gen = token_ids(m, opt.n_gen);
+  for (int threads : opt.threads) {
+    ThreadPool pool(threads);
+    if (opt.n_prompt > 0) {
+      BenchResult r{fmt::format("pp{}", opt.n_prompt), threads, opt.n_prompt, 0, {}, 0, 0};
+      time_prompt(m, *opt.kernels, pool, prompt);  // warm-up: page in the weights, size buffers
+      for (int i = 0; i < opt.reps; ++i) r.seconds.push_back(time_prompt(m, *opt.kernels, pool, prompt));
+      summarize(r, opt.n_prompt);
+      rep.results.push_back(std::move(r));
+    }
+    if (opt.n_gen > 0) {
+      BenchResult r{fmt::format("tg{}", opt.n_gen), threads, 0, opt.n_gen, {}, 0, 0};
+      time_gen(m, *opt.kernels, pool, std::vector<int32_t>(gen.begin(), gen.begin() + std::min<int32_t>(opt.n_gen, 8)));
+      for (int i = 0; i < opt.reps; ++i) r.seconds.push_back(time_gen(m, *opt.kernels, pool, gen));
+      summarize(r, opt.n_gen);
+      rep.results.push_back(std::move(r));
+    }
+  }
+  return rep;
+}
+
+}  // namespace bitnet::diag
