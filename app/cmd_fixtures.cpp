@@ -43,8 +43,7 @@ fixtures::Fixtures make_fixtures(const Context& ctx, const FixturesOptions& o) {
   if (o.offline) cfg.offline = true;
   auto& d = cfg.download;
   if (o.connect_timeout >= 0) d.connect_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.connect_timeout * 1000));
-  // libcurl counts the stall time in whole seconds.
-  if (o.stall_timeout >= 0) d.stall_timeout = std::chrono::seconds(std::max<int64_t>(1, static_cast<int64_t>(o.stall_timeout + 0.999)));
+  if (o.stall_timeout >= 0) d.stall_timeout = std::chrono::milliseconds(static_cast<int64_t>(std::max(0.1, o.stall_timeout) * 1000));
   if (o.retries >= 0) d.retries = o.retries;
   if (o.retry_delay_ms >= 0) d.retry_delay = std::chrono::milliseconds(o.retry_delay_ms);
   d.cancel = &install_interrupt_handler();
@@ -186,13 +185,14 @@ int run_clean(const fixtures::Fixtures& fx, const FixturesOptions& o) {
 RunFn setup_fixtures(CLI::App& sub) {
   auto o = std::make_shared<FixturesOptions>();
   sub.require_subcommand(1, 1);
+  // take_last: a later value wins, so a wrapper script's defaults can be overridden.
   sub.add_option("--manifest", o->manifests, "A manifest JSON merged over the built-in one (repeatable; also BITNET_MANIFEST)");
-  sub.add_option("--cache-dir", o->cache_dir, "The cache directory (default: BITNET_CACHE_DIR, $XDG_CACHE_HOME/bitnet, ~/.cache/bitnet)");
+  sub.add_option("--cache-dir", o->cache_dir, "The cache directory (default: BITNET_CACHE_DIR, $XDG_CACHE_HOME/bitnet, ~/.cache/bitnet)")->take_last();
   sub.add_flag("--offline", o->offline, "Never touch the network (also BITNET_OFFLINE=1)");
-  sub.add_option("--connect-timeout", o->connect_timeout, "Seconds to wait for a connection (default 15)");
-  sub.add_option("--stall-timeout", o->stall_timeout, "Give up an attempt after this many seconds without data (default 30)");
-  sub.add_option("--retries", o->retries, "Further attempts per mirror after a failure (default 4)");
-  sub.add_option("--retry-delay", o->retry_delay_ms, "Milliseconds before the first retry; doubles each time (default 500)");
+  sub.add_option("--connect-timeout", o->connect_timeout, "Seconds to wait for a connection (default 15)")->take_last();
+  sub.add_option("--stall-timeout", o->stall_timeout, "Give up an attempt after this many seconds without data (default 30)")->take_last();
+  sub.add_option("--retries", o->retries, "Further attempts per mirror after a failure (default 4)")->take_last();
+  sub.add_option("--retry-delay", o->retry_delay_ms, "Milliseconds before the first retry; doubles each time (default 500)")->take_last();
   sub.footer("Examples:\n  bitnet fixtures list\n  bitnet fixtures fetch stories260K\n"
              "  bitnet fixtures --manifest my.json path BitNet-b1.58-2B-4T\n"
              "Resolution: cache, then the BITNET_FIXTURE_PATH directories, then the manifest's URLs; every file is\n"
@@ -206,8 +206,9 @@ RunFn setup_fixtures(CLI::App& sub) {
     s->callback([action, a] { *action = a; });
     return s;
   };
-  add("list", "Every known fixture and its state: cached, local, missing, mismatch", Action::list)
-      ->add_flag("--json", o->json, "A JSON array instead of the table");
+  CLI::App* list = add("list", "Every known fixture and its state: cached, local, missing, mismatch", Action::list);
+  list->add_flag("--json", o->json, "A JSON array instead of the table");
+  list->add_option("NAME", o->names, "Only these fixtures (default: all)");
   add("fetch", "Make fixtures available (download unless cached or local); prints NAME, SOURCE, PATH", Action::fetch)
       ->add_option("NAME", o->names, "Fixture names");
   sub.get_subcommand("fetch")->add_flag("--all", o->all, "Every fixture that has a download URL");
