@@ -27,11 +27,26 @@ constexpr CommandSpec kCommands[] = {
     {"generate", "Run a model: stream a continuation of the prompt (or --chat)", setup_generate},
     {"inspect", "GGUF metadata, tensor table and validation verdict", setup_inspect},
     {"tokenize", "Text -> token ids, ids -> text (--decode)", setup_tokenize},
+    {"fixtures", "The fixture cache: list, fetch, verify, path, clean", setup_fixtures},
 };
 
 std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::string(v) : std::string();
+}
+
+bool env_flag(const char* name) {
+  std::string v = env(name);
+  return !v.empty() && v != "0" && v != "false" && v != "no" && v != "off";
+}
+
+// BITNET_CACHE_DIR, else the XDG cache directory, else ~/.cache; "" when none is known.
+std::filesystem::path default_cache_dir() {
+  if (auto dir = env("BITNET_CACHE_DIR"); !dir.empty()) return dir;
+  // The XDG spec says relative values are invalid and must be ignored.
+  if (auto xdg = env("XDG_CACHE_HOME"); !xdg.empty() && xdg.front() == '/') return std::filesystem::path(xdg) / "bitnet";
+  if (auto home = env("HOME"); !home.empty()) return std::filesystem::path(home) / ".cache" / "bitnet";
+  return {};
 }
 
 std::vector<std::filesystem::path> split_path_list(const std::string& s) {
@@ -103,8 +118,16 @@ const kernels::KernelTable& select_kernels(const std::string& name) {
   return *s.table;
 }
 
+fixtures::Manifest load_manifests(const std::vector<std::filesystem::path>& files) {
+  fixtures::Manifest m = fixtures::Manifest::builtin();
+  for (const auto& f : files) m.merge(fixtures::Manifest::load(f));
+  return m;
+}
+
 std::filesystem::path resolve_model(const Context& ctx, std::string_view spec) {
-  return fixtures::resolve_model(spec, ctx.fixture_dirs);
+  if (!spec.starts_with(fixtures::kFixturePrefix)) return std::filesystem::path(spec);
+  fixtures::Fixtures fx(ctx.fixtures, load_manifests(ctx.manifests));
+  return fixtures::resolve_model(spec, fx);
 }
 
 int run(int argc, char** argv) {
@@ -112,6 +135,7 @@ int run(int argc, char** argv) {
   CLI::App app{"bitnet: run and check BitNet b1.58 (ternary) language models on the CPU"};
   app.require_subcommand(0, 1);
   app.footer("Examples:\n  bitnet inspect fixture:stories260K\n  bitnet inspect model.gguf --tensors --json\n"
+             "  bitnet fixtures list\n"
              "Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid model or input, 4 fixture, 5 crossval mismatch,\n"
              "            6 memcheck, 124 timeout, 130 interrupted.");
   GlobalFlags g;
@@ -146,7 +170,6 @@ int run(int argc, char** argv) {
 
   Context ctx;
   ctx.color = env("NO_COLOR").empty() && ::isatty(STDERR_FILENO);
-  ctx.fixture_dirs = split_path_list(env("BITNET_FIXTURE_PATH"));
   ctx.backend = env("BITNET_BACKEND");
   if (auto t = env("BITNET_THREADS"); !t.empty()) {
     char* end = nullptr;
@@ -157,6 +180,12 @@ int run(int argc, char** argv) {
     }
     ctx.threads = static_cast<int>(v);
   }
+  ctx.fixtures.fixture_dirs = split_path_list(env("BITNET_FIXTURE_PATH"));
+  ctx.fixtures.cache_dir = default_cache_dir();
+  ctx.fixtures.offline = env_flag("BITNET_OFFLINE");
+  ctx.fixtures.download.progress = ::isatty(STDERR_FILENO) != 0;
+  ctx.fixtures.download.user_agent = std::string("bitnet/") + build::version;
+  ctx.manifests = split_path_list(env("BITNET_MANIFEST"));
   try {
     log::configure(logging_config(g, ctx.color));
     for (auto& [sub, fn] : commands)

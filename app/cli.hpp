@@ -8,6 +8,9 @@
 #include <string_view>
 #include <vector>
 
+#include "core/fixtures/config.hpp"
+#include "core/fixtures/resolve.hpp"
+
 namespace CLI {
 class App;
 }
@@ -20,7 +23,10 @@ namespace bitnet::app {
 
 // What app/ read from the environment and the global flags; core only ever sees typed values.
 struct Context {
-  std::vector<std::filesystem::path> fixture_dirs;  // BITNET_FIXTURE_PATH
+  // BITNET_CACHE_DIR (else $XDG_CACHE_HOME/bitnet, else ~/.cache/bitnet), BITNET_FIXTURE_PATH,
+  // BITNET_OFFLINE; `fixtures` flags override them.
+  fixtures::FixtureConfig fixtures;
+  std::vector<std::filesystem::path> manifests;     // BITNET_MANIFEST: merged over the built-in one
   bool color = true;                                // false under NO_COLOR or when not a terminal
   std::string backend;                              // BITNET_BACKEND ("" = best for this CPU)
   int threads = 0;                                  // BITNET_THREADS (0 = all cores)
@@ -38,6 +44,7 @@ RunFn setup_inspect(CLI::App& sub);
 RunFn setup_generate(CLI::App& sub);
 RunFn setup_bench(CLI::App& sub);
 RunFn setup_tokenize(CLI::App& sub);
+RunFn setup_fixtures(CLI::App& sub);
 
 // Parses argv, runs the chosen command, maps errors to exit codes (CLI.md).
 int run(int argc, char** argv);
@@ -45,7 +52,10 @@ int run(int argc, char** argv);
 // The kernel table for --backend/BITNET_BACKEND ("" = best for this CPU); logs the choice.
 const kernels::KernelTable& select_kernels(const std::string& name);
 
-// Resolves a MODEL argument (path or fixture:NAME) to a file.
+// Resolves a MODEL argument (path or fixture:NAME) to a file; a fixture is checksum-verified and
+// downloaded if need be.
 std::filesystem::path resolve_model(const Context& ctx, std::string_view spec);
+// The built-in manifest with every file of `files` merged over it, in order.
+fixtures::Manifest load_manifests(const std::vector<std::filesystem::path>& files);
 
 }  // namespace bitnet::app

@@ -104,10 +104,11 @@ TEST(InspectCli, MissingFileIsExit3WithOneErrorLine) {
   EXPECT_EQ(r.err, "error: /nonexistent/model.gguf: no such file\n");
 }
 
-TEST(InspectCli, UnknownFixtureIsExit4NamingTheSearchPath) {
+TEST(InspectCli, UnknownFixtureIsExit4SayingTheManifestDoesNotListIt) {
   RunResult r = run_bitnet({"inspect", "fixture:no-such-model"});
   EXPECT_EQ(r.exit_code, 4);
-  EXPECT_NE(r.err.find("fixture 'no-such-model' not found in"), std::string::npos) << r.err;
+  EXPECT_EQ(count_lines_starting(r.err, "error: "), 1) << r.err;
+  EXPECT_NE(r.err.find("unknown fixture 'no-such-model': it is not in the manifest"), std::string::npos) << r.err;
 }
 
 TEST(InspectCli, UsageErrorsAreExit2) {
