@@ -23,6 +23,7 @@ constexpr CommandSpec kCommands[] = {
     {"generate", "Run a model: stream a continuation of the prompt (or --chat)", setup_generate},
     {"inspect", "GGUF metadata, tensor table and validation verdict", setup_inspect},
     {"tokenize", "Text -> token ids, ids -> text (--decode)", setup_tokenize},
+    {"crossval", "Compare this engine with a reference (llama.cpp, a program, a golden file, a backend)", setup_crossval},
 };
 
 std::string env(const char* name) {
@@ -125,6 +126,7 @@ int run(int argc, char** argv) {
   ctx.color = env("NO_COLOR").empty() && ::isatty(STDERR_FILENO);
   ctx.fixture_dirs = split_path_list(env("BITNET_FIXTURE_PATH"));
   ctx.backend = env("BITNET_BACKEND");
+  ctx.llama_dir = env("BITNET_LLAMA_DIR");
   if (auto t = env("BITNET_THREADS"); !t.empty()) {
     char* end = nullptr;
     long v = std::strtol(t.c_str(), &end, 10);
