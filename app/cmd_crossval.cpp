@@ -29,6 +29,7 @@ struct CrossvalFlags {
   std::string prompt_batch = "all";
   double timeout = 300;
   int threads = 0;
+  int ref_threads = 1;
   std::string backend;
   std::string pre;
   // Threshold flags: the value, and the option to ask whether it was given (else the default).
@@ -99,7 +100,11 @@ RunFn setup_crossval(CLI::App& sub) {
                         ->check(CLI::Range(0.0, 1.0));
   f->tie_opt = sub.add_option("--tie", f->tie, "Reference top-2 margin under which a greedy difference is a near-tie, not a failure");
   sub.add_option("--timeout", f->timeout, "Seconds a reference program may take per prompt (default 300)")->check(CLI::Range(0.1, 86400.0));
-  sub.add_option("-t,--threads", f->threads, "Threads, ours and the reference's (default: BITNET_THREADS or all cores)")
+  sub.add_option("-t,--threads", f->threads, "Threads for our engine (default: BITNET_THREADS or all cores)")
+      ->check(CLI::Range(1, 1024));
+  sub.add_option("--ref-threads", f->ref_threads,
+                 "Threads for the llama.cpp reference (default 1: its workers spin-wait, which on a busy machine can be "
+                 "100x slower; results do not depend on it)")
       ->check(CLI::Range(1, 1024));
   sub.add_option("--backend", f->backend, "Our kernel table (default: the best for this CPU)");
   sub.add_option("--pre", f->pre, "Byte-level BPE pre-tokenizer instead of the file's");
@@ -128,7 +133,7 @@ RunFn setup_crossval(CLI::App& sub) {
     std::string ref = f->reference;
     if (ref.empty() && f->record.empty()) ref = "llama.cpp";
     if (!ref.empty()) {
-      o.reference = diag::parse_reference(ref, ctx.llama_dir, threads);
+      o.reference = diag::parse_reference(ref, ctx.llama_dir, f->ref_threads);
       if (o.reference->kind == diag::RefKind::backend) o.ref_kernels = &kernel_table(o.reference->backend);
     }
     o.prompts = f->prompts;

@@ -27,7 +27,7 @@ struct ReferenceSpec {
 inline constexpr std::string_view kLlamaAdapter = "bitnet-llama-ref";
 
 // llama_dir: BITNET_LLAMA_DIR as app/ read it ("" when unset), used by a bare "llama.cpp".
-// threads: passed to the adapter. Throws Error(usage) for an unknown spelling and Error(fixture)
+// threads: passed to the llama.cpp adapter. Throws Error(usage) for an unknown spelling and Error(fixture)
 // when llama.cpp is asked for but not set up.
 ReferenceSpec parse_reference(std::string_view spec, const std::filesystem::path& llama_dir, int threads);
 

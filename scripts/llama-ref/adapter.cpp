@@ -14,7 +14,6 @@
 #include <iostream>
 #include <iterator>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -131,7 +130,7 @@ std::filesystem::path self_dir() {
 }
 
 void usage() {
-  std::fputs("usage: bitnet-llama-ref [--threads N] [--verbose] < request.json > golden.json\n"
+  std::fputs("usage: bitnet-llama-ref [--threads N (default 1)] [--verbose] < request.json > golden.json\n"
              "  request: {\"model\": PATH, \"prompt\": TEXT, \"n_predict\": N, \"top_k\": K}\n",
              stderr);
 }
@@ -139,7 +138,9 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // One thread by default: ggml's workers spin-wait between ops, which on a busy machine (CI running
+  // tests in parallel) makes two threads a hundred times slower than one. Results do not depend on it.
+  int threads = 1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if ((a == "--threads" || a == "-t") && i + 1 < argc) {
