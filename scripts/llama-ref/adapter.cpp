@@ -1,6 +1,8 @@
 // bitnet-llama-ref: llama.cpp behind the crossval reference protocol (CLI.md, fixtures/README.md).
 // Reads {"model", "prompt", "n_predict", "top_k"} on stdin, runs llama.cpp greedily through its
 // C API and writes the golden format on stdout. Built by scripts/setup-llama-reference.
+// -DBITNET_LLAMA_LEGACY_API builds it against the late-2024 llama.h (before llama_vocab), the API of
+// bitnet.cpp's llama.cpp fork (docs/crossval.md).
 #include <simdjson.h>
 
 #include <algorithm>
@@ -18,6 +20,30 @@
 #include <vector>
 
 #include "llama.h"
+
+#ifdef BITNET_LLAMA_LEGACY_API
+// The 2024 API asked the model for what the vocabulary answers now; same semantics, older names.
+using llama_vocab = llama_model;
+static const llama_model* llama_model_get_vocab(const llama_model* m) { return m; }
+static int32_t llama_vocab_n_tokens(const llama_model* m) { return llama_n_vocab(m); }
+static llama_token llama_vocab_bos(const llama_model* m) { return llama_token_bos(m); }
+static llama_token llama_vocab_eos(const llama_model* m) { return llama_token_eos(m); }
+static llama_token llama_vocab_eot(const llama_model* m) { return llama_token_eot(m); }
+// bool in late 2024, int32 (-1 unknown) before: "> 0" reads both.
+static bool llama_vocab_get_add_bos(const llama_model* m) { return llama_add_bos_token(m) > 0; }
+static llama_model* llama_model_load_from_file(const char* path, llama_model_params p) {
+  return llama_load_model_from_file(path, p);
+}
+static llama_context* llama_init_from_model(llama_model* m, llama_context_params p) {
+  return llama_new_context_with_model(m, p);
+}
+static void llama_model_free(llama_model* m) { llama_free_model(m); }
+static const char* llama_version() { return "(2024 API)"; }
+#endif
+
+#ifndef LLAMA_TOKEN_NULL
+#define LLAMA_TOKEN_NULL -1
+#endif
 
 namespace {
 
@@ -123,11 +149,13 @@ std::vector<std::pair<llama_token, float>> top_k(const float* logits, int32_t n_
 
 std::string id_or_null(llama_token id) { return id == LLAMA_TOKEN_NULL ? "null" : std::to_string(id); }
 
+#ifndef BITNET_LLAMA_LEGACY_API
 std::filesystem::path self_dir() {
   std::error_code ec;
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   return ec ? std::filesystem::path(".") : exe.parent_path();
 }
+#endif
 
 void usage() {
   std::fputs("usage: bitnet-llama-ref [--threads N (default 1)] [--verbose] < request.json > golden.json\n"
@@ -161,8 +189,10 @@ int main(int argc, char** argv) {
 
   llama_log_set(log_sink, nullptr);
   llama_backend_init();
+#ifndef BITNET_LLAMA_LEGACY_API
   // The CPU backends are separate libraries (one per ISA level) chosen at run time.
   ggml_backend_load_all_from_path((self_dir() / "lib").c_str());
+#endif
 
   llama_model_params mp = llama_model_default_params();
   mp.n_gpu_layers = 0;
@@ -184,7 +214,6 @@ int main(int argc, char** argv) {
   cp.n_seq_max = 1;
   cp.n_threads = threads;
   cp.n_threads_batch = threads;
-  cp.no_perf = true;
   llama_context* ctx = llama_init_from_model(model, cp);
   if (!ctx) fail(1, "llama.cpp could not create a context for '" + req.model + "'");
 
