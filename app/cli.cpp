@@ -28,6 +28,7 @@ constexpr CommandSpec kCommands[] = {
     {"inspect", "GGUF metadata, tensor table and validation verdict", setup_inspect},
     {"tokenize", "Text -> token ids, ids -> text (--decode)", setup_tokenize},
     {"fixtures", "The fixture cache: list, fetch, verify, path, clean", setup_fixtures},
+    {"crossval", "Compare this engine with a reference (llama.cpp, a program, a golden file, a backend)", setup_crossval},
 };
 
 std::string env(const char* name) {
@@ -171,6 +172,7 @@ int run(int argc, char** argv) {
   Context ctx;
   ctx.color = env("NO_COLOR").empty() && ::isatty(STDERR_FILENO);
   ctx.backend = env("BITNET_BACKEND");
+  ctx.llama_dir = env("BITNET_LLAMA_DIR");
   if (auto t = env("BITNET_THREADS"); !t.empty()) {
     char* end = nullptr;
     long v = std::strtol(t.c_str(), &end, 10);

@@ -30,6 +30,7 @@ struct Context {
   bool color = true;                                // false under NO_COLOR or when not a terminal
   std::string backend;                              // BITNET_BACKEND ("" = best for this CPU)
   int threads = 0;                                  // BITNET_THREADS (0 = all cores)
+  std::filesystem::path llama_dir;                  // BITNET_LLAMA_DIR ("" = not set up)
 };
 
 using RunFn = std::function<int(const Context&)>;
@@ -45,6 +46,7 @@ RunFn setup_generate(CLI::App& sub);
 RunFn setup_bench(CLI::App& sub);
 RunFn setup_tokenize(CLI::App& sub);
 RunFn setup_fixtures(CLI::App& sub);
+RunFn setup_crossval(CLI::App& sub);
 
 // Parses argv, runs the chosen command, maps errors to exit codes (CLI.md).
 int run(int argc, char** argv);

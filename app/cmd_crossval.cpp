@@ -1,0 +1,158 @@
+// `bitnet crossval`: does this engine agree with a reference on this model? Flags -> CrossvalOptions,
+// the report printed as a table (or --json), optionally JUnit XML and recorded goldens; exit 0 when
+// it agrees, 5 when it does not (errors of the model or the reference keep their own codes).
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "app/cli.hpp"
+#include "app/crossval_print.hpp"
+#include "core/base/error.hpp"
+#include "core/base/thread_pool.hpp"
+#include "diag/crossval/crossval.hpp"
+
+namespace bitnet::app {
+namespace {
+
+struct CrossvalFlags {
+  std::string model = "fixture:stories260K";
+  std::string reference;
+  std::vector<std::string> prompts;
+  std::string prompts_file;
+  int n_predict = -1;
+  int top_k = 8;
+  std::string prompt_batch = "all";
+  double timeout = 300;
+  int threads = 0;
+  int ref_threads = 1;
+  std::string backend;
+  std::string pre;
+  // Threshold flags: the value, and the option to ask whether it was given (else the default).
+  double max_logit_diff = 0, rel_logit_diff = 0, max_kl = 0, min_top1 = 0, tie = 0;
+  CLI::Option *max_logit_diff_opt = nullptr, *rel_logit_diff_opt = nullptr, *max_kl_opt = nullptr, *min_top1_opt = nullptr,
+              *tie_opt = nullptr;
+  bool json = false;
+  bool steps = false;
+  std::string junit;
+  std::string record;
+};
+
+std::vector<std::string> read_prompts(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw make_error(ErrorCode::invalid_input, "{}: cannot read the prompts file", path);
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) out.push_back(line);
+  }
+  if (out.empty()) throw make_error(ErrorCode::invalid_input, "{}: no prompts (one per line)", path);
+  return out;
+}
+
+// Writes through a temporary name so a reader never sees half a file.
+void write_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) throw make_error(ErrorCode::failure, "{}: cannot write", tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw make_error(ErrorCode::failure, "{}: cannot rename into place", path);
+}
+
+// --record FILE with several prompts: FILE.p1.json, FILE.p2.json (the fixtures' naming).
+std::string record_path(const std::string& path, size_t index, size_t count) {
+  if (count == 1) return path;
+  const std::filesystem::path p(path);
+  return (p.parent_path() / fmt::format("{}.p{}{}", p.stem().string(), index + 1, p.extension().string())).string();
+}
+
+std::optional<double> given(const CLI::Option* opt, double v) { return opt->count() ? std::optional<double>(v) : std::nullopt; }
+
+}  // namespace
+
+RunFn setup_crossval(CLI::App& sub) {
+  auto f = std::make_shared<CrossvalFlags>();
+  sub.add_option("-m,--model", f->model, "A .gguf path or fixture:NAME (default: fixture:stories260K)");
+  sub.add_option("-r,--reference", f->reference,
+                 "llama.cpp[:DIR] (default; DIR from BITNET_LLAMA_DIR), cmd:COMMAND, golden:FILE or backend:NAME");
+  sub.add_option("-p,--prompt", f->prompts, "A prompt (repeatable; default \"Once upon a time\")");
+  sub.add_option("--prompts", f->prompts_file, "Read prompts from FILE, one per line");
+  sub.add_option("-n,--n-predict", f->n_predict, "Steps to compare (default: the golden's length, else 32)")->check(CLI::Range(0, 100000));
+  sub.add_option("--top-k", f->top_k, "Logits kept per step (default 8, as the goldens)")->check(CLI::Range(1, 1000));
+  sub.add_option("--prompt-batch", f->prompt_batch, "Feed the prompt one token at a time (1, as bitnet.cpp) or at once (all)")
+      ->check(CLI::IsMember({"1", "all"}));
+  f->max_logit_diff_opt = sub.add_option("--max-logit-diff", f->max_logit_diff,
+                                         "Max |ours - reference| over the reference's top-k, absolute part");
+  f->rel_logit_diff_opt = sub.add_option("--rel-logit-diff", f->rel_logit_diff, "... plus this times |reference top-1 logit|");
+  f->max_kl_opt = sub.add_option("--max-kl", f->max_kl, "Max KL divergence per step over the reference's top-k");
+  f->min_top1_opt = sub.add_option("--min-top1", f->min_top1, "Min fraction of steps whose top-1 ids agree")
+                        ->check(CLI::Range(0.0, 1.0));
+  f->tie_opt = sub.add_option("--tie", f->tie, "Reference top-2 margin under which a greedy difference is a near-tie, not a failure");
+  sub.add_option("--timeout", f->timeout, "Seconds a reference program may take per prompt (default 300)")->check(CLI::Range(0.1, 86400.0));
+  sub.add_option("-t,--threads", f->threads, "Threads for our engine (default: BITNET_THREADS or all cores)")
+      ->check(CLI::Range(1, 1024));
+  sub.add_option("--ref-threads", f->ref_threads,
+                 "Threads for the llama.cpp reference (default 1: its workers spin-wait, which on a busy machine can be "
+                 "100x slower; results do not depend on it)")
+      ->check(CLI::Range(1, 1024));
+  sub.add_option("--backend", f->backend, "Our kernel table (default: the best for this CPU)");
+  sub.add_option("--pre", f->pre, "Byte-level BPE pre-tokenizer instead of the file's");
+  sub.add_flag("--json", f->json, "Print the report as JSON instead of the table");
+  sub.add_flag("--steps", f->steps, "Show every step in the table");
+  sub.add_option("--junit", f->junit, "Also write JUnit XML here (one test case per prompt)");
+  sub.add_option("--record", f->record, "Write our own greedy run in the golden format (FILE.pN.json for several prompts)");
+  sub.footer("Thresholds default by model type: float weights ~1e-3 relative, quantized formats 0.15 absolute.\n"
+             "Exit: 0 agree, 5 disagree, 4 reference not set up, 3 invalid model or golden, 124 reference timed out,\n"
+             "1 reference failed.\n"
+             "Examples:\n  bitnet crossval -m fixture:stories260K -p \"Once upon a time\" -n 64\n"
+             "  bitnet crossval -m bitnet-tiny-i2_s.gguf --reference golden:bitnet-tiny-i2_s.bitnet.cpp.json --prompt-batch 1\n"
+             "  bitnet crossval -m model.gguf --reference cmd:./my-engine --json --junit crossval.xml");
+  return [f](const Context& ctx) {
+    diag::CrossvalOptions o;
+    o.model = resolve_model(ctx, f->model);
+    o.overrides.max_logit_diff = given(f->max_logit_diff_opt, f->max_logit_diff);
+    o.overrides.rel_logit_diff = given(f->rel_logit_diff_opt, f->rel_logit_diff);
+    o.overrides.max_kl = given(f->max_kl_opt, f->max_kl);
+    o.overrides.min_top1 = given(f->min_top1_opt, f->min_top1);
+    o.overrides.tie = given(f->tie_opt, f->tie);
+    const int threads = f->threads > 0 ? f->threads : ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads();
+    ThreadPool pool(threads);
+    o.pool = &pool;
+    o.kernels = &select_kernels(f->backend.empty() ? ctx.backend : f->backend);
+    std::string ref = f->reference;
+    if (ref.empty() && f->record.empty()) ref = "llama.cpp";
+    if (!ref.empty()) {
+      o.reference = diag::parse_reference(ref, ctx.llama_dir, f->ref_threads);
+      if (o.reference->kind == diag::RefKind::backend) o.ref_kernels = &select_kernels(o.reference->backend);
+    }
+    o.prompts = f->prompts;
+    if (!f->prompts_file.empty())
+      for (std::string& p : read_prompts(f->prompts_file)) o.prompts.push_back(std::move(p));
+    if (o.prompts.empty() && !(o.reference && o.reference->kind == diag::RefKind::golden))
+      o.prompts.push_back("Once upon a time");
+    if (f->n_predict >= 0) o.n_predict = static_cast<size_t>(f->n_predict);
+    o.top_k = static_cast<size_t>(f->top_k);
+    o.batch = f->prompt_batch == "1" ? diag::PromptBatch::one : diag::PromptBatch::all;
+    o.timeout = std::chrono::milliseconds(static_cast<int64_t>(f->timeout * 1000));
+    if (!f->pre.empty()) o.pre = f->pre;
+    o.record = !f->record.empty();
+
+    const diag::CrossvalReport r = diag::run_crossval(o);
+    for (size_t i = 0; i < r.recorded.size(); ++i)
+      write_file(record_path(f->record, i, r.recorded.size()), diag::write_golden(r.recorded[i]));
+    if (!o.reference) return 0;
+    if (!f->junit.empty()) write_file(f->junit, crossval_junit(r));
+    const std::string out = f->json ? crossval_json(r) : crossval_table(r, f->steps);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+    return r.pass() ? 0 : static_cast<int>(ErrorCode::crossval_mismatch);
+  };
+}
+
+}  // namespace bitnet::app

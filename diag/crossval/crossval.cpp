@@ -1,0 +1,169 @@
+// run_crossval: the data flow of DESIGN.md ("Data flow: bitnet crossval") for one model and a list
+// of prompts. The reference runs first; ours then follows its tokens, so a tokenizer or an early
+// greedy difference never hides how the logits compare further on.
+#include "diag/crossval/crossval.hpp"
+
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "core/base/error.hpp"
+#include "core/base/log.hpp"
+#include "core/model/model.hpp"
+#include "core/tokenizer/tokenizer.hpp"
+#include "core/tokenizer/vocab_gguf.hpp"
+
+namespace bitnet::diag {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+Thresholds apply(Thresholds t, const ThresholdOverrides& o) {
+  if (o.max_logit_diff) t.max_logit_diff = *o.max_logit_diff;
+  if (o.rel_logit_diff) t.rel_logit_diff = *o.rel_logit_diff;
+  if (o.max_kl) t.max_kl = *o.max_kl;
+  if (o.min_top1) t.min_top1 = *o.min_top1;
+  if (o.tie) t.tie = *o.tie;
+  return t;
+}
+
+std::string show(const std::optional<int64_t>& v) { return v ? fmt::to_string(*v) : "none"; }
+
+std::vector<MetadataField> compare_vocab(const VocabFacts& ours, const VocabFacts& ref) {
+  std::vector<MetadataField> out;
+  auto add = [&](const char* name, const std::optional<int64_t>& a, const std::optional<int64_t>& b, bool stated) {
+    if (stated) out.push_back({name, show(a), show(b)});
+  };
+  // A reference that states the vocabulary states every field; "none" there is a real answer.
+  add("n_vocab", ours.n_tokens, ref.n_tokens, ref.n_tokens.has_value());
+  add("bos", ours.bos, ref.bos, true);
+  add("eos", ours.eos, ref.eos, true);
+  add("eot", ours.eot, ref.eot, true);
+  if (ref.add_bos) out.push_back({"add_bos", ours.add_bos.value_or(false) ? "true" : "false", *ref.add_bos ? "true" : "false"});
+  return out;
+}
+
+// One reference answer for one prompt (text, or only the golden's ids when text is absent).
+RefRun ask_reference(const CrossvalOptions& o, const Engine* ref_engine, const std::optional<Golden>& golden,
+                     const std::optional<std::string>& prompt, size_t n_predict) {
+  const ReferenceSpec& ref = *o.reference;
+  if (ref.kind == RefKind::golden) {
+    RefRun r;
+    r.golden = *golden;
+    if (r.golden.steps.size() > n_predict) r.golden.steps.resize(n_predict);
+    return r;
+  }
+  if (ref.kind == RefKind::backend) {
+    const auto t0 = Clock::now();
+    RefRun r;
+    r.golden = ref_engine->generate(ref_engine->tokenize(*prompt), prompt, n_predict, o.top_k, o.batch);
+    r.seconds = since(t0);
+    return r;
+  }
+  RefRequest req;
+  req.model = std::filesystem::absolute(o.model);
+  req.prompt = *prompt;
+  req.n_predict = n_predict;
+  req.top_k = o.top_k;
+  RefRun r = run_command_reference(ref, req, o.timeout);
+  if (r.golden.steps.size() != n_predict)
+    throw make_error(ErrorCode::failure, "reference '{}' answered {} steps where {} were asked for", ref.text,
+                     r.golden.steps.size(), n_predict);
+  return r;
+}
+
+}  // namespace
+
+bool CrossvalReport::metadata_ok() const {
+  for (const MetadataField& f : metadata)
+    if (!f.ok()) return false;
+  return true;
+}
+
+bool CrossvalReport::pass() const {
+  if (!metadata_ok()) return false;
+  for (const PromptReport& p : prompts)
+    if (!p.pass()) return false;
+  return true;
+}
+
+CrossvalReport run_crossval(const CrossvalOptions& o) {
+  static log::Logger& lg = log::get("crossval");
+  BITNET_CHECK(o.kernels != nullptr);
+  const auto t0 = Clock::now();
+  auto model = model::Model::load(o.model);
+  tokenizer::VocabLoadOptions vo;
+  vo.pre = o.pre;
+  const tokenizer::Tokenizer tok(tokenizer::read_vocab(model->file(), vo));
+  const Engine ours(*model, tok, *o.kernels, o.pool);
+
+  CrossvalReport rep;
+  rep.model = o.model.string();
+  rep.our_engine = ours.name();
+  rep.batch = o.batch == PromptBatch::one ? "1" : "all";
+  rep.quantized = has_quantized_weights(*model);
+  rep.thresholds = apply(default_thresholds(rep.quantized), o.overrides);
+
+  std::optional<Engine> ref_engine;
+  std::optional<Golden> golden;
+  std::vector<std::optional<std::string>> prompts(o.prompts.begin(), o.prompts.end());
+  if (o.reference) {
+    rep.reference = o.reference->text;
+    if (o.reference->kind == RefKind::golden) {
+      golden = read_golden_file(o.reference->file);
+      if (prompts.size() > 1)
+        throw make_error(ErrorCode::usage, "a golden file answers one prompt; {} were given", prompts.size());
+      if (prompts.empty()) prompts.push_back(golden->prompt);  // its own text, when it says
+    } else if (o.reference->kind == RefKind::backend) {
+      BITNET_CHECK(o.ref_kernels != nullptr);
+      ref_engine.emplace(*model, tok, *o.ref_kernels, o.pool);
+    }
+  }
+  if (prompts.empty()) throw make_error(ErrorCode::usage, "no prompt: give -p TEXT or --prompts FILE");
+  const size_t n_predict = o.n_predict.value_or(golden ? golden->steps.size() : 32);
+
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const std::optional<std::string>& prompt = prompts[i];
+    if (o.reference && o.reference->kind != RefKind::golden && !prompt)
+      throw make_error(ErrorCode::usage, "reference '{}' needs prompt text", o.reference->text);
+    std::vector<int32_t> our_ids = prompt ? ours.tokenize(*prompt) : golden->prompt_ids;
+    if (o.record) {
+      log::info(lg, "recording our run for prompt {}", i + 1);
+      rep.recorded.push_back(ours.generate(our_ids, prompt, n_predict, o.top_k, o.batch));
+    }
+    if (!o.reference) continue;
+
+    log::info(lg, "prompt {}: asking {}", i + 1, o.reference->text);
+    RefRun run = ask_reference(o, ref_engine ? &*ref_engine : nullptr, golden, prompt, n_predict);
+    if (!run.golden.engine.empty()) rep.reference_engine = run.golden.engine;
+    if (run.golden.vocab && !rep.metadata_checked) {
+      rep.metadata_checked = true;
+      rep.metadata = compare_vocab(ours.vocab_facts(), *run.golden.vocab);
+    }
+    PromptReport pr;
+    pr.prompt = prompt.value_or("");
+    pr.seconds_ref = run.seconds;
+    pr.ref_stderr = run.err;
+    pr.tokens.ref = run.golden.prompt_ids;
+    if (prompt) {
+      pr.tokens.checked = true;
+      pr.tokens.ours = our_ids;
+      pr.tokens.first_diff = first_difference(pr.tokens.ours, pr.tokens.ref);
+    }
+    const auto t1 = Clock::now();
+    const std::vector<OurStep> steps = ours.follow(run.golden, o.top_k, o.batch);
+    pr.seconds_ours = since(t1);
+    Naming naming;
+    naming.piece = [&](int32_t id) { return ours.piece(id); };
+    naming.text = [&](std::span<const int32_t> ids) { return ours.text(ids); };
+    compare_steps(run.golden, steps, rep.thresholds, naming, pr);
+    log::info(lg, "prompt {}: {}/{} greedy ids agree, max |logit diff| {:.4g}", i + 1, pr.n_match, pr.n_steps, pr.max_abs);
+    rep.prompts.push_back(std::move(pr));
+  }
+  rep.seconds = since(t0);
+  return rep;
+}
+
+}  // namespace bitnet::diag

@@ -1,0 +1,125 @@
+// REF spellings and the child-process reference runner (request out, golden in).
+#include "diag/crossval/reference.hpp"
+
+#include <signal.h>
+#include <string.h>
+
+#include <fmt/format.h>
+
+#include "core/base/error.hpp"
+#include "core/base/json_writer.hpp"
+#include "diag/crossval/child_process.hpp"
+
+namespace bitnet::diag {
+namespace {
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+std::string command_line(const std::vector<std::string>& argv) {
+  std::string s;
+  for (const std::string& a : argv) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+// The last few lines of a reference's stderr, indented, for an error's "caused by".
+std::string stderr_tail(const std::string& err, size_t max_lines = 12) {
+  std::vector<std::string_view> lines;
+  std::string_view s = err;
+  while (!s.empty()) {
+    const size_t nl = s.find('\n');
+    std::string_view line = s.substr(0, nl);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.empty()) lines.push_back(line);
+    s.remove_prefix(nl == std::string_view::npos ? s.size() : nl + 1);
+  }
+  if (lines.empty()) return "";
+  std::string out = "its stderr ended with:";
+  for (size_t i = lines.size() > max_lines ? lines.size() - max_lines : 0; i < lines.size(); ++i)
+    out += "\n    | " + std::string(lines[i]);
+  return out;
+}
+
+}  // namespace
+
+ReferenceSpec parse_reference(std::string_view spec, const std::filesystem::path& llama_dir, int threads) {
+  ReferenceSpec r;
+  r.text = std::string(spec);
+  if (starts_with(spec, "golden:")) {
+    r.kind = RefKind::golden;
+    r.file = std::string(spec.substr(7));
+    if (r.file.empty()) throw make_error(ErrorCode::usage, "--reference golden:FILE needs a file");
+  } else if (starts_with(spec, "cmd:")) {
+    r.kind = RefKind::command;
+    r.argv = split_command(spec.substr(4));
+    if (r.argv.empty()) throw make_error(ErrorCode::usage, "--reference cmd:COMMAND needs a command");
+  } else if (starts_with(spec, "backend:")) {
+    r.kind = RefKind::backend;
+    r.backend = std::string(spec.substr(8));
+    if (r.backend.empty()) throw make_error(ErrorCode::usage, "--reference backend:NAME needs a backend name");
+  } else if (spec == "llama.cpp" || starts_with(spec, "llama.cpp:")) {
+    r.kind = RefKind::llama_cpp;
+    std::filesystem::path dir = spec.size() > 10 ? std::filesystem::path(std::string(spec.substr(10))) : llama_dir;
+    if (dir.empty())
+      throw make_error(ErrorCode::fixture,
+                       "the llama.cpp reference is not set up: run scripts/setup-llama-reference and set "
+                       "BITNET_LLAMA_DIR to the directory it prints, or give --reference llama.cpp:DIR");
+    const std::filesystem::path adapter = dir / kLlamaAdapter;
+    if (!std::filesystem::exists(adapter))
+      throw make_error(ErrorCode::fixture, "no llama.cpp adapter at {} (run scripts/setup-llama-reference; it prints the DIR)",
+                       adapter.string());
+    r.argv = {adapter.string(), "--threads", std::to_string(threads > 0 ? threads : 1)};
+  } else {
+    throw make_error(ErrorCode::usage,
+                     "unknown reference '{}' (expected llama.cpp[:DIR], cmd:COMMAND, golden:FILE or backend:NAME)", spec);
+  }
+  return r;
+}
+
+RefRun run_command_reference(const ReferenceSpec& ref, const RefRequest& req, std::chrono::milliseconds timeout) {
+  JsonWriter j(false);
+  j.begin_object()
+      .key("model")
+      .value(req.model.string())
+      .key("prompt")
+      .value(req.prompt)
+      .key("n_predict")
+      .value(static_cast<uint64_t>(req.n_predict))
+      .key("top_k")
+      .value(static_cast<uint64_t>(req.top_k))
+      .end_object();
+  const std::string request = j.str() + "\n";
+  const std::string cmd = command_line(ref.argv);
+  ChildOptions opt;
+  opt.timeout = timeout;
+  ChildResult c;
+  try {
+    c = run_child(ref.argv, request, opt);
+  } catch (Error& e) {
+    throw e.wrap(fmt::format("reference '{}' could not be started", cmd));
+  }
+  // "reference 'CMD' WHAT", then the details, then the tail of its stderr (where people look).
+  auto error = [&](ErrorCode code, const std::string& what, const std::string& detail = "") {
+    std::string tail = stderr_tail(c.err);
+    Error e(code, tail.empty() ? "it printed nothing on stderr" : tail);
+    if (!detail.empty()) e.wrap(detail);
+    return e.wrap(fmt::format("reference '{}' {}", cmd, what));
+  };
+  if (c.timed_out)
+    throw error(ErrorCode::timeout, fmt::format("did not finish within the {:.0f} s timeout and was killed (raise --timeout)",
+                                                std::chrono::duration<double>(timeout).count()));
+  if (c.signal != 0)
+    throw error(ErrorCode::failure, fmt::format("crashed: killed by signal {} ({})", c.signal, ::strsignal(c.signal)));
+  if (c.exit_code != 0) throw error(ErrorCode::failure, fmt::format("exited with status {}", c.exit_code));
+  if (c.output_truncated) throw error(ErrorCode::failure, "printed more than the output limit");
+  RefRun run;
+  try {
+    run.golden = parse_golden(c.out, fmt::format("the output of '{}'", cmd));
+  } catch (const Error& e) {
+    throw error(ErrorCode::failure, "printed something that is not the golden format", e.chain().front());
+  }
+  run.err = c.err;
+  run.seconds = c.seconds;
+  return run;
+}
+
+}  // namespace bitnet::diag

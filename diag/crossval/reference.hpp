@@ -1,0 +1,52 @@
+// The REF argument of crossval (CLI.md) and the runners for references outside this process:
+// golden:FILE, cmd:COMMAND and llama.cpp[:DIR] (our adapter program, spoken to like cmd:).
+// backend:NAME runs in-process (crossval.cpp).
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "diag/crossval/golden.hpp"
+
+namespace bitnet::diag {
+
+enum class RefKind { golden, command, backend, llama_cpp };
+
+struct ReferenceSpec {
+  RefKind kind = RefKind::golden;
+  std::string text;                 // as given, for the report
+  std::filesystem::path file;       // golden
+  std::vector<std::string> argv;    // command, llama_cpp (the adapter)
+  std::string backend;              // backend
+};
+
+// The adapter's file name inside a llama.cpp reference directory.
+inline constexpr std::string_view kLlamaAdapter = "bitnet-llama-ref";
+
+// llama_dir: BITNET_LLAMA_DIR as app/ read it ("" when unset), used by a bare "llama.cpp".
+// threads: passed to the llama.cpp adapter. Throws Error(usage) for an unknown spelling and Error(fixture)
+// when llama.cpp is asked for but not set up.
+ReferenceSpec parse_reference(std::string_view spec, const std::filesystem::path& llama_dir, int threads);
+
+struct RefRequest {
+  std::filesystem::path model;  // absolute
+  std::string prompt;
+  size_t n_predict = 32;
+  size_t top_k = 8;
+};
+
+struct RefRun {
+  Golden golden;
+  std::string err;  // the reference's stderr (tail)
+  double seconds = 0;
+};
+
+// cmd: and llama.cpp: sends the request as JSON on stdin and parses the golden on stdout. A program
+// that is missing (Error fixture), hangs past the timeout (Error timeout), crashes, exits non-zero
+// or prints junk (Error failure) gives an error naming the command, with the tail of its stderr.
+RefRun run_command_reference(const ReferenceSpec& ref, const RefRequest& req, std::chrono::milliseconds timeout);
+
+}  // namespace bitnet::diag

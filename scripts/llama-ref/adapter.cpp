@@ -1,0 +1,264 @@
+// bitnet-llama-ref: llama.cpp behind the crossval reference protocol (CLI.md, fixtures/README.md).
+// Reads {"model", "prompt", "n_predict", "top_k"} on stdin, runs llama.cpp greedily through its
+// C API and writes the golden format on stdout. Built by scripts/setup-llama-reference.
+// -DBITNET_LLAMA_LEGACY_API builds it against the late-2024 llama.h (before llama_vocab), the API of
+// bitnet.cpp's llama.cpp fork (docs/crossval.md).
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <iterator>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "llama.h"
+
+#ifdef BITNET_LLAMA_LEGACY_API
+// The 2024 API asked the model for what the vocabulary answers now; same semantics, older names.
+using llama_vocab = llama_model;
+static const llama_model* llama_model_get_vocab(const llama_model* m) { return m; }
+static int32_t llama_vocab_n_tokens(const llama_model* m) { return llama_n_vocab(m); }
+static llama_token llama_vocab_bos(const llama_model* m) { return llama_token_bos(m); }
+static llama_token llama_vocab_eos(const llama_model* m) { return llama_token_eos(m); }
+static llama_token llama_vocab_eot(const llama_model* m) { return llama_token_eot(m); }
+// bool in late 2024, int32 (-1 unknown) before: "> 0" reads both.
+static bool llama_vocab_get_add_bos(const llama_model* m) { return llama_add_bos_token(m) > 0; }
+static llama_model* llama_model_load_from_file(const char* path, llama_model_params p) {
+  return llama_load_model_from_file(path, p);
+}
+static llama_context* llama_init_from_model(llama_model* m, llama_context_params p) {
+  return llama_new_context_with_model(m, p);
+}
+static void llama_model_free(llama_model* m) { llama_free_model(m); }
+static const char* llama_version() { return "(2024 API)"; }
+#endif
+
+#ifndef LLAMA_TOKEN_NULL
+#define LLAMA_TOKEN_NULL -1
+#endif
+
+namespace {
+
+bool g_verbose = false;
+
+[[noreturn]] void fail(int code, const std::string& msg) {
+  std::fprintf(stderr, "bitnet-llama-ref: %s\n", msg.c_str());
+  std::exit(code);
+}
+
+// llama.cpp logs a lot at load; keep its warnings and errors (they explain a failed load).
+void log_sink(ggml_log_level level, const char* text, void*) {
+  if (g_verbose || level == GGML_LOG_LEVEL_WARN || level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
+}
+
+struct Request {
+  std::string model;
+  std::string prompt;
+  int64_t n_predict = 32;
+  int64_t top_k = 8;
+};
+
+Request parse_request(const std::string& text) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (auto err = parser.parse(text).get(doc))
+    fail(2, std::string("the request on stdin is not JSON: ") + simdjson::error_message(err));
+  Request r;
+  std::string_view sv;
+  if (doc["model"].get_string().get(sv)) fail(2, "the request has no \"model\" string");
+  r.model = sv;
+  if (doc["prompt"].get_string().get(sv)) fail(2, "the request has no \"prompt\" string");
+  r.prompt = sv;
+  int64_t v = 0;
+  if (!doc["n_predict"].get_int64().get(v)) r.n_predict = v;
+  if (!doc["top_k"].get_int64().get(v)) r.top_k = v;
+  if (r.n_predict < 0 || r.n_predict > 1000000) fail(2, "n_predict out of range");
+  if (r.top_k < 1 || r.top_k > 1000) fail(2, "top_k out of range");
+  return r;
+}
+
+// JSON string with every byte outside printable ASCII escaped on its own (\u00XX), so the output
+// is valid JSON whatever bytes a token holds; pieces are informative only.
+std::string json_string(const std::string& s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      o += '\\';
+      o += static_cast<char>(c);
+    } else if (c < 0x20 || c >= 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      o += buf;
+    } else {
+      o += static_cast<char>(c);
+    }
+  }
+  return o + "\"";
+}
+
+std::string json_float(float f) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(f));
+  return buf;
+}
+
+std::string piece(const llama_vocab* vocab, llama_token id) {
+  std::string out(64, '\0');
+  int32_t n = llama_token_to_piece(vocab, id, out.data(), static_cast<int32_t>(out.size()), 0, true);
+  if (n < 0) {
+    out.resize(static_cast<size_t>(-n));
+    n = llama_token_to_piece(vocab, id, out.data(), static_cast<int32_t>(out.size()), 0, true);
+  }
+  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return out;
+}
+
+std::vector<llama_token> tokenize(const llama_vocab* vocab, const std::string& text) {
+  if (text.size() > static_cast<size_t>(INT32_MAX) / 2) fail(2, "prompt too long");
+  const auto len = static_cast<int32_t>(text.size());
+  std::vector<llama_token> ids(text.size() + 8);
+  // BOS as the model says (add_special), control tokens written in the text parsed (parse_special).
+  int32_t n = llama_tokenize(vocab, text.data(), len, ids.data(), static_cast<int32_t>(ids.size()), true, true);
+  if (n < 0) {
+    ids.resize(static_cast<size_t>(-n));
+    n = llama_tokenize(vocab, text.data(), len, ids.data(), static_cast<int32_t>(ids.size()), true, true);
+  }
+  if (n < 0) fail(1, "llama_tokenize failed");
+  ids.resize(static_cast<size_t>(n));
+  return ids;
+}
+
+// Best k (id, logit) pairs, logit descending, ties to the lower id (the greedy choice is top[0]).
+std::vector<std::pair<llama_token, float>> top_k(const float* logits, int32_t n_vocab, size_t k) {
+  std::vector<std::pair<llama_token, float>> all(static_cast<size_t>(n_vocab));
+  for (int32_t i = 0; i < n_vocab; ++i) all[static_cast<size_t>(i)] = {i, logits[i]};
+  k = std::min(k, all.size());
+  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end(),
+                    [](const auto& a, const auto& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); });
+  all.resize(k);
+  return all;
+}
+
+std::string id_or_null(llama_token id) { return id == LLAMA_TOKEN_NULL ? "null" : std::to_string(id); }
+
+#ifndef BITNET_LLAMA_LEGACY_API
+std::filesystem::path self_dir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::filesystem::path(".") : exe.parent_path();
+}
+#endif
+
+void usage() {
+  std::fputs("usage: bitnet-llama-ref [--threads N (default 1)] [--verbose] < request.json > golden.json\n"
+             "  request: {\"model\": PATH, \"prompt\": TEXT, \"n_predict\": N, \"top_k\": K}\n",
+             stderr);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // One thread by default: ggml's workers spin-wait between ops, which on a busy machine (CI running
+  // tests in parallel) makes two threads a hundred times slower than one. Results do not depend on it.
+  int threads = 1;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "--threads" || a == "-t") && i + 1 < argc) {
+      threads = std::atoi(argv[++i]);
+      if (threads < 1 || threads > 1024) fail(2, "--threads wants 1..1024");
+    } else if (a == "--verbose" || a == "-v") {
+      g_verbose = true;
+    } else if (a == "--help" || a == "-h") {
+      usage();
+      return 0;
+    } else {
+      usage();
+      fail(2, "unknown argument '" + a + "'");
+    }
+  }
+  const std::string input(std::istreambuf_iterator<char>(std::cin), {});
+  const Request req = parse_request(input);
+
+  llama_log_set(log_sink, nullptr);
+  llama_backend_init();
+#ifndef BITNET_LLAMA_LEGACY_API
+  // The CPU backends are separate libraries (one per ISA level) chosen at run time.
+  ggml_backend_load_all_from_path((self_dir() / "lib").c_str());
+#endif
+
+  llama_model_params mp = llama_model_default_params();
+  mp.n_gpu_layers = 0;
+  llama_model* model = llama_model_load_from_file(req.model.c_str(), mp);
+  if (!model) fail(3, "llama.cpp could not load the model '" + req.model + "' (its messages are above)");
+  const llama_vocab* vocab = llama_model_get_vocab(model);
+  const int32_t n_vocab = llama_vocab_n_tokens(vocab);
+
+  std::vector<llama_token> prompt = tokenize(vocab, req.prompt);
+  if (prompt.empty()) fail(2, "the prompt is empty and the model adds no BOS token");
+  const auto n_prompt = static_cast<uint32_t>(prompt.size());
+  const auto n_predict = static_cast<uint32_t>(req.n_predict);
+
+  llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = n_prompt + n_predict + 1;
+  // The whole prompt in one batch and one micro-batch, as the llama.cpp goldens were made.
+  cp.n_batch = std::max(n_prompt, 512u);
+  cp.n_ubatch = cp.n_batch;
+  cp.n_seq_max = 1;
+  cp.n_threads = threads;
+  cp.n_threads_batch = threads;
+  llama_context* ctx = llama_init_from_model(model, cp);
+  if (!ctx) fail(1, "llama.cpp could not create a context for '" + req.model + "'");
+
+  llama_batch batch = llama_batch_init(static_cast<int32_t>(n_prompt), 0, 1);
+  auto feed = [&](const llama_token* ids, uint32_t n, uint32_t pos0) {
+    batch.n_tokens = static_cast<int32_t>(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      batch.token[i] = ids[i];
+      batch.pos[i] = static_cast<llama_pos>(pos0 + i);
+      batch.n_seq_id[i] = 1;
+      batch.seq_id[i][0] = 0;
+      batch.logits[i] = i + 1 == n;  // logits of the last token only
+    }
+    if (int rc = llama_decode(ctx, batch); rc != 0) fail(1, "llama_decode failed with " + std::to_string(rc));
+  };
+
+  std::string out = "{\"engine\":" + json_string(std::string("llama.cpp ") + llama_version()) + ",\"prompt\":" +
+                    json_string(req.prompt) + ",\"vocab\":{\"n_tokens\":" + std::to_string(n_vocab) +
+                    ",\"bos\":" + id_or_null(llama_vocab_bos(vocab)) + ",\"eos\":" + id_or_null(llama_vocab_eos(vocab)) +
+                    ",\"eot\":" + id_or_null(llama_vocab_eot(vocab)) +
+                    ",\"add_bos\":" + (llama_vocab_get_add_bos(vocab) ? "true" : "false") + "},\"prompt_ids\":[";
+  for (uint32_t i = 0; i < n_prompt; ++i) out += (i ? "," : "") + std::to_string(prompt[i]);
+  out += "],\"steps\":[";
+
+  feed(prompt.data(), n_prompt, 0);
+  // Greedy, and past end-of-generation tokens too: every run has n_predict steps to compare.
+  for (uint32_t step = 0; step < n_predict; ++step) {
+    const float* logits = llama_get_logits_ith(ctx, -1);
+    if (!logits) fail(1, "llama.cpp returned no logits");
+    auto top = top_k(logits, n_vocab, static_cast<size_t>(req.top_k));
+    const llama_token id = top[0].first;
+    out += std::string(step ? "," : "") + "{\"id\":" + std::to_string(id) + ",\"piece\":" + json_string(piece(vocab, id)) +
+           ",\"top\":[";
+    for (size_t j = 0; j < top.size(); ++j)
+      out += std::string(j ? "," : "") + "[" + std::to_string(top[j].first) + "," + json_float(top[j].second) + "]";
+    out += "]}";
+    if (step + 1 < n_predict) feed(&id, 1, n_prompt + step);
+  }
+  out += "]}\n";
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+
+  llama_batch_free(batch);
+  llama_free(ctx);
+  llama_model_free(model);
+  llama_backend_free();
+  return 0;
+}

@@ -1,0 +1,309 @@
+// `bitnet crossval` end to end through the built binary: against llama.cpp (through the adapter
+// that scripts/setup-llama-reference builds), against the shared goldens, against itself
+// (backend:reference, --record), and the failure paths a CI script relies on: a wrong golden exits
+// 5 naming the step and both tokens, a hanging reference is cut off, a missing one is named.
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "diag/crossval/golden.hpp"
+#include "support/fixtures.hpp"
+#include "support/run.hpp"
+
+namespace bitnet::test {
+namespace {
+
+const char* kFox = "once upon a time there was a quick brown fox";
+
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// The llama.cpp reference is part of CI (scripts/test sets it up); elsewhere it may be missing.
+#define BITNET_REQUIRE_LLAMA_REF()                                                                          \
+  do {                                                                                                      \
+    if (env_or_empty("BITNET_LLAMA_DIR").empty()) {                                                         \
+      if (env_or_empty("CI") == "true")                                                                     \
+        FAIL() << "BITNET_LLAMA_DIR is not set in CI: scripts/test must run scripts/setup-llama-reference"; \
+      GTEST_SKIP() << "BITNET_LLAMA_DIR is not set; run scripts/setup-llama-reference and export it";       \
+    }                                                                                                       \
+  } while (0)
+
+std::string model(const std::string& name) { return fixture_file("models/" + name + ".gguf").string(); }
+std::string golden(const std::string& name) { return fixture_file("golden/" + name + ".json").string(); }
+
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/bitnet-xval-cli-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+// The --json report, parsed; fails the test when stdout is not JSON.
+struct Report {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  explicit Report(const RunResult& r) {
+    if (parser.parse(simdjson::padded_string(r.out)).get(doc) != simdjson::SUCCESS)
+      ADD_FAILURE() << "not JSON:\n" << r.out << "\nstderr:\n" << r.err;
+  }
+  simdjson::dom::array prompts() { return doc["prompts"].get_array(); }
+};
+
+std::string context(const RunResult& r) { return "stdout:\n" + r.out + "\nstderr:\n" + r.err; }
+
+// Prints the measured agreement, so a CI log shows how close the engines were.
+void print_measured(const std::string& what, Report& rep) {
+  for (simdjson::dom::element p : rep.prompts()) {
+    std::printf("%s \"%s\": greedy %lld/%lld, top-1 %.3f, KL max %.3g, max |logit diff| %.4g\n", what.c_str(),
+                std::string(std::string_view(p["prompt"])).c_str(), static_cast<long long>(int64_t(p["greedy"]["matching"])),
+                static_cast<long long>(int64_t(p["greedy"]["steps"])), double(p["logits"]["top1_agreement"]),
+                double(p["logits"]["kl_max"]), double(p["logits"]["max_abs_diff"]));
+  }
+}
+
+// ---- against llama.cpp ----
+
+TEST(CrossvalLlamaCpp, Stories260KGreedyIdsIdenticalOver64Tokens) {
+  BITNET_REQUIRE_LLAMA_REF();
+  RunResult r = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", "llama.cpp", "-p", "Once upon a time",
+                            "-p", "Lily wanted to", "-p", "The little dog ran to the park and", "-n", "64", "-t", "2",
+                            "--json"});
+  ASSERT_EQ(r.exit_code, 0) << context(r);
+  Report rep(r);
+  EXPECT_TRUE(bool(rep.doc["metadata"]["checked"]));
+  EXPECT_TRUE(bool(rep.doc["metadata"]["ok"]));
+  EXPECT_EQ(std::string_view(rep.doc["reference_engine"]).substr(0, 9), "llama.cpp");
+  size_t n = 0;
+  for (simdjson::dom::element p : rep.prompts()) {
+    ++n;
+    EXPECT_TRUE(p["tokens"]["first_difference"].is_null());
+    EXPECT_EQ(int64_t(p["greedy"]["steps"]), 64);
+    EXPECT_EQ(int64_t(p["greedy"]["matching"]), 64) << std::string_view(p["prompt"]);
+    EXPECT_LT(double(p["logits"]["max_abs_diff"]), 0.04);
+  }
+  EXPECT_EQ(n, 3u);
+  print_measured("stories260K vs llama.cpp", rep);
+}
+
+class CrossvalLlamaCppTiny : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(CrossvalLlamaCppTiny, AgreesWithinTheModelTypeTolerances) {
+  BITNET_REQUIRE_LLAMA_REF();
+  const std::string name = GetParam();
+  RunResult r = run_bitnet({"crossval", "-m", model(name), "--reference", "llama.cpp", "-p", kFox, "-p",
+                            "The quick brown fox jumps over the lazy dog", "-n", "32", "-t", "2", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << context(r);
+  Report rep(r);
+  EXPECT_TRUE(bool(rep.doc["pass"]));
+  EXPECT_TRUE(bool(rep.doc["metadata"]["ok"]));
+  const bool quantized = name != "bitnet-tiny-f16";
+  EXPECT_EQ(std::string_view(rep.doc["thresholds"]["kind"]), quantized ? "quantized" : "float");
+  for (simdjson::dom::element p : rep.prompts()) {
+    EXPECT_TRUE(p["tokens"]["first_difference"].is_null());
+    // Every greedy difference is at a near-tie of llama.cpp itself.
+    for (simdjson::dom::element m : p["greedy"]["mismatches"].get_array()) EXPECT_TRUE(bool(m["near_tie"]));
+  }
+  print_measured(name + " vs llama.cpp", rep);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CrossvalLlamaCppTiny,
+                         ::testing::Values("bitnet-tiny-f16", "bitnet-tiny-tq2_0", "bitnet-tiny-tq2_0-embf16",
+                                           "bitnet-tiny-tq1_0"),
+                         [](const auto& param_info) {
+                           std::string n = param_info.param;
+                           for (char& c : n)
+                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
+
+TEST(CrossvalLlamaCpp, ModelLlamaCppCannotLoadIsAClearError) {
+  BITNET_REQUIRE_LLAMA_REF();
+  // I2_S is bitnet.cpp's type 36, which mainline llama.cpp does not know.
+  RunResult r = run_bitnet({"crossval", "-m", model("bitnet-tiny-i2_s"), "--reference", "llama.cpp", "-n", "2", "-t", "2"});
+  EXPECT_EQ(r.exit_code, 1) << context(r);
+  EXPECT_TRUE(r.out.empty()) << context(r);
+  EXPECT_NE(r.err.find("bitnet-llama-ref"), std::string::npos) << context(r);
+  EXPECT_NE(r.err.find("could not load the model"), std::string::npos) << context(r);
+}
+
+TEST(CrossvalLlamaCpp, NotSetUpSaysHow) {
+  const std::string saved = env_or_empty("BITNET_LLAMA_DIR");
+  ::unsetenv("BITNET_LLAMA_DIR");
+  RunResult r = run_bitnet({"crossval", "-m", model("stories260K"), "-n", "2"});
+  if (!saved.empty()) ::setenv("BITNET_LLAMA_DIR", saved.c_str(), 1);
+  EXPECT_EQ(r.exit_code, 4) << context(r);
+  EXPECT_NE(r.err.find("scripts/setup-llama-reference"), std::string::npos) << context(r);
+}
+
+// ---- against the shared goldens ----
+
+TEST(CrossvalGolden, I2sAgainstBitnetCppWithBatch1Prompt) {
+  RunResult r = run_bitnet({"crossval", "-m", model("bitnet-tiny-i2_s"), "--reference",
+                            "golden:" + golden("bitnet-tiny-i2_s.bitnet.cpp"), "--prompt-batch", "1", "-p", kFox, "-t",
+                            "2", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << context(r);
+  Report rep(r);
+  simdjson::dom::element p = rep.prompts().at(0);
+  EXPECT_TRUE(bool(p["tokens"]["checked"]));
+  EXPECT_TRUE(p["tokens"]["first_difference"].is_null());
+  EXPECT_EQ(int64_t(p["greedy"]["matching"]), 32);
+  EXPECT_LT(double(p["logits"]["max_abs_diff"]), 0.05);  // measured 0.028
+  print_measured("bitnet-tiny-i2_s vs bitnet.cpp golden", rep);
+}
+
+TEST(CrossvalGolden, EverySharedGoldenAgrees) {
+  struct Case {
+    const char* model;
+    const char* golden;
+  };
+  const Case cases[] = {
+      {"stories260K", "stories260K.llama.cpp.p1"},
+      {"stories260K", "stories260K.llama.cpp.p2"},
+      {"bitnet-tiny-f16", "bitnet-tiny-f16.llama.cpp"},
+      {"bitnet-tiny-tq2_0", "bitnet-tiny-tq2_0.llama.cpp"},
+      {"bitnet-tiny-tq2_0-embf16", "bitnet-tiny-tq2_0-embf16.llama.cpp"},
+      {"bitnet-tiny-tq1_0", "bitnet-tiny-tq1_0.llama.cpp"},
+      {"bitnet-tiny-f16", "bitnet-tiny-f16.bitnet.cpp"},
+      {"bitnet-b158-tiny-f16", "bitnet-b158-tiny-f16.bitnet.cpp"},
+      {"bitnet-b158-tiny-i2_s", "bitnet-b158-tiny-i2_s.bitnet.cpp"},
+      {"bitnet-b158-tiny-bpe-f16", "bitnet-b158-tiny-bpe-f16.bitnet.cpp"},
+      {"bitnet-b158-tiny-bpe-i2_s", "bitnet-b158-tiny-bpe-i2_s.bitnet.cpp"},
+  };
+  for (const Case& c : cases) {
+    const bool bitnet_cpp = std::string(c.golden).find("bitnet.cpp") != std::string::npos;
+    RunResult r = run_bitnet({"crossval", "-m", model(c.model), "--reference", "golden:" + golden(c.golden),
+                              "--prompt-batch", bitnet_cpp ? "1" : "all", "-t", "2"});
+    EXPECT_EQ(r.exit_code, 0) << c.golden << "\n" << context(r);
+    EXPECT_NE(r.out.find("result     PASS"), std::string::npos) << c.golden;
+  }
+}
+
+// A golden with the step-10 token replaced by the reference's own runner-up.
+std::filesystem::path wrong_golden(const TempDir& dir, int32_t* old_id, int32_t* new_id) {
+  diag::Golden g = diag::read_golden_file(golden("stories260K.llama.cpp.p1"));
+  *old_id = g.steps.at(10).id;
+  *new_id = g.steps[10].top.at(1).id;
+  g.steps[10].id = *new_id;
+  g.steps[10].top[0].id = *new_id;  // as if the reference had ranked it first
+  g.steps[10].top[1].id = *old_id;
+  const std::filesystem::path p = dir.path / "wrong.json";
+  std::ofstream(p) << diag::write_golden(g);
+  return p;
+}
+
+TEST(CrossvalGolden, WrongTokenAtStep10ExitsFiveNamingStepAndTokens) {
+  TempDir dir;
+  int32_t old_id = 0, new_id = 0;
+  const std::string ref = "golden:" + wrong_golden(dir, &old_id, &new_id).string();
+  const std::string junit = (dir.path / "crossval.xml").string();
+  RunResult r = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", ref, "-t", "2", "--junit", junit});
+  EXPECT_EQ(r.exit_code, 5) << context(r);
+  const std::string want = "first mismatch at step 10: reference " + std::to_string(new_id);
+  EXPECT_NE(r.out.find(want), std::string::npos) << context(r);
+  EXPECT_NE(r.out.find("vs ours " + std::to_string(old_id)), std::string::npos) << context(r);
+  EXPECT_NE(r.out.find("text before: \"Once upon a time,"), std::string::npos) << context(r);
+  EXPECT_NE(r.out.find("result     FAIL"), std::string::npos) << context(r);
+  std::ifstream in(junit);
+  const std::string xml(std::istreambuf_iterator<char>(in), {});
+  EXPECT_NE(xml.find("<failure message=\"greedy ids differ at step 10"), std::string::npos) << xml;
+
+  RunResult j = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", ref, "-t", "2", "--json"});
+  EXPECT_EQ(j.exit_code, 5);
+  Report rep(j);
+  EXPECT_FALSE(bool(rep.doc["pass"]));
+  simdjson::dom::element m = rep.prompts().at(0)["greedy"]["first_mismatch"];
+  EXPECT_EQ(int64_t(m["step"]), 10);
+  EXPECT_EQ(int64_t(m["reference"]["id"]), new_id);
+  EXPECT_EQ(int64_t(m["ours"]["id"]), old_id);
+  EXPECT_FALSE(bool(m["near_tie"]));
+}
+
+TEST(CrossvalGolden, TokenizationDifferenceIsShownAndFails) {
+  RunResult r = run_bitnet({"crossval", "-m", model("stories260K"), "--reference",
+                            "golden:" + golden("stories260K.llama.cpp.p1"), "-p", "Once upon a tim", "-n", "4"});
+  EXPECT_EQ(r.exit_code, 5) << context(r);
+  EXPECT_NE(r.out.find("tokens   DIFFER at index 4"), std::string::npos) << context(r);
+  EXPECT_NE(r.out.find("reference [1, 403, 407, 261, 378]"), std::string::npos) << context(r);
+}
+
+// ---- references that misbehave ----
+
+TEST(CrossvalReference, HangingReferenceIsCutOffByTheTimeout) {
+  const auto t0 = std::chrono::steady_clock::now();
+  RunResult r = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", "cmd:sleep 1000", "--timeout", "2"});
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.exit_code, 124) << context(r);
+  EXPECT_LT(took, 15.0);
+  EXPECT_NE(r.err.find("reference 'sleep 1000' did not finish within the 2 s timeout"), std::string::npos) << context(r);
+}
+
+TEST(CrossvalReference, MissingReferenceProgramIsNamed) {
+  RunResult r = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", "cmd:/nonexistent/engine --x"});
+  EXPECT_EQ(r.exit_code, 4) << context(r);
+  EXPECT_NE(r.err.find("/nonexistent/engine"), std::string::npos) << context(r);
+}
+
+TEST(CrossvalReference, JunkOutputIsAFailureNamingTheCommand) {
+  RunResult r = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", "cmd:echo hello"});
+  EXPECT_EQ(r.exit_code, 1) << context(r);
+  EXPECT_NE(r.err.find("reference 'echo hello' printed something that is not the golden format"), std::string::npos)
+      << context(r);
+}
+
+// ---- against ourselves ----
+
+TEST(CrossvalBackend, ReferenceKernelsAgreeExactly) {
+  RunResult r = run_bitnet({"crossval", "-m", model("bitnet-tiny-tq2_0"), "--reference", "backend:reference", "-p", kFox,
+                            "-p", "Lily", "-n", "8", "-t", "2", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << context(r);
+  Report rep(r);
+  for (simdjson::dom::element p : rep.prompts()) {
+    EXPECT_EQ(double(p["logits"]["max_abs_diff"]), 0.0);
+    EXPECT_EQ(int64_t(p["greedy"]["matching"]), 8);
+  }
+}
+
+TEST(CrossvalRecord, RecordedGoldenReadsBackAndAgrees) {
+  TempDir dir;
+  const std::string file = (dir.path / "rec.json").string();
+  RunResult rec = run_bitnet({"crossval", "-m", model("stories260K"), "-p", "Once upon a time", "-p", "Lily", "-n", "12",
+                              "--record", file});
+  ASSERT_EQ(rec.exit_code, 0) << context(rec);
+  EXPECT_TRUE(rec.out.empty());  // only recording: no comparison, no report
+  for (const char* name : {"rec.p1.json", "rec.p2.json"}) {
+    const diag::Golden g = diag::read_golden_file(dir.path / name);
+    EXPECT_EQ(g.steps.size(), 12u);
+    ASSERT_TRUE(g.prompt);
+    ASSERT_TRUE(g.vocab);
+    EXPECT_EQ(g.vocab->n_tokens, 512);
+  }
+  // Our first prompt's run is llama.cpp's golden, as far as greedy ids go.
+  const diag::Golden ours = diag::read_golden_file(dir.path / "rec.p1.json");
+  const diag::Golden theirs = diag::read_golden_file(golden("stories260K.llama.cpp.p1"));
+  EXPECT_EQ(ours.prompt_ids, theirs.prompt_ids);
+  for (size_t k = 0; k < ours.steps.size(); ++k) EXPECT_EQ(ours.steps[k].id, theirs.steps[k].id) << k;
+
+  RunResult back = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", "golden:" + (dir.path / "rec.p1.json").string(),
+                               "--json"});
+  ASSERT_EQ(back.exit_code, 0) << context(back);
+  Report rep(back);
+  simdjson::dom::element p = rep.prompts().at(0);
+  EXPECT_EQ(std::string_view(p["prompt"]), "Once upon a time");  // taken from the golden
+  EXPECT_TRUE(bool(p["tokens"]["checked"]));
+  EXPECT_EQ(double(p["logits"]["max_abs_diff"]), 0.0);
+  EXPECT_TRUE(bool(rep.doc["metadata"]["ok"]));
+}
+
+}  // namespace
+}  // namespace bitnet::test
