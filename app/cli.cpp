@@ -20,6 +20,7 @@ namespace bitnet::app {
 namespace {
 
 constexpr CommandSpec kCommands[] = {
+    {"convert", "Rewrite a model's ternary weights as I2_S, TQ2_0, TQ1_0, F16 or F32", setup_convert},
     {"generate", "Run a model: stream a continuation of the prompt (or --chat)", setup_generate},
     {"inspect", "GGUF metadata, tensor table and validation verdict", setup_inspect},
     {"tokenize", "Text -> token ids, ids -> text (--decode)", setup_tokenize},

@@ -33,6 +33,7 @@ struct CommandSpec {
 RunFn setup_inspect(CLI::App& sub);
 RunFn setup_generate(CLI::App& sub);
 RunFn setup_tokenize(CLI::App& sub);
+RunFn setup_convert(CLI::App& sub);
 
 // Parses argv, runs the chosen command, maps errors to exit codes (CLI.md).
 int run(int argc, char** argv);
