@@ -14,7 +14,9 @@
 #include "app/build_info.hpp"
 #include "core/base/error.hpp"
 #include "core/base/log.hpp"
+#include "core/base/thread_pool.hpp"
 #include "core/fixtures/resolve.hpp"
+#include "core/model/synthetic.hpp"
 
 namespace bitnet::app {
 namespace {
@@ -80,16 +82,31 @@ log::Config logging_config(const GlobalFlags& g, bool color) {
   return cfg;
 }
 
+// The cache root (CLI.md): BITNET_CACHE_DIR, else $XDG_CACHE_HOME/bitnet, else ~/.cache/bitnet.
+std::filesystem::path cache_root() {
+  if (auto dir = env("BITNET_CACHE_DIR"); !dir.empty()) return dir;
+  if (auto xdg = env("XDG_CACHE_HOME"); !xdg.empty()) return std::filesystem::path(xdg) / "bitnet";
+  if (auto home = env("HOME"); !home.empty()) return std::filesystem::path(home) / ".cache" / "bitnet";
+  return {};
+}
+
 }  // namespace
 
 std::filesystem::path resolve_model(const Context& ctx, std::string_view spec) {
-  return fixtures::resolve_model(spec, ctx.fixture_dirs);
+  if (!model::is_synthetic(spec)) return fixtures::resolve_model(spec, ctx.fixture_dirs);
+  const model::SyntheticSpec s = model::parse_synthetic(spec);
+  if (ctx.cache_dir.empty())
+    throw make_error(ErrorCode::failure, "'{}': synthetic models are written to a cache directory, and none is set "
+                     "(set BITNET_CACHE_DIR, XDG_CACHE_HOME or HOME)", spec);
+  ThreadPool pool(ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads());
+  return model::synthetic_model_path(s, ctx.cache_dir / "synthetic", &pool);
 }
 
 int run(int argc, char** argv) {
   CLI::App app{"bitnet: run and check BitNet b1.58 (ternary) language models on the CPU"};
   app.require_subcommand(0, 1);
   app.footer("Examples:\n  bitnet inspect fixture:stories260K\n  bitnet inspect model.gguf --tensors --json\n"
+             "  bitnet inspect synthetic:2b4t    (a seeded 2B-4T-shaped model, generated once into the cache)\n"
              "Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid model or input, 4 fixture, 5 crossval mismatch,\n"
              "            6 memcheck, 124 timeout, 130 interrupted.");
   GlobalFlags g;
@@ -125,6 +142,7 @@ int run(int argc, char** argv) {
   Context ctx;
   ctx.color = env("NO_COLOR").empty() && ::isatty(STDERR_FILENO);
   ctx.fixture_dirs = split_path_list(env("BITNET_FIXTURE_PATH"));
+  ctx.cache_dir = cache_root();
   ctx.backend = env("BITNET_BACKEND");
   if (auto t = env("BITNET_THREADS"); !t.empty()) {
     char* end = nullptr;

@@ -17,6 +17,8 @@ namespace bitnet::app {
 // What app/ read from the environment and the global flags; core only ever sees typed values.
 struct Context {
   std::vector<std::filesystem::path> fixture_dirs;  // BITNET_FIXTURE_PATH
+  // BITNET_CACHE_DIR, else $XDG_CACHE_HOME/bitnet, else $HOME/.cache/bitnet ("" when none is set).
+  std::filesystem::path cache_dir;
   bool color = true;                                // false under NO_COLOR or when not a terminal
   std::string backend;                              // BITNET_BACKEND ("" = best for this CPU)
   int threads = 0;                                  // BITNET_THREADS (0 = all cores)
@@ -38,7 +40,8 @@ RunFn setup_convert(CLI::App& sub);
 // Parses argv, runs the chosen command, maps errors to exit codes (CLI.md).
 int run(int argc, char** argv);
 
-// Resolves a MODEL argument (path or fixture:NAME) to a file.
+// Resolves a MODEL argument (path, fixture:NAME or synthetic:SHAPE[:TYPE]...) to a file. A
+// synthetic model is generated into <cache_dir>/synthetic/ the first time it is asked for.
 std::filesystem::path resolve_model(const Context& ctx, std::string_view spec);
 
 }  // namespace bitnet::app

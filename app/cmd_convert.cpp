@@ -35,7 +35,7 @@ gguf::GgmlType target_type(const std::string& name) {
 
 RunFn setup_convert(CLI::App& sub) {
   auto f = std::make_shared<ConvertFlags>();
-  sub.add_option("IN", f->in, "The model to read: a .gguf path or fixture:NAME")->required();
+  sub.add_option("IN", f->in, "The model to read: a .gguf path, fixture:NAME or synthetic:SHAPE[:TYPE]")->required();
   sub.add_option("OUT", f->out, "The .gguf file to write (replaced atomically)")->required();
   sub.add_option("--type", f->type, "Ternary weight format: i2_s (bitnet.cpp), tq2_0 or tq1_0 (llama.cpp), f16, f32")
       ->required();
@@ -44,7 +44,7 @@ RunFn setup_convert(CLI::App& sub) {
                "Quantize weights that are not exactly ternary (or not exactly representable in --type) with "
                "BitNet's absmean rule instead of refusing; lossy");
   sub.footer("Examples:\n  bitnet convert ggml-model-i2_s.gguf model-tq2_0.gguf --type tq2_0 --arch bitnet\n"
-             "  bitnet convert model-f16.gguf model-i2_s.gguf --type i2_s\n"
+             "  bitnet convert synthetic:2b4t model.gguf --type tq1_0\n"
              "Embeddings, norms and other tensors are copied as they are. Exit status 3 when a weight is not\n"
              "ternary or cannot be held exactly by --type (unless --requantize), or does not fit its block size.");
   return [f](const Context& ctx) {
