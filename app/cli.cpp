@@ -16,14 +16,17 @@
 #include "core/base/log.hpp"
 #include "backends/register.hpp"
 #include "core/base/cpu_features.hpp"
+#include "core/base/thread_pool.hpp"
 #include "core/fixtures/resolve.hpp"
 #include "core/kernels/dispatch.hpp"
+#include "core/model/synthetic.hpp"
 
 namespace bitnet::app {
 namespace {
 
 constexpr CommandSpec kCommands[] = {
     {"bench", "Prompt and generation speed (llama-bench's pp/tg tests)", setup_bench},
+    {"convert", "Rewrite a model's ternary weights as I2_S, TQ2_0, TQ1_0, F16 or F32", setup_convert},
     {"generate", "Run a model: stream a continuation of the prompt (or --chat)", setup_generate},
     {"inspect", "GGUF metadata, tensor table and validation verdict", setup_inspect},
     {"tokenize", "Text -> token ids, ids -> text (--decode)", setup_tokenize},
@@ -126,6 +129,14 @@ fixtures::Manifest load_manifests(const std::vector<std::filesystem::path>& file
 }
 
 std::filesystem::path resolve_model(const Context& ctx, std::string_view spec) {
+  if (model::is_synthetic(spec)) {
+    const model::SyntheticSpec s = model::parse_synthetic(spec);
+    if (ctx.fixtures.cache_dir.empty())
+      throw make_error(ErrorCode::failure, "'{}': synthetic models are written to a cache directory, and none is set "
+                       "(set BITNET_CACHE_DIR, XDG_CACHE_HOME or HOME)", spec);
+    ThreadPool pool(ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads());
+    return model::synthetic_model_path(s, ctx.fixtures.cache_dir / "synthetic", &pool);
+  }
   if (!spec.starts_with(fixtures::kFixturePrefix)) return std::filesystem::path(spec);
   fixtures::Fixtures fx(ctx.fixtures, load_manifests(ctx.manifests));
   return fixtures::resolve_model(spec, fx);
@@ -137,6 +148,7 @@ int run(int argc, char** argv) {
   app.require_subcommand(0, 1);
   app.footer("Examples:\n  bitnet inspect fixture:stories260K\n  bitnet inspect model.gguf --tensors --json\n"
              "  bitnet fixtures list\n"
+             "  bitnet inspect synthetic:2b4t    (a seeded 2B-4T-shaped model, generated once into the cache)\n"
              "Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid model or input, 4 fixture, 5 crossval mismatch,\n"
              "            6 memcheck, 124 timeout, 130 interrupted.");
   GlobalFlags g;

@@ -47,6 +47,7 @@ RunFn setup_bench(CLI::App& sub);
 RunFn setup_tokenize(CLI::App& sub);
 RunFn setup_fixtures(CLI::App& sub);
 RunFn setup_crossval(CLI::App& sub);
+RunFn setup_convert(CLI::App& sub);
 
 // Parses argv, runs the chosen command, maps errors to exit codes (CLI.md).
 int run(int argc, char** argv);
@@ -54,8 +55,9 @@ int run(int argc, char** argv);
 // The kernel table for --backend/BITNET_BACKEND ("" = best for this CPU); logs the choice.
 const kernels::KernelTable& select_kernels(const std::string& name);
 
-// Resolves a MODEL argument (path or fixture:NAME) to a file; a fixture is checksum-verified and
-// downloaded if need be.
+// Resolves a MODEL argument (path, fixture:NAME or synthetic:SHAPE[:TYPE]...) to a file. A fixture
+// is checksum-verified and downloaded if need be; a synthetic model is generated into
+// <cache dir>/synthetic/ the first time it is asked for.
 std::filesystem::path resolve_model(const Context& ctx, std::string_view spec);
 // The built-in manifest with every file of `files` merged over it, in order.
 fixtures::Manifest load_manifests(const std::vector<std::filesystem::path>& files);

@@ -191,7 +191,7 @@ int run_chat(const GenerateFlags& f, Loaded& m, infer::Session& session, infer::
 
 RunFn setup_generate(CLI::App& sub) {
   auto f = std::make_shared<GenerateFlags>();
-  sub.add_option("-m,--model", f->model, "A .gguf path or fixture:NAME (default: fixture:stories260K)");
+  sub.add_option("-m,--model", f->model, "A .gguf path, fixture:NAME or synthetic:SHAPE[:TYPE] (default: fixture:stories260K)");
   sub.add_option("-p,--prompt", f->prompt, "Prompt text (else -f FILE, else stdin when it is not a terminal)")
       ->each([f](const std::string&) { f->prompt_given = true; });
   sub.add_option("-f,--file", f->prompt_file, "Read the prompt from FILE");

@@ -170,7 +170,7 @@ std::string print_json(const diag::ModelReport& r, bool with_tensors) {
 
 RunFn setup_inspect(CLI::App& sub) {
   auto opt = std::make_shared<InspectOptions>();
-  sub.add_option("MODEL", opt->model, "A .gguf path or fixture:NAME (default: fixture:stories260K)");
+  sub.add_option("MODEL", opt->model, "A .gguf path, fixture:NAME or synthetic:SHAPE[:TYPE] (default: fixture:stories260K)");
   sub.add_flag("--tensors", opt->tensors, "List every tensor: name, type, shape, offset, size");
   sub.add_flag("--json", opt->json, "One JSON object instead of text");
   sub.add_flag("--no-hash", opt->no_hash, "Skip the SHA-256 of the file (faster on large models)");

@@ -144,7 +144,7 @@ void write_out(const std::string& s) {
 
 RunFn setup_tokenize(CLI::App& sub) {
   auto opt = std::make_shared<TokenizeOptions>();
-  sub.add_option("-m,--model", opt->model, "A .gguf path or fixture:NAME (default: fixture:stories260K)");
+  sub.add_option("-m,--model", opt->model, "A .gguf path, fixture:NAME or synthetic:SHAPE[:TYPE] (default: fixture:stories260K)");
   // Counted rather than tested for emptiness: "" is a valid text to tokenize.
   CLI::Option* text_opt = sub.add_option("TEXT", opt->text, "Text to tokenize (else -p, -f, or standard input)");
   CLI::Option* prompt_opt = sub.add_option("-p,--prompt", opt->prompt, "Text to tokenize");

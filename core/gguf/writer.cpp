@@ -91,17 +91,74 @@ void GgufWriter::set_value(std::string_view k, const Value& value) {
       value);
 }
 
-void GgufWriter::add_tensor(std::string_view name, GgmlType type, std::vector<int64_t> ne,
-                            std::span<const std::byte> data) {
+GgufWriter::Tensor& GgufWriter::record(std::string_view name, GgmlType type, std::vector<int64_t> ne) {
   BITNET_CHECK(!name.empty() && name.size() <= kMaxTensorName);
   BITNET_CHECK(!ne.empty() && ne.size() <= kMaxDims);
   const TypeTraits& t = traits(type);
   BITNET_CHECK(shape_problem(t, ne).empty());
   auto nbytes = tensor_nbytes(t, ne);
-  BITNET_CHECK(nbytes && *nbytes == data.size());
+  BITNET_CHECK(nbytes.has_value());
   for (const auto& other : tensors_)
     if (other.name == name) throw make_error(ErrorCode::failure, "GGUF writer: tensor '{}' added twice", name);
-  tensors_.push_back(Tensor{std::string(name), type, std::move(ne), data});
+  tensors_.push_back(Tensor{std::string(name), type, std::move(ne), *nbytes, {}, {}});
+  return tensors_.back();
+}
+
+void GgufWriter::add_tensor(std::string_view name, GgmlType type, std::vector<int64_t> ne,
+                            std::span<const std::byte> data) {
+  Tensor& t = record(name, type, std::move(ne));
+  BITNET_CHECK(t.nbytes == data.size());
+  t.data = data;
+}
+
+void GgufWriter::add_tensor(std::string_view name, GgmlType type, std::vector<int64_t> ne, TensorProducer produce) {
+  BITNET_CHECK(produce != nullptr);
+  record(name, type, std::move(ne)).produce = std::move(produce);
+}
+
+namespace {
+
+// Counts what a producer writes so a wrong size is caught before the next tensor's offset.
+class CountingSink final : public ByteSink {
+ public:
+  explicit CountingSink(ByteSink& out) : out_(out) {}
+  void write(std::span<const std::byte> bytes) override {
+    n_ += bytes.size();
+    out_.write(bytes);
+  }
+  uint64_t count() const { return n_; }
+
+ private:
+  ByteSink& out_;
+  uint64_t n_ = 0;
+};
+
+class VectorSink final : public ByteSink {
+ public:
+  explicit VectorSink(std::vector<std::byte>& v) : v_(v) {}
+  void write(std::span<const std::byte> bytes) override {
+    // resize + memcpy rather than insert(): see header().
+    const size_t at = v_.size();
+    v_.resize(at + bytes.size());
+    if (!bytes.empty()) std::memcpy(v_.data() + at, bytes.data(), bytes.size());
+  }
+
+ private:
+  std::vector<std::byte>& v_;
+};
+
+}  // namespace
+
+void GgufWriter::emit(const Tensor& t, ByteSink& out) {
+  if (!t.produce) {
+    out.write(t.data);
+    return;
+  }
+  CountingSink counted(out);
+  t.produce(counted);
+  if (counted.count() != t.nbytes)
+    throw make_error(ErrorCode::failure, "GGUF writer: tensor '{}' produced {} bytes, expected {}", t.name,
+                     counted.count(), t.nbytes);
 }
 
 std::vector<std::byte> GgufWriter::header() const {
@@ -131,7 +188,7 @@ std::vector<std::byte> GgufWriter::header() const {
     auto type = static_cast<uint32_t>(t.type);
     put_out(&type, 4);
     put_out(&offset, 8);
-    offset = *checked_align_up(offset + t.data.size(), alignment_);
+    offset = *checked_align_up(offset + t.nbytes, alignment_);
   }
   out.resize(*checked_align_up(out.size(), alignment_));
   return out;
@@ -139,8 +196,9 @@ std::vector<std::byte> GgufWriter::header() const {
 
 std::vector<std::byte> GgufWriter::to_bytes() const {
   std::vector<std::byte> out = header();
+  VectorSink sink(out);
   for (const auto& t : tensors_) {
-    out.insert(out.end(), t.data.begin(), t.data.end());
+    emit(t, sink);
     out.resize(*checked_align_up(out.size(), alignment_));
   }
   return out;
@@ -160,6 +218,40 @@ void write_all(int fd, const std::byte* p, size_t n, const std::string& path) {
   }
 }
 
+// Gathers small pieces into 1 MiB writes; large pieces go straight to the file.
+class FileSink final : public ByteSink {
+ public:
+  FileSink(int fd, const std::string& path) : fd_(fd), path_(path) { buf_.reserve(kBuffer); }
+  void write(std::span<const std::byte> bytes) override {
+    if (buf_.size() + bytes.size() > kBuffer) flush();
+    if (bytes.size() >= kBuffer) {
+      write_all(fd_, bytes.data(), bytes.size(), path_);
+      return;
+    }
+    const size_t at = buf_.size();
+    buf_.resize(at + bytes.size());
+    if (!bytes.empty()) std::memcpy(buf_.data() + at, bytes.data(), bytes.size());
+  }
+  void pad(uint64_t n) {
+    static constexpr std::byte zeros[256] = {};
+    while (n > 0) {
+      const size_t k = static_cast<size_t>(std::min<uint64_t>(n, sizeof zeros));
+      write({zeros, k});
+      n -= k;
+    }
+  }
+  void flush() {
+    write_all(fd_, buf_.data(), buf_.size(), path_);
+    buf_.clear();
+  }
+
+ private:
+  static constexpr size_t kBuffer = size_t{1} << 20;
+  int fd_;
+  const std::string& path_;
+  std::vector<std::byte> buf_;
+};
+
 }  // namespace
 
 void GgufWriter::write(const std::filesystem::path& path) const {
@@ -167,18 +259,13 @@ void GgufWriter::write(const std::filesystem::path& path) const {
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw make_error(ErrorCode::failure, "{}: cannot create: {}", tmp, std::strerror(errno));
   try {
-    std::vector<std::byte> head = header();
-    write_all(fd, head.data(), head.size(), tmp);
-    static constexpr std::byte zeros[256] = {};
+    FileSink sink(fd, tmp);
+    sink.write(header());
     for (const auto& t : tensors_) {
-      write_all(fd, t.data.data(), t.data.size(), tmp);
-      size_t pad = static_cast<size_t>(*checked_align_up(t.data.size(), alignment_) - t.data.size());
-      while (pad > 0) {
-        size_t n = std::min(pad, sizeof zeros);
-        write_all(fd, zeros, n, tmp);
-        pad -= n;
-      }
+      emit(t, sink);
+      sink.pad(*checked_align_up(t.nbytes, alignment_) - t.nbytes);
     }
+    sink.flush();
     if (::fsync(fd) != 0) throw make_error(ErrorCode::failure, "{}: fsync failed: {}", tmp, std::strerror(errno));
   } catch (...) {
     ::close(fd);

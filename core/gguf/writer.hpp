@@ -1,10 +1,11 @@
 // GGUF v3 writer: metadata and tensors in, a valid file out (tensors back to back, each padded
-// to the alignment). Used by tests now and by convert/synthetic models later. Files are written
+// to the alignment). Used by tests, `bitnet convert` and synthetic models. Files are written
 // to a temporary name and renamed, so a failed write never leaves a half-written model.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -13,6 +14,19 @@
 #include "core/gguf/reader.hpp"
 
 namespace bitnet::gguf {
+
+// Receives one tensor's bytes in order, in pieces of any size (see the streaming add_tensor).
+class ByteSink {
+ public:
+  virtual void write(std::span<const std::byte> bytes) = 0;
+
+ protected:
+  ~ByteSink() = default;
+};
+
+// Produces a tensor's bytes into a sink when the file is written. It must write exactly the
+// type's byte size for the tensor's shape; it may throw (the write is then abandoned).
+using TensorProducer = std::function<void(ByteSink& out)>;
 
 class GgufWriter {
  public:
@@ -43,6 +57,9 @@ class GgufWriter {
   // Records a tensor. The data span must stay valid until write(); its size must equal the
   // type's byte size for ne.
   void add_tensor(std::string_view name, GgmlType type, std::vector<int64_t> ne, std::span<const std::byte> data);
+  // Records a tensor whose bytes are made at write time, so a large model never has to be in
+  // memory at once. The producer runs once per write() or to_bytes() call.
+  void add_tensor(std::string_view name, GgmlType type, std::vector<int64_t> ne, TensorProducer produce);
 
   // The whole file in memory (small files, tests).
   std::vector<std::byte> to_bytes() const;
@@ -54,7 +71,9 @@ class GgufWriter {
     std::string name;
     GgmlType type;
     std::vector<int64_t> ne;
-    std::span<const std::byte> data;
+    uint64_t nbytes;
+    std::span<const std::byte> data;  // when produce is empty
+    TensorProducer produce;
   };
   uint64_t alignment_;
   uint64_t n_kv_ = 0;
@@ -68,6 +87,9 @@ class GgufWriter {
   template <typename T>
   void put(T v) { put_raw(&v, sizeof v); }
   std::vector<std::byte> header() const;
+  Tensor& record(std::string_view name, GgmlType type, std::vector<int64_t> ne);
+  // Sends tensor t's bytes (without padding) to out; checks a producer wrote exactly nbytes.
+  static void emit(const Tensor& t, ByteSink& out);
 };
 
 }  // namespace bitnet::gguf

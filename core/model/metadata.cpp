@@ -110,6 +110,15 @@ ModelConfig read_config(const gguf::GgufFile& f) {
   }
   c.name = std::string(f.get_string("general.name").value_or(""));
   const std::string prefix = c.arch_name + ".";
+  if (c.arch == Arch::bitnet) {
+    // Upstream llama.cpp's `bitnet` graph runs SiLU unless this key asks for ReLU^2 (the 2B-4T
+    // activation); `bitnet convert --arch bitnet` writes it for bitnet-b1.58 models.
+    if (auto act = f.get_string(prefix + "hidden_activation")) {
+      if (*act == "relu2") c.ffn_act = FfnAct::relu2;
+      else if (*act != "silu")
+        bad(f, "'{}hidden_activation' is '{}'; supported: silu, relu2", prefix, gguf::printable(*act));
+    }
+  }
 
   for (const auto& k : kUintKeys) {
     std::string key = prefix + std::string(k.suffix);

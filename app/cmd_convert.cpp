@@ -1,0 +1,66 @@
+// `bitnet convert IN OUT --type i2_s|tq2_0|tq1_0|f16|f32 [--arch A] [--requantize]`: rewrites
+// the ternary weights of IN in another format, losslessly, and writes OUT atomically.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "app/cli.hpp"
+#include "core/base/error.hpp"
+#include "core/gguf/reader.hpp"
+#include "core/model/convert.hpp"
+#include "core/model/ternary.hpp"
+
+namespace bitnet::app {
+namespace {
+
+struct ConvertFlags {
+  std::string in;
+  std::string out;
+  std::string type;
+  std::string arch;
+  bool requantize = false;
+};
+
+gguf::GgmlType target_type(const std::string& name) {
+  auto t = gguf::type_from_name(name);
+  if (!t || !model::is_ternary_target(*t))
+    throw make_error(ErrorCode::usage, "--type '{}' is not one of i2_s, tq2_0, tq1_0, f16, f32", name);
+  return *t;
+}
+
+}  // namespace
+
+RunFn setup_convert(CLI::App& sub) {
+  auto f = std::make_shared<ConvertFlags>();
+  sub.add_option("IN", f->in, "The model to read: a .gguf path, fixture:NAME or synthetic:SHAPE[:TYPE]")->required();
+  sub.add_option("OUT", f->out, "The .gguf file to write (replaced atomically)")->required();
+  sub.add_option("--type", f->type, "Ternary weight format: i2_s (bitnet.cpp), tq2_0 or tq1_0 (llama.cpp), f16, f32")
+      ->required();
+  sub.add_option("--arch", f->arch, "Rename the architecture: bitnet, bitnet-b1.58 or bitnet-25");
+  sub.add_flag("--requantize", f->requantize,
+               "Quantize weights that are not exactly ternary (or not exactly representable in --type) with "
+               "BitNet's absmean rule instead of refusing; lossy");
+  sub.footer("Examples:\n  bitnet convert ggml-model-i2_s.gguf model-tq2_0.gguf --type tq2_0 --arch bitnet\n"
+             "  bitnet convert synthetic:2b4t model.gguf --type tq1_0\n"
+             "Embeddings, norms and other tensors are copied as they are. Exit status 3 when a weight is not\n"
+             "ternary or cannot be held exactly by --type (unless --requantize), or does not fit its block size.");
+  return [f](const Context& ctx) {
+    const gguf::GgmlType type = target_type(f->type);
+    const gguf::GgufFile in = gguf::GgufFile::open(resolve_model(ctx, f->in));
+    model::ConvertOptions opt;
+    opt.type = type;
+    opt.arch = f->arch;
+    opt.requantize = f->requantize;
+    const model::ConvertStats st = model::convert_model(in, f->out, opt);
+    std::string line = fmt::format("{}: {} weight tensors as {}", f->out, st.converted, gguf::type_name(type));
+    if (st.requantized > 0) line += fmt::format(" ({} requantized, lossy)", st.requantized);
+    line += fmt::format(", {} tensors copied\n", st.copied);
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    return 0;
+  };
+}
+
+}  // namespace bitnet::app
