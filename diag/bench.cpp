@@ -23,23 +23,19 @@ std::vector<int32_t> token_ids(const model::Model& m, int32_t n) {
   return ids;
 }
 
-double time_prompt(const model::Model& m, const kernels::KernelTable& k, ThreadPool& pool, const std::vector<int32_t>& ids) {
+// Seconds to feed `ids` into a fresh session: all at once (a prompt) or one by one (generation).
+double time_eval(const model::Model& m, const kernels::KernelTable& k, ThreadPool& pool,
+                 const std::vector<int32_t>& ids, bool one_by_one) {
   infer::SessionOptions so;
   so.n_ctx = static_cast<uint32_t>(ids.size());
   so.pool = &pool;
   infer::Session s(m, k, so);
   const auto t0 = Clock::now();
-  s.eval(ids);
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-double time_gen(const model::Model& m, const kernels::KernelTable& k, ThreadPool& pool, const std::vector<int32_t>& ids) {
-  infer::SessionOptions so;
-  so.n_ctx = static_cast<uint32_t>(ids.size());
-  so.pool = &pool;
-  infer::Session s(m, k, so);
-  const auto t0 = Clock::now();
-  for (int32_t id : ids) s.eval(std::span<const int32_t>(&id, 1));
+  if (one_by_one) {
+    for (int32_t id : ids) s.eval(std::span<const int32_t>(&id, 1));
+  } else {
+    s.eval(ids);
+  }
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
@@ -76,15 +72,15 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
     ThreadPool pool(threads);
     if (opt.n_prompt > 0) {
       BenchResult r{fmt::format("pp{}", opt.n_prompt), threads, opt.n_prompt, 0, {}, 0, 0};
-      time_prompt(m, *opt.kernels, pool, prompt);  // warm-up: page in the weights, size buffers
-      for (int i = 0; i < opt.reps; ++i) r.seconds.push_back(time_prompt(m, *opt.kernels, pool, prompt));
+      time_eval(m, *opt.kernels, pool, prompt, false);  // warm-up: page in the weights, size buffers
+      for (int i = 0; i < opt.reps; ++i) r.seconds.push_back(time_eval(m, *opt.kernels, pool, prompt, false));
       summarize(r, opt.n_prompt);
       rep.results.push_back(std::move(r));
     }
     if (opt.n_gen > 0) {
       BenchResult r{fmt::format("tg{}", opt.n_gen), threads, 0, opt.n_gen, {}, 0, 0};
-      time_gen(m, *opt.kernels, pool, std::vector<int32_t>(gen.begin(), gen.begin() + std::min<int32_t>(opt.n_gen, 8)));
-      for (int i = 0; i < opt.reps; ++i) r.seconds.push_back(time_gen(m, *opt.kernels, pool, gen));
+      time_eval(m, *opt.kernels, pool, std::vector<int32_t>(gen.begin(), gen.begin() + std::min<int32_t>(opt.n_gen, 8)), true);
+      for (int i = 0; i < opt.reps; ++i) r.seconds.push_back(time_eval(m, *opt.kernels, pool, gen, true));
       summarize(r, opt.n_gen);
       rep.results.push_back(std::move(r));
     }
