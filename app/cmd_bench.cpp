@@ -1,8 +1,13 @@
 // `bitnet bench`: prompt-processing and generation speed of this engine (llama-bench's pp/tg
 // tests), as a Markdown table (default), JSON or CSV with llama-bench's field names where
-// they exist. Only the report goes to stdout.
+// they exist. --reference llama.cpp[:DIR] runs the same tests through llama.cpp (our adapter's
+// bench mode), alternating repetitions with ours, and adds its rows and the ratio ours/theirs.
+// Only the report goes to stdout.
 #include <cstdio>
+#include <chrono>
+#include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -13,6 +18,7 @@
 #include "core/base/json_writer.hpp"
 #include "core/base/thread_pool.hpp"
 #include "diag/bench.hpp"
+#include "diag/crossval/reference.hpp"
 
 namespace bitnet::app {
 namespace {
@@ -25,7 +31,18 @@ struct BenchFlags {
   std::string threads;
   std::string backend;
   std::string output = "md";
+  std::string reference;
 };
+
+// The reference's rows, one per row of ours (same test and thread count), and its name.
+struct RefRows {
+  std::string name;  // "llama.cpp"
+  std::vector<diag::BenchResult> rows;
+};
+
+double ratio(const diag::BenchResult& ours, const diag::BenchResult& theirs) {
+  return theirs.avg_ts > 0 ? ours.avg_ts / theirs.avg_ts : 0.0;
+}
 
 std::vector<int> parse_threads(const std::string& s, int fallback) {
   std::vector<int> out;
@@ -52,23 +69,44 @@ std::string human_params(uint64_t n) {
   return fmt::format("{:.2f} K", static_cast<double>(n) / 1e3);
 }
 
-std::string markdown(const diag::BenchReport& r) {
-  std::string o = "| model | size | params | backend | threads | test | t/s |\n";
-  o += "| --- | ---: | ---: | --- | ---: | ---: | ---: |\n";
-  for (const auto& x : r.results)
-    o += fmt::format("| {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} |\n", r.model_type, human_size(r.model_size),
-                     human_params(r.model_n_params), r.kernel_table, x.n_threads, x.test, x.avg_ts, x.stddev_ts);
+std::string markdown(const diag::BenchReport& r, const RefRows* ref) {
+  std::string o = "| model | size | params | backend | threads | test | t/s |";
+  o.append(ref ? " ratio |\n" : "\n");
+  o.append("| --- | ---: | ---: | --- | ---: | ---: | ---: |");
+  o.append(ref ? " ---: |\n" : "\n");
+  for (size_t i = 0; i < r.results.size(); ++i) {
+    const auto& x = r.results[i];
+    o.append(fmt::format("| {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} |", r.model_type, human_size(r.model_size),
+                         human_params(r.model_n_params), r.kernel_table, x.n_threads, x.test, x.avg_ts, x.stddev_ts));
+    if (!ref) {
+      o.append("\n");
+      continue;
+    }
+    const auto& y = ref->rows[i];
+    o.append(fmt::format(" {:.2f} |\n", ratio(x, y)));
+    o.append(fmt::format("| {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | |\n", r.model_type, human_size(r.model_size),
+                         human_params(r.model_n_params), ref->name, y.n_threads, y.test, y.avg_ts, y.stddev_ts));
+  }
+  if (ref) o.append(fmt::format("\nratio: t/s of ours / t/s of {} (repetitions alternated)\n", ref->name));
   return o;
 }
 
-std::string json(const diag::BenchReport& r) {
+std::string json(const diag::BenchReport& r, const RefRows* ref) {
   JsonWriter j;
   j.begin_array();
-  for (const auto& x : r.results) {
+  for (size_t i = 0; i < r.results.size() * (ref ? 2 : 1); ++i) {
+    const bool theirs = ref && i % 2 == 1;
+    const size_t k = ref ? i / 2 : i;
+    const auto& x = theirs ? ref->rows[k] : r.results[k];
     j.begin_object();
     j.key("model_filename").value(r.model_path).key("model_type").value(r.model_type);
     j.key("model_size").value(r.model_size).key("model_n_params").value(r.model_n_params);
-    j.key("backends").value("CPU").key("kernel_table").value(r.kernel_table);
+    if (theirs) {
+      j.key("backends").value(ref->name);
+    } else {
+      j.key("backends").value("CPU").key("kernel_table").value(r.kernel_table);
+      if (ref) j.key("ratio").value(ratio(x, ref->rows[k]));
+    }
     j.key("n_threads").value(x.n_threads).key("n_prompt").value(x.n_prompt).key("n_gen").value(x.n_gen);
     j.key("test").value(x.test);
     j.key("samples_ns").begin_array();
@@ -81,12 +119,24 @@ std::string json(const diag::BenchReport& r) {
   return j.str() + "\n";
 }
 
-std::string csv(const diag::BenchReport& r) {
+std::string csv(const diag::BenchReport& r, const RefRows* ref) {
   std::string o = "model_filename,model_type,model_size,model_n_params,backends,kernel_table,n_threads,n_prompt,n_gen,"
-                  "test,avg_ts,stddev_ts\n";
-  for (const auto& x : r.results)
-    o += fmt::format("\"{}\",\"{}\",{},{},CPU,{},{},{},{},{},{:.6f},{:.6f}\n", r.model_path, r.model_type, r.model_size,
-                     r.model_n_params, r.kernel_table, x.n_threads, x.n_prompt, x.n_gen, x.test, x.avg_ts, x.stddev_ts);
+                  "test,avg_ts,stddev_ts";
+  o.append(ref ? ",ratio\n" : "\n");
+  auto row = [&](const diag::BenchResult& x, const std::string& backends, const std::string& table) {
+    o.append(fmt::format("\"{}\",\"{}\",{},{},{},{},{},{},{},{},{:.6f},{:.6f}", r.model_path, r.model_type, r.model_size,
+                         r.model_n_params, backends, table, x.n_threads, x.n_prompt, x.n_gen, x.test, x.avg_ts, x.stddev_ts));
+  };
+  for (size_t i = 0; i < r.results.size(); ++i) {
+    row(r.results[i], "CPU", r.kernel_table);
+    if (!ref) {
+      o.append("\n");
+      continue;
+    }
+    o.append(fmt::format(",{:.6f}\n", ratio(r.results[i], ref->rows[i])));
+    row(ref->rows[i], ref->name, "");
+    o.append(",\n");
+  }
   return o;
 }
 
@@ -101,19 +151,62 @@ RunFn setup_bench(CLI::App& sub) {
   sub.add_option("-t,--threads", f->threads, "Thread counts, comma-separated (default: BITNET_THREADS or all cores)");
   sub.add_option("--backend", f->backend, "Kernel table (default: the best this CPU runs)");
   sub.add_option("-o,--output", f->output, "md (default), json or csv")->check(CLI::IsMember({"md", "json", "csv"}));
-  sub.footer("Example:\n  bitnet bench -m model.gguf -p 512 -n 128 -t 1,2 -o json");
+  sub.add_option("--reference", f->reference,
+                 "Also run the tests through llama.cpp[:DIR] (DIR from BITNET_LLAMA_DIR), alternating repetitions, "
+                 "and print the ratio ours/theirs");
+  sub.footer("Examples:\n  bitnet bench -m model.gguf -p 512 -n 128 -t 1,2 -o json\n"
+             "  bitnet bench -m model.gguf -t 2 --reference llama.cpp");
   return [f](const Context& ctx) {
     const kernels::KernelTable& table = select_kernels(f->backend.empty() ? ctx.backend : f->backend);
-    std::filesystem::path path = resolve_model(ctx, f->model);
-    auto model = model::Model::load(path);
     diag::BenchOptions o;
     o.n_prompt = f->n_prompt;
     o.n_gen = f->n_gen;
     o.reps = f->reps;
     o.threads = parse_threads(f->threads, ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads());
     o.kernels = &table;
+    // The reference is checked before anything runs: a missing one fails at once (exit 4).
+    std::optional<diag::ReferenceSpec> ref_spec;
+    if (!f->reference.empty()) {
+      try {
+        ref_spec = diag::parse_reference(f->reference, ctx.llama_dir, o.threads.front());
+      } catch (Error& e) {
+        throw e.wrap(fmt::format("bitnet bench --reference {}", f->reference));
+      }
+      if (ref_spec->kind != diag::RefKind::llama_cpp)
+        throw make_error(ErrorCode::usage, "bench --reference '{}': only llama.cpp[:DIR] can be benchmarked", f->reference);
+    }
+    std::filesystem::path path = resolve_model(ctx, f->model);
+    auto model = model::Model::load(path);
+    // Theirs, one repetition (after its own warm-ups) after each of ours.
+    std::map<int, diag::RefBenchRun> theirs;
+    if (ref_spec) {
+      o.after_rep = [&](int threads, int) {
+        diag::RefBenchRequest q;
+        q.model = std::filesystem::absolute(path);
+        q.n_prompt = o.n_prompt;
+        q.n_gen = o.n_gen;
+        q.reps = 1;
+        q.threads = threads;
+        diag::RefBenchRun run = diag::run_reference_bench(*ref_spec, q, std::chrono::hours(1));
+        auto& acc = theirs[threads];
+        acc.pp_seconds.insert(acc.pp_seconds.end(), run.pp_seconds.begin(), run.pp_seconds.end());
+        acc.tg_seconds.insert(acc.tg_seconds.end(), run.tg_seconds.begin(), run.tg_seconds.end());
+      };
+    }
     diag::BenchReport r = diag::run_bench(path.string(), *model, o);
-    std::string out = f->output == "json" ? json(r) : f->output == "csv" ? csv(r) : markdown(r);
+    RefRows ref_rows;
+    ref_rows.name = "llama.cpp";
+    if (ref_spec) {
+      for (const auto& x : r.results) {
+        diag::BenchResult y = x;
+        const bool pp = x.n_prompt > 0;
+        y.seconds = pp ? theirs[x.n_threads].pp_seconds : theirs[x.n_threads].tg_seconds;
+        diag::summarize(y, pp ? x.n_prompt : x.n_gen);
+        ref_rows.rows.push_back(std::move(y));
+      }
+    }
+    const RefRows* ref = ref_spec ? &ref_rows : nullptr;
+    std::string out = f->output == "json" ? json(r, ref) : f->output == "csv" ? csv(r, ref) : markdown(r, ref);
     std::fwrite(out.data(), 1, out.size(), stdout);
     return 0;
   };

@@ -70,19 +70,24 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
   const std::vector<int32_t> prompt = token_ids(m, opt.n_prompt), gen = token_ids(m, opt.n_gen);
   for (int threads : opt.threads) {
     ThreadPool pool(threads);
+    BenchResult pp{fmt::format("pp{}", opt.n_prompt), threads, opt.n_prompt, 0, {}, 0, 0};
+    BenchResult tg{fmt::format("tg{}", opt.n_gen), threads, 0, opt.n_gen, {}, 0, 0};
+    // Warm-ups: page in the weights, size the buffers.
+    if (opt.n_prompt > 0) time_eval(m, *opt.kernels, pool, prompt, false);
+    if (opt.n_gen > 0)
+      time_eval(m, *opt.kernels, pool, std::vector<int32_t>(gen.begin(), gen.begin() + std::min<int32_t>(opt.n_gen, 8)), true);
+    for (int i = 0; i < opt.reps; ++i) {
+      if (opt.n_prompt > 0) pp.seconds.push_back(time_eval(m, *opt.kernels, pool, prompt, false));
+      if (opt.n_gen > 0) tg.seconds.push_back(time_eval(m, *opt.kernels, pool, gen, true));
+      if (opt.after_rep) opt.after_rep(threads, i);
+    }
     if (opt.n_prompt > 0) {
-      BenchResult r{fmt::format("pp{}", opt.n_prompt), threads, opt.n_prompt, 0, {}, 0, 0};
-      time_eval(m, *opt.kernels, pool, prompt, false);  // warm-up: page in the weights, size buffers
-      for (int i = 0; i < opt.reps; ++i) r.seconds.push_back(time_eval(m, *opt.kernels, pool, prompt, false));
-      summarize(r, opt.n_prompt);
-      rep.results.push_back(std::move(r));
+      summarize(pp, opt.n_prompt);
+      rep.results.push_back(std::move(pp));
     }
     if (opt.n_gen > 0) {
-      BenchResult r{fmt::format("tg{}", opt.n_gen), threads, 0, opt.n_gen, {}, 0, 0};
-      time_eval(m, *opt.kernels, pool, std::vector<int32_t>(gen.begin(), gen.begin() + std::min<int32_t>(opt.n_gen, 8)), true);
-      for (int i = 0; i < opt.reps; ++i) r.seconds.push_back(time_eval(m, *opt.kernels, pool, gen, true));
-      summarize(r, opt.n_gen);
-      rep.results.push_back(std::move(r));
+      summarize(tg, opt.n_gen);
+      rep.results.push_back(std::move(tg));
     }
   }
   return rep;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,9 @@ struct BenchOptions {
   int32_t reps = 5;
   std::vector<int> threads = {2};
   const kernels::KernelTable* kernels = nullptr;  // required
+  // Called after each of our timed repetitions (its pp, then its tg) with the thread count and the
+  // repetition index: `bench --reference` runs the reference's repetition there, so the two alternate.
+  std::function<void(int threads, int rep)> after_rep;
 };
 
 struct BenchResult {

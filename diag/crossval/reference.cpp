@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <fmt/format.h>
+#include <simdjson.h>
 
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
@@ -75,6 +76,42 @@ ReferenceSpec parse_reference(std::string_view spec, const std::filesystem::path
   return r;
 }
 
+namespace {
+
+// "reference 'CMD' WHAT", then the details, then the tail of its stderr (where people look).
+Error reference_error(const std::string& cmd, const ChildResult& c, ErrorCode code, const std::string& what,
+                      const std::string& detail = "") {
+  std::string tail = stderr_tail(c.err);
+  Error e(code, tail.empty() ? "it printed nothing on stderr" : tail);
+  if (!detail.empty()) e.wrap(detail);
+  return e.wrap(fmt::format("reference '{}' {}", cmd, what));
+}
+
+// Runs the reference on one request; throws unless it exited 0 within the timeout.
+ChildResult run_reference_child(const ReferenceSpec& ref, const std::string& request, std::chrono::milliseconds timeout) {
+  const std::string cmd = command_line(ref.argv);
+  ChildOptions opt;
+  opt.timeout = timeout;
+  ChildResult c;
+  try {
+    c = run_child(ref.argv, request, opt);
+  } catch (Error& e) {
+    throw e.wrap(fmt::format("reference '{}' could not be started", cmd));
+  }
+  if (c.timed_out)
+    throw reference_error(cmd, c, ErrorCode::timeout,
+                          fmt::format("did not finish within the {:.0f} s timeout and was killed (raise --timeout)",
+                                      std::chrono::duration<double>(timeout).count()));
+  if (c.signal != 0)
+    throw reference_error(cmd, c, ErrorCode::failure,
+                          fmt::format("crashed: killed by signal {} ({})", c.signal, ::strsignal(c.signal)));
+  if (c.exit_code != 0) throw reference_error(cmd, c, ErrorCode::failure, fmt::format("exited with status {}", c.exit_code));
+  if (c.output_truncated) throw reference_error(cmd, c, ErrorCode::failure, "printed more than the output limit");
+  return c;
+}
+
+}  // namespace
+
 RefRun run_command_reference(const ReferenceSpec& ref, const RefRequest& req, std::chrono::milliseconds timeout) {
   JsonWriter j(false);
   j.begin_object()
@@ -87,38 +124,47 @@ RefRun run_command_reference(const ReferenceSpec& ref, const RefRequest& req, st
       .key("top_k")
       .value(static_cast<uint64_t>(req.top_k))
       .end_object();
-  const std::string request = j.str() + "\n";
   const std::string cmd = command_line(ref.argv);
-  ChildOptions opt;
-  opt.timeout = timeout;
-  ChildResult c;
-  try {
-    c = run_child(ref.argv, request, opt);
-  } catch (Error& e) {
-    throw e.wrap(fmt::format("reference '{}' could not be started", cmd));
-  }
-  // "reference 'CMD' WHAT", then the details, then the tail of its stderr (where people look).
-  auto error = [&](ErrorCode code, const std::string& what, const std::string& detail = "") {
-    std::string tail = stderr_tail(c.err);
-    Error e(code, tail.empty() ? "it printed nothing on stderr" : tail);
-    if (!detail.empty()) e.wrap(detail);
-    return e.wrap(fmt::format("reference '{}' {}", cmd, what));
-  };
-  if (c.timed_out)
-    throw error(ErrorCode::timeout, fmt::format("did not finish within the {:.0f} s timeout and was killed (raise --timeout)",
-                                                std::chrono::duration<double>(timeout).count()));
-  if (c.signal != 0)
-    throw error(ErrorCode::failure, fmt::format("crashed: killed by signal {} ({})", c.signal, ::strsignal(c.signal)));
-  if (c.exit_code != 0) throw error(ErrorCode::failure, fmt::format("exited with status {}", c.exit_code));
-  if (c.output_truncated) throw error(ErrorCode::failure, "printed more than the output limit");
+  ChildResult c = run_reference_child(ref, j.str() + "\n", timeout);
   RefRun run;
   try {
     run.golden = parse_golden(c.out, fmt::format("the output of '{}'", cmd));
   } catch (const Error& e) {
-    throw error(ErrorCode::failure, "printed something that is not the golden format", e.chain().front());
+    throw reference_error(cmd, c, ErrorCode::failure, "printed something that is not the golden format", e.chain().front());
   }
   run.err = c.err;
   run.seconds = c.seconds;
+  return run;
+}
+
+RefBenchRun run_reference_bench(const ReferenceSpec& ref, const RefBenchRequest& req, std::chrono::milliseconds timeout) {
+  JsonWriter j(false);
+  j.begin_object().key("model").value(req.model.string()).key("bench").begin_object();
+  j.key("n_prompt").value(static_cast<int64_t>(req.n_prompt)).key("n_gen").value(static_cast<int64_t>(req.n_gen));
+  j.key("reps").value(static_cast<int64_t>(req.reps)).key("threads").value(static_cast<int64_t>(req.threads));
+  j.end_object().end_object();
+  const std::string cmd = command_line(ref.argv);
+  ChildResult c = run_reference_child(ref, j.str() + "\n", timeout);
+  RefBenchRun run;
+  auto bad = [&](const std::string& detail) {
+    return reference_error(cmd, c, ErrorCode::failure, "printed something that is not a bench answer", detail);
+  };
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (auto err = parser.parse(c.out).get(doc)) throw bad(std::string("not JSON: ").append(simdjson::error_message(err)));
+  auto read = [&](const char* key, std::vector<double>& out, int32_t want_n) {
+    simdjson::dom::array a;
+    if (doc[key].get_array().get(a)) throw bad(fmt::format("no \"{}\" array", key));
+    for (simdjson::dom::element e : a) {
+      double v = 0;
+      if (e.get_double().get(v) || !(v > 0)) throw bad(fmt::format("\"{}\" holds something that is not a positive number", key));
+      out.push_back(v);
+    }
+    if (out.size() != static_cast<size_t>(want_n))
+      throw bad(fmt::format("\"{}\" has {} samples, {} were asked for", key, out.size(), want_n));
+  };
+  read("pp_seconds", run.pp_seconds, req.n_prompt > 0 ? req.reps : 0);
+  read("tg_seconds", run.tg_seconds, req.n_gen > 0 ? req.reps : 0);
   return run;
 }
 

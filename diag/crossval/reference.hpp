@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -48,5 +49,23 @@ struct RefRun {
 // that is missing (Error fixture), hangs past the timeout (Error timeout), crashes, exits non-zero
 // or prints junk (Error failure) gives an error naming the command, with the tail of its stderr.
 RefRun run_command_reference(const ReferenceSpec& ref, const RefRequest& req, std::chrono::milliseconds timeout);
+
+// `bitnet bench --reference`: the llama.cpp adapter's bench mode (llama-bench's pp and tg tests).
+struct RefBenchRequest {
+  std::filesystem::path model;  // absolute
+  int32_t n_prompt = 0;         // 0: no pp test
+  int32_t n_gen = 0;            // 0: no tg test
+  int32_t reps = 1;
+  int threads = 1;
+};
+
+struct RefBenchRun {
+  std::vector<double> pp_seconds;  // one per repetition
+  std::vector<double> tg_seconds;
+};
+
+// Same errors as run_command_reference, and Error(failure) for an answer that is not
+// {"pp_seconds": [...], "tg_seconds": [...]} with one positive number per repetition.
+RefBenchRun run_reference_bench(const ReferenceSpec& ref, const RefBenchRequest& req, std::chrono::milliseconds timeout);
 
 }  // namespace bitnet::diag

@@ -1,11 +1,14 @@
 // bitnet-llama-ref: llama.cpp behind the crossval reference protocol (CLI.md, fixtures/README.md).
 // Reads {"model", "prompt", "n_predict", "top_k"} on stdin, runs llama.cpp greedily through its
 // C API and writes the golden format on stdout. Built by scripts/setup-llama-reference.
+// Bench mode (`bitnet bench --reference`): {"model", "bench": {"n_prompt", "n_gen", "reps", "threads"}}
+// runs llama-bench's pp and tg tests and writes {"pp_seconds": [...], "tg_seconds": [...]}.
 // -DBITNET_LLAMA_LEGACY_API builds it against the late-2024 llama.h (before llama_vocab), the API of
 // bitnet.cpp's llama.cpp fork (docs/crossval.md).
 #include <simdjson.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <climits>
 #include <cstdarg>
@@ -59,11 +62,20 @@ void log_sink(ggml_log_level level, const char* text, void*) {
   if (g_verbose || level == GGML_LOG_LEVEL_WARN || level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
 }
 
+struct Bench {
+  bool on = false;
+  int64_t n_prompt = 512;
+  int64_t n_gen = 128;
+  int64_t reps = 5;
+  int64_t threads = 0;  // 0: --threads
+};
+
 struct Request {
   std::string model;
   std::string prompt;
   int64_t n_predict = 32;
   int64_t top_k = 8;
+  Bench bench;
 };
 
 Request parse_request(const std::string& text) {
@@ -75,6 +87,20 @@ Request parse_request(const std::string& text) {
   std::string_view sv;
   if (doc["model"].get_string().get(sv)) fail(2, "the request has no \"model\" string");
   r.model = sv;
+  simdjson::dom::object bench;
+  if (!doc["bench"].get_object().get(bench)) {
+    r.bench.on = true;
+    int64_t b = 0;
+    if (!bench["n_prompt"].get_int64().get(b)) r.bench.n_prompt = b;
+    if (!bench["n_gen"].get_int64().get(b)) r.bench.n_gen = b;
+    if (!bench["reps"].get_int64().get(b)) r.bench.reps = b;
+    if (!bench["threads"].get_int64().get(b)) r.bench.threads = b;
+    if (r.bench.n_prompt < 0 || r.bench.n_prompt > (1 << 20)) fail(2, "bench.n_prompt out of range");
+    if (r.bench.n_gen < 0 || r.bench.n_gen > (1 << 20)) fail(2, "bench.n_gen out of range");
+    if (r.bench.reps < 1 || r.bench.reps > 1000) fail(2, "bench.reps out of range");
+    if (r.bench.threads < 0 || r.bench.threads > 1024) fail(2, "bench.threads out of range");
+    return r;
+  }
   if (doc["prompt"].get_string().get(sv)) fail(2, "the request has no \"prompt\" string");
   r.prompt = sv;
   int64_t v = 0;
@@ -107,6 +133,12 @@ std::string json_string(const std::string& s) {
 std::string json_float(float f) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(f));
+  return buf;
+}
+
+std::string json_double(double d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", d);
   return buf;
 }
 
@@ -147,6 +179,69 @@ std::vector<std::pair<llama_token, float>> top_k(const float* logits, int32_t n_
   return all;
 }
 
+// llama-bench's pp and tg tests: each repetition on a fresh context (empty KV cache), after one
+// untimed warm-up; pp is one llama_decode of n_prompt tokens (n_batch = n_ubatch >= n_prompt), tg
+// n_gen single-token decodes. Token ids are i % n_vocab: the content does not change the work.
+int run_bench(llama_model* model, const Bench& b, int threads) {
+  const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+  const auto n_prompt = static_cast<uint32_t>(b.n_prompt), n_gen = static_cast<uint32_t>(b.n_gen);
+  llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = std::max(n_prompt, n_gen) + 1;
+  cp.n_batch = std::max(n_prompt, 512u);
+  cp.n_ubatch = cp.n_batch;
+  cp.n_seq_max = 1;
+  cp.n_threads = b.threads > 0 ? static_cast<int32_t>(b.threads) : threads;
+  cp.n_threads_batch = cp.n_threads;
+  llama_batch batch = llama_batch_init(static_cast<int32_t>(std::max(n_prompt, 1u)), 0, 1);
+  auto decode = [&](llama_context* ctx, uint32_t n, uint32_t pos0) {
+    batch.n_tokens = static_cast<int32_t>(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      batch.token[i] = static_cast<llama_token>((pos0 + i) % static_cast<uint32_t>(n_vocab));
+      batch.pos[i] = static_cast<llama_pos>(pos0 + i);
+      batch.n_seq_id[i] = 1;
+      batch.seq_id[i][0] = 0;
+      batch.logits[i] = i + 1 == n;
+    }
+    if (int rc = llama_decode(ctx, batch); rc != 0) fail(1, "llama_decode failed with " + std::to_string(rc));
+  };
+  // Seconds of one test on a fresh context; the context is made and freed outside the timing.
+  auto timed = [&](bool pp) {
+    llama_context* ctx = llama_init_from_model(model, cp);
+    if (!ctx) fail(1, "llama.cpp could not create a context");
+    const auto t0 = std::chrono::steady_clock::now();
+    if (pp) {
+      decode(ctx, n_prompt, 0);
+    } else {
+      for (uint32_t i = 0; i < n_gen; ++i) decode(ctx, 1, i);
+    }
+    llama_synchronize(ctx);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    llama_free(ctx);
+    return s;
+  };
+  std::string out = "{\"pp_seconds\":[";
+  if (n_prompt > 0) {
+    timed(true);  // warm-up
+    for (int64_t r = 0; r < b.reps; ++r) {
+      if (r) out.append(",");
+      out.append(json_double(timed(true)));
+    }
+  }
+  out.append("],\"tg_seconds\":[");
+  if (n_gen > 0) {
+    timed(false);
+    for (int64_t r = 0; r < b.reps; ++r) {
+      if (r) out.append(",");
+      out.append(json_double(timed(false)));
+    }
+  }
+  out.append("]}\n");
+  llama_batch_free(batch);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+  return 0;
+}
+
 std::string id_or_null(llama_token id) { return id == LLAMA_TOKEN_NULL ? "null" : std::to_string(id); }
 
 #ifndef BITNET_LLAMA_LEGACY_API
@@ -159,7 +254,8 @@ std::filesystem::path self_dir() {
 
 void usage() {
   std::fputs("usage: bitnet-llama-ref [--threads N (default 1)] [--verbose] < request.json > golden.json\n"
-             "  request: {\"model\": PATH, \"prompt\": TEXT, \"n_predict\": N, \"top_k\": K}\n",
+             "  request: {\"model\": PATH, \"prompt\": TEXT, \"n_predict\": N, \"top_k\": K}\n"
+             "       or {\"model\": PATH, \"bench\": {\"n_prompt\": N, \"n_gen\": N, \"reps\": R, \"threads\": T}}\n",
              stderr);
 }
 
@@ -198,6 +294,12 @@ int main(int argc, char** argv) {
   mp.n_gpu_layers = 0;
   llama_model* model = llama_model_load_from_file(req.model.c_str(), mp);
   if (!model) fail(3, "llama.cpp could not load the model '" + req.model + "' (its messages are above)");
+  if (req.bench.on) {
+    const int rc = run_bench(model, req.bench, threads);
+    llama_model_free(model);
+    llama_backend_free();
+    return rc;
+  }
   const llama_vocab* vocab = llama_model_get_vocab(model);
   const int32_t n_vocab = llama_vocab_n_tokens(vocab);
 

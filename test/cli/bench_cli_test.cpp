@@ -4,13 +4,72 @@
 
 #include <simdjson.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "support/run.hpp"
 
 namespace bitnet::test {
 namespace {
+
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// The crossval tests' rule: the real llama.cpp reference is required in CI, optional elsewhere.
+#define BITNET_REQUIRE_LLAMA_REF()                                                                          \
+  do {                                                                                                      \
+    if (env_or_empty("BITNET_LLAMA_DIR").empty()) {                                                         \
+      if (env_or_empty("CI") == "true")                                                                     \
+        FAIL() << "BITNET_LLAMA_DIR is not set in CI: scripts/test must run scripts/setup-llama-reference"; \
+      GTEST_SKIP() << "BITNET_LLAMA_DIR is not set; run scripts/setup-llama-reference and export it";       \
+    }                                                                                                       \
+  } while (0)
+
+// A directory holding a fake bitnet-llama-ref: a shell script with the given body.
+struct FakeReference {
+  std::filesystem::path dir;
+  explicit FakeReference(const std::string& body) {
+    char tmpl[] = "/tmp/bitnet-bench-ref-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    const auto exe = dir / "bitnet-llama-ref";
+    std::ofstream(exe) << "#!/bin/sh\ncat >/dev/null\n" << body << "\n";
+    ::chmod(exe.c_str(), 0755);
+  }
+  ~FakeReference() { std::filesystem::remove_all(dir); }
+  std::string spec() const { return "llama.cpp:" + dir.string(); }
+};
+
+simdjson::dom::array parse_rows(simdjson::dom::parser& parser, const std::string& out) {
+  simdjson::dom::element doc;
+  EXPECT_EQ(parser.parse(out).get(doc), simdjson::SUCCESS) << out;
+  return doc.get_array();
+}
+
+// Rows alternate ours / theirs; ours carry ratio = ours avg_ts / theirs avg_ts.
+void check_reference_rows(const std::string& out, size_t n_tests, int64_t reps) {
+  simdjson::dom::parser parser;
+  simdjson::dom::array rows = parse_rows(parser, out);
+  ASSERT_EQ(rows.size(), 2 * n_tests) << out;
+  for (size_t i = 0; i < n_tests; ++i) {
+    simdjson::dom::element ours = rows.at(2 * i), theirs = rows.at(2 * i + 1);
+    EXPECT_EQ(std::string_view(ours["backends"]), "CPU");
+    EXPECT_EQ(std::string_view(theirs["backends"]), "llama.cpp");
+    EXPECT_EQ(std::string_view(ours["test"]), std::string_view(theirs["test"]));
+    EXPECT_EQ(int64_t(ours["n_threads"]), int64_t(theirs["n_threads"]));
+    EXPECT_EQ(theirs["samples_ns"].get_array().size(), static_cast<size_t>(reps));
+    EXPECT_TRUE(theirs["ratio"].error()) << "only our rows carry the ratio";
+    const double r = double(ours["ratio"]), want = double(ours["avg_ts"]) / double(theirs["avg_ts"]);
+    EXPECT_NEAR(r, want, 1e-9 * want);
+  }
+}
 
 TEST(BenchCli, JsonRowsAreConsistentWithTheirSamples) {
   RunResult r = run_bitnet({"bench", "-m", "fixture:stories260K", "-p", "32", "-n", "16", "-r", "3", "-t", "1,2", "-o", "json"});
@@ -67,6 +126,65 @@ TEST(BenchCli, BadArgumentsAreUsageErrors) {
   EXPECT_EQ(run_bitnet({"bench", "-t", "0"}).exit_code, 2);
   EXPECT_EQ(run_bitnet({"bench", "-t", "1,x"}).exit_code, 2);
   EXPECT_EQ(run_bitnet({"bench", "-p", "100000"}).exit_code, 2);  // beyond the model's context
+}
+
+TEST(BenchCli, ReferenceRowsAndRatiosFromAFakeAdapter) {
+  // pp16 in 0.5 s and tg8 in 0.25 s: 32 t/s for both tests of theirs.
+  FakeReference ref("echo '{\"pp_seconds\":[0.5],\"tg_seconds\":[0.25]}'");
+  RunResult r = run_bitnet({"bench", "-p", "16", "-n", "8", "-r", "2", "-t", "1", "--reference", ref.spec(), "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  check_reference_rows(r.out, 2, 2);
+  simdjson::dom::parser parser;
+  simdjson::dom::array rows = parse_rows(parser, r.out);
+  EXPECT_NEAR(double(rows.at(1)["avg_ts"]), 32.0, 1e-9);
+  EXPECT_NEAR(double(rows.at(3)["avg_ts"]), 32.0, 1e-9);
+  EXPECT_NEAR(double(rows.at(0)["ratio"]), double(rows.at(0)["avg_ts"]) / 32.0, 1e-6);
+
+  RunResult md = run_bitnet({"bench", "-p", "16", "-n", "8", "-r", "1", "-t", "1", "--reference", ref.spec()});
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_NE(md.out.find("| t/s | ratio |"), std::string::npos) << md.out;
+  EXPECT_NE(md.out.find("| llama.cpp | 1 | pp16 | 32.00 ± 0.00 | |"), std::string::npos) << md.out;
+  EXPECT_NE(md.out.find("| llama.cpp | 1 | tg8 | 32.00 ± 0.00 | |"), std::string::npos) << md.out;
+
+  RunResult csv = run_bitnet({"bench", "-p", "16", "-n", "8", "-r", "1", "-t", "1", "--reference", ref.spec(), "-o", "csv"});
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  std::istringstream in(csv.out);
+  std::string header, ours, theirs;
+  std::getline(in, header);
+  std::getline(in, ours);
+  std::getline(in, theirs);
+  EXPECT_TRUE(header.ends_with(",avg_ts,stddev_ts,ratio")) << header;
+  EXPECT_NE(ours.find(",CPU,"), std::string::npos) << ours;
+  EXPECT_NE(theirs.find(",llama.cpp,,1,16,0,pp16,32.000000,"), std::string::npos) << theirs;
+}
+
+TEST(BenchCli, MissingReferenceIsAClearError) {
+  RunResult r = run_bitnet({"bench", "-p", "16", "-n", "8", "-r", "1", "--reference", "llama.cpp:/nonexistent/llama-ref"});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_NE(r.err.find("bitnet bench --reference llama.cpp:/nonexistent/llama-ref"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("scripts/setup-llama-reference"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_EQ(run_bitnet({"bench", "--reference", "golden:x.json"}).exit_code, 2);
+}
+
+TEST(BenchCli, FailingReferenceNamesTheCommand) {
+  FakeReference crash("echo 'adapter exploded' >&2; exit 3");
+  RunResult r = run_bitnet({"bench", "-p", "16", "-n", "8", "-r", "1", "-t", "1", "--reference", crash.spec()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find((crash.dir / "bitnet-llama-ref").string()), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("adapter exploded"), std::string::npos) << r.err;
+  FakeReference junk("echo '{\"pp_seconds\":[]}'");
+  RunResult j = run_bitnet({"bench", "-p", "16", "-n", "8", "-r", "1", "-t", "1", "--reference", junk.spec()});
+  EXPECT_EQ(j.exit_code, 1) << j.err;
+  EXPECT_NE(j.err.find("not a bench answer"), std::string::npos) << j.err;
+}
+
+TEST(BenchCli, AgainstLlamaCpp) {
+  BITNET_REQUIRE_LLAMA_REF();
+  // One thread: ggml's spinning workers make two threads erratic on a busy machine.
+  RunResult r = run_bitnet({"bench", "-p", "16", "-n", "8", "-r", "2", "-t", "1", "--reference", "llama.cpp", "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  check_reference_rows(r.out, 2, 2);
 }
 
 }  // namespace
