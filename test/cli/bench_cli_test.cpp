@@ -13,25 +13,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "support/llama_ref.hpp"
 #include "support/run.hpp"
 
 namespace bitnet::test {
 namespace {
-
-std::string env_or_empty(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-// The crossval tests' rule: the real llama.cpp reference is required in CI, optional elsewhere.
-#define BITNET_REQUIRE_LLAMA_REF()                                                                          \
-  do {                                                                                                      \
-    if (env_or_empty("BITNET_LLAMA_DIR").empty()) {                                                         \
-      if (env_or_empty("CI") == "true")                                                                     \
-        FAIL() << "BITNET_LLAMA_DIR is not set in CI: scripts/test must run scripts/setup-llama-reference"; \
-      GTEST_SKIP() << "BITNET_LLAMA_DIR is not set; run scripts/setup-llama-reference and export it";       \
-    }                                                                                                       \
-  } while (0)
 
 // A directory holding a fake bitnet-llama-ref: a shell script with the given body.
 struct FakeReference {

@@ -15,6 +15,7 @@
 #include "gguf/gguf_bytes.hpp"
 #include "support/fixtures.hpp"
 #include "support/run.hpp"
+#include "support/same_weights.hpp"
 
 namespace bitnet::test {
 namespace {
@@ -31,22 +32,6 @@ int count_lines(const std::string& s) {
   std::istringstream in(s);
   for (std::string line; std::getline(in, line);) ++n;
   return n;
-}
-
-// The ternary weights of a and b are the same bytes.
-void expect_same_weights(const std::filesystem::path& a, const std::filesystem::path& b) {
-  auto fa = gguf::GgufFile::open(a), fb = gguf::GgufFile::open(b);
-  int n = 0;
-  for (const auto& t : fa.tensors()) {
-    if (!model::is_ternary_weight_name(t.name)) continue;
-    const auto* u = fb.find_tensor(t.name);
-    ASSERT_NE(u, nullptr) << t.name;
-    ASSERT_EQ(t.type, u->type) << t.name;
-    auto da = fa.tensor_data(t), db = fb.tensor_data(*u);
-    EXPECT_TRUE(std::equal(da.begin(), da.end(), db.begin(), db.end())) << t.name;
-    ++n;
-  }
-  EXPECT_EQ(n, 28);
 }
 
 TEST(ConvertCli, ConvertsAndReports) {

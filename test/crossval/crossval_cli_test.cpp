@@ -15,27 +15,13 @@
 
 #include "diag/crossval/golden.hpp"
 #include "support/fixtures.hpp"
+#include "support/llama_ref.hpp"
 #include "support/run.hpp"
 
 namespace bitnet::test {
 namespace {
 
 const char* kFox = "once upon a time there was a quick brown fox";
-
-std::string env_or_empty(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-// The llama.cpp reference is part of CI (scripts/test sets it up); elsewhere it may be missing.
-#define BITNET_REQUIRE_LLAMA_REF()                                                                          \
-  do {                                                                                                      \
-    if (env_or_empty("BITNET_LLAMA_DIR").empty()) {                                                         \
-      if (env_or_empty("CI") == "true")                                                                     \
-        FAIL() << "BITNET_LLAMA_DIR is not set in CI: scripts/test must run scripts/setup-llama-reference"; \
-      GTEST_SKIP() << "BITNET_LLAMA_DIR is not set; run scripts/setup-llama-reference and export it";       \
-    }                                                                                                       \
-  } while (0)
 
 std::string model(const std::string& name) { return fixture_file("models/" + name + ".gguf").string(); }
 std::string golden(const std::string& name) { return fixture_file("golden/" + name + ".json").string(); }
