@@ -3,6 +3,8 @@
 // they exist. --reference llama.cpp[:DIR] runs the same tests through llama.cpp (our adapter's
 // bench mode), alternating repetitions with ours, and adds its rows and the ratio ours/theirs.
 // Only the report goes to stdout.
+#include <unistd.h>
+
 #include <cstdio>
 #include <chrono>
 #include <map>
@@ -17,6 +19,7 @@
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
 #include "core/base/thread_pool.hpp"
+#include "core/kernels/dispatch.hpp"
 #include "diag/bench.hpp"
 #include "diag/crossval/reference.hpp"
 
@@ -32,6 +35,7 @@ struct BenchFlags {
   std::string backend;
   std::string output = "md";
   std::string reference;
+  bool kernels = false;
 };
 
 // The reference's rows, one per row of ours (same test and thread count), and its name.
@@ -88,6 +92,24 @@ std::string markdown(const diag::BenchReport& r, const RefRows* ref) {
                          human_params(r.model_n_params), ref->name, y.n_threads, y.test, y.avg_ts, y.stddev_ts));
   }
   if (ref) o.append(fmt::format("\nratio: t/s of ours / t/s of {} (repetitions alternated)\n", ref->name));
+  for (const auto& x : r.results) {
+    if (x.roofline_ts <= 0) continue;
+    o.append(fmt::format("\ndecode roofline, {} thread{}: read bandwidth {:.1f} GB/s, {:.1f} MB read per token -> "
+                         "at most {:.2f} t/s; {} ran at {:.0f}% of it\n",
+                         x.n_threads, x.n_threads == 1 ? "" : "s", x.bandwidth_gbs,
+                         static_cast<double>(x.bytes_per_token) / 1e6, x.roofline_ts, x.test,
+                         100.0 * x.avg_ts / x.roofline_ts));
+  }
+  if (!r.kernels.empty()) {
+    o.append("\n| kernel table | entry | tensors | type | rows x cols | tokens | threads | us/call | GOPS | GB/s |\n"
+             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for (const auto& k : r.kernels)
+      o.append(fmt::format("| {} | {} | {} | {} | {} x {} | {} | {} | {:.1f} | {} | {:.2f} |\n", k.backend, k.entry,
+                           k.tensors, k.type, k.rows, k.cols, k.n_tokens, k.n_threads, k.best_seconds * 1e6,
+                           k.gops > 0 ? fmt::format("{:.1f}", k.gops) : std::string("-"), k.gbs));
+    o.append("\nus/call: fastest of the samples; a matmul entry's time includes quantizing its activations. "
+             "GOPS: 2 x rows x cols x tokens per second; GB/s: weight bytes (a quantizer: its f32 input) per second.\n");
+  }
   return o;
 }
 
@@ -113,6 +135,23 @@ std::string json(const diag::BenchReport& r, const RefRows* ref) {
     for (double s : x.seconds) j.value(static_cast<uint64_t>(s * 1e9));
     j.end_array();
     j.key("avg_ts").value(x.avg_ts).key("stddev_ts").value(x.stddev_ts);
+    if (!theirs && x.roofline_ts > 0) {
+      j.key("bytes_per_token").value(x.bytes_per_token).key("bandwidth_gbs").value(x.bandwidth_gbs);
+      j.key("roofline_ts").value(x.roofline_ts).key("roofline_pct").value(100.0 * x.avg_ts / x.roofline_ts);
+    }
+    j.end_object();
+  }
+  for (const auto& k : r.kernels) {
+    j.begin_object();
+    j.key("test").value("kernel").key("backends").value("CPU").key("kernel_table").value(k.backend);
+    j.key("entry").value(k.entry).key("tensors").value(k.tensors).key("type").value(k.type);
+    j.key("rows").value(k.rows).key("cols").value(k.cols).key("n_tokens").value(k.n_tokens);
+    j.key("n_threads").value(k.n_threads);
+    j.key("samples_ns").begin_array();
+    for (double s : k.seconds) j.value(static_cast<uint64_t>(s * 1e9));
+    j.end_array();
+    j.key("best_ns").value(static_cast<uint64_t>(k.best_seconds * 1e9)).key("bytes").value(k.bytes);
+    j.key("gops").value(k.gops).key("gbs").value(k.gbs);
     j.end_object();
   }
   j.end_array();
@@ -121,11 +160,16 @@ std::string json(const diag::BenchReport& r, const RefRows* ref) {
 
 std::string csv(const diag::BenchReport& r, const RefRows* ref) {
   std::string o = "model_filename,model_type,model_size,model_n_params,backends,kernel_table,n_threads,n_prompt,n_gen,"
-                  "test,avg_ts,stddev_ts";
+                  "test,avg_ts,stddev_ts,roofline_pct,entry,tensors,rows,cols,n_tokens,best_ns,gops,gbs";
   o.append(ref ? ",ratio\n" : "\n");
   auto row = [&](const diag::BenchResult& x, const std::string& backends, const std::string& table) {
-    o.append(fmt::format("\"{}\",\"{}\",{},{},{},{},{},{},{},{},{:.6f},{:.6f}", r.model_path, r.model_type, r.model_size,
+    o.append(fmt::format("\"{}\",\"{}\",{},{},{},{},{},{},{},{},{:.6f},{:.6f},", r.model_path, r.model_type, r.model_size,
                          r.model_n_params, backends, table, x.n_threads, x.n_prompt, x.n_gen, x.test, x.avg_ts, x.stddev_ts));
+    if (table.empty() || x.roofline_ts <= 0) {
+      o.append(",,,,,,,,");
+    } else {
+      o.append(fmt::format("{:.2f},,,,,,,,", 100.0 * x.avg_ts / x.roofline_ts));
+    }
   };
   for (size_t i = 0; i < r.results.size(); ++i) {
     row(r.results[i], "CPU", r.kernel_table);
@@ -136,6 +180,12 @@ std::string csv(const diag::BenchReport& r, const RefRows* ref) {
     o.append(fmt::format(",{:.6f}\n", ratio(r.results[i], ref->rows[i])));
     row(ref->rows[i], ref->name, "");
     o.append(",\n");
+  }
+  for (const auto& k : r.kernels) {
+    o.append(fmt::format("\"{}\",\"{}\",{},{},CPU,{},{},0,0,kernel,,,,{},\"{}\",{},{},{},{},{:.6f},{:.6f}", r.model_path,
+                         r.model_type, r.model_size, r.model_n_params, k.backend, k.n_threads, k.entry, k.tensors, k.rows,
+                         k.cols, k.n_tokens, static_cast<uint64_t>(k.best_seconds * 1e9), k.gops, k.gbs));
+    o.append(ref ? ",\n" : "\n");
   }
   return o;
 }
@@ -154,8 +204,11 @@ RunFn setup_bench(CLI::App& sub) {
   sub.add_option("--reference", f->reference,
                  "Also run the tests through llama.cpp[:DIR] (DIR from BITNET_LLAMA_DIR), alternating repetitions, "
                  "and print the ratio ours/theirs");
+  sub.add_flag("--kernels", f->kernels,
+               "Also time each kernel-table entry at the model's shapes on every backend this CPU runs");
   sub.footer("Examples:\n  bitnet bench -m model.gguf -p 512 -n 128 -t 1,2 -o json\n"
-             "  bitnet bench -m model.gguf -t 2 --reference llama.cpp");
+             "  bitnet bench -m model.gguf -t 2 --reference llama.cpp\n"
+             "  bitnet bench -m synthetic:2b4t -p 0 -n 0 --kernels -t 2");
   return [f](const Context& ctx) {
     const kernels::KernelTable& table = select_kernels(f->backend.empty() ? ctx.backend : f->backend);
     diag::BenchOptions o;
@@ -164,6 +217,11 @@ RunFn setup_bench(CLI::App& sub) {
     o.reps = f->reps;
     o.threads = parse_threads(f->threads, ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads());
     o.kernels = &table;
+    if (f->kernels)
+      for (const kernels::Backend& b : kernels::registered_backends())
+        if (b.supported()) o.kernel_bench.tables.push_back(&b.table());
+    if (::isatty(STDERR_FILENO))
+      o.progress = [](const std::string& what) { std::fprintf(stderr, "\r\033[Kbench: %s", what.c_str()); };
     // The reference is checked before anything runs: a missing one fails at once (exit 4).
     std::optional<diag::ReferenceSpec> ref_spec;
     if (!f->reference.empty()) {
@@ -194,6 +252,7 @@ RunFn setup_bench(CLI::App& sub) {
       };
     }
     diag::BenchReport r = diag::run_bench(path.string(), *model, o);
+    if (o.progress) std::fputs("\r\033[K", stderr);
     RefRows ref_rows;
     ref_rows.name = "llama.cpp";
     if (ref_spec) {

@@ -70,13 +70,30 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
   const std::vector<int32_t> prompt = token_ids(m, opt.n_prompt), gen = token_ids(m, opt.n_gen);
   for (int threads : opt.threads) {
     ThreadPool pool(threads);
-    BenchResult pp{fmt::format("pp{}", opt.n_prompt), threads, opt.n_prompt, 0, {}, 0, 0};
-    BenchResult tg{fmt::format("tg{}", opt.n_gen), threads, 0, opt.n_gen, {}, 0, 0};
+    BenchResult pp{fmt::format("pp{}", opt.n_prompt), threads, opt.n_prompt, 0, {}, 0, 0, 0, 0, 0};
+    BenchResult tg{fmt::format("tg{}", opt.n_gen), threads, 0, opt.n_gen, {}, 0, 0, 0, 0, 0};
+    auto say = [&](const std::string& what) {
+      if (opt.progress) opt.progress(fmt::format("{}, {} thread{}", what, threads, threads == 1 ? "" : "s"));
+    };
+    if (!opt.kernel_bench.tables.empty()) {
+      say("kernel micro-benchmarks");
+      auto rows = run_kernel_bench(m, pool, opt.kernel_bench);
+      rep.kernels.insert(rep.kernels.end(), rows.begin(), rows.end());
+    }
+    if (opt.n_gen > 0 && opt.bandwidth_bytes > 0) {
+      say("memory read bandwidth");
+      rep.bandwidth.push_back(probe_read_bandwidth(pool, opt.bandwidth_bytes, 5));
+      tg.bandwidth_gbs = rep.bandwidth.back().gbs;
+      tg.bytes_per_token = decode_bytes_per_token(m, static_cast<uint32_t>(opt.n_gen / 2));
+      tg.roofline_ts = tg.bandwidth_gbs * 1e9 / static_cast<double>(tg.bytes_per_token);
+    }
     // Warm-ups: page in the weights, size the buffers.
+    say("warm-up");
     if (opt.n_prompt > 0) time_eval(m, *opt.kernels, pool, prompt, false);
     if (opt.n_gen > 0)
       time_eval(m, *opt.kernels, pool, std::vector<int32_t>(gen.begin(), gen.begin() + std::min<int32_t>(opt.n_gen, 8)), true);
     for (int i = 0; i < opt.reps; ++i) {
+      say(fmt::format("repetition {}/{}", i + 1, opt.reps));
       if (opt.n_prompt > 0) pp.seconds.push_back(time_eval(m, *opt.kernels, pool, prompt, false));
       if (opt.n_gen > 0) tg.seconds.push_back(time_eval(m, *opt.kernels, pool, gen, true));
       if (opt.after_rep) opt.after_rep(threads, i);

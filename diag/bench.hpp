@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/model/model.hpp"
+#include "diag/bench_kernels.hpp"
 
 namespace bitnet::diag {
 
@@ -21,6 +22,12 @@ struct BenchOptions {
   // Called after each of our timed repetitions (its pp, then its tg) with the thread count and the
   // repetition index: `bench --reference` runs the reference's repetition there, so the two alternate.
   std::function<void(int threads, int rep)> after_rep;
+  // Called before each timed step with a one-line description ("pp512 rep 2/5, 2 threads").
+  std::function<void(const std::string&)> progress;
+  // Read-bandwidth probe before each thread count's tg test (0: no probe, no roofline).
+  uint64_t bandwidth_bytes = uint64_t{256} << 20;
+  // Kernel micro-benchmarks (bench --kernels) per thread count; empty tables: none.
+  KernelBenchOptions kernel_bench;
 };
 
 struct BenchResult {
@@ -31,6 +38,11 @@ struct BenchResult {
   std::vector<double> seconds;  // one per repetition
   double avg_ts = 0;      // tokens per second, mean over repetitions
   double stddev_ts = 0;   // sample standard deviation of tokens per second
+  // tg rows with a bandwidth probe: bytes a decode step reads (at the mean context position of
+  // the test), and the t/s that bandwidth allows: roofline_ts = bandwidth / bytes_per_token.
+  uint64_t bytes_per_token = 0;
+  double bandwidth_gbs = 0;
+  double roofline_ts = 0;
 };
 
 struct BenchReport {
@@ -40,6 +52,8 @@ struct BenchReport {
   uint64_t model_n_params = 0;
   std::string kernel_table;
   std::vector<BenchResult> results;
+  std::vector<BandwidthProbe> bandwidth;   // one per thread count, when probed
+  std::vector<KernelBenchRow> kernels;     // bench --kernels
 };
 
 // Throws bitnet::Error(usage) for a prompt + generation longer than the model's context.

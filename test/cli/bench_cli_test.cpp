@@ -11,9 +11,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
+#include "core/gguf/reader.hpp"
+#include "core/model/model.hpp"
 #include "support/llama_ref.hpp"
+#include "support/fixtures.hpp"
 #include "support/run.hpp"
 
 namespace bitnet::test {
@@ -139,7 +143,8 @@ TEST(BenchCli, ReferenceRowsAndRatiosFromAFakeAdapter) {
   std::getline(in, header);
   std::getline(in, ours);
   std::getline(in, theirs);
-  EXPECT_TRUE(header.ends_with(",avg_ts,stddev_ts,ratio")) << header;
+  EXPECT_TRUE(header.ends_with(",avg_ts,stddev_ts,roofline_pct,entry,tensors,rows,cols,n_tokens,best_ns,gops,gbs,ratio"))
+      << header;
   EXPECT_NE(ours.find(",CPU,"), std::string::npos) << ours;
   EXPECT_NE(theirs.find(",llama.cpp,,1,16,0,pp16,32.000000,"), std::string::npos) << theirs;
 }
@@ -163,6 +168,77 @@ TEST(BenchCli, FailingReferenceNamesTheCommand) {
   RunResult j = run_bitnet({"bench", "-p", "16", "-n", "8", "-r", "1", "-t", "1", "--reference", junk.spec()});
   EXPECT_EQ(j.exit_code, 1) << j.err;
   EXPECT_NE(j.err.find("not a bench answer"), std::string::npos) << j.err;
+}
+
+// The decode roofline's bytes per token, from the file's own tensor table: every tensor a token
+// passes through once (all but the embedding table, of which one row), the output projection
+// again when it is tied to the embeddings, and the f16 K/V rows of n_past earlier positions.
+uint64_t expected_bytes_per_token(const std::filesystem::path& path, uint32_t n_past) {
+  auto f = gguf::GgufFile::open(path);
+  uint64_t bytes = 0, embd = 0, embd_rows = 1;
+  bool has_output = false;
+  for (const auto& t : f.tensors()) {
+    if (t.name == "token_embd.weight") {
+      embd = t.nbytes;
+      embd_rows = static_cast<uint64_t>(t.ne[1]);
+      continue;
+    }
+    has_output |= t.name == "output.weight";
+    bytes += t.nbytes;
+  }
+  bytes += embd / embd_rows + (has_output ? 0 : embd);
+  auto m = model::Model::load(path);
+  return bytes + uint64_t{2} * m->config().n_layer * n_past * m->config().n_embd_kv() * 2;
+}
+
+TEST(BenchCli, KernelRowsAndRooflineAreConsistent) {
+  const auto path = fixture_file("models/bitnet-tiny-tq2_0.gguf");
+  RunResult r = run_bitnet({"bench", "-m", path.string(), "-p", "0", "-n", "8", "-r", "1", "-t", "2", "--kernels",
+                            "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  simdjson::dom::parser parser;
+  simdjson::dom::array rows = parse_rows(parser, r.out);
+  std::set<std::string> tables, entries;
+  size_t n_kernel = 0;
+  for (simdjson::dom::element row : rows) {
+    const std::string_view test = row["test"];
+    if (test == "tg8") {
+      const auto bpt = uint64_t(row["bytes_per_token"]);
+      EXPECT_EQ(bpt, expected_bytes_per_token(path, 4));  // the tg test's mean context position
+      const double bw = double(row["bandwidth_gbs"]), roof = double(row["roofline_ts"]);
+      EXPECT_GT(bw, 0.1);
+      EXPECT_NEAR(roof, bw * 1e9 / static_cast<double>(bpt), 1e-6 * roof);
+      EXPECT_NEAR(double(row["roofline_pct"]), 100.0 * double(row["avg_ts"]) / roof, 1e-6);
+      continue;
+    }
+    ASSERT_EQ(test, "kernel") << r.out;
+    ++n_kernel;
+    tables.insert(std::string(std::string_view(row["kernel_table"])));
+    entries.insert(std::string(std::string_view(row["entry"])));
+    const auto rows_ = int64_t(row["rows"]), cols = int64_t(row["cols"]), nt = int64_t(row["n_tokens"]);
+    const auto best = uint64_t(row["best_ns"]), bytes = uint64_t(row["bytes"]);
+    EXPECT_GT(rows_, 0);
+    EXPECT_GT(cols, 0);
+    EXPECT_GT(nt, 0);
+    EXPECT_GT(best, 0u);
+    EXPECT_GT(bytes, 0u);
+    uint64_t min_ns = UINT64_MAX;
+    for (uint64_t ns : row["samples_ns"].get_array()) min_ns = std::min(min_ns, ns);
+    EXPECT_EQ(best, min_ns);
+    // Rounding to whole nanoseconds in the JSON bounds the agreement.
+    const double secs = static_cast<double>(best) * 1e-9, slack = 2e-9 / secs + 1e-9;
+    EXPECT_NEAR(double(row["gbs"]), static_cast<double>(bytes) / secs / 1e9, slack * double(row["gbs"]));
+    if (std::string_view(row["entry"]).starts_with("dot_")) {
+      const double gops = 2.0 * static_cast<double>(rows_ * cols * nt) / secs / 1e9;
+      EXPECT_NEAR(double(row["gops"]), gops, slack * gops);
+    }
+  }
+  // bitnet-tiny-tq2_0: TQ2_0 layers and a Q6_K (tied) output, on every backend this CPU runs.
+  EXPECT_TRUE(tables.count("reference")) << r.out;
+  EXPECT_TRUE(entries.count("dot_tq2_0_q8_k")) << r.out;
+  EXPECT_TRUE(entries.count("dot_q6_k_q8_k")) << r.out;
+  EXPECT_TRUE(entries.count("quantize_q8_k")) << r.out;
+  EXPECT_GE(n_kernel, tables.size() * 3);
 }
 
 TEST(BenchCli, AgainstLlamaCpp) {

@@ -1,0 +1,240 @@
+// Kernel micro-benchmarks at a model's real shapes, and the memory read-bandwidth probe behind the
+// decode roofline. Timings are wall-clock per call; the fastest sample is the one reported, as
+// STREAM and most kernel benchmarks do, since noise only ever adds time.
+#include "bench_kernels.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <random>
+
+#include "core/base/error.hpp"
+#include "core/base/thread_pool.hpp"
+
+namespace bitnet::diag {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using G = gguf::GgmlType;
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+uint64_t matrix_bytes(const kernels::WeightView& w) {
+  const gguf::TypeTraits& t = gguf::traits(w.type);
+  return static_cast<uint64_t>(w.rows) * static_cast<uint64_t>(w.cols) / t.block_size * t.block_bytes;
+}
+
+// The dot-product entry matmul uses for a weight type, and the quantizer that feeds it.
+struct Entries {
+  const char* dot = nullptr;
+  const char* quantize = nullptr;  // nullptr for F32 (activations are used as they are)
+  bool present = false;            // whether this table has the dot (and quantizer)
+};
+
+Entries entries_for(const kernels::KernelTable& k, G type) {
+  auto both = [](const char* d, const char* q, const void* dp, const void* qp) {
+    return Entries{d, q, dp != nullptr && (q == nullptr || qp != nullptr)};
+  };
+  auto fp = [](auto f) { return reinterpret_cast<const void*>(f); };
+  switch (type) {
+    case G::I2_S: return both("dot_i2s_i8", "quantize_i8", fp(k.dot_i2s_i8), fp(k.quantize_i8));
+    case G::TQ2_0: return both("dot_tq2_0_q8_k", "quantize_q8_k", fp(k.dot_tq2_0_q8_k), fp(k.quantize_q8_k));
+    case G::TQ1_0: return both("dot_tq1_0_q8_k", "quantize_q8_k", fp(k.dot_tq1_0_q8_k), fp(k.quantize_q8_k));
+    case G::Q6_K: return both("dot_q6_k_q8_k", "quantize_q8_k", fp(k.dot_q6_k_q8_k), fp(k.quantize_q8_k));
+    case G::Q8_0: return both("dot_q8_0_q8_0", "quantize_q8_0", fp(k.dot_q8_0_q8_0), fp(k.quantize_q8_0));
+    case G::Q4_0: return both("dot_q4_0_q8_0", "quantize_q8_0", fp(k.dot_q4_0_q8_0), fp(k.quantize_q8_0));
+    case G::F16: return both("dot_f16_f16", "to_f16", fp(k.dot_f16_f16), fp(k.to_f16));
+    case G::BF16: return both("dot_bf16_bf16", "to_bf16", fp(k.dot_bf16_bf16), fp(k.to_bf16));
+    case G::F32: return both("dot_f32_f32", nullptr, fp(k.dot_f32_f32), nullptr);
+    default: return {};
+  }
+}
+
+// One row of `cols` activations through the quantizer of `type`; scratch holds the output.
+void quantize_row(const kernels::KernelTable& k, G type, const float* x, int64_t cols, void* out) {
+  int8_t* q = static_cast<int8_t*>(out);
+  switch (type) {
+    case G::I2_S: {
+      float s = 0;
+      int32_t sum = 0;
+      k.quantize_i8(x, cols, q, &s, &sum);
+      return;
+    }
+    case G::TQ2_0:
+    case G::TQ1_0:
+    case G::Q6_K: return k.quantize_q8_k(x, cols, static_cast<kernels::BlockQ8K*>(out));
+    case G::Q8_0:
+    case G::Q4_0: return k.quantize_q8_0(x, cols, static_cast<kernels::BlockQ8_0*>(out));
+    case G::F16: return k.to_f16(x, cols, static_cast<uint16_t*>(out));
+    case G::BF16: return k.to_bf16(x, cols, static_cast<uint16_t*>(out));
+    default: return;
+  }
+}
+
+// The model's distinct matrix shapes, in forward-pass order, each with the names sharing it.
+struct Shape {
+  kernels::WeightView w;
+  std::string tensors;
+};
+
+std::vector<Shape> model_shapes(const model::Model& m) {
+  std::vector<std::pair<const char*, const kernels::WeightView*>> all;
+  if (m.config().n_layer > 0) {
+    const model::LayerWeights& l = m.layer(0);
+    all = {{"attn_q", &l.wq},   {"attn_k", &l.wk},  {"attn_v", &l.wv},     {"attn_output", &l.wo},
+           {"ffn_gate", &l.gate}, {"ffn_up", &l.up}, {"ffn_down", &l.down}};
+  }
+  all.emplace_back("output", &m.output());
+  std::vector<Shape> out;
+  for (const auto& [name, w] : all) {
+    auto same = std::find_if(out.begin(), out.end(), [&](const Shape& s) {
+      return s.w.type == w->type && s.w.rows == w->rows && s.w.cols == w->cols;
+    });
+    if (same == out.end()) {
+      out.push_back({*w, name});
+    } else {
+      same->tensors.append(",").append(name);
+    }
+  }
+  return out;
+}
+
+// Times fn: one warm-up call, then up to `samples` calls, fewer when a call is slow (the scalar
+// reference on a 2B-sized output matrix), so a row costs about a second at most.
+template <typename F>
+void time_calls(KernelBenchRow& row, int samples, F&& fn) {
+  auto t0 = Clock::now();
+  fn();
+  const double warm = since(t0);
+  const int n = std::clamp(static_cast<int>(1.0 / std::max(warm, 1e-9)), 1, std::max(1, samples));
+  for (int i = 0; i < n; ++i) {
+    t0 = Clock::now();
+    fn();
+    row.seconds.push_back(since(t0));
+  }
+  row.best_seconds = *std::min_element(row.seconds.begin(), row.seconds.end());
+}
+
+}  // namespace
+
+uint64_t decode_bytes_per_token(const model::Model& m, uint32_t n_past) {
+  const model::ModelConfig& c = m.config();
+  uint64_t bytes = 0;
+  for (uint32_t i = 0; i < c.n_layer; ++i) {
+    const model::LayerWeights& l = m.layer(i);
+    for (const kernels::WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) bytes += matrix_bytes(*w);
+    bytes += (l.attn_norm.size() + l.attn_sub_norm.size() + l.ffn_norm.size() + l.ffn_sub_norm.size()) * sizeof(float);
+  }
+  bytes += matrix_bytes(m.output());
+  kernels::WeightView row = m.token_embd();
+  row.rows = 1;
+  bytes += matrix_bytes(row);
+  bytes += m.output_norm().size() * sizeof(float);
+  // K and V rows of every earlier position, f16.
+  bytes += uint64_t{2} * c.n_layer * n_past * c.n_embd_kv() * sizeof(uint16_t);
+  return bytes;
+}
+
+BandwidthProbe probe_read_bandwidth(ThreadPool& pool, uint64_t bytes, int passes) {
+  BITNET_CHECK(bytes >= 4096 && passes >= 1);
+  const size_t words = static_cast<size_t>(bytes / sizeof(uint64_t));
+  struct Free {
+    void operator()(uint64_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint64_t, Free> buf(static_cast<uint64_t*>(std::aligned_alloc(64, words * sizeof(uint64_t))));
+  if (!buf) throw std::bad_alloc();
+  uint64_t* data = buf.get();
+  // Touch every page from the threads that will read it (first-touch NUMA placement).
+  const int64_t chunks = int64_t{pool.size()} * 8;
+  const int64_t per_chunk = static_cast<int64_t>(words) / chunks / 4 * 4;  // whole groups of four
+  pool.parallel_for(chunks, [&](int64_t b, int64_t e) {
+    for (int64_t i = b * per_chunk; i < e * per_chunk; ++i) data[i] = static_cast<uint64_t>(i);
+  });
+  std::vector<uint64_t> sums(static_cast<size_t>(chunks));
+  BandwidthProbe p;
+  p.bytes = static_cast<uint64_t>(chunks * per_chunk) * sizeof(uint64_t);
+  p.n_threads = pool.size();
+  p.best_seconds = 1e30;
+  for (int pass = 0; pass < passes; ++pass) {
+    const auto t0 = Clock::now();
+    pool.parallel_for(chunks, [&](int64_t b, int64_t e) {
+      for (int64_t c = b; c < e; ++c) {
+        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // four chains so the adds are not the limit
+        const uint64_t* p0 = data + c * per_chunk;
+        for (int64_t i = 0; i < per_chunk; i += 4) {
+          s0 += p0[i];
+          s1 += p0[i + 1];
+          s2 += p0[i + 2];
+          s3 += p0[i + 3];
+        }
+        sums[static_cast<size_t>(c)] = s0 + s1 + s2 + s3;
+      }
+    });
+    p.best_seconds = std::min(p.best_seconds, since(t0));
+  }
+  // The sums must be used, or the reads could be dropped: they are checked against the closed form.
+  uint64_t total = 0;
+  for (uint64_t s : sums) total += s;
+  const auto n = static_cast<uint64_t>(chunks * per_chunk);
+  BITNET_CHECK(total == n * (n - 1) / 2);
+  p.gbs = static_cast<double>(p.bytes) / p.best_seconds / 1e9;
+  return p;
+}
+
+std::vector<KernelBenchRow> run_kernel_bench(const model::Model& m, ThreadPool& pool, const KernelBenchOptions& opt) {
+  std::vector<KernelBenchRow> rows;
+  const std::vector<Shape> shapes = model_shapes(m);
+  int64_t max_tokens = 1, max_cols = 1, max_rows = 1;
+  for (int64_t t : opt.n_tokens) max_tokens = std::max(max_tokens, t);
+  for (const Shape& s : shapes) {
+    max_cols = std::max(max_cols, s.w.cols);
+    max_rows = std::max(max_rows, s.w.rows);
+  }
+  std::mt19937 rng(42);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(max_tokens * max_cols));
+  for (float& v : x) v = nd(rng);
+  std::vector<float> y(static_cast<size_t>(max_tokens * max_rows));
+  kernels::MatmulScratch scratch;
+  constexpr int64_t kQuantRows = 64;  // rows per quantizer call: one row takes about a microsecond
+
+  for (const kernels::KernelTable* k : opt.tables) {
+    for (const Shape& s : shapes) {
+      const Entries e = entries_for(*k, s.w.type);
+      if (!e.present) continue;
+      const std::string type(gguf::type_name(s.w.type));
+      for (int64_t nt : opt.n_tokens) {
+        KernelBenchRow r{std::string(k->name), e.dot, s.tensors, type, s.w.rows, s.w.cols, nt, pool.size(), {}, 0, 0, 0, 0};
+        time_calls(r, opt.samples, [&] {
+          kernels::matmul(*k, s.w, x.data(), s.w.cols, nt, y.data(), s.w.rows, scratch, &pool);
+        });
+        r.bytes = matrix_bytes(s.w);
+        r.gops = 2.0 * static_cast<double>(s.w.rows * s.w.cols * nt) / r.best_seconds / 1e9;
+        r.gbs = static_cast<double>(r.bytes) / r.best_seconds / 1e9;
+        rows.push_back(std::move(r));
+      }
+    }
+    // Each quantizer once per distinct width (it runs on the calling thread, before the matmul).
+    std::vector<std::pair<std::string, int64_t>> done;
+    for (const Shape& s : shapes) {
+      const Entries e = entries_for(*k, s.w.type);
+      if (!e.present || e.quantize == nullptr) continue;
+      if (std::find(done.begin(), done.end(), std::pair<std::string, int64_t>(e.quantize, s.w.cols)) != done.end()) continue;
+      done.emplace_back(e.quantize, s.w.cols);
+      const int64_t n = std::min<int64_t>(kQuantRows, static_cast<int64_t>(x.size()) / s.w.cols);
+      void* out = scratch.get(static_cast<size_t>(s.w.cols) * sizeof(kernels::BlockQ8K));  // >= any quantized row
+      KernelBenchRow r{std::string(k->name), e.quantize, s.tensors, "F32", 1, s.w.cols, n, 1, {}, 0, 0, 0, 0};
+      time_calls(r, opt.samples, [&] {
+        for (int64_t t = 0; t < n; ++t) quantize_row(*k, s.w.type, x.data() + t * s.w.cols, s.w.cols, out);
+      });
+      r.bytes = static_cast<uint64_t>(n * s.w.cols) * sizeof(float);
+      r.gbs = static_cast<double>(r.bytes) / r.best_seconds / 1e9;
+      rows.push_back(std::move(r));
+    }
+  }
+  return rows;
+}
+
+}  // namespace bitnet::diag
