@@ -8,15 +8,10 @@
 #include <cmath>
 
 #include "core/base/error.hpp"
+#include "core/base/thread_pool.hpp"
 #include "core/infer/ops.hpp"
 
 namespace bitnet::infer {
-
-namespace {
-void round_to_f16(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = kernels::f16_to_f32(kernels::f32_to_f16(x[i]));
-}
-}  // namespace
 
 Session::Session(const model::Model& model, const kernels::KernelTable& kernels, const SessionOptions& opt)
     : model_(model), k_(kernels), c_(model.config()), kv_type_(opt.kv_type), pool_(opt.pool) {
@@ -40,9 +35,6 @@ Session::Session(const model::Model& model, const kernels::KernelTable& kernels,
   g_.resize(B * c_.n_ff);
   u_.resize(B * c_.n_ff);
   tmp_.resize(B * c_.n_embd);
-  scores_.resize(n_ctx_);
-  head_tmp_.resize(c_.head_dim());
-  acc_.resize(c_.head_dim());
 }
 
 void Session::eval(std::span<const int32_t> tokens, bool all_logits) {
@@ -74,63 +66,68 @@ std::span<const float> Session::logits_at(size_t i) const {
 
 void Session::store_kv(uint32_t layer, int64_t T) {
   const size_t w = c_.n_embd_kv();
+  // V is kept transposed ([layer][channel][position]) so that attention's weighted sum over
+  // positions is one contiguous dot product per channel.
+  std::vector<uint16_t> v16(kv_type_ == KvType::f16 ? w : 0);
   for (int64_t t = 0; t < T; ++t) {
-    const size_t at = (size_t{layer} * n_ctx_ + n_past_ + static_cast<size_t>(t)) * w;
+    const size_t pos = n_past_ + static_cast<size_t>(t);
+    const size_t at = (size_t{layer} * n_ctx_ + pos) * w;
+    const size_t vt = size_t{layer} * w * n_ctx_ + pos;
     const float* k = &k_cur_[static_cast<size_t>(t) * w];
     const float* v = &v_cur_[static_cast<size_t>(t) * w];
     if (kv_type_ == KvType::f16) {
       k_.to_f16(k, static_cast<int64_t>(w), &k16_[at]);
-      k_.to_f16(v, static_cast<int64_t>(w), &v16_[at]);
+      k_.to_f16(v, static_cast<int64_t>(w), v16.data());
+      for (size_t c = 0; c < w; ++c) v16_[vt + c * n_ctx_] = v16[c];
     } else {
       std::copy(k, k + w, &k32_[at]);
-      std::copy(v, v + w, &v32_[at]);
+      for (size_t c = 0; c < w; ++c) v32_[vt + c * n_ctx_] = v[c];
     }
-  }
-}
-
-void Session::load_kv(bool value, uint32_t layer, uint32_t pos, int64_t kv_head, float* out) const {
-  const size_t hd = c_.head_dim();
-  const size_t at = (size_t{layer} * n_ctx_ + pos) * c_.n_embd_kv() + static_cast<size_t>(kv_head) * hd;
-  if (kv_type_ == KvType::f16) {
-    const uint16_t* src = &(value ? v16_ : k16_)[at];
-    for (size_t i = 0; i < hd; ++i) out[i] = kernels::f16_to_f32(src[i]);
-  } else {
-    const float* src = &(value ? v32_ : k32_)[at];
-    std::copy(src, src + hd, out);
   }
 }
 
 // Causal attention for the T new tokens against everything in the cache (GQA: query head h
-// reads kv head h / (n_head / n_head_kv)). Writes att_ [T][n_head * head_dim].
+// reads kv head h / (n_head / n_head_kv)). Writes att_ [T][n_head * head_dim]. Each (token,
+// head) is computed by the same table dot products whichever thread runs it. With an F16 cache
+// the query and the softmax weights are rounded to F16 first (ggml's F16 matmul does the same);
+// products of two F16 values are exact, and the table's F16 dot sums them in double.
 void Session::attention(uint32_t layer, int64_t T) {
   const int64_t hd = c_.head_dim(), n_head = c_.n_head, group = c_.n_head / c_.n_head_kv;
+  const size_t W = c_.n_embd_kv();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool f16 = kv_type_ == KvType::f16;
-  std::vector<float>& kv = head_tmp_;
-  for (int64_t t = 0; t < T; ++t) {
-    const uint32_t n_keys = n_past_ + static_cast<uint32_t>(t) + 1;
-    for (int64_t h = 0; h < n_head; ++h) {
-      float* q = &q_[static_cast<size_t>((t * n_head + h) * hd)];
-      if (f16) round_to_f16(q, hd);
-      const int64_t kvh = h / group;
-      for (uint32_t j = 0; j < n_keys; ++j) {
-        load_kv(false, layer, j, kvh, kv.data());
-        double dot = 0;
-        for (int64_t i = 0; i < hd; ++i) dot += static_cast<double>(q[i] * kv[static_cast<size_t>(i)]);
-        scores_[j] = static_cast<float>(dot) * scale;
+  const size_t max_keys = n_past_ + static_cast<size_t>(T);
+  const size_t k_base = size_t{layer} * n_ctx_ * W, v_base = size_t{layer} * W * n_ctx_;
+  auto heads = [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(max_keys);
+    std::vector<uint16_t> q16(static_cast<size_t>(hd)), p16(f16 ? max_keys : 0);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t t = item / n_head, h = item % n_head;
+      const size_t n_keys = n_past_ + static_cast<size_t>(t) + 1;
+      const size_t kvh = static_cast<size_t>(h / group) * static_cast<size_t>(hd);
+      const float* q = &q_[static_cast<size_t>(item * hd)];
+      float* out = &att_[static_cast<size_t>(item * hd)];
+      if (f16) {
+        k_.to_f16(q, hd, q16.data());
+        for (size_t j = 0; j < n_keys; ++j) scores[j] = k_.dot_f16_f16(&k16_[k_base + j * W + kvh], q16.data(), hd) * scale;
+        softmax(scores.data(), n_keys);
+        k_.to_f16(scores.data(), static_cast<int64_t>(n_keys), p16.data());
+        for (int64_t i = 0; i < hd; ++i)
+          out[i] = k_.dot_f16_f16(&v16_[v_base + (kvh + static_cast<size_t>(i)) * n_ctx_], p16.data(),
+                                  static_cast<int64_t>(n_keys));
+      } else {
+        for (size_t j = 0; j < n_keys; ++j) scores[j] = k_.dot_f32_f32(&k32_[k_base + j * W + kvh], q, hd) * scale;
+        softmax(scores.data(), n_keys);
+        for (int64_t i = 0; i < hd; ++i)
+          out[i] = k_.dot_f32_f32(&v32_[v_base + (kvh + static_cast<size_t>(i)) * n_ctx_], scores.data(),
+                                  static_cast<int64_t>(n_keys));
       }
-      softmax(scores_.data(), n_keys);
-      if (f16) round_to_f16(scores_.data(), n_keys);
-      float* out = &att_[static_cast<size_t>((t * n_head + h) * hd)];
-      std::vector<double>& acc = acc_;
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (uint32_t j = 0; j < n_keys; ++j) {
-        load_kv(true, layer, j, kvh, kv.data());
-        const double p = scores_[j];
-        for (int64_t i = 0; i < hd; ++i) acc[static_cast<size_t>(i)] += p * kv[static_cast<size_t>(i)];
-      }
-      for (int64_t i = 0; i < hd; ++i) out[i] = static_cast<float>(acc[static_cast<size_t>(i)]);
     }
+  };
+  if (pool_ == nullptr || pool_->size() == 1) {
+    heads(0, T * n_head);
+  } else {
+    pool_->parallel_for(T * n_head, heads);
   }
 }
 

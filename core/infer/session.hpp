@@ -41,8 +41,6 @@ class Session {
   void forward_batch(std::span<const int32_t> tokens, bool all_logits);
   void attention(uint32_t layer, int64_t n_tokens);
   void store_kv(uint32_t layer, int64_t n_tokens);
-  // One head's cached key (value=false) or value row, as f32.
-  void load_kv(bool value, uint32_t layer, uint32_t pos, int64_t kv_head, float* out) const;
 
   const model::Model& model_;
   const kernels::KernelTable& k_;
@@ -54,14 +52,11 @@ class Session {
   uint32_t n_past_ = 0;
   kernels::MatmulScratch scratch_;
 
-  // KV cache: [n_layer][n_ctx][n_embd_kv], f16 bits or f32.
+  // KV cache, f16 bits or f32: K [n_layer][n_ctx][n_embd_kv], V transposed [n_layer][n_embd_kv][n_ctx].
   std::vector<uint16_t> k16_, v16_;
   std::vector<float> k32_, v32_;
   // Activations for one batch: [n_batch][width].
   std::vector<float> x_, h_, q_, k_cur_, v_cur_, att_, g_, u_, tmp_;
-  std::vector<float> scores_;     // [n_ctx]
-  std::vector<float> head_tmp_;   // [head_dim]
-  std::vector<double> acc_;       // [head_dim]
   std::vector<float> logits_;     // [n_out][n_vocab]
   size_t n_logits_ = 0;
 };
