@@ -88,6 +88,133 @@ float dot_f16_f16(const uint16_t* w, const uint16_t* a, int64_t n) {
   return static_cast<float>(sum);
 }
 
+// --- many-token products: tiles of 4 rows x 4 tokens, 16 int32 accumulators in registers ---
+namespace {
+
+// Lane k of the result is the sum of the 16 lanes of v[k] (a transpose-and-add tree).
+inline __m512i reduce16(const __m512i* v) {
+  __m512i a[8], b[4], c[2];
+  for (int i = 0; i < 8; ++i)
+    a[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+  for (int i = 0; i < 4; ++i)
+    b[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_epi64(a[2 * i], a[2 * i + 1]));
+  for (int i = 0; i < 2; ++i)
+    c[i] = _mm512_add_epi32(_mm512_shuffle_i32x4(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                            _mm512_shuffle_i32x4(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                          _mm512_shuffle_i32x4(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// 32 packed bytes whose 2-bit fields at shifts s0 and s1 hold 64 consecutive elements, as 64
+// codes: the bytes are repeated in both halves and each half shifted by its own amount. This lets
+// the activations be read with plain contiguous 64-byte loads.
+inline __m512i codes64(__m256i bytes, __m512i shifts) {
+  const __m512i x = _mm512_broadcast_i64x4(bytes);
+  return _mm512_and_si512(_mm512_srlv_epi16(x, shifts), _mm512_set1_epi8(3));
+}
+
+// Shift counts for codes64: the low half by lo, the high half by hi (per 16-bit lane).
+inline __m512i half_shifts(int lo, int hi) {
+  return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(lo)), _mm256_set1_epi16(static_cast<int16_t>(hi)), 1);
+}
+
+// acc[r * 4 + t] += codes of row r (64 elements) . activations of token t (64 bytes at q[t]).
+inline void tile_step(__m512i* acc, const __m512i* codes, const int8_t* const* q, int64_t off) {
+  for (int t = 0; t < 4; ++t) {
+    const __m512i a = _mm512_loadu_si512(q[t] + off);
+    for (int r = 0; r < 4; ++r) acc[r * 4 + t] = _mm512_dpbusd_epi32(acc[r * 4 + t], codes[r], a);
+  }
+}
+
+// One 4x4 tile of TQ2_0 rows x Q8_K tokens, with the dot entry's per-block float order.
+void tq2_0_tile(const uint8_t* const* w, const BlockQ8K* const* a, int64_t nb, float* out /* [16], r*4+t */) {
+  const __m512i s01 = half_shifts(0, 2), s23 = half_shifts(4, 6);
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    __m512i acc[16];
+    for (auto& v : acc) v = _mm512_setzero_si512();
+    const int8_t* q[4];
+    alignas(64) int32_t qsum[16];
+    alignas(64) float scale[16];
+    for (int t = 0; t < 4; ++t) q[t] = a[t][i].qs;
+    // Elements 0-127 live in bytes 0-31 (fields 0,2,4,6 = elements 0-31,32-63,64-95,96-127),
+    // elements 128-255 in bytes 32-63.
+    for (int part = 0; part < 4; ++part) {
+      __m512i codes[4];
+      for (int r = 0; r < 4; ++r)
+        codes[r] = codes64(load256(w[r] + i * 66 + (part / 2) * 32), part % 2 == 0 ? s01 : s23);
+      tile_step(acc, codes, q, part * 64);
+    }
+    for (int r = 0; r < 4; ++r) {
+      const float dw = f16(w[r] + i * 66 + 64);
+      for (int t = 0; t < 4; ++t) {
+        qsum[r * 4 + t] = block_qsum(&a[t][i]);
+        scale[r * 4 + t] = dw * a[t][i].d;
+      }
+    }
+    const __m512i isum = _mm512_sub_epi32(reduce16(acc), _mm512_load_si512(qsum));
+    sum = _mm512_add_ps(sum, _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_load_ps(scale)));
+  }
+  _mm512_storeu_ps(out, sum);
+}
+
+}  // namespace
+
+void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n_tokens, int64_t n, float* y,
+                     int64_t y_stride) {
+  const int64_t nb = n / kernels::kQK_K;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto row = [&](int64_t r) { return wb + r * nb * 66; };
+  int64_t r0 = 0;
+  for (; r0 + 4 <= n_rows; r0 += 4) {
+    const uint8_t* wr[4] = {row(r0), row(r0 + 1), row(r0 + 2), row(r0 + 3)};
+    int64_t t0 = 0;
+    for (; t0 + 4 <= n_tokens; t0 += 4) {
+      const BlockQ8K* at[4] = {a + t0 * nb, a + (t0 + 1) * nb, a + (t0 + 2) * nb, a + (t0 + 3) * nb};
+      alignas(64) float out[16];
+      tq2_0_tile(wr, at, nb, out);
+      for (int r = 0; r < 4; ++r)
+        for (int t = 0; t < 4; ++t) y[(t0 + t) * y_stride + r0 + r] = out[r * 4 + t];
+    }
+    for (; t0 < n_tokens; ++t0)
+      for (int r = 0; r < 4; ++r) y[t0 * y_stride + r0 + r] = dot_tq2_0_q8_k(wr[r], a + t0 * nb, n);
+  }
+  for (; r0 < n_rows; ++r0)
+    for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r0] = dot_tq2_0_q8_k(row(r0), a + t * nb, n);
+}
+
+// I2_S: all-integer, so the 16 accumulators run over the whole row and are reduced once.
+void gemm_i2s_i8(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_tokens, int64_t n, int32_t* y,
+                 int64_t y_stride) {
+  const int64_t row_bytes = n / 4;
+  const __m512i s01 = half_shifts(6, 4), s23 = half_shifts(2, 0);
+  int64_t r0 = 0;
+  for (; r0 + 4 <= n_rows; r0 += 4) {
+    int64_t t0 = 0;
+    for (; t0 + 4 <= n_tokens; t0 += 4) {
+      __m512i acc[16];
+      for (auto& v : acc) v = _mm512_setzero_si512();
+      const int8_t* qt[4] = {q + t0 * n, q + (t0 + 1) * n, q + (t0 + 2) * n, q + (t0 + 3) * n};
+      // A 128-element group is 32 bytes; fields at shifts 6,4,2,0 hold elements 0-31 .. 96-127.
+      for (int64_t g = 0; g < n / kernels::kQK_I2S; ++g) {
+        for (int part = 0; part < 2; ++part) {
+          __m512i codes[4];
+          for (int r = 0; r < 4; ++r) codes[r] = codes64(load256(w + (r0 + r) * row_bytes + g * 32), part == 0 ? s01 : s23);
+          tile_step(acc, codes, qt, g * 128 + part * 64);
+        }
+      }
+      alignas(64) int32_t out[16];
+      _mm512_store_si512(out, reduce16(acc));
+      for (int r = 0; r < 4; ++r)
+        for (int t = 0; t < 4; ++t) y[(t0 + t) * y_stride + r0 + r] = out[r * 4 + t];
+    }
+    for (; t0 < n_tokens; ++t0)
+      for (int r = 0; r < 4; ++r) y[t0 * y_stride + r0 + r] = dot_i2s_i8(w + (r0 + r) * row_bytes, 0, q + t0 * n, n);
+  }
+  for (; r0 < n_rows; ++r0)
+    for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r0] = dot_i2s_i8(w + r0 * row_bytes, 0, q + t * n, n);
+}
+
 }  // namespace bitnet::backends::avx512
 
 namespace bitnet::backends {
@@ -99,6 +226,8 @@ const kernels::KernelTable& avx512_table() {
     t.dot_i2s_i8 = avx512::dot_i2s_i8;
     t.dot_tq2_0_q8_k = avx512::dot_tq2_0_q8_k;
     t.dot_f16_f16 = avx512::dot_f16_f16;
+    t.gemm_tq2_0_q8_k = avx512::gemm_tq2_0_q8_k;
+    t.gemm_i2s_i8 = avx512::gemm_i2s_i8;
     return t;
   }();
   return table;

@@ -64,6 +64,18 @@ struct KernelTable {
   float (*dot_f16_f16)(const uint16_t* w, const uint16_t* a, int64_t n);
   float (*dot_bf16_bf16)(const uint16_t* w, const uint16_t* a, int64_t n);
   float (*dot_f32_f32)(const float* w, const float* a, int64_t n);
+
+  // --- optional many-token products (prefill): nullptr means matmul calls the dot entry per
+  // (row, token). Each result must equal that table's dot entry bit for bit; the gain is reusing
+  // each unpacked weight vector across several tokens held in registers. ---
+  // n_rows consecutive TQ2_0 rows of n elements (n / 256 blocks each) times n_tokens Q8_K rows
+  // (n / 256 blocks each, consecutive): y[t * y_stride + r].
+  void (*gemm_tq2_0_q8_k)(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n_tokens, int64_t n, float* y,
+                          int64_t y_stride) = nullptr;
+  // n_rows consecutive I2_S rows starting at a multiple of 128 elements (`w` points at the first
+  // row's codes) times n_tokens int8 rows of n elements (n a multiple of 128): raw code dots.
+  void (*gemm_i2s_i8)(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_tokens, int64_t n, int32_t* y,
+                      int64_t y_stride) = nullptr;
 };
 
 // The scalar reference table: plain C++, the oracle for every other backend.

@@ -1,6 +1,10 @@
 // matmul: quantize every token's activations once the way the weight format's home engine does,
 // then one table dot product per (row, token). The scratch buffer holds the quantized tokens.
+#include <algorithm>
+#include <array>
+#include <cstddef>
 #include <cstdlib>
+#include <type_traits>
 #include <new>
 #include <utility>
 
@@ -36,6 +40,17 @@ void for_rows(ThreadPool* pool, int64_t rows, F&& f) {
   pool->parallel_for(rows, f, /*grain=*/16);
 }
 
+// Prefill tiles for the gemm entries: a block of rows small enough to stay in L1/L2 while a chunk
+// of tokens (whose activations stay in L2) streams past it.
+constexpr int64_t kTileRows = 64, kTileTokens = 128;
+
+template <typename F>
+void for_tiles(int64_t r0, int64_t r1, int64_t n_tokens, F&& f) {
+  for (int64_t tb = 0; tb < n_tokens; tb += kTileTokens)
+    for (int64_t rb = r0; rb < r1; rb += kTileRows)
+      f(rb, std::min(kTileRows, r1 - rb), tb, std::min(kTileTokens, n_tokens - tb));
+}
+
 // Bytes of one weight row for block types (rows never share a block there).
 size_t row_bytes(const WeightView& w) {
   const gguf::TypeTraits& t = gguf::traits(w.type);
@@ -59,11 +74,22 @@ void matmul_i2s(const KernelTable& k, const WeightView& w, const float* x, int64
   for (int64_t t = 0; t < n_tokens; ++t) k.quantize_i8(x + t * x_stride, w.cols, q + t * w.cols, &scale[t], &qsum[t]);
 
   const auto* codes = reinterpret_cast<const uint8_t*>(w.data);
+  auto finish = [&](int32_t dot, int64_t t) { return static_cast<float>(dot - qsum[t]) / scale[t] * w.i2s_scale; };
+  if (k.gemm_i2s_i8 != nullptr && n_tokens > 1 && w.cols % kQK_I2S == 0) {
+    for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
+      for_tiles(r0, r1, n_tokens, [&](int64_t rb, int64_t nr, int64_t tb, int64_t nt) {
+        std::array<int32_t, kTileRows * kTileTokens> dots;
+        k.gemm_i2s_i8(codes + rb * w.cols / 4, nr, q + tb * w.cols, nt, w.cols, dots.data(), nr);
+        for (int64_t t = 0; t < nt; ++t)
+          for (int64_t r = 0; r < nr; ++r) y[(tb + t) * y_stride + rb + r] = finish(dots[static_cast<size_t>(t * nr + r)], tb + t);
+      });
+    });
+    return;
+  }
   for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       for (int64_t t = 0; t < n_tokens; ++t) {
-        const int32_t dot = k.dot_i2s_i8(codes, r * w.cols, q + t * w.cols, w.cols);
-        y[t * y_stride + r] = static_cast<float>(dot - qsum[t]) / scale[t] * w.i2s_scale;
+        y[t * y_stride + r] = finish(k.dot_i2s_i8(codes, r * w.cols, q + t * w.cols, w.cols), t);
       }
     }
   });
@@ -71,13 +97,25 @@ void matmul_i2s(const KernelTable& k, const WeightView& w, const float* x, int64
 
 // Every other type: Act is the quantized activation element/block type, `quantize` fills one
 // token, `dot` takes one weight row and one token.
-template <typename Act, typename Quantize, typename Dot>
+// `gemm` (may be null) takes many rows and tokens at once; see KernelTable.
+template <typename Act, typename Quantize, typename Dot, typename Gemm = std::nullptr_t>
 void matmul_blocks(const WeightView& w, int64_t act_per_token, Quantize quantize, Dot dot, const float* x,
                    int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride, MatmulScratch& scratch,
-                   ThreadPool* pool) {
+                   ThreadPool* pool, Gemm gemm = nullptr) {
   const size_t stride = row_bytes(w);
   auto* act = static_cast<Act*>(scratch.get(static_cast<size_t>(n_tokens * act_per_token) * sizeof(Act)));
   for (int64_t t = 0; t < n_tokens; ++t) quantize(x + t * x_stride, w.cols, act + t * act_per_token);
+  if constexpr (!std::is_same_v<Gemm, std::nullptr_t>) {
+    if (gemm != nullptr && n_tokens > 1) {
+      for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
+        for_tiles(r0, r1, n_tokens, [&](int64_t rb, int64_t nr, int64_t tb, int64_t nt) {
+          gemm(w.data + static_cast<size_t>(rb) * stride, nr, act + tb * act_per_token, nt, w.cols, y + tb * y_stride + rb,
+               y_stride);
+        });
+      });
+      return;
+    }
+  }
   for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const std::byte* row = w.data + static_cast<size_t>(r) * stride;
@@ -118,10 +156,10 @@ void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x
   using G = gguf::GgmlType;
   const int64_t n_k = w.cols / kQK_K;    // Q8_K blocks per token
   const int64_t n_8 = w.cols / kQK8_0;   // Q8_0 blocks per token
-  auto k_dot = [&](float (*dot)(const void*, const BlockQ8K*, int64_t)) {
+  auto k_dot = [&](float (*dot)(const void*, const BlockQ8K*, int64_t), auto gemm) {
     check_entry(k.quantize_q8_k, w, k);
     check_entry(dot, w, k);
-    matmul_blocks<BlockQ8K>(w, n_k, k.quantize_q8_k, dot, x, x_stride, n_tokens, y, y_stride, scratch, pool);
+    matmul_blocks<BlockQ8K>(w, n_k, k.quantize_q8_k, dot, x, x_stride, n_tokens, y, y_stride, scratch, pool, gemm);
   };
   auto q8_dot = [&](float (*dot)(const void*, const BlockQ8_0*, int64_t)) {
     check_entry(k.quantize_q8_0, w, k);
@@ -140,9 +178,9 @@ void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x
   };
   switch (w.type) {
     case G::I2_S: return matmul_i2s(k, w, x, x_stride, n_tokens, y, y_stride, scratch, pool);
-    case G::TQ1_0: return k_dot(k.dot_tq1_0_q8_k);
-    case G::TQ2_0: return k_dot(k.dot_tq2_0_q8_k);
-    case G::Q6_K: return k_dot(k.dot_q6_k_q8_k);
+    case G::TQ1_0: return k_dot(k.dot_tq1_0_q8_k, nullptr);
+    case G::TQ2_0: return k_dot(k.dot_tq2_0_q8_k, k.gemm_tq2_0_q8_k);
+    case G::Q6_K: return k_dot(k.dot_q6_k_q8_k, nullptr);
     case G::Q8_0: return q8_dot(k.dot_q8_0_q8_0);
     case G::Q4_0: return q8_dot(k.dot_q4_0_q8_0);
     case G::F16: return half_dot(k.to_f16, k.dot_f16_f16);

@@ -142,6 +142,8 @@ const KernelTable& reference_table() {
       ref::dot_f16_f16,
       ref::dot_bf16_bf16,
       ref::dot_f32_f32,
+      nullptr,  // gemm_tq2_0_q8_k: the reference is the dot entry, pair by pair
+      nullptr,  // gemm_i2s_i8
   };
   return table;
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backends/register.hpp"
+#include "core/base/thread_pool.hpp"
 #include "core/kernels/dispatch.hpp"
 #include "core/kernels/kernels.hpp"
 #include "kernels/pack.hpp"
@@ -77,6 +78,85 @@ TEST(Backends, TernaryQ8kDotsAreBitExact) {
           << k->name << " n=" << n;
       EXPECT_EQ(k->dot_tq1_0_q8_k(tq1.data(), a.data(), n), reference_table().dot_tq1_0_q8_k(tq1.data(), a.data(), n))
           << k->name << " n=" << n;
+    }
+  }
+}
+
+// The many-token entries give each (row, token) exactly what the reference dot gives: 4x4 tiles,
+// their row and token tails, and a zero-scale block.
+TEST(Backends, GemmEntriesAreBitExact) {
+  std::mt19937 rng(5);
+  size_t checked = 0;
+  for (const KernelTable* k : optimised_tables()) {
+    for (int64_t n : {256, 768, 2560}) {
+      for (auto [rows, tokens] : {std::pair<int64_t, int64_t>{4, 4}, {5, 7}, {9, 1}, {3, 9}, {13, 6}}) {
+        SCOPED_TRACE(std::string(k->name) + " n=" + std::to_string(n) + " rows=" + std::to_string(rows) +
+                     " tokens=" + std::to_string(tokens));
+        std::vector<int> t = test::random_ints(rng, static_cast<size_t>(n * rows), -1, 1);
+        std::vector<BlockQ8K> a = q8k_of(rng, n * tokens);
+        const int64_t y_stride = rows + 3;
+        if (k->gemm_tq2_0_q8_k != nullptr) {
+          std::vector<uint16_t> d = test::random_f16(rng, static_cast<size_t>(n / 256 * rows), 0.001f, 2.0f);
+          d[1 % d.size()] = 0;
+          test::Bytes w = test::pack_tq2_0(t, d);
+          std::vector<float> y(static_cast<size_t>(y_stride * tokens), -7.0f);
+          k->gemm_tq2_0_q8_k(w.data(), rows, a.data(), tokens, n, y.data(), y_stride);
+          const size_t row_bytes = static_cast<size_t>(n / 256 * 66);
+          for (int64_t tk = 0; tk < tokens; ++tk) {
+            for (int64_t r = 0; r < rows; ++r) {
+              EXPECT_EQ(y[static_cast<size_t>(tk * y_stride + r)],
+                        reference_table().dot_tq2_0_q8_k(w.data() + static_cast<size_t>(r) * row_bytes,
+                                                         a.data() + tk * (n / 256), n))
+                  << "tq2_0 r=" << r << " t=" << tk;
+              ++checked;
+            }
+          }
+        }
+        if (k->gemm_i2s_i8 != nullptr) {
+          std::vector<int> codes = test::random_ints(rng, static_cast<size_t>(n * rows), -1, 2);  // code 3 too
+          test::Bytes w = test::pack_i2s(codes, 1.0f);
+          std::vector<int8_t> q = random_q(rng, static_cast<size_t>(n * tokens), tokens % 2 == 1);
+          std::vector<int32_t> y(static_cast<size_t>(y_stride * tokens), -7);
+          const auto* wb = reinterpret_cast<const uint8_t*>(w.data());
+          k->gemm_i2s_i8(wb, rows, q.data(), tokens, n, y.data(), y_stride);
+          for (int64_t tk = 0; tk < tokens; ++tk) {
+            for (int64_t r = 0; r < rows; ++r) {
+              EXPECT_EQ(y[static_cast<size_t>(tk * y_stride + r)], reference_table().dot_i2s_i8(wb, r * n, q.data() + tk * n, n))
+                  << "i2s r=" << r << " t=" << tk;
+              ++checked;
+            }
+          }
+        }
+      }
+    }
+  }
+  // This CPU's best table has both entries (AVX-512 VNNI machines), or the test proved nothing.
+  bool any = false;
+  for (const KernelTable* k : optimised_tables()) any |= k->gemm_tq2_0_q8_k != nullptr;
+  if (any) {
+    EXPECT_GT(checked, 0u);
+  }
+}
+
+// Through matmul, with row and token counts past its tile sizes and a pool of three threads: the
+// same floats as the reference table.
+TEST(Backends, PrefillMatmulMatchesTheReference) {
+  std::mt19937 rng(6);
+  ThreadPool pool(3);
+  for (const KernelTable* k : optimised_tables()) {
+    for (gguf::GgmlType type : {gguf::GgmlType::TQ2_0, gguf::GgmlType::I2_S}) {
+      const int64_t cols = 512, rows = 131, tokens = 133;
+      std::vector<int> t = test::random_ints(rng, static_cast<size_t>(cols * rows), -1, 1);
+      test::Bytes w = type == gguf::GgmlType::TQ2_0
+                          ? test::pack_tq2_0(t, test::random_f16(rng, static_cast<size_t>(cols / 256 * rows), 0.01f, 0.1f))
+                          : test::pack_i2s(t, 0.37f);
+      const WeightView view{type, cols, rows, w.data(), type == gguf::GgmlType::I2_S ? 0.37f : 1.0f};
+      std::vector<float> x = test::random_floats(rng, static_cast<size_t>(cols * tokens), -2.0f, 2.0f);
+      std::vector<float> got(static_cast<size_t>(rows * tokens)), want(got.size());
+      MatmulScratch s1, s2;
+      matmul(*k, view, x.data(), cols, tokens, got.data(), rows, s1, &pool);
+      matmul(reference_table(), view, x.data(), cols, tokens, want.data(), rows, s2);
+      EXPECT_EQ(got, want) << k->name << " " << gguf::type_name(type);
     }
   }
 }
