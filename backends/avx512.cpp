@@ -27,11 +27,14 @@ inline int32_t block_qsum(const BlockQ8K* a) {
   return s;
 }
 
-inline float f16(const uint8_t* p) {
+inline uint16_t u16(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
-  return kernels::f16_to_f32(h);
+  return h;
 }
+
+// F16C's conversion is exact, like the reference's bit manipulation.
+inline float f16(const uint8_t* p) { return _cvtsh_ss(u16(p)); }
 
 // 2x128 elements: 64 packed bytes (32 per group) whose fields at shifts S0..S3 hold elements
 // 0-31 .. 96-127 of each group; q0/q1 are the two groups' activations.
@@ -73,19 +76,25 @@ float dot_tq2_0_q8_k(const void* w, const BlockQ8K* a, int64_t n) {
 }
 
 float dot_f16_f16(const uint16_t* w, const uint16_t* a, int64_t n) {
-  // As in AVX2: exact f32 products summed in double.
-  __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
+  // As in AVX2: exact f32 products summed in double; four accumulators so the adds overlap, and
+  // a masked load for the tail (zeros add nothing).
+  __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
+  auto step = [&](__m256i wh, __m256i ah, int j) {
+    const __m512 p = _mm512_mul_ps(_mm512_cvtph_ps(wh), _mm512_cvtph_ps(ah));
+    acc[j] = _mm512_add_pd(acc[j], _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
+    acc[j + 1] = _mm512_add_pd(acc[j + 1], _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
+  };
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512 wf = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)));
-    const __m512 af = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i)));
-    const __m512 p = _mm512_mul_ps(wf, af);
-    acc0 = _mm512_add_pd(acc0, _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
-    acc1 = _mm512_add_pd(acc1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
+  for (; i + 32 <= n; i += 32) {
+    step(load256(w + i), load256(a + i), 0);
+    step(load256(w + i + 16), load256(a + i + 16), 2);
   }
-  double sum = _mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1));
-  for (; i < n; ++i) sum += static_cast<double>(kernels::f16_to_f32(w[i]) * kernels::f16_to_f32(a[i]));
-  return static_cast<float>(sum);
+  for (; i < n; i += 16) {
+    const int64_t left = n - i;
+    const auto m = static_cast<__mmask16>(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
+    step(_mm256_maskz_loadu_epi16(m, w + i), _mm256_maskz_loadu_epi16(m, a + i), 0);
+  }
+  return static_cast<float>(_mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(acc[0], acc[1]), _mm512_add_pd(acc[2], acc[3]))));
 }
 
 // --- many-token products: tiles of 4 rows x 4 tokens, 16 int32 accumulators in registers ---
@@ -134,8 +143,6 @@ void tq2_0_tile(const uint8_t* const* w, const BlockQ8K* const* a, int64_t nb, f
     __m512i acc[16];
     for (auto& v : acc) v = _mm512_setzero_si512();
     const int8_t* q[4];
-    alignas(64) int32_t qsum[16];
-    alignas(64) float scale[16];
     for (int t = 0; t < 4; ++t) q[t] = a[t][i].qs;
     // Elements 0-127 live in bytes 0-31 (fields 0,2,4,6 = elements 0-31,32-63,64-95,96-127),
     // elements 128-255 in bytes 32-63.
@@ -145,15 +152,22 @@ void tq2_0_tile(const uint8_t* const* w, const BlockQ8K* const* a, int64_t nb, f
         codes[r] = codes64(load256(w[r] + i * 66 + (part / 2) * 32), part % 2 == 0 ? s01 : s23);
       tile_step(acc, codes, q, part * 64);
     }
-    for (int r = 0; r < 4; ++r) {
-      const float dw = f16(w[r] + i * 66 + 64);
-      for (int t = 0; t < 4; ++t) {
-        qsum[r * 4 + t] = block_qsum(&a[t][i]);
-        scale[r * 4 + t] = dw * a[t][i].d;
-      }
-    }
-    const __m512i isum = _mm512_sub_epi32(reduce16(acc), _mm512_load_si512(qsum));
-    sum = _mm512_add_ps(sum, _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_load_ps(scale)));
+    // Lane k = r * 4 + t: the block sums of q of token t, and the scale f16(d_w[r]) * d_a[t] (as
+    // the dot entry rounds it).
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i bs[4];
+    for (int t = 0; t < 4; ++t) bs[t] = _mm256_madd_epi16(load256(a[t][i].bsums), ones);
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(bs[0], bs[1]), _mm256_hadd_epi32(bs[2], bs[3]));
+    const __m128i qsum4 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    const __m128 dw4 = _mm_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(u16(w[0] + i * 66 + 64)),
+                                                   static_cast<int16_t>(u16(w[1] + i * 66 + 64)),
+                                                   static_cast<int16_t>(u16(w[2] + i * 66 + 64)),
+                                                   static_cast<int16_t>(u16(w[3] + i * 66 + 64)), 0, 0, 0, 0));
+    const __m512 dw = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                            _mm512_castps128_ps512(dw4));
+    const __m512 da = _mm512_broadcast_f32x4(_mm_setr_ps(a[0][i].d, a[1][i].d, a[2][i].d, a[3][i].d));
+    const __m512i isum = _mm512_sub_epi32(reduce16(acc), _mm512_broadcast_i32x4(qsum4));
+    sum = _mm512_add_ps(sum, _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, da)));
   }
   _mm512_storeu_ps(out, sum);
 }
