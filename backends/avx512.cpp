@@ -172,6 +172,40 @@ void tq2_0_tile(const uint8_t* const* w, const BlockQ8K* const* a, int64_t nb, f
   _mm512_storeu_ps(out, sum);
 }
 
+// Lanes 0-3 = the sums of the 16 lanes of v[0..3].
+inline __m128i reduce4(const __m512i* v) {
+  const __m512i a0 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
+  const __m512i a1 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
+  const __m512i b = _mm512_add_epi32(_mm512_unpacklo_epi64(a0, a1), _mm512_unpackhi_epi64(a0, a1));
+  const __m256i c = _mm256_add_epi32(_mm512_castsi512_si256(b), _mm512_extracti64x4_epi64(b, 1));
+  return _mm_add_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+}
+
+// Four TQ2_0 rows x one token (decode): the activation loads and q sums are shared by the rows.
+void tq2_0_rows4(const uint8_t* const* w, const BlockQ8K* a, int64_t nb, float* out /* [4] */) {
+  const __m512i s01 = half_shifts(0, 2), s23 = half_shifts(4, 6);
+  __m128 sum = _mm_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i, ++a) {
+    __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    for (int part = 0; part < 4; ++part) {
+      const __m512i q = _mm512_loadu_si512(a->qs + part * 64);
+      for (int r = 0; r < 4; ++r)
+        acc[r] = _mm512_dpbusd_epi32(acc[r], codes64(load256(w[r] + i * 66 + (part / 2) * 32), part % 2 == 0 ? s01 : s23), q);
+    }
+    const __m256i bs = _mm256_madd_epi16(load256(a->bsums), _mm256_set1_epi16(1));
+    const __m128i q4 = _mm_add_epi32(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    const __m128i q2 = _mm_hadd_epi32(q4, q4);
+    const __m128i qsum = _mm_hadd_epi32(q2, q2);  // the block's sum of q in every lane
+    const __m128 dw = _mm_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(u16(w[0] + i * 66 + 64)),
+                                                  static_cast<int16_t>(u16(w[1] + i * 66 + 64)),
+                                                  static_cast<int16_t>(u16(w[2] + i * 66 + 64)),
+                                                  static_cast<int16_t>(u16(w[3] + i * 66 + 64)), 0, 0, 0, 0));
+    const __m128i isum = _mm_sub_epi32(reduce4(acc), qsum);
+    sum = _mm_add_ps(sum, _mm_mul_ps(_mm_cvtepi32_ps(isum), _mm_mul_ps(dw, _mm_set1_ps(a->d))));
+  }
+  _mm_storeu_ps(out, sum);
+}
+
 }  // namespace
 
 void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n_tokens, int64_t n, float* y,
@@ -190,8 +224,11 @@ void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n
       for (int r = 0; r < 4; ++r)
         for (int t = 0; t < 4; ++t) y[(t0 + t) * y_stride + r0 + r] = out[r * 4 + t];
     }
-    for (; t0 < n_tokens; ++t0)
-      for (int r = 0; r < 4; ++r) y[t0 * y_stride + r0 + r] = dot_tq2_0_q8_k(wr[r], a + t0 * nb, n);
+    for (; t0 < n_tokens; ++t0) {
+      alignas(16) float out[4];
+      tq2_0_rows4(wr, a + t0 * nb, nb, out);
+      for (int r = 0; r < 4; ++r) y[t0 * y_stride + r0 + r] = out[r];
+    }
   }
   for (; r0 < n_rows; ++r0)
     for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r0] = dot_tq2_0_q8_k(row(r0), a + t * nb, n);

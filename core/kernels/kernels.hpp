@@ -65,9 +65,10 @@ struct KernelTable {
   float (*dot_bf16_bf16)(const uint16_t* w, const uint16_t* a, int64_t n);
   float (*dot_f32_f32)(const float* w, const float* a, int64_t n);
 
-  // --- optional many-token products (prefill): nullptr means matmul calls the dot entry per
-  // (row, token). Each result must equal that table's dot entry bit for bit; the gain is reusing
-  // each unpacked weight vector across several tokens held in registers. ---
+  // --- optional many-row, many-token products: nullptr means matmul calls the dot entry per
+  // (row, token). Each result must equal the reference dot bit for bit; the gain is reusing each
+  // unpacked weight vector across several tokens (prefill) and each activation load and block sum
+  // across several rows (decode). ---
   // n_rows consecutive TQ2_0 rows of n elements (n / 256 blocks each) times n_tokens Q8_K rows
   // (n / 256 blocks each, consecutive): y[t * y_stride + r].
   void (*gemm_tq2_0_q8_k)(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n_tokens, int64_t n, float* y,

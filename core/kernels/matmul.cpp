@@ -106,7 +106,7 @@ void matmul_blocks(const WeightView& w, int64_t act_per_token, Quantize quantize
   auto* act = static_cast<Act*>(scratch.get(static_cast<size_t>(n_tokens * act_per_token) * sizeof(Act)));
   for (int64_t t = 0; t < n_tokens; ++t) quantize(x + t * x_stride, w.cols, act + t * act_per_token);
   if constexpr (!std::is_same_v<Gemm, std::nullptr_t>) {
-    if (gemm != nullptr && n_tokens > 1) {
+    if (gemm != nullptr) {
       for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
         for_tiles(r0, r1, n_tokens, [&](int64_t rb, int64_t nr, int64_t tb, int64_t nt) {
           gemm(w.data + static_cast<size_t>(rb) * stride, nr, act + tb * act_per_token, nt, w.cols, y + tb * y_stride + rb,
