@@ -95,13 +95,13 @@ void print_version() {
 // describes a crashing or stuck run. Any other value does nothing.
 void inject_test_fault(const std::string& command) {
   const std::string fault = env("BITNET_TEST_FAULT");
-  if (fault == "segv:" + command) {
+  if (fault == fmt::format("segv:{}", command)) {
     rlimit no_core{0, 0};
     ::setrlimit(RLIMIT_CORE, &no_core);  // a deliberate crash leaves no core file behind
     std::signal(SIGSEGV, SIG_DFL);       // past any handler a sanitizer installed: a real signal death
     std::raise(SIGSEGV);
   }
-  if (fault == "hang:" + command)
+  if (fault == fmt::format("hang:{}", command))
     for (;;) ::pause();
 }
 

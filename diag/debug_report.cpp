@@ -222,17 +222,17 @@ ChildSection run_child_command(const std::string& executable, const std::vector<
 
 void summarize(DebugReport& r) {
   auto& s = r.summary;
-  if (r.kernels.error) s.push_back("kernel table: " + r.kernels.error->messages.front());
+  if (r.kernels.error) s.push_back(fmt::format("kernel table: {}", r.kernels.error->messages.front()));
   if (r.model) {
     const ModelSection& m = *r.model;
     if (m.error) s.push_back(fmt::format("model '{}' could not be read: {}", m.spec, m.error->messages.back()));
     else if (m.report && m.report->verdict != Verdict::ok && m.report->verdict != Verdict::vocab_only)
       s.push_back(fmt::format("model '{}': verdict {}{}", m.spec, verdict_name(m.report->verdict),
-                              m.report->problems.empty() ? "" : ": " + m.report->problems.front()));
+                              m.report->problems.empty() ? "" : fmt::format(": {}", m.report->problems.front())));
   }
   for (const FixtureRow& f : r.fixtures.entries)
     if (f.status == "mismatch") s.push_back(fmt::format("fixture '{}': checksum mismatch ({})", f.name, f.path));
-  if (r.fixtures.error) s.push_back("fixtures: " + r.fixtures.error->messages.front());
+  if (r.fixtures.error) s.push_back(fmt::format("fixtures: {}", r.fixtures.error->messages.front()));
   if (r.child) {
     const ChildSection& c = *r.child;
     std::string cmd = "bitnet";
@@ -244,7 +244,7 @@ void summarize(DebugReport& r) {
     else if (c.timed_out) s.push_back(fmt::format("`{}` timed out after {:.0f} s and was killed", cmd, c.timeout_seconds));
     else if (c.signal) s.push_back(fmt::format("`{}` crashed: killed by {}", cmd, c.signal_name));
     else if (c.exit_code && *c.exit_code != 0)
-      s.push_back(fmt::format("`{}` failed with exit code {}{}", cmd, *c.exit_code, last_error.empty() ? "" : ": " + last_error));
+      s.push_back(fmt::format("`{}` failed with exit code {}{}", cmd, *c.exit_code, last_error.empty() ? "" : fmt::format(": {}", last_error)));
   }
 }
 

@@ -52,17 +52,18 @@ class Md {
     }
     out_.append("\n").append(sep).append("\n");
   }
-  void kv_table() { table({"", ""}); }
+  void kv_table() { table({"field", "value"}); }
   // A fenced block, the fence longer than any backtick run inside so nothing can close it early.
   void block(const std::vector<std::string>& lines) {
     size_t run = 0, longest = 0;
     std::vector<std::string> clean;
     for (const std::string& l : lines) {
       clean.push_back(p_.clean(l));
+      run = 0;
       for (char c : clean.back()) longest = std::max(longest, run = c == '`' ? run + 1 : 0);
     }
     std::string fence(std::max<size_t>(3, longest + 1), '`');
-    line(fence + "text");
+    line(fmt::format("{}text", fence));
     for (const std::string& l : clean) line(l);
     line(fence);
   }
@@ -74,7 +75,7 @@ class Md {
 };
 
 std::string failure_text(const Failure& f) {
-  std::string s = "error: " + f.messages.front();
+  std::string s = fmt::format("error: {}", f.messages.front());
   for (size_t i = 1; i < f.messages.size(); ++i) s.append("\n  caused by: ").append(f.messages[i]);
   return s;
 }
@@ -115,7 +116,7 @@ void md_model(Md& md, const ModelSection& m) {
   }
   if (r.tokenizer) {
     const auto& t = *r.tokenizer;
-    md.row("tokenizer", fmt::format("{}{}, {} tokens, {} merges, chat template {}", t.model, t.pre.empty() ? "" : " (pre " + t.pre + ")",
+    md.row("tokenizer", fmt::format("{}{}, {} tokens, {} merges, chat template {}", t.model, t.pre.empty() ? "" : fmt::format(" (pre {})", t.pre),
                                     t.n_tokens, t.n_merges, t.has_chat_template ? "yes" : "no"));
   }
   md.row("verdict", std::string(verdict_name(r.verdict)));
@@ -126,12 +127,12 @@ void md_model(Md& md, const ModelSection& m) {
       md.line(fmt::format("| {} | {} | {} | {} |", md.cell(type), c.tensors, c.elements, human_bytes(c.bytes)));
     md.line();
   }
-  for (const std::string& p : r.problems) md.line("- problem: " + md.cell(p));
-  for (const std::string& n : r.notes) md.line("- note: " + md.cell(n));
+  for (const std::string& p : r.problems) md.line(fmt::format("- problem: {}", md.cell(p)));
+  for (const std::string& n : r.notes) md.line(fmt::format("- note: {}", md.cell(n)));
 }
 
 void md_child(Md& md, const ChildSection& c) {
-  md.heading("Run: `bitnet " + md.cell(split_lines_join(c.args, " ")) + "`");
+  md.heading(fmt::format("Run: `bitnet {}`", md.cell(split_lines_join(c.args, " "))));
   if (c.error) {
     md.line("The command could not be started:");
     md.line();
@@ -166,13 +167,13 @@ std::string render_markdown(const DebugReport& r) {
                       "and variables that look secret only as \"set\".", r.generated_at));
   md.heading("Summary");
   if (r.summary.empty()) md.line("No failure found.");
-  for (const std::string& s : r.summary) md.line("- " + md.cell(s));
+  for (const std::string& s : r.summary) md.line(fmt::format("- {}", md.cell(s)));
 
   const ToolInfo& t = r.tool;
   md.heading("Tool");
   md.kv_table();
   md.row("version", t.version);
-  md.row("commit", t.commit + (t.dirty ? " (dirty)" : ""));
+  md.row("commit", fmt::format("{}{}", t.commit, t.dirty ? " (dirty)" : ""));
   md.row("build type", t.build_type);
   md.row("compiler", t.compiler);
   md.row("compile flags", t.compile_flags.empty() ? "(none)" : t.compile_flags);
@@ -195,14 +196,14 @@ std::string render_markdown(const DebugReport& r) {
   md.row("pages", fmt::format("{} B pages; transparent hugepages: {}; preallocated hugepages: {} of {}", m.page_size,
                               m.transparent_hugepages.empty() ? "unknown" : m.transparent_hugepages,
                               m.hugepages_total ? fmt::to_string(*m.hugepages_total) : "unknown", opt_bytes(m.hugepage_size)));
-  md.row("virtualisation", fmt::format("{}{}{}", m.hypervisor ? "hypervisor" + (m.vm_vendor.empty() ? "" : " (" + m.vm_vendor + ")") : "none detected",
-                                       m.wsl ? ", WSL" : "", m.container.empty() ? "" : ", container: " + m.container));
+  md.row("virtualisation", fmt::format("{}{}{}", !m.hypervisor ? "none detected" : m.vm_vendor.empty() ? "hypervisor" : fmt::format("hypervisor ({})", m.vm_vendor),
+                                       m.wsl ? ", WSL" : "", m.container.empty() ? "" : fmt::format(", container: {}", m.container)));
 
   const KernelInfo& k = r.kernels;
   md.heading("Kernels");
   if (k.error) md.line(fmt::format("No kernel table for '{}': {}", md.cell(k.requested), md.cell(k.error->messages.front())));
   else md.line(fmt::format("The dispatcher picks **{}** ({}{}).", k.selected, md.cell(k.why),
-                           k.requested.empty() ? "" : ", BITNET_BACKEND=" + md.cell(k.requested)));
+                           k.requested.empty() ? "" : fmt::format(", BITNET_BACKEND={}", md.cell(k.requested))));
   md.line();
   md.table({"backend", "priority", "this CPU", "chosen"});
   for (const BackendRow& b : k.backends)
@@ -230,7 +231,7 @@ std::string render_markdown(const DebugReport& r) {
   md.table({"fixture", "status", "source", "path"});
   for (const FixtureRow& e : f.entries)
     md.line(fmt::format("| {} | {} | {} | {} |", md.cell(e.name), e.status, md.cell(e.source), md.cell(e.path)));
-  if (f.error) md.line("\n" + md.cell(failure_text(*f.error)));
+  if (f.error) md.line(fmt::format("\n{}", md.cell(failure_text(*f.error))));
 
   if (r.child) md_child(md, *r.child);
 
@@ -238,7 +239,7 @@ std::string render_markdown(const DebugReport& r) {
   if (r.log.file.empty()) {
     md.line(md.cell(r.log.note));
   } else {
-    md.line(fmt::format("File {}{}", md.cell(r.log.file), r.log.note.empty() ? ", last lines:" : ": " + r.log.note));
+    md.line(fmt::format("File {}{}", md.cell(r.log.file), r.log.note.empty() ? ", last lines:" : fmt::format(": {}", r.log.note)));
     if (!r.log.tail.empty()) {
       md.line();
       md.block(r.log.tail);
@@ -440,7 +441,9 @@ std::string render_json(const DebugReport& r) {
   if (r.child) json_child(o, *r.child);
   else j.null();
   j.end_object();
-  return j.str() + "\n";
+  std::string out = j.str();
+  out += '\n';
+  return out;
 }
 
 }  // namespace bitnet::diag

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <string_view>
 
+#include <fmt/format.h>
+
 #include "core/base/cpu_features.hpp"
 
 namespace bitnet::diag {
@@ -112,7 +114,7 @@ MachineInfo gather_machine_info() {
   MachineInfo m;
   utsname u{};
   if (::uname(&u) == 0) {
-    m.kernel = std::string(u.release) + " " + u.version;
+    m.kernel = fmt::format("{} {}", u.release, u.version);
     m.arch = u.machine;
     m.wsl = lower(u.release).find("microsoft") != std::string::npos || lower(u.release).find("wsl") != std::string::npos;
   }
@@ -146,7 +148,7 @@ MachineInfo gather_machine_info() {
 
   std::string vendor = trim(read_text("/sys/class/dmi/id/sys_vendor", 256));
   std::string product = trim(read_text("/sys/class/dmi/id/product_name", 256));
-  if (m.hypervisor) m.vm_vendor = trim(vendor + " " + product);
+  if (m.hypervisor) m.vm_vendor = trim(fmt::format("{} {}", vendor, product));
   if (::access("/.dockerenv", F_OK) == 0) m.container = "docker";
   else if (::access("/run/.containerenv", F_OK) == 0) m.container = "podman";
   return m;
