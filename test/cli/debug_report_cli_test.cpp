@@ -11,6 +11,7 @@
 #include <map>
 
 #include "cli/json_schema_check.hpp"
+#include "diag/debug_report.hpp"
 #include "support/fixtures.hpp"
 #include "support/run.hpp"
 
@@ -306,6 +307,36 @@ TEST_F(DebugReportCli, OutputFilesByExtensionWithZstd) {
   r = run_bitnet({"debug-report", "-o", (dir.path() / "no" / "such" / "dir.md").string()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(r.err.starts_with("error: cannot write the debug report")) << r.err;
+}
+
+TEST_F(DebugReportCli, BadBackendAndBadManifestAreDescribedNotFatal) {
+  TempDir dir;
+  std::ofstream(dir.path() / "bad.json") << "{ not json";
+  ScopedEnv backend("BITNET_BACKEND", "nonesuch");
+  ScopedEnv manifest("BITNET_MANIFEST", (dir.path() / "bad.json").string());
+  RunResult r = run_bitnet({"debug-report", "--format", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(errors_text(schema_errors(r.out)), "");
+  simdjson::dom::element doc = parse(r.out);
+  EXPECT_TRUE(doc["kernels"]["selected"].is_null());
+  EXPECT_EQ(int64_t(doc["kernels"]["error"]["exit_code"]), 2);
+  EXPECT_NE(std::string(std::string_view(doc["kernels"]["error"]["messages"].at(0))).find("unknown backend 'nonesuch'"),
+            std::string::npos);
+  EXPECT_EQ(int64_t(doc["fixtures"]["error"]["exit_code"]), 3);
+  // The built-in manifest is still reported.
+  EXPECT_GT(simdjson::dom::array(doc["fixtures"]["entries"]).size(), 0u);
+  EXPECT_EQ(simdjson::dom::array(doc["summary"]).size(), 2u);
+}
+
+TEST(DebugReportPrivacy, HomeIsReplacedOnlyAsAWholePathComponent) {
+  diag::Privacy p{"/home/al", {"s3cr3t-value", "abc"}};
+  EXPECT_EQ(p.clean("/home/alice /home/al/x /home/al /home/al.d:/home/al"), "/home/alice ~/x ~ /home/al.d:~");
+  // Values under four characters are not hunted for: they would blank out ordinary text.
+  EXPECT_EQ(p.clean("x=s3cr3t-value abc"), "x=[redacted] abc");
+  EXPECT_TRUE(diag::is_secret_name("HF_TOKEN"));
+  EXPECT_TRUE(diag::is_secret_name("my_api_key"));
+  EXPECT_TRUE(diag::is_secret_name("GIT_ASKPASS_AUTH"));
+  EXPECT_FALSE(diag::is_secret_name("BITNET_THREADS"));
 }
 
 TEST_F(DebugReportCli, UsageErrors) {
