@@ -2,7 +2,10 @@
 // the single catch that turns bitnet::Error into "error: ..." lines and an exit code.
 #include "cli.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +29,8 @@ namespace {
 
 constexpr CommandSpec kCommands[] = {
     {"bench", "Prompt and generation speed (llama-bench's pp/tg tests)", setup_bench},
+    {"debug-report", "One report to paste into an issue: build, machine, kernels, model, fixtures, a failing run",
+     setup_debug_report},
     {"convert", "Rewrite a model's ternary weights as I2_S, TQ2_0, TQ1_0, F16 or F32", setup_convert},
     {"generate", "Run a model: stream a continuation of the prompt (or --chat)", setup_generate},
     {"inspect", "GGUF metadata, tensor table and validation verdict", setup_inspect},
@@ -83,6 +88,21 @@ void print_version() {
   std::printf("compiler: %s\n", build::compiler);
   std::printf("compile flags: %s\n", build::compile_flags[0] ? build::compile_flags : "(none)");
   std::printf("backends: %s (this CPU runs: %s)\n", build::backends, usable_backends().c_str());
+}
+
+// Test-only (docs/debug-report.md): BITNET_TEST_FAULT=segv:COMMAND or hang:COMMAND makes COMMAND
+// die of SIGSEGV or hang as it starts, so the tests can show how `debug-report -- COMMAND ...`
+// describes a crashing or stuck run. Any other value does nothing.
+void inject_test_fault(const std::string& command) {
+  const std::string fault = env("BITNET_TEST_FAULT");
+  if (fault == fmt::format("segv:{}", command)) {
+    rlimit no_core{0, 0};
+    ::setrlimit(RLIMIT_CORE, &no_core);  // a deliberate crash leaves no core file behind
+    std::signal(SIGSEGV, SIG_DFL);       // past any handler a sanitizer installed: a real signal death
+    std::raise(SIGSEGV);
+  }
+  if (fault == fmt::format("hang:{}", command))
+    for (;;) ::pause();
 }
 
 struct GlobalFlags {
@@ -185,6 +205,7 @@ int run(int argc, char** argv) {
   ctx.color = env("NO_COLOR").empty() && ::isatty(STDERR_FILENO);
   ctx.backend = env("BITNET_BACKEND");
   ctx.llama_dir = env("BITNET_LLAMA_DIR");
+  ctx.log_file = g.log_file;
   if (auto t = env("BITNET_THREADS"); !t.empty()) {
     char* end = nullptr;
     long v = std::strtol(t.c_str(), &end, 10);
@@ -203,7 +224,10 @@ int run(int argc, char** argv) {
   try {
     log::configure(logging_config(g, ctx.color));
     for (auto& [sub, fn] : commands)
-      if (sub->parsed()) return fn(ctx);
+      if (sub->parsed()) {
+        inject_test_fault(sub->get_name());
+        return fn(ctx);
+      }
     std::fputs(app.help().c_str(), stderr);
     return static_cast<int>(ErrorCode::usage);
   } catch (const Error& e) {

@@ -31,6 +31,7 @@ struct Context {
   std::string backend;                              // BITNET_BACKEND ("" = best for this CPU)
   int threads = 0;                                  // BITNET_THREADS (0 = all cores)
   std::filesystem::path llama_dir;                  // BITNET_LLAMA_DIR ("" = not set up)
+  std::filesystem::path log_file;                   // --log-file ("" = none)
 };
 
 using RunFn = std::function<int(const Context&)>;
@@ -48,6 +49,7 @@ RunFn setup_tokenize(CLI::App& sub);
 RunFn setup_fixtures(CLI::App& sub);
 RunFn setup_crossval(CLI::App& sub);
 RunFn setup_convert(CLI::App& sub);
+RunFn setup_debug_report(CLI::App& sub);
 
 // Parses argv, runs the chosen command, maps errors to exit codes (CLI.md).
 int run(int argc, char** argv);
