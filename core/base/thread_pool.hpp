@@ -3,6 +3,7 @@
 // computed: results are identical for any thread count.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -42,6 +43,9 @@ class ThreadPool {
   uint64_t generation_ = 0;
   int pending_ = 0;
   bool stop_ = false;
+  // Lock-free mirrors of generation_ and pending_ == 0, only for spinning before the locked wait.
+  std::atomic<uint64_t> generation_seen_{0};
+  std::atomic<bool> pending_zero_{true};
   std::exception_ptr error_;
 };
 
