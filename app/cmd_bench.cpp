@@ -205,7 +205,8 @@ RunFn setup_bench(CLI::App& sub) {
                  "Also run the tests through llama.cpp[:DIR] (DIR from BITNET_LLAMA_DIR), alternating repetitions, "
                  "and print the ratio ours/theirs");
   sub.add_flag("--kernels", f->kernels,
-               "Also time each kernel-table entry at the model's shapes on every backend this CPU runs");
+               "Also time each kernel-table entry at the model's shapes on every backend this CPU runs "
+               "(only --backend's when given)");
   sub.footer("Examples:\n  bitnet bench -m model.gguf -p 512 -n 128 -t 1,2 -o json\n"
              "  bitnet bench -m model.gguf -t 2 --reference llama.cpp\n"
              "  bitnet bench -m synthetic:2b4t -p 0 -n 0 --kernels -t 2");
@@ -217,7 +218,9 @@ RunFn setup_bench(CLI::App& sub) {
     o.reps = f->reps;
     o.threads = parse_threads(f->threads, ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads());
     o.kernels = &table;
-    if (f->kernels)
+    // --kernels times every backend this CPU runs, or only the one --backend names.
+    if (f->kernels && !f->backend.empty()) o.kernel_bench.tables.push_back(&table);
+    if (f->kernels && f->backend.empty())
       for (const kernels::Backend& b : kernels::registered_backends())
         if (b.supported()) o.kernel_bench.tables.push_back(&b.table());
     if (::isatty(STDERR_FILENO))
