@@ -100,6 +100,49 @@ float dot_f16_f16(const uint16_t* w, const uint16_t* a, int64_t n) {
   return static_cast<float>(_mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(acc[0], acc[1]), _mm512_add_pd(acc[2], acc[3]))));
 }
 
+
+// Q8_K quantization with the reference's results bit for bit: the signed value of largest
+// magnitude (the first on ties) fixes the scale, products rounded to nearest even (the
+// reference's magic-number rounding, exact for |v| < 2^22; here |v| <= 127). Blocks holding a NaN
+// or an infinity go to the reference, whose comparisons define what happens then.
+void quantize_q8_k(const float* x, int64_t n, BlockQ8K* y) {
+  for (int64_t b = 0; b < n / kernels::kQK_K; ++b, x += kernels::kQK_K, ++y) {
+    __m512 vmax = _mm512_setzero_ps();
+    __mmask16 bad = 0;
+    for (int j = 0; j < 16; ++j) {
+      const __m512 v = _mm512_loadu_ps(x + 16 * j);
+      bad |= _mm512_fpclass_ps_mask(v, 0x01 | 0x08 | 0x10 | 0x80);  // QNaN, +inf, -inf, SNaN
+      vmax = _mm512_max_ps(vmax, _mm512_abs_ps(v));
+    }
+    if (bad != 0) {
+      kernels::reference_table().quantize_q8_k(x, kernels::kQK_K, y);
+      continue;
+    }
+    const float amax = _mm512_reduce_max_ps(vmax);
+    if (amax == 0.0f) {
+      std::memset(y, 0, sizeof *y);
+      continue;
+    }
+    float max = 0.0f;
+    for (int j = 0; j < 16; ++j) {
+      const __mmask16 m = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * j)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+      if (m != 0) {
+        max = x[16 * j + __builtin_ctz(m)];
+        break;
+      }
+    }
+    const float iscale = -127.0f / max;
+    const __m512 vs = _mm512_set1_ps(iscale);
+    for (int j = 0; j < 16; ++j) {
+      const __m512i v = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(vs, _mm512_loadu_ps(x + 16 * j))),
+                                         _mm512_set1_epi32(127));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y->qs + 16 * j), _mm512_cvtsepi32_epi8(v));
+      y->bsums[j] = static_cast<int16_t>(_mm512_reduce_add_epi32(v));
+    }
+    y->d = 1.0f / iscale;
+  }
+}
+
 // --- many-token products: tiles of 4 rows x 4 tokens, 16 int32 accumulators in registers ---
 namespace {
 
@@ -282,6 +325,7 @@ const kernels::KernelTable& avx512_table() {
     t.dot_i2s_i8 = avx512::dot_i2s_i8;
     t.dot_tq2_0_q8_k = avx512::dot_tq2_0_q8_k;
     t.dot_f16_f16 = avx512::dot_f16_f16;
+    t.quantize_q8_k = avx512::quantize_q8_k;
     t.gemm_tq2_0_q8_k = avx512::gemm_tq2_0_q8_k;
     t.gemm_i2s_i8 = avx512::gemm_i2s_i8;
     return t;

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -157,6 +159,29 @@ TEST(Backends, PrefillMatmulMatchesTheReference) {
       matmul(*k, view, x.data(), cols, tokens, got.data(), rows, s1, &pool);
       matmul(reference_table(), view, x.data(), cols, tokens, want.data(), rows, s2);
       EXPECT_EQ(got, want) << k->name << " " << gguf::type_name(type);
+    }
+  }
+}
+
+TEST(Backends, QuantizeQ8kIsBitExact) {
+  std::mt19937 rng(7);
+  for (const KernelTable* k : optimised_tables()) {
+    const int64_t n = 256 * 9;
+    std::vector<float> x = test::random_floats(rng, static_cast<size_t>(n), -3.0f, 3.0f);
+    for (int64_t i = 256; i < 512; ++i) x[static_cast<size_t>(i)] = 0.0f;                 // an all-zero block
+    x[600] = 5.0f, x[700] = -5.0f;                                                      // a tie: the first wins
+    x[900] = -7.5f;                                                                     // a negative maximum
+    for (int64_t i = 1024; i < 1280; ++i) x[static_cast<size_t>(i)] *= 1e-30f;          // tiny values
+    for (int64_t i = 1280; i < 1536; ++i) x[static_cast<size_t>(i)] = (i % 2 ? 0.5f : -0.5f) * 3.0f;  // ties of .5 after scaling
+    x[1600] = std::numeric_limits<float>::infinity();                                   // not finite: the reference decides
+    x[1900] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<BlockQ8K> got(static_cast<size_t>(n / 256)), want(got.size());
+    k->quantize_q8_k(x.data(), n, got.data());
+    reference_table().quantize_q8_k(x.data(), n, want.data());
+    for (size_t b = 0; b < got.size(); ++b) {
+      EXPECT_EQ(std::memcmp(&got[b].d, &want[b].d, sizeof(float)), 0) << k->name << " block " << b;
+      EXPECT_EQ(std::memcmp(got[b].qs, want[b].qs, sizeof got[b].qs), 0) << k->name << " block " << b;
+      EXPECT_EQ(std::memcmp(got[b].bsums, want[b].bsums, sizeof got[b].bsums), 0) << k->name << " block " << b;
     }
   }
 }
