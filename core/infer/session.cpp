@@ -19,28 +19,36 @@ void round_to_f16(float* x, int64_t n) {
 }  // namespace
 
 Session::Session(const model::Model& model, const kernels::KernelTable& kernels, const SessionOptions& opt)
-    : model_(model), k_(kernels), c_(model.config()), kv_type_(opt.kv_type), pool_(opt.pool) {
-  n_ctx_ = opt.n_ctx ? opt.n_ctx : std::min(c_.n_ctx_train, kDefaultMaxCtx);
-  n_batch_ = std::max<uint32_t>(1, std::min(opt.n_batch, n_ctx_));
-  const size_t kv = size_t{c_.n_layer} * n_ctx_ * c_.n_embd_kv();
+    : model_(model), k_(kernels), c_(model.config()), kv_type_(opt.kv_type), pool_(opt.pool),
+      memory_(opt.memory ? opt.memory : &default_memory_pool()), scratch_(*memory_, std::string(kTagScratch)) {
+  // Everything the forward pass touches comes from the plan, so memcheck can hold the two side by side.
+  const SessionMemoryPlan plan = plan_session_memory(model, opt);
+  n_ctx_ = plan.n_ctx;
+  n_batch_ = plan.n_batch;
+  auto take = [&]<typename T>(PoolArray<T>& a, std::string_view name) {
+    const PlannedBuffer& b = plan.find(name);
+    a = PoolArray<T>(*memory_, b.tag, b.elements);
+  };
   if (kv_type_ == KvType::f16) {
-    k16_.resize(kv);
-    v16_.resize(kv);
+    take(k16_, "k");
+    take(v16_, "v");
   } else {
-    k32_.resize(kv);
-    v32_.resize(kv);
+    take(k32_, "k");
+    take(v32_, "v");
   }
-  const size_t B = n_batch_, q_width = size_t{c_.head_dim()} * c_.n_head;
-  x_.resize(B * c_.n_embd);
-  h_.resize(B * std::max<size_t>(c_.n_embd, q_width));
-  q_.resize(B * q_width);
-  k_cur_.resize(B * c_.n_embd_kv());
-  v_cur_.resize(B * c_.n_embd_kv());
-  att_.resize(B * q_width);
-  g_.resize(B * c_.n_ff);
-  u_.resize(B * c_.n_ff);
-  tmp_.resize(B * c_.n_embd);
-  scores_.resize(n_ctx_);
+  take(x_, "x");
+  take(h_, "h");
+  take(q_, "q");
+  take(k_cur_, "k_cur");
+  take(v_cur_, "v_cur");
+  take(att_, "att");
+  take(g_, "g");
+  take(u_, "u");
+  take(tmp_, "tmp");
+  take(scores_, "scores");
+  take(logits_, "logits");
+  logits_.set_size(0);
+  if (const uint64_t s = plan.find("matmul").bytes; s > 0) scratch_.get(s);
   head_tmp_.resize(c_.head_dim());
   acc_.resize(c_.head_dim());
 }
@@ -53,8 +61,14 @@ void Session::eval(std::span<const int32_t> tokens, bool all_logits) {
     throw make_error(ErrorCode::invalid_input,
                      "context full: {} tokens already in the context plus {} new exceed the context size {} (raise -c, "
                      "up to the model's {})", n_past_, tokens.size(), n_ctx_, c_.n_ctx_train);
-  logits_.assign(all_logits ? tokens.size() * c_.n_vocab : c_.n_vocab, 0.0f);
-  n_logits_ = 0;
+  const size_t n_logits = all_logits ? tokens.size() * c_.n_vocab : c_.n_vocab;
+  n_logits_ = 0;  // no stale logits() if the pool refuses the larger buffer below
+  if (n_logits > logits_.capacity()) {
+    logits_ = {};  // give the planned block back before taking the larger one
+    logits_ = PoolArray<float>(*memory_, kTagLogits, n_logits);
+  }
+  logits_.set_size(n_logits);
+  std::fill(logits_.begin(), logits_.end(), 0.0f);
   for (size_t i = 0; i < tokens.size(); i += n_batch_) {
     auto chunk = tokens.subspan(i, std::min<size_t>(n_batch_, tokens.size() - i));
     const bool last = i + chunk.size() == tokens.size();
