@@ -81,6 +81,12 @@ std::string text(const diag::MemcheckReport& r) {
     o.append(fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", i + 1, human(x.tracked_peak), human(x.held_after),
                          human(x.pool_footprint), x.system_allocs, x.reused, human(x.rss_after)));
   }
+  // A yardstick: weights plus KV cache; code, tokenizer and activations should stay small beside it.
+  const uint64_t yardstick = r.model_file_size + r.kv_cache_planned;
+  if (yardstick > 0 && r.peak_rss_since_load)
+    o.append(fmt::format("\npeak RSS {} = {:.1f}% of model file + planned KV cache ({})\n", human(r.rss_end.peak_rss),
+                         100.0 * static_cast<double>(r.rss_end.peak_rss) / static_cast<double>(yardstick),
+                         human(yardstick)));
   o.append(r.ok() ? "\nverdict: ok (no leak, no growth across rounds, within budget)\n" : "\nverdict: FAILED\n");
   return o;
 }

@@ -82,7 +82,7 @@ void judge(MemcheckReport& r, const TrackerSnapshot& peak_tags, const MemcheckOp
   if (opt.budget > 0 && r.tracked_peak > opt.budget) {
     // Name the tags that made the peak, the largest first.
     std::vector<TagStats> tags = peak_tags.tags;
-    std::sort(tags.begin(), tags.end(), [](const TagStats& x, const TagStats& y) { return x.at_peak > y.at_peak; });
+    std::stable_sort(tags.begin(), tags.end(), [](const TagStats& x, const TagStats& y) { return x.at_peak > y.at_peak; });
     for (const TagStats& t : tags)
       if (t.at_peak > 0) r.over_budget.push_back(fmt::format("{}: {} bytes at the peak", t.tag, t.at_peak));
   }
@@ -124,7 +124,11 @@ MemcheckReport run_memcheck(const std::filesystem::path& model_path, const Memch
 
     for (int32_t i = 0; i < opt.repeat; ++i) {
       if (i == 0 && !opt.test_leak_tag.empty()) test_leak = pool.allocate(opt.test_leak_tag, 4096);
-      r.rounds.push_back(run_round(*model, tok, pool, opt, so));
+      try {
+        r.rounds.push_back(run_round(*model, tok, pool, opt, so));
+      } catch (Error& e) {
+        throw e.wrap(fmt::format("memcheck: the workload of round {} failed", i + 1));
+      }
       const TrackerSnapshot s = pool.tracker().snapshot();
       for (const TagStats& t : s.tags) {
         MemcheckTag& row = tag_row(r, t.tag);

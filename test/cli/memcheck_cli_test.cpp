@@ -3,6 +3,7 @@
 // test hook) fail with exit 6 naming the tag; repeated rounds reuse the pool without growth.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
 #include <simdjson.h>
 
 #include <string>
@@ -105,9 +106,9 @@ TEST(MemcheckCli, BudgetBelowThePeakFailsNamingTheTags) {
       most = t.peak;
       largest = t.name;
     }
-  const std::string want = "error: memcheck failed: tracked peak " + std::to_string(uint64_t(doc["tracked_peak"])) +
-                           " bytes over the budget of 65536 bytes\n  caused by: " + largest + ": " +
-                           std::to_string(most) + " bytes at the peak\n";
+  const std::string want = fmt::format(
+      "error: memcheck failed: tracked peak {} bytes over the budget of 65536 bytes\n  caused by: {}: {} bytes at the "
+      "peak\n", uint64_t(doc["tracked_peak"]), largest, most);
   EXPECT_EQ(r.err.substr(0, want.size()), want) << r.err;
   // A budget above the peak passes.
   RunResult ok = run_bitnet({"memcheck", "-m", "fixture:stories260K", "-n", "4", "-t", "1", "--budget", "1G"});
