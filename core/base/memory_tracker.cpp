@@ -88,9 +88,4 @@ void MemoryTracker::remove(uint32_t tag, uint64_t bytes) noexcept {
   current_ -= bytes;
 }
 
-std::string MemoryTracker::name(uint32_t tag) const {
-  std::lock_guard lock(mu_);
-  return tags_[tag].stats.tag;
-}
-
 }  // namespace bitnet

@@ -56,7 +56,6 @@ class MemoryTracker {
   // Counts `bytes` for `tag` unless that would pass `capacity` (0: none) or the tag's limit.
   Refusal try_add(uint32_t tag, uint64_t bytes, uint64_t capacity);
   void remove(uint32_t tag, uint64_t bytes) noexcept;
-  std::string name(uint32_t tag) const;
 
   struct Entry {
     TagStats stats;
