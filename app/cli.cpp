@@ -34,6 +34,7 @@ constexpr CommandSpec kCommands[] = {
     {"convert", "Rewrite a model's ternary weights as I2_S, TQ2_0, TQ1_0, F16 or F32", setup_convert},
     {"generate", "Run a model: stream a continuation of the prompt (or --chat)", setup_generate},
     {"inspect", "GGUF metadata, tensor table and validation verdict", setup_inspect},
+    {"memcheck", "Run generate workloads under the memory tracker: plan vs tracked vs RSS, leaks, growth", setup_memcheck},
     {"tokenize", "Text -> token ids, ids -> text (--decode)", setup_tokenize},
     {"fixtures", "The fixture cache: list, fetch, verify, path, clean", setup_fixtures},
     {"crossval", "Compare this engine with a reference (llama.cpp, a program, a golden file, a backend)", setup_crossval},

@@ -50,6 +50,7 @@ RunFn setup_fixtures(CLI::App& sub);
 RunFn setup_crossval(CLI::App& sub);
 RunFn setup_convert(CLI::App& sub);
 RunFn setup_debug_report(CLI::App& sub);
+RunFn setup_memcheck(CLI::App& sub);
 
 // Parses argv, runs the chosen command, maps errors to exit codes (CLI.md).
 int run(int argc, char** argv);

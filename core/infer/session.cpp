@@ -14,27 +14,39 @@
 namespace bitnet::infer {
 
 Session::Session(const model::Model& model, const kernels::KernelTable& kernels, const SessionOptions& opt)
-    : model_(model), k_(kernels), c_(model.config()), kv_type_(opt.kv_type), pool_(opt.pool) {
-  n_ctx_ = opt.n_ctx ? opt.n_ctx : std::min(c_.n_ctx_train, kDefaultMaxCtx);
-  n_batch_ = std::max<uint32_t>(1, std::min(opt.n_batch, n_ctx_));
-  const size_t kv = size_t{c_.n_layer} * n_ctx_ * c_.n_embd_kv();
+    : model_(model), k_(kernels), c_(model.config()), kv_type_(opt.kv_type), pool_(opt.pool),
+      memory_(opt.memory ? opt.memory : &default_memory_pool()), scratch_(*memory_, std::string(kTagScratch)) {
+  // Everything the forward pass touches comes from the plan, so memcheck can hold the two side by side.
+  const SessionMemoryPlan plan = plan_session_memory(model, opt);
+  n_ctx_ = plan.n_ctx;
+  n_batch_ = plan.n_batch;
+  auto take = [&]<typename T>(PoolArray<T>& a, std::string_view name) {
+    const PlannedBuffer& b = plan.find(name);
+    a = PoolArray<T>(*memory_, b.tag, b.elements);
+  };
   if (kv_type_ == KvType::f16) {
-    k16_.resize(kv);
-    v16_.resize(kv);
+    take(k16_, "k");
+    take(v16_, "v");
   } else {
-    k32_.resize(kv);
-    v32_.resize(kv);
+    take(k32_, "k");
+    take(v32_, "v");
   }
-  const size_t B = n_batch_, q_width = size_t{c_.head_dim()} * c_.n_head;
-  x_.resize(B * c_.n_embd);
-  h_.resize(B * std::max<size_t>(c_.n_embd, q_width));
-  q_.resize(B * q_width);
-  k_cur_.resize(B * c_.n_embd_kv());
-  v_cur_.resize(B * c_.n_embd_kv());
-  att_.resize(B * q_width);
-  g_.resize(B * c_.n_ff);
-  u_.resize(B * c_.n_ff);
-  tmp_.resize(B * c_.n_embd);
+  take(x_, "x");
+  take(h_, "h");
+  take(q_, "q");
+  take(k_cur_, "k_cur");
+  take(v_cur_, "v_cur");
+  take(att_, "att");
+  take(g_, "g");
+  take(u_, "u");
+  take(tmp_, "tmp");
+  take(scores_, "scores");
+  take(p16_, "p16");
+  take(q16_, "q16");
+  take(v_row_, "v_row");
+  take(logits_, "logits");
+  logits_.set_size(0);
+  if (const uint64_t s = plan.find("matmul").bytes; s > 0) scratch_.get(s);
 }
 
 void Session::eval(std::span<const int32_t> tokens, bool all_logits) {
@@ -45,8 +57,14 @@ void Session::eval(std::span<const int32_t> tokens, bool all_logits) {
     throw make_error(ErrorCode::invalid_input,
                      "context full: {} tokens already in the context plus {} new exceed the context size {} (raise -c, "
                      "up to the model's {})", n_past_, tokens.size(), n_ctx_, c_.n_ctx_train);
-  logits_.assign(all_logits ? tokens.size() * c_.n_vocab : c_.n_vocab, 0.0f);
-  n_logits_ = 0;
+  const size_t n_logits = all_logits ? tokens.size() * c_.n_vocab : c_.n_vocab;
+  n_logits_ = 0;  // no stale logits() if the pool refuses the larger buffer below
+  if (n_logits > logits_.capacity()) {
+    logits_ = {};  // give the planned block back before taking the larger one
+    logits_ = PoolArray<float>(*memory_, kTagLogits, n_logits);
+  }
+  logits_.set_size(n_logits);
+  std::fill(logits_.begin(), logits_.end(), 0.0f);
   for (size_t i = 0; i < tokens.size(); i += n_batch_) {
     auto chunk = tokens.subspan(i, std::min<size_t>(n_batch_, tokens.size() - i));
     const bool last = i + chunk.size() == tokens.size();
@@ -68,7 +86,7 @@ void Session::store_kv(uint32_t layer, int64_t T) {
   const size_t w = c_.n_embd_kv();
   // V is kept transposed ([layer][channel][position]) so that attention's weighted sum over
   // positions is one contiguous dot product per channel.
-  std::vector<uint16_t> v16(kv_type_ == KvType::f16 ? w : 0);
+  uint16_t* v16 = v_row_.data();
   for (int64_t t = 0; t < T; ++t) {
     const size_t pos = n_past_ + static_cast<size_t>(t);
     const size_t at = (size_t{layer} * n_ctx_ + pos) * w;
@@ -77,7 +95,7 @@ void Session::store_kv(uint32_t layer, int64_t T) {
     const float* v = &v_cur_[static_cast<size_t>(t) * w];
     if (kv_type_ == KvType::f16) {
       k_.to_f16(k, static_cast<int64_t>(w), &k16_[at]);
-      k_.to_f16(v, static_cast<int64_t>(w), v16.data());
+      k_.to_f16(v, static_cast<int64_t>(w), v16);
       for (size_t c = 0; c < w; ++c) v16_[vt + c * n_ctx_] = v16[c];
     } else {
       std::copy(k, k + w, &k32_[at]);
@@ -96,38 +114,43 @@ void Session::attention(uint32_t layer, int64_t T) {
   const size_t W = c_.n_embd_kv();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool f16 = kv_type_ == KvType::f16;
-  const size_t max_keys = n_past_ + static_cast<size_t>(T);
   const size_t k_base = size_t{layer} * n_ctx_ * W, v_base = size_t{layer} * W * n_ctx_;
-  auto heads = [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(max_keys);
-    std::vector<uint16_t> q16(static_cast<size_t>(hd)), p16(f16 ? max_keys : 0);
-    for (int64_t item = begin; item < end; ++item) {
+  // Work item i = (token i / n_head, head i % n_head), split into one part per thread; part p
+  // uses workspace slot p.
+  const int64_t n_items = T * n_head;
+  const int64_t parts = pool_ ? std::min<int64_t>(pool_->size(), n_items) : 1;
+  auto part = [&](int64_t p) {
+    float* scores = scores_.data() + static_cast<size_t>(p) * n_ctx_;
+    uint16_t* q16 = q16_.data() + static_cast<size_t>(p * hd);
+    uint16_t* p16 = f16 ? p16_.data() + static_cast<size_t>(p) * n_ctx_ : nullptr;
+    for (int64_t item = n_items * p / parts; item < n_items * (p + 1) / parts; ++item) {
       const int64_t t = item / n_head, h = item % n_head;
       const size_t n_keys = n_past_ + static_cast<size_t>(t) + 1;
       const size_t kvh = static_cast<size_t>(h / group) * static_cast<size_t>(hd);
       const float* q = &q_[static_cast<size_t>(item * hd)];
       float* out = &att_[static_cast<size_t>(item * hd)];
       if (f16) {
-        k_.to_f16(q, hd, q16.data());
-        for (size_t j = 0; j < n_keys; ++j) scores[j] = k_.dot_f16_f16(&k16_[k_base + j * W + kvh], q16.data(), hd) * scale;
-        softmax(scores.data(), n_keys);
-        k_.to_f16(scores.data(), static_cast<int64_t>(n_keys), p16.data());
+        k_.to_f16(q, hd, q16);
+        for (size_t j = 0; j < n_keys; ++j) scores[j] = k_.dot_f16_f16(&k16_[k_base + j * W + kvh], q16, hd) * scale;
+        softmax(scores, static_cast<int64_t>(n_keys));
+        k_.to_f16(scores, static_cast<int64_t>(n_keys), p16);
         for (int64_t i = 0; i < hd; ++i)
-          out[i] = k_.dot_f16_f16(&v16_[v_base + (kvh + static_cast<size_t>(i)) * n_ctx_], p16.data(),
-                                  static_cast<int64_t>(n_keys));
+          out[i] = k_.dot_f16_f16(&v16_[v_base + (kvh + static_cast<size_t>(i)) * n_ctx_], p16, static_cast<int64_t>(n_keys));
       } else {
         for (size_t j = 0; j < n_keys; ++j) scores[j] = k_.dot_f32_f32(&k32_[k_base + j * W + kvh], q, hd) * scale;
-        softmax(scores.data(), n_keys);
+        softmax(scores, static_cast<int64_t>(n_keys));
         for (int64_t i = 0; i < hd; ++i)
-          out[i] = k_.dot_f32_f32(&v32_[v_base + (kvh + static_cast<size_t>(i)) * n_ctx_], scores.data(),
+          out[i] = k_.dot_f32_f32(&v32_[v_base + (kvh + static_cast<size_t>(i)) * n_ctx_], scores,
                                   static_cast<int64_t>(n_keys));
       }
     }
   };
-  if (pool_ == nullptr || pool_->size() == 1) {
-    heads(0, T * n_head);
+  if (parts == 1) {
+    part(0);
   } else {
-    pool_->parallel_for(T * n_head, heads);
+    pool_->parallel_for(parts, [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p) part(p);
+    });
   }
 }
 

@@ -1,11 +1,14 @@
 // A Session is the mutable half of inference: the KV cache, activation buffers and position,
-// over a shared const Model. Buffers are sized once from the config at construction.
+// over a shared const Model. Buffers are planned from the config and taken from a memory pool
+// once, at construction, each under a tag its tracker counts.
 #pragma once
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
+#include "core/base/memory_pool.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/model/model.hpp"
 
@@ -18,8 +21,35 @@ struct SessionOptions {
   uint32_t n_batch = 512;  // prompt tokens per forward pass
   KvType kv_type = KvType::f16;
   ThreadPool* pool = nullptr;  // matmul rows split across it; results do not depend on its size
+  MemoryPool* memory = nullptr;  // where the buffers come from; nullptr: default_memory_pool()
 };
 inline constexpr uint32_t kDefaultMaxCtx = 4096;
+
+// The tags a session's buffers are counted under.
+inline constexpr std::string_view kTagKvCache = "kv_cache";
+inline constexpr std::string_view kTagActivations = "activations";
+inline constexpr std::string_view kTagLogits = "logits";
+inline constexpr std::string_view kTagScratch = "scratch";
+
+struct PlannedBuffer {
+  std::string_view tag;
+  std::string_view name;  // the member it becomes, e.g. "k" of the KV cache
+  uint64_t elements = 0;
+  uint64_t bytes = 0;     // as the pool holds it (pool_block_bytes)
+};
+
+// Every pool block a Session takes, computed from the config, the weight types and the options
+// before anything is allocated. Logits are planned for one token: an eval with all_logits over
+// more tokens grows them past the plan.
+struct SessionMemoryPlan {
+  uint32_t n_ctx = 0;
+  uint32_t n_batch = 0;
+  std::vector<PlannedBuffer> buffers;
+  uint64_t bytes(std::string_view tag) const;  // one tag's sum
+  uint64_t total() const;
+  const PlannedBuffer& find(std::string_view name) const;  // an invariant that it exists
+};
+SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOptions& opt = {});
 
 class Session {
  public:
@@ -50,14 +80,20 @@ class Session {
   KvType kv_type_;
   ThreadPool* pool_;
   uint32_t n_past_ = 0;
-  kernels::MatmulScratch scratch_;
+  MemoryPool* memory_;
+  kernels::MatmulScratch scratch_;  // sized for the largest matmul at construction
 
-  // KV cache, f16 bits or f32: K [n_layer][n_ctx][n_embd_kv], V transposed [n_layer][n_embd_kv][n_ctx].
-  std::vector<uint16_t> k16_, v16_;
-  std::vector<float> k32_, v32_;
+  // KV cache, f16 bits or f32 (only the pair in use is allocated): K [n_layer][n_ctx][n_embd_kv],
+  // V transposed [n_layer][n_embd_kv][n_ctx].
+  PoolArray<uint16_t> k16_, v16_;
+  PoolArray<float> k32_, v32_;
   // Activations for one batch: [n_batch][width].
-  std::vector<float> x_, h_, q_, k_cur_, v_cur_, att_, g_, u_, tmp_;
-  std::vector<float> logits_;     // [n_out][n_vocab]
+  PoolArray<float> x_, h_, q_, k_cur_, v_cur_, att_, g_, u_, tmp_;
+  // Attention workspace, one slot per thread of the pool: scores [n_threads][n_ctx], their f16
+  // copies, the f16 query [n_threads][head_dim]; v_row_ [n_embd_kv] for store_kv.
+  PoolArray<float> scores_;
+  PoolArray<uint16_t> p16_, q16_, v_row_;
+  PoolArray<float> logits_;       // [n_out][n_vocab]
   size_t n_logits_ = 0;
 };
 

@@ -6,7 +6,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <utility>
+
+#include "core/base/memory_pool.hpp"
 
 #include "core/gguf/types.hpp"
 
@@ -106,27 +110,26 @@ struct WeightView {
   float i2s_scale = 1.0f;  // I2_S only
 };
 
-// Scratch for matmul's quantized activations; grows on demand, reused across calls.
+// Scratch for matmul's quantized activations: a block of a memory pool (tag "scratch" unless
+// told), grown on demand and reused across calls. A session sizes it once from
+// matmul_scratch_bytes so that generation never allocates.
 class MatmulScratch {
  public:
+  MatmulScratch() : MatmulScratch(default_memory_pool()) {}
+  explicit MatmulScratch(MemoryPool& pool, std::string tag = "scratch") : pool_(&pool), tag_(std::move(tag)) {}
+
   // 64-byte aligned, at least `bytes`; contents are not kept when it grows.
   void* get(size_t bytes);
-  ~MatmulScratch();
-
-  // Owns its buffer: movable, not copyable (a copy would free the buffer twice).
-  MatmulScratch() = default;
-  MatmulScratch(const MatmulScratch&) = delete;
-  MatmulScratch& operator=(const MatmulScratch&) = delete;
-  MatmulScratch(MatmulScratch&& o) noexcept : ptr_(o.ptr_), size_(o.size_) {
-    o.ptr_ = nullptr;
-    o.size_ = 0;
-  }
-  MatmulScratch& operator=(MatmulScratch&& o) noexcept;
+  size_t capacity() const { return buf_.bytes(); }
 
  private:
-  void* ptr_ = nullptr;
-  size_t size_ = 0;
+  MemoryPool* pool_;
+  std::string tag_;
+  PoolBuffer buf_;  // movable, not copyable: so is the scratch
 };
+
+// Bytes of scratch matmul asks for with these weights and n_tokens activation rows.
+size_t matmul_scratch_bytes(const WeightView& w, int64_t n_tokens);
 
 // y[t*y_stride + r] = W[r,:] . x[t*x_stride + :] for t < n_tokens, r < w.rows, computed the way
 // the weight format's home engine does (activation quantization per SPEC 2.5 / 1.5; F16 and BF16

@@ -127,26 +127,27 @@ void matmul_blocks(const WeightView& w, int64_t act_per_token, Quantize quantize
 }  // namespace
 
 void* MatmulScratch::get(size_t bytes) {
-  if (bytes > size_ || ptr_ == nullptr) {
-    const size_t want = align_up(bytes == 0 ? 1 : bytes);
-    void* p = std::aligned_alloc(kAlign, want);
-    if (p == nullptr) throw std::bad_alloc();
-    std::free(ptr_);
-    ptr_ = p;
-    size_ = want;
+  if (buf_.empty() || bytes > buf_.bytes()) {
+    buf_.reset();  // the contents need not survive: never hold the old and the new block together
+    buf_ = pool_->allocate(tag_, bytes == 0 ? 1 : bytes);
   }
-  return ptr_;
+  return buf_.data();
 }
 
-MatmulScratch::~MatmulScratch() { std::free(ptr_); }
-
-MatmulScratch& MatmulScratch::operator=(MatmulScratch&& o) noexcept {
-  if (this != &o) {
-    std::free(ptr_);
-    ptr_ = std::exchange(o.ptr_, nullptr);
-    size_ = std::exchange(o.size_, 0);
+size_t matmul_scratch_bytes(const WeightView& w, int64_t n_tokens) {
+  using G = gguf::GgmlType;
+  const auto n = static_cast<size_t>(n_tokens), cols = static_cast<size_t>(w.cols);
+  switch (w.type) {
+    case G::I2_S: return align_up(n * cols) + align_up(n * sizeof(float)) + n * sizeof(int32_t);
+    case G::TQ1_0:
+    case G::TQ2_0:
+    case G::Q6_K: return n * (cols / kQK_K) * sizeof(BlockQ8K);
+    case G::Q8_0:
+    case G::Q4_0: return n * (cols / kQK8_0) * sizeof(BlockQ8_0);
+    case G::F16:
+    case G::BF16: return n * cols * sizeof(uint16_t);
+    default: return 0;  // F32 reads the activations as they are
   }
-  return *this;
 }
 
 void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,
