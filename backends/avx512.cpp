@@ -86,8 +86,8 @@ float dot_f16_f16(const uint16_t* w, const uint16_t* a, int64_t n) {
   };
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    // Two rows ahead (a 2560-wide row is 5 KB): the hardware prefetcher alone leaves a single
-    // thread at about 6 GB/s on this kind of machine, with it about 9.5.
+    // 32 KB ahead (six 2560-wide rows) into L2: on the 2B model's output matrix, 2 threads read
+    // 17.7 GB/s with the hardware prefetcher alone, 22.7 with this (measured with bench --kernels).
     _mm_prefetch(reinterpret_cast<const char*>(w + i) + 32768, _MM_HINT_T1);
     step(load256(w + i), load256(a + i), 0);
     step(load256(w + i + 16), load256(a + i + 16), 2);
@@ -231,7 +231,7 @@ inline __m128i reduce4(const __m512i* v) {
 void tq2_0_rows4(const uint8_t* const* w, const BlockQ8K* a, int64_t nb, float* out /* [4] */) {
   const __m512i s01 = half_shifts(0, 2), s23 = half_shifts(4, 6);
   __m128 sum = _mm_setzero_ps();
-  const int64_t ahead = 16 * nb * 66;  // the same block of the next tile's rows
+  const int64_t ahead = 16 * nb * 66;  // the same block 16 rows on, into L2 (tuned on the 2B decode)
   for (int64_t i = 0; i < nb; ++i, ++a) {
     for (int r = 0; r < 4; ++r) _mm_prefetch(reinterpret_cast<const char*>(w[r] + i * 66 + ahead), _MM_HINT_T1);
     __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
