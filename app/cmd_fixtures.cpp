@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "core/base/units.hpp"
 #include "app/cli.hpp"
 #include "app/signals.hpp"
 #include "core/base/error.hpp"
@@ -29,13 +30,6 @@ struct FixturesOptions {
 };
 
 void out(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
-
-std::string human_bytes(uint64_t b) {
-  if (b < 1024) return fmt::format("{} B", b);
-  if (b < 1024 * 1024) return fmt::format("{:.1f} KiB", static_cast<double>(b) / 1024);
-  if (b < (uint64_t{1} << 30)) return fmt::format("{:.1f} MiB", static_cast<double>(b) / (1024 * 1024));
-  return fmt::format("{:.2f} GiB", static_cast<double>(b) / (1024.0 * 1024 * 1024));
-}
 
 fixtures::Fixtures make_fixtures(const Context& ctx, const FixturesOptions& o) {
   fixtures::FixtureConfig cfg = ctx.fixtures;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "core/base/units.hpp"
 #include "app/cli.hpp"
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
@@ -21,17 +22,6 @@ struct InspectOptions {
   bool json = false;
   bool no_hash = false;
 };
-
-std::string human_bytes(uint64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.2f} {}", v, units[u]);
-}
 
 template <typename... Args>
 void add_line(std::string& o, fmt::format_string<Args...> f, Args&&... args) {
@@ -139,13 +129,8 @@ std::string print_json(const diag::ModelReport& r, bool with_tensors) {
   } else {
     j.null();
   }
-  j.key("types").begin_object();
-  for (const auto& [type, c] : r.type_histogram) {
-    j.key(type).begin_object();
-    j.key("tensors").value(c.tensors).key("elements").value(c.elements).key("bytes").value(c.bytes);
-    j.end_object();
-  }
-  j.end_object();
+  j.key("types");
+  diag::write_type_histogram(j, r.type_histogram);
   if (with_tensors) {
     j.key("tensors").begin_array();
     for (const auto& t : r.tensors) {

@@ -85,13 +85,8 @@ void json_model(Json& o, const ModelSection& m) {
   } else {
     j.null();
   }
-  j.key("types").begin_object();
-  for (const auto& [type, c] : r.type_histogram) {
-    j.key(type).begin_object();
-    j.key("tensors").value(c.tensors).key("elements").value(c.elements).key("bytes").value(c.bytes);
-    j.end_object();
-  }
-  j.end_object();
+  j.key("types");
+  write_type_histogram(j, r.type_histogram);
   o.strings("problems", r.problems).strings("notes", r.notes);
   j.end_object();
   j.end_object();

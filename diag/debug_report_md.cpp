@@ -4,21 +4,11 @@
 
 #include <fmt/format.h>
 
+#include "core/base/units.hpp"
 #include "diag/debug_report.hpp"
 
 namespace bitnet::diag {
 namespace {
-
-std::string human_bytes(uint64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.2f} {}", v, units[u]);
-}
 
 std::string opt_bytes(const std::optional<uint64_t>& b) { return b ? human_bytes(*b) : "unknown"; }
 

@@ -2,6 +2,7 @@
 #include "model_report.hpp"
 
 #include "core/base/error.hpp"
+#include "core/base/json_writer.hpp"
 #include "core/base/sha256.hpp"
 #include "core/gguf/reader.hpp"
 
@@ -105,6 +106,16 @@ ModelReport build_model_report(const std::filesystem::path& path, const ModelRep
     r.notes.push_back("no 'tokenizer.ggml.pre' key: LLaMA-3 pre-tokenizer rules are assumed (bitnet.cpp would "
                       "use its 'default' chain)");
   return r;
+}
+
+void write_type_histogram(JsonWriter& j, const std::map<std::string, TypeCount>& histogram) {
+  j.begin_object();
+  for (const auto& [type, c] : histogram) {
+    j.key(type).begin_object();
+    j.key("tensors").value(c.tensors).key("elements").value(c.elements).key("bytes").value(c.bytes);
+    j.end_object();
+  }
+  j.end_object();
 }
 
 }  // namespace bitnet::diag

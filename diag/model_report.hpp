@@ -12,6 +12,10 @@
 
 #include "core/model/metadata.hpp"
 
+namespace bitnet {
+class JsonWriter;
+}
+
 namespace bitnet::diag {
 
 enum class Verdict {
@@ -64,5 +68,9 @@ struct ModelReportOptions {
 // Throws bitnet::Error(invalid_input) when the container itself is broken (nothing to report);
 // model-level problems are recorded in the report instead.
 ModelReport build_model_report(const std::filesystem::path& path, const ModelReportOptions& opt = {});
+
+// {"F16": {"tensors": N, "elements": N, "bytes": N}, ...}: the type histogram as `inspect --json`
+// and `debug-report --format json` both write it.
+void write_type_histogram(JsonWriter& j, const std::map<std::string, TypeCount>& histogram);
 
 }  // namespace bitnet::diag
