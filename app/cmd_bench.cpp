@@ -74,10 +74,13 @@ std::string human_params(uint64_t n) {
 }
 
 std::string markdown(const diag::BenchReport& r, const RefRows* ref) {
-  std::string o = "| model | size | params | backend | threads | test | t/s |";
-  o.append(ref ? " ratio |\n" : "\n");
-  o.append("| --- | ---: | ---: | --- | ---: | ---: | ---: |");
-  o.append(ref ? " ---: |\n" : "\n");
+  std::string o;
+  if (!r.results.empty()) o.append("| model | size | params | backend | threads | test | t/s |");
+  if (!r.results.empty()) {
+    o.append(ref ? " ratio |\n" : "\n");
+    o.append("| --- | ---: | ---: | --- | ---: | ---: | ---: |");
+    o.append(ref ? " ---: |\n" : "\n");
+  }
   for (size_t i = 0; i < r.results.size(); ++i) {
     const auto& x = r.results[i];
     o.append(fmt::format("| {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} |", r.model_type, human_size(r.model_size),
@@ -101,7 +104,9 @@ std::string markdown(const diag::BenchReport& r, const RefRows* ref) {
                          100.0 * x.avg_ts / x.roofline_ts));
   }
   if (!r.kernels.empty()) {
-    o.append("\n| kernel table | entry | tensors | type | rows x cols | tokens | threads | us/call | GOPS | GB/s |\n"
+    o.append(fmt::format("{}{} ({}, {} params)\n\n| kernel table |", o.empty() ? "" : "\n", r.model_type,
+                         human_size(r.model_size), human_params(r.model_n_params)));
+    o.append(" entry | tensors | type | rows x cols | tokens | threads | us/call | GOPS | GB/s |\n"
              "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (const auto& k : r.kernels)
       o.append(fmt::format("| {} | {} | {} | {} | {} x {} | {} | {} | {:.1f} | {} | {:.2f} |\n", k.backend, k.entry,
