@@ -254,6 +254,24 @@ void tq2_0_rows4(const uint8_t* const* w, const BlockQ8K* a, int64_t nb, float* 
   _mm_storeu_ps(out, sum);
 }
 
+// Four I2_S rows x one token (decode): integer sums over the whole row, one reduction at the end.
+void i2s_rows4(const uint8_t* w, int64_t row_bytes, const int8_t* q, int64_t n, int32_t* out /* [4] */) {
+  const __m512i s01 = half_shifts(6, 4), s23 = half_shifts(2, 0);
+  __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+  const int64_t ahead = 16 * row_bytes;  // 16 rows on, into L2, as for TQ2_0
+  for (int64_t g = 0; g < n / kernels::kQK_I2S; ++g) {
+    const __m512i q0 = _mm512_loadu_si512(q + g * 128), q1 = _mm512_loadu_si512(q + g * 128 + 64);
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* p = w + r * row_bytes + g * 32;
+      if ((g & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(p + ahead), _MM_HINT_T1);
+      const __m256i x = load256(p);
+      acc[r] = _mm512_dpbusd_epi32(acc[r], codes64(x, s01), q0);
+      acc[r] = _mm512_dpbusd_epi32(acc[r], codes64(x, s23), q1);
+    }
+  }
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), reduce4(acc));
+}
+
 }  // namespace
 
 void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n_tokens, int64_t n, float* y,
@@ -307,8 +325,11 @@ void gemm_i2s_i8(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_to
       for (int r = 0; r < 4; ++r)
         for (int t = 0; t < 4; ++t) y[(t0 + t) * y_stride + r0 + r] = out[r * 4 + t];
     }
-    for (; t0 < n_tokens; ++t0)
-      for (int r = 0; r < 4; ++r) y[t0 * y_stride + r0 + r] = dot_i2s_i8(w + (r0 + r) * row_bytes, 0, q + t0 * n, n);
+    for (; t0 < n_tokens; ++t0) {
+      alignas(16) int32_t out[4];
+      i2s_rows4(w + r0 * row_bytes, row_bytes, q + t0 * n, n, out);
+      for (int r = 0; r < 4; ++r) y[t0 * y_stride + r0 + r] = out[r];
+    }
   }
   for (; r0 < n_rows; ++r0)
     for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r0] = dot_i2s_i8(w + r0 * row_bytes, 0, q + t * n, n);

@@ -210,10 +210,10 @@ std::vector<KernelBenchRow> run_kernel_bench(const model::Model& m, ThreadPool& 
       if (!e.present) continue;
       const std::string type(gguf::type_name(s.w.type));
       for (int64_t nt : opt.n_tokens) {
-        // matmul takes the table's GEMM entry where it has one (I2_S: for more than one token).
+        // matmul takes the table's GEMM entry where it has one.
         const char* entry = e.dot;
         if (s.w.type == G::TQ2_0 && k->gemm_tq2_0_q8_k != nullptr) entry = "gemm_tq2_0_q8_k";
-        if (s.w.type == G::I2_S && k->gemm_i2s_i8 != nullptr && nt > 1 && s.w.cols % kernels::kQK_I2S == 0)
+        if (s.w.type == G::I2_S && k->gemm_i2s_i8 != nullptr && s.w.cols % kernels::kQK_I2S == 0)
           entry = "gemm_i2s_i8";
         KernelBenchRow r{std::string(k->name), entry, s.tensors, type, s.w.rows, s.w.cols, nt, pool.size(), {}, 0, 0, 0, 0};
         time_calls(r, opt.samples, [&] {

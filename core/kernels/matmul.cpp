@@ -75,7 +75,7 @@ void matmul_i2s(const KernelTable& k, const WeightView& w, const float* x, int64
 
   const auto* codes = reinterpret_cast<const uint8_t*>(w.data);
   auto finish = [&](int32_t dot, int64_t t) { return static_cast<float>(dot - qsum[t]) / scale[t] * w.i2s_scale; };
-  if (k.gemm_i2s_i8 != nullptr && n_tokens > 1 && w.cols % kQK_I2S == 0) {
+  if (k.gemm_i2s_i8 != nullptr && w.cols % kQK_I2S == 0) {
     for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
       for_tiles(r0, r1, n_tokens, [&](int64_t rb, int64_t nr, int64_t tb, int64_t nt) {
         std::array<int32_t, kTileRows * kTileTokens> dots;
