@@ -3,6 +3,7 @@
 // load. Operations not specialised here come from the AVX2 table.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "backends/avx2.hpp"
@@ -274,6 +275,60 @@ void i2s_rows4(const uint8_t* w, int64_t row_bytes, const int8_t* q, int64_t n, 
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out), reduce4(acc));
 }
 
+// 16 TQ2_0 rows x NT tokens, one row per int32 lane: gathering dword d of the 16 rows' block puts
+// row j's codes of 4 consecutive elements (at each of the 4 shifts) in lane j, which meets a
+// broadcast of those 4 activations. The block sums then land one row per lane, with no horizontal
+// reduction, and each gathered vector serves NT tokens. Same per-block float order as the dot.
+template <int NT>
+void tq2_0_rows16(const uint8_t* w, int64_t row_bytes, const BlockQ8K* const* a, int64_t nb, float* y, int64_t y_stride) {
+  const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(static_cast<int32_t>(row_bytes)));
+  const __m512i mask = _mm512_set1_epi8(3);
+  __m512 sum[NT];
+  for (auto& v : sum) v = _mm512_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const uint8_t* blk = w + i * 66;
+    __m512i acc[NT];
+    for (auto& v : acc) v = _mm512_setzero_si512();
+    for (int d = 0; d < 16; ++d) {
+      const __m512i v = _mm512_i32gather_epi32(_mm512_add_epi32(rows, _mm512_set1_epi32(4 * d)), blk, 1);
+      for (int m = 0; m < 4; ++m) {
+        const __m512i codes = _mm512_and_si512(_mm512_srli_epi32(v, 2 * m), mask);
+        const int e = (d / 8) * 128 + 32 * m + 4 * (d % 8);
+        for (int t = 0; t < NT; ++t) {
+          int32_t q4;
+          std::memcpy(&q4, a[t][i].qs + e, 4);
+          acc[t] = _mm512_dpbusd_epi32(acc[t], codes, _mm512_set1_epi32(q4));
+        }
+      }
+    }
+    // Row j's scale is the high half of the dword at byte 62 (bytes 64-65; reading at 64 could
+    // run past the last row's end).
+    const __m512i sc = _mm512_srli_epi32(_mm512_i32gather_epi32(_mm512_add_epi32(rows, _mm512_set1_epi32(62)), blk, 1), 16);
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(sc));
+    for (int t = 0; t < NT; ++t) {
+      const __m512i isum = _mm512_sub_epi32(acc[t], _mm512_set1_epi32(block_qsum(&a[t][i])));
+      sum[t] = _mm512_add_ps(sum[t], _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(a[t][i].d))));
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * y_stride, sum[t]);
+}
+
+// NT tokens (1..8) for 16 rows, NT a run-time value.
+void tq2_0_rows16_n(int nt, const uint8_t* w, int64_t row_bytes, const BlockQ8K* const* a, int64_t nb, float* y,
+                    int64_t y_stride) {
+  switch (nt) {
+    case 1: return tq2_0_rows16<1>(w, row_bytes, a, nb, y, y_stride);
+    case 2: return tq2_0_rows16<2>(w, row_bytes, a, nb, y, y_stride);
+    case 3: return tq2_0_rows16<3>(w, row_bytes, a, nb, y, y_stride);
+    case 4: return tq2_0_rows16<4>(w, row_bytes, a, nb, y, y_stride);
+    case 5: return tq2_0_rows16<5>(w, row_bytes, a, nb, y, y_stride);
+    case 6: return tq2_0_rows16<6>(w, row_bytes, a, nb, y, y_stride);
+    case 7: return tq2_0_rows16<7>(w, row_bytes, a, nb, y, y_stride);
+    default: return tq2_0_rows16<8>(w, row_bytes, a, nb, y, y_stride);
+  }
+}
+
 }  // namespace
 
 void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n_tokens, int64_t n, float* y,
@@ -282,6 +337,18 @@ void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto row = [&](int64_t r) { return wb + r * nb * 66; };
   int64_t r0 = 0;
+  // Prefill: 16 rows x up to 8 tokens per tile. Decode (fewer than 4 tokens) keeps the 4-row
+  // tile, whose contiguous loads stream better than gathers.
+  if (n_tokens >= 4) {
+    for (; r0 + 16 <= n_rows; r0 += 16) {
+      for (int64_t t0 = 0; t0 < n_tokens; t0 += 8) {
+        const int nt = static_cast<int>(std::min<int64_t>(8, n_tokens - t0));
+        const BlockQ8K* at[8];
+        for (int t = 0; t < nt; ++t) at[t] = a + (t0 + t) * nb;
+        tq2_0_rows16_n(nt, row(r0), nb * 66, at, nb, y + t0 * y_stride + r0, y_stride);
+      }
+    }
+  }
   for (; r0 + 4 <= n_rows; r0 += 4) {
     const uint8_t* wr[4] = {row(r0), row(r0 + 1), row(r0 + 2), row(r0 + 3)};
     int64_t t0 = 0;
