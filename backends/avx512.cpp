@@ -144,6 +144,46 @@ void quantize_q8_k(const float* x, int64_t n, BlockQ8K* y) {
   }
 }
 
+
+// F16 rows x up to 4 F16 tokens. Each token is converted to f32 once (zero-padded to a multiple of
+// 16), so the inner loop converts only the weights, and each converted weight vector serves all
+// the tokens; products are exact in f32 and summed in double, as in dot_f16_f16.
+constexpr int64_t kF16MaxN = 4096;
+
+template <int NT>
+void f16_rows(const uint16_t* w, int64_t w_stride, int64_t n_rows, const float* af /* [NT][kF16MaxN] */, int64_t n,
+              float* y, int64_t y_stride) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint16_t* row = w + r * w_stride;
+    __m512d acc[NT][4];
+    for (auto& t : acc) t[0] = t[1] = t[2] = t[3] = _mm512_setzero_pd();
+    // Products of chunk c (16 elements) go to accumulators 2(c%2) and 2(c%2)+1: four chains per
+    // token, so the double adds overlap.
+    auto chunk = [&](const __m512 wf, int64_t i, int j) {
+      for (int t = 0; t < NT; ++t) {
+        const __m512 p = _mm512_mul_ps(wf, _mm512_load_ps(af + t * kF16MaxN + i));
+        acc[t][j] = _mm512_add_pd(acc[t][j], _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
+        acc[t][j + 1] =
+            _mm512_add_pd(acc[t][j + 1], _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
+      }
+    };
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + i) + 32768, _MM_HINT_T1);
+      chunk(_mm512_cvtph_ps(load256(row + i)), i, 0);
+      chunk(_mm512_cvtph_ps(load256(row + i + 16)), i + 16, 2);
+    }
+    for (; i < n; i += 16) {
+      const int64_t left = n - i;
+      const auto m = static_cast<__mmask16>(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
+      chunk(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + i)), i, 0);
+    }
+    for (int t = 0; t < NT; ++t)
+      y[t * y_stride + r] = static_cast<float>(
+          _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(acc[t][0], acc[t][1]), _mm512_add_pd(acc[t][2], acc[t][3]))));
+  }
+}
+
 // --- many-token products: tiles of 4 rows x 4 tokens, 16 int32 accumulators in registers ---
 namespace {
 
@@ -369,6 +409,36 @@ void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n
     for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r0] = dot_tq2_0_q8_k(row(r0), a + t * nb, n);
 }
 
+void gemm_f16(const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_t* a, int64_t a_stride, int64_t n_tokens,
+              int64_t n, float* y, int64_t y_stride) {
+  if (n > kF16MaxN) {
+    for (int64_t t = 0; t < n_tokens; ++t)
+      for (int64_t r = 0; r < n_rows; ++r) y[t * y_stride + r] = dot_f16_f16(w + r * w_stride, a + t * a_stride, n);
+    return;
+  }
+  alignas(64) static thread_local float af[4 * kF16MaxN];
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
+    const int nt = static_cast<int>(std::min<int64_t>(4, n_tokens - t0));
+    const int64_t padded = (n + 15) / 16 * 16;
+    for (int t = 0; t < nt; ++t) {
+      float* dst = af + t * kF16MaxN;
+      const uint16_t* src = a + (t0 + t) * a_stride;
+      for (int64_t i = 0; i < padded; i += 16) {
+        const int64_t left = n - i;
+        const auto m = static_cast<__mmask16>(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
+        _mm512_store_ps(dst + i, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + i)));
+      }
+    }
+    float* yt = y + t0 * y_stride;
+    switch (nt) {
+      case 1: f16_rows<1>(w, w_stride, n_rows, af, n, yt, y_stride); break;
+      case 2: f16_rows<2>(w, w_stride, n_rows, af, n, yt, y_stride); break;
+      case 3: f16_rows<3>(w, w_stride, n_rows, af, n, yt, y_stride); break;
+      default: f16_rows<4>(w, w_stride, n_rows, af, n, yt, y_stride); break;
+    }
+  }
+}
+
 // I2_S: all-integer, so the 16 accumulators run over the whole row and are reduced once.
 void gemm_i2s_i8(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_tokens, int64_t n, int32_t* y,
                  int64_t y_stride) {
@@ -418,6 +488,7 @@ const kernels::KernelTable& avx512_table() {
     t.quantize_q8_k = avx512::quantize_q8_k;
     t.gemm_tq2_0_q8_k = avx512::gemm_tq2_0_q8_k;
     t.gemm_i2s_i8 = avx512::gemm_i2s_i8;
+    t.gemm_f16 = avx512::gemm_f16;
     return t;
   }();
   return table;

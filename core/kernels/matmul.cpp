@@ -184,7 +184,18 @@ void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x
     case G::Q6_K: return k_dot(k.dot_q6_k_q8_k, nullptr);
     case G::Q8_0: return q8_dot(k.dot_q8_0_q8_0);
     case G::Q4_0: return q8_dot(k.dot_q4_0_q8_0);
-    case G::F16: return half_dot(k.to_f16, k.dot_f16_f16);
+    case G::F16:
+      if (k.gemm_f16 != nullptr && k.to_f16 != nullptr) {
+        // 16-bit weights are only 2-aligned in a GGUF file; the entry reads them as uint16_t.
+        const auto* wh = reinterpret_cast<const uint16_t*>(w.data);
+        auto* act = static_cast<uint16_t*>(scratch.get(static_cast<size_t>(n_tokens * w.cols) * sizeof(uint16_t)));
+        for (int64_t t = 0; t < n_tokens; ++t) k.to_f16(x + t * x_stride, w.cols, act + t * w.cols);
+        for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
+          k.gemm_f16(wh + r0 * w.cols, w.cols, r1 - r0, act, w.cols, n_tokens, w.cols, y + r0, y_stride);
+        });
+        return;
+      }
+      return half_dot(k.to_f16, k.dot_f16_f16);
     case G::BF16: return half_dot(k.to_bf16, k.dot_bf16_bf16);
     case G::F32: {
       check_entry(k.dot_f32_f32, w, k);

@@ -144,6 +144,7 @@ const KernelTable& reference_table() {
       ref::dot_f32_f32,
       nullptr,  // gemm_tq2_0_q8_k: the reference is the dot entry, pair by pair
       nullptr,  // gemm_i2s_i8
+      nullptr,  // gemm_f16
   };
   return table;
 }

@@ -202,6 +202,44 @@ TEST(Backends, F16DotWithinOneRounding) {
   }
 }
 
+// The strided many-token F16 entry: each result within one final rounding of the reference dot,
+// for short rows (attention's head_dim), tails, token counts across its groups of four, and
+// rows longer than its activation buffer (its fallback).
+TEST(Backends, GemmF16WithinOneRounding) {
+  std::mt19937 rng(8);
+  size_t checked = 0;
+  for (const KernelTable* k : optimised_tables()) {
+    if (k->gemm_f16 == nullptr) continue;
+    for (int64_t n : {1, 15, 16, 17, 128, 300, 2560, 5000}) {
+      for (auto [rows, tokens] : {std::pair<int64_t, int64_t>{3, 1}, {5, 4}, {7, 6}, {2, 9}}) {
+        const int64_t w_stride = n + 5, a_stride = n + 3, y_stride = rows + 2;
+        std::vector<uint16_t> w = test::random_f16(rng, static_cast<size_t>(w_stride * rows), -2.0f, 2.0f);
+        std::vector<uint16_t> a = test::random_f16(rng, static_cast<size_t>(a_stride * tokens), -4.0f, 4.0f);
+        std::vector<float> y(static_cast<size_t>(y_stride * tokens), -7.0f);
+        k->gemm_f16(w.data(), w_stride, rows, a.data(), a_stride, tokens, n, y.data(), y_stride);
+        for (int64_t t = 0; t < tokens; ++t) {
+          for (int64_t r = 0; r < rows; ++r) {
+            const uint16_t* wr = w.data() + r * w_stride;
+            const uint16_t* at = a.data() + t * a_stride;
+            const float want = reference_table().dot_f16_f16(wr, at, n);
+            double abs_sum = 0;
+            for (int64_t i = 0; i < n; ++i) abs_sum += std::fabs(f16_to_f32(wr[i]) * f16_to_f32(at[i]));
+            EXPECT_LE(std::fabs(y[static_cast<size_t>(t * y_stride + r)] - want), std::ldexp(std::fabs(want), -23) + 1e-12 * abs_sum)
+                << k->name << " n=" << n << " r=" << r << " t=" << t;
+            ++checked;
+          }
+          EXPECT_EQ(y[static_cast<size_t>(t * y_stride + rows)], -7.0f) << "wrote past its rows";
+        }
+      }
+    }
+  }
+  bool any = false;
+  for (const KernelTable* k : optimised_tables()) any |= k->gemm_f16 != nullptr;
+  if (any) {
+    EXPECT_GT(checked, 0u);
+  }
+}
+
 TEST(Backends, ToF16IsBitExactOnFiniteInputs) {
   std::mt19937 rng(4);
   for (const KernelTable* k : optimised_tables()) {
