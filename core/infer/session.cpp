@@ -115,6 +115,42 @@ void Session::attention(uint32_t layer, int64_t T) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool f16 = kv_type_ == KvType::f16;
   const size_t k_base = size_t{layer} * n_ctx_ * W, v_base = size_t{layer} * W * n_ctx_;
+  // With an F16 cache and a table that has gemm_f16, the query heads sharing a KV head are done
+  // together, each K and V row converted once for all of them: item = (token, KV head).
+  if (f16 && k_.gemm_f16 != nullptr) {
+    const int64_t n_kv = c_.n_head_kv;
+    const int64_t n_items = T * n_kv;
+    const int64_t parts = pool_ ? std::min<int64_t>(pool_->size(), n_items) : 1;
+    auto part = [&](int64_t p) {
+      float* scores = scores_.data() + static_cast<size_t>(p * group) * n_ctx_;   // [group][n_ctx]
+      uint16_t* p16 = p16_.data() + static_cast<size_t>(p * group) * n_ctx_;      // [group][n_ctx]
+      uint16_t* q16 = q16_.data() + static_cast<size_t>(p * group * hd);          // [group][hd]
+      for (int64_t item = n_items * p / parts; item < n_items * (p + 1) / parts; ++item) {
+        const int64_t t = item / n_kv, g = item % n_kv;
+        const auto n_keys = static_cast<int64_t>(n_past_) + t + 1;
+        const size_t first = static_cast<size_t>((t * n_head + g * group) * hd);  // the group's first query head
+        k_.to_f16(&q_[first], group * hd, q16);
+        k_.gemm_f16(&k16_[k_base + static_cast<size_t>(g * hd)], static_cast<int64_t>(W), n_keys, q16, hd, group, hd,
+                    scores, n_ctx_);
+        for (int64_t h = 0; h < group; ++h) {
+          float* s = scores + static_cast<size_t>(h) * n_ctx_;
+          for (int64_t j = 0; j < n_keys; ++j) s[j] *= scale;
+          softmax(s, n_keys);
+          k_.to_f16(s, n_keys, p16 + static_cast<size_t>(h) * n_ctx_);
+        }
+        k_.gemm_f16(&v16_[v_base + static_cast<size_t>(g * hd) * n_ctx_], n_ctx_, hd, p16, n_ctx_, group, n_keys,
+                    &att_[first], hd);
+      }
+    };
+    if (parts == 1) {
+      part(0);
+    } else {
+      pool_->parallel_for(parts, [&](int64_t b, int64_t e) {
+        for (int64_t p = b; p < e; ++p) part(p);
+      });
+    }
+    return;
+  }
   // Work item i = (token i / n_head, head i % n_head), split into one part per thread; part p
   // uses workspace slot p.
   const int64_t n_items = T * n_head;
