@@ -215,6 +215,7 @@ std::vector<KernelBenchRow> run_kernel_bench(const model::Model& m, ThreadPool& 
         if (s.w.type == G::TQ2_0 && k->gemm_tq2_0_q8_k != nullptr) entry = "gemm_tq2_0_q8_k";
         if (s.w.type == G::I2_S && k->gemm_i2s_i8 != nullptr && s.w.cols % kernels::kQK_I2S == 0)
           entry = "gemm_i2s_i8";
+        if (s.w.type == G::F16 && k->gemm_f16 != nullptr) entry = "gemm_f16";
         KernelBenchRow r{std::string(k->name), entry, s.tensors, type, s.w.rows, s.w.cols, nt, pool.size(), {}, 0, 0, 0, 0};
         time_calls(r, opt.samples, [&] {
           kernels::matmul(*k, s.w, x.data(), s.w.cols, nt, y.data(), s.w.rows, scratch, &pool);
