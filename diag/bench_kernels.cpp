@@ -26,29 +26,16 @@ uint64_t matrix_bytes(const kernels::WeightView& w) {
   return static_cast<uint64_t>(w.rows) * static_cast<uint64_t>(w.cols) / t.block_size * t.block_bytes;
 }
 
-// The dot-product entry matmul uses for a weight type, and the quantizer that feeds it.
-struct Entries {
-  const char* dot = nullptr;
-  const char* quantize = nullptr;  // nullptr for F32 (activations are used as they are)
-  bool present = false;            // whether this table has the dot (and quantizer)
-};
-
-Entries entries_for(const kernels::KernelTable& k, G type) {
-  auto both = [](const char* d, const char* q, const void* dp, const void* qp) {
-    return Entries{d, q, dp != nullptr && (q == nullptr || qp != nullptr)};
-  };
-  auto fp = [](auto f) { return reinterpret_cast<const void*>(f); };
+// The quantizer that feeds a weight type's products (nullptr for F32: activations are used as
+// they are, or a type matmul cannot run).
+const char* quantizer(G type) {
   switch (type) {
-    case G::I2_S: return both("dot_i2s_i8", "quantize_i8", fp(k.dot_i2s_i8), fp(k.quantize_i8));
-    case G::TQ2_0: return both("dot_tq2_0_q8_k", "quantize_q8_k", fp(k.dot_tq2_0_q8_k), fp(k.quantize_q8_k));
-    case G::TQ1_0: return both("dot_tq1_0_q8_k", "quantize_q8_k", fp(k.dot_tq1_0_q8_k), fp(k.quantize_q8_k));
-    case G::Q6_K: return both("dot_q6_k_q8_k", "quantize_q8_k", fp(k.dot_q6_k_q8_k), fp(k.quantize_q8_k));
-    case G::Q8_0: return both("dot_q8_0_q8_0", "quantize_q8_0", fp(k.dot_q8_0_q8_0), fp(k.quantize_q8_0));
-    case G::Q4_0: return both("dot_q4_0_q8_0", "quantize_q8_0", fp(k.dot_q4_0_q8_0), fp(k.quantize_q8_0));
-    case G::F16: return both("dot_f16_f16", "to_f16", fp(k.dot_f16_f16), fp(k.to_f16));
-    case G::BF16: return both("dot_bf16_bf16", "to_bf16", fp(k.dot_bf16_bf16), fp(k.to_bf16));
-    case G::F32: return both("dot_f32_f32", nullptr, fp(k.dot_f32_f32), nullptr);
-    default: return {};
+    case G::I2_S: return "quantize_i8";
+    case G::TQ2_0: case G::TQ1_0: case G::Q6_K: return "quantize_q8_k";
+    case G::Q8_0: case G::Q4_0: return "quantize_q8_0";
+    case G::F16: return "to_f16";
+    case G::BF16: return "to_bf16";
+    default: return nullptr;
   }
 }
 
@@ -206,17 +193,11 @@ std::vector<KernelBenchRow> run_kernel_bench(const model::Model& m, ThreadPool& 
 
   for (const kernels::KernelTable* k : opt.tables) {
     for (const Shape& s : shapes) {
-      const Entries e = entries_for(*k, s.w.type);
-      if (!e.present) continue;
+      const std::string_view entry = kernels::matmul_entry(*k, s.w);
+      if (entry.empty()) continue;
       const std::string type(gguf::type_name(s.w.type));
       for (int64_t nt : opt.n_tokens) {
-        // matmul takes the table's GEMM entry where it has one.
-        const char* entry = e.dot;
-        if (s.w.type == G::TQ2_0 && k->gemm_tq2_0_q8_k != nullptr) entry = "gemm_tq2_0_q8_k";
-        if (s.w.type == G::I2_S && k->gemm_i2s_i8 != nullptr && s.w.cols % kernels::kQK_I2S == 0)
-          entry = "gemm_i2s_i8";
-        if (s.w.type == G::F16 && k->gemm_f16 != nullptr) entry = "gemm_f16";
-        KernelBenchRow r{std::string(k->name), entry, s.tensors, type, s.w.rows, s.w.cols, nt, pool.size(), {}, 0, 0, 0, 0};
+        KernelBenchRow r{std::string(k->name), std::string(entry), s.tensors, type, s.w.rows, s.w.cols, nt, pool.size(), {}, 0, 0, 0, 0};
         time_calls(r, opt.samples, [&] {
           kernels::matmul(*k, s.w, x.data(), s.w.cols, nt, y.data(), s.w.rows, scratch, &pool);
         });
@@ -229,13 +210,13 @@ std::vector<KernelBenchRow> run_kernel_bench(const model::Model& m, ThreadPool& 
     // Each quantizer once per distinct width (it runs on the calling thread, before the matmul).
     std::vector<std::pair<std::string, int64_t>> done;
     for (const Shape& s : shapes) {
-      const Entries e = entries_for(*k, s.w.type);
-      if (!e.present || e.quantize == nullptr) continue;
-      if (std::find(done.begin(), done.end(), std::pair<std::string, int64_t>(e.quantize, s.w.cols)) != done.end()) continue;
-      done.emplace_back(e.quantize, s.w.cols);
+      const char* q = quantizer(s.w.type);
+      if (q == nullptr || kernels::matmul_entry(*k, s.w).empty()) continue;
+      if (std::find(done.begin(), done.end(), std::pair<std::string, int64_t>(q, s.w.cols)) != done.end()) continue;
+      done.emplace_back(q, s.w.cols);
       const int64_t n = std::min<int64_t>(kQuantRows, static_cast<int64_t>(x.size()) / s.w.cols);
       void* out = scratch.get(static_cast<size_t>(s.w.cols) * sizeof(kernels::BlockQ8K));  // >= any quantized row
-      KernelBenchRow r{std::string(k->name), e.quantize, s.tensors, "F32", 1, s.w.cols, n, 1, {}, 0, 0, 0, 0};
+      KernelBenchRow r{std::string(k->name), q, s.tensors, "F32", 1, s.w.cols, n, 1, {}, 0, 0, 0, 0};
       time_calls(r, opt.samples, [&] {
         for (int64_t t = 0; t < n; ++t) quantize_row(*k, s.w.type, x.data() + t * s.w.cols, s.w.cols, out);
       });

@@ -105,79 +105,54 @@ void Session::store_kv(uint32_t layer, int64_t T) {
 }
 
 // Causal attention for the T new tokens against everything in the cache (GQA: query head h
-// reads kv head h / (n_head / n_head_kv)). Writes att_ [T][n_head * head_dim]. Each (token,
-// head) is computed by the same table dot products whichever thread runs it. With an F16 cache
-// the query and the softmax weights are rounded to F16 first (ggml's F16 matmul does the same);
-// products of two F16 values are exact, and the table's F16 dot sums them in double.
+// reads kv head h / (n_head / n_head_kv)). Writes att_ [T][n_head * head_dim]. Work item =
+// (token, KV head): the query heads sharing a KV head are done together, so with an F16 cache
+// each K and V row is converted once for all of them (kernels::f16_products, the query heads as
+// its tokens). Items are split into one part per thread, part p using workspace slot p; every
+// result is computed by the same table code whichever thread runs it. With an F16 cache the
+// query and the softmax weights are rounded to F16 first (ggml's F16 matmul does the same);
+// products of two F16 values are exact, and the table sums them in double.
 void Session::attention(uint32_t layer, int64_t T) {
-  const int64_t hd = c_.head_dim(), n_head = c_.n_head, group = c_.n_head / c_.n_head_kv;
+  const int64_t hd = c_.head_dim(), n_head = c_.n_head, n_kv = c_.n_head_kv, group = n_head / n_kv;
   const size_t W = c_.n_embd_kv();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool f16 = kv_type_ == KvType::f16;
   const size_t k_base = size_t{layer} * n_ctx_ * W, v_base = size_t{layer} * W * n_ctx_;
-  // With an F16 cache and a table that has gemm_f16, the query heads sharing a KV head are done
-  // together, each K and V row converted once for all of them: item = (token, KV head).
-  if (f16 && k_.gemm_f16 != nullptr) {
-    const int64_t n_kv = c_.n_head_kv;
-    const int64_t n_items = T * n_kv;
-    const int64_t parts = pool_ ? std::min<int64_t>(pool_->size(), n_items) : 1;
-    auto part = [&](int64_t p) {
-      float* scores = scores_.data() + static_cast<size_t>(p * group) * n_ctx_;   // [group][n_ctx]
-      uint16_t* p16 = p16_.data() + static_cast<size_t>(p * group) * n_ctx_;      // [group][n_ctx]
-      uint16_t* q16 = q16_.data() + static_cast<size_t>(p * group * hd);          // [group][hd]
-      for (int64_t item = n_items * p / parts; item < n_items * (p + 1) / parts; ++item) {
-        const int64_t t = item / n_kv, g = item % n_kv;
-        const auto n_keys = static_cast<int64_t>(n_past_) + t + 1;
-        const size_t first = static_cast<size_t>((t * n_head + g * group) * hd);  // the group's first query head
-        k_.to_f16(&q_[first], group * hd, q16);
-        k_.gemm_f16(&k16_[k_base + static_cast<size_t>(g * hd)], static_cast<int64_t>(W), n_keys, q16, hd, group, hd,
-                    scores, n_ctx_);
-        for (int64_t h = 0; h < group; ++h) {
-          float* s = scores + static_cast<size_t>(h) * n_ctx_;
-          for (int64_t j = 0; j < n_keys; ++j) s[j] *= scale;
-          softmax(s, n_keys);
-          k_.to_f16(s, n_keys, p16 + static_cast<size_t>(h) * n_ctx_);
-        }
-        k_.gemm_f16(&v16_[v_base + static_cast<size_t>(g * hd) * n_ctx_], n_ctx_, hd, p16, n_ctx_, group, n_keys,
-                    &att_[first], hd);
-      }
-    };
-    if (parts == 1) {
-      part(0);
-    } else {
-      pool_->parallel_for(parts, [&](int64_t b, int64_t e) {
-        for (int64_t p = b; p < e; ++p) part(p);
-      });
-    }
-    return;
-  }
-  // Work item i = (token i / n_head, head i % n_head), split into one part per thread; part p
-  // uses workspace slot p.
-  const int64_t n_items = T * n_head;
+  const int64_t n_items = T * n_kv;
   const int64_t parts = pool_ ? std::min<int64_t>(pool_->size(), n_items) : 1;
   auto part = [&](int64_t p) {
-    float* scores = scores_.data() + static_cast<size_t>(p) * n_ctx_;
-    uint16_t* q16 = q16_.data() + static_cast<size_t>(p * hd);
-    uint16_t* p16 = f16 ? p16_.data() + static_cast<size_t>(p) * n_ctx_ : nullptr;
+    float* scores = scores_.data() + static_cast<size_t>(p * group) * n_ctx_;              // [group][n_ctx]
+    uint16_t* p16 = f16 ? p16_.data() + static_cast<size_t>(p * group) * n_ctx_ : nullptr;  // [group][n_ctx]
+    uint16_t* q16 = f16 ? q16_.data() + static_cast<size_t>(p * group * hd) : nullptr;      // [group][hd]
     for (int64_t item = n_items * p / parts; item < n_items * (p + 1) / parts; ++item) {
-      const int64_t t = item / n_head, h = item % n_head;
-      const size_t n_keys = n_past_ + static_cast<size_t>(t) + 1;
-      const size_t kvh = static_cast<size_t>(h / group) * static_cast<size_t>(hd);
-      const float* q = &q_[static_cast<size_t>(item * hd)];
-      float* out = &att_[static_cast<size_t>(item * hd)];
+      const int64_t t = item / n_kv, g = item % n_kv;
+      const auto n_keys = static_cast<int64_t>(n_past_) + t + 1;
+      const size_t first = static_cast<size_t>((t * n_head + g * group) * hd);  // the group's first query head
+      const size_t kv_off = static_cast<size_t>(g * hd);
       if (f16) {
-        k_.to_f16(q, hd, q16);
-        for (size_t j = 0; j < n_keys; ++j) scores[j] = k_.dot_f16_f16(&k16_[k_base + j * W + kvh], q16, hd) * scale;
-        softmax(scores, static_cast<int64_t>(n_keys));
-        k_.to_f16(scores, static_cast<int64_t>(n_keys), p16);
-        for (int64_t i = 0; i < hd; ++i)
-          out[i] = k_.dot_f16_f16(&v16_[v_base + (kvh + static_cast<size_t>(i)) * n_ctx_], p16, static_cast<int64_t>(n_keys));
+        k_.to_f16(&q_[first], group * hd, q16);
+        kernels::f16_products(k_, &k16_[k_base + kv_off], static_cast<int64_t>(W), n_keys, q16, hd, group, hd, scores,
+                              n_ctx_);
       } else {
-        for (size_t j = 0; j < n_keys; ++j) scores[j] = k_.dot_f32_f32(&k32_[k_base + j * W + kvh], q, hd) * scale;
-        softmax(scores, static_cast<int64_t>(n_keys));
-        for (int64_t i = 0; i < hd; ++i)
-          out[i] = k_.dot_f32_f32(&v32_[v_base + (kvh + static_cast<size_t>(i)) * n_ctx_], scores,
-                                  static_cast<int64_t>(n_keys));
+        for (int64_t h = 0; h < group; ++h)
+          for (int64_t j = 0; j < n_keys; ++j)
+            scores[static_cast<size_t>(h) * n_ctx_ + static_cast<size_t>(j)] =
+                k_.dot_f32_f32(&k32_[k_base + static_cast<size_t>(j) * W + kv_off], &q_[first + static_cast<size_t>(h * hd)], hd);
+      }
+      for (int64_t h = 0; h < group; ++h) {
+        float* s = scores + static_cast<size_t>(h) * n_ctx_;
+        for (int64_t j = 0; j < n_keys; ++j) s[j] *= scale;
+        softmax(s, n_keys);
+        if (f16) k_.to_f16(s, n_keys, p16 + static_cast<size_t>(h) * n_ctx_);
+      }
+      if (f16) {
+        kernels::f16_products(k_, &v16_[v_base + kv_off * n_ctx_], n_ctx_, hd, p16, n_ctx_, group, n_keys, &att_[first],
+                              hd);
+      } else {
+        for (int64_t h = 0; h < group; ++h)
+          for (int64_t i = 0; i < hd; ++i)
+            att_[first + static_cast<size_t>(h * hd + i)] = k_.dot_f32_f32(
+                &v32_[v_base + (kv_off + static_cast<size_t>(i)) * n_ctx_], scores + static_cast<size_t>(h) * n_ctx_, n_keys);
       }
     }
   };

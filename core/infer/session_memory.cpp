@@ -52,11 +52,11 @@ SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOp
   add(kTagActivations, "tmp", B * c.n_embd, 4);
   // Attention: one slot per thread (the work is split into that many parts).
   const uint64_t threads = opt.pool ? static_cast<uint64_t>(opt.pool->size()) : 1;
-  // Each slot holds the query heads sharing one KV head (the grouped path of an F16 cache).
+  // Each slot holds the query heads sharing one KV head; the f16 copies only with an F16 cache.
   const uint64_t group = c.n_head_kv ? c.n_head / c.n_head_kv : 1;
   add(kTagActivations, "scores", threads * group * p.n_ctx, 4);
   add(kTagActivations, "p16", opt.kv_type == KvType::f16 ? threads * group * p.n_ctx : 0, 2);
-  add(kTagActivations, "q16", threads * group * c.head_dim(), 2);
+  add(kTagActivations, "q16", opt.kv_type == KvType::f16 ? threads * group * c.head_dim() : 0, 2);
   add(kTagActivations, "v_row", opt.kv_type == KvType::f16 ? c.n_embd_kv() : 0, 2);
   add(kTagLogits, "logits", c.n_vocab, 4);
   // The largest matmul workspace of any weight for a full batch (the output matmul sees at most

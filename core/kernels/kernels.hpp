@@ -134,6 +134,16 @@ class MatmulScratch {
   PoolBuffer buf_;  // movable, not copyable: so is the scratch
 };
 
+// F16 products of many rows and tokens (the layout of KernelTable::gemm_f16): the table's
+// gemm_f16, or its dot_f16_f16 pair by pair when it has none. F16 matmuls and attention both go
+// through here.
+void f16_products(const KernelTable& k, const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_t* a,
+                  int64_t a_stride, int64_t n_tokens, int64_t n, float* y, int64_t y_stride);
+
+// The entry matmul uses for these weights ("gemm_tq2_0_q8_k", "dot_q6_k_q8_k", ...), or "" when
+// the table has none. For reports (bench --kernels).
+std::string_view matmul_entry(const KernelTable& k, const WeightView& w);
+
 // Bytes of scratch matmul asks for with these weights and n_tokens activation rows.
 size_t matmul_scratch_bytes(const WeightView& w, int64_t n_tokens);
 

@@ -3,10 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
-#include <cstdlib>
 #include <type_traits>
-#include <new>
-#include <utility>
 
 #include "core/base/error.hpp"
 #include "core/base/thread_pool.hpp"
@@ -67,7 +64,7 @@ void matmul_i2s(const KernelTable& k, const WeightView& w, const float* x, int64
   const auto n = static_cast<size_t>(n_tokens);
   const size_t q_bytes = align_up(n * static_cast<size_t>(w.cols));
   const size_t s_bytes = align_up(n * sizeof(float));
-  auto* base = static_cast<std::byte*>(scratch.get(q_bytes + s_bytes + n * sizeof(int32_t)));
+  auto* base = static_cast<std::byte*>(scratch.get(matmul_scratch_bytes(w, n_tokens)));
   auto* q = reinterpret_cast<int8_t*>(base);
   auto* scale = reinterpret_cast<float*>(base + q_bytes);
   auto* qsum = reinterpret_cast<int32_t*>(base + q_bytes + s_bytes);
@@ -103,7 +100,7 @@ void matmul_blocks(const WeightView& w, int64_t act_per_token, Quantize quantize
                    int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride, MatmulScratch& scratch,
                    ThreadPool* pool, Gemm gemm = nullptr) {
   const size_t stride = row_bytes(w);
-  auto* act = static_cast<Act*>(scratch.get(static_cast<size_t>(n_tokens * act_per_token) * sizeof(Act)));
+  auto* act = static_cast<Act*>(scratch.get(matmul_scratch_bytes(w, n_tokens)));
   for (int64_t t = 0; t < n_tokens; ++t) quantize(x + t * x_stride, w.cols, act + t * act_per_token);
   if constexpr (!std::is_same_v<Gemm, std::nullptr_t>) {
     if (gemm != nullptr) {
@@ -132,6 +129,34 @@ void* MatmulScratch::get(size_t bytes) {
     buf_ = pool_->allocate(tag_, bytes == 0 ? 1 : bytes);
   }
   return buf_.data();
+}
+
+void f16_products(const KernelTable& k, const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_t* a,
+                  int64_t a_stride, int64_t n_tokens, int64_t n, float* y, int64_t y_stride) {
+  if (k.gemm_f16 != nullptr) return k.gemm_f16(w, w_stride, n_rows, a, a_stride, n_tokens, n, y, y_stride);
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = k.dot_f16_f16(w + r * w_stride, a + t * a_stride, n);
+}
+
+std::string_view matmul_entry(const KernelTable& k, const WeightView& w) {
+  using G = gguf::GgmlType;
+  auto pick = [](const void* gemm, std::string_view gemm_name, const void* dot, std::string_view dot_name) {
+    return gemm != nullptr ? gemm_name : dot != nullptr ? dot_name : std::string_view();
+  };
+  auto fp = [](auto f) { return reinterpret_cast<const void*>(f); };
+  switch (w.type) {
+    case G::I2_S:
+      return pick(w.cols % kQK_I2S == 0 ? fp(k.gemm_i2s_i8) : nullptr, "gemm_i2s_i8", fp(k.dot_i2s_i8), "dot_i2s_i8");
+    case G::TQ2_0: return pick(fp(k.gemm_tq2_0_q8_k), "gemm_tq2_0_q8_k", fp(k.dot_tq2_0_q8_k), "dot_tq2_0_q8_k");
+    case G::TQ1_0: return pick(nullptr, "", fp(k.dot_tq1_0_q8_k), "dot_tq1_0_q8_k");
+    case G::Q6_K: return pick(nullptr, "", fp(k.dot_q6_k_q8_k), "dot_q6_k_q8_k");
+    case G::Q8_0: return pick(nullptr, "", fp(k.dot_q8_0_q8_0), "dot_q8_0_q8_0");
+    case G::Q4_0: return pick(nullptr, "", fp(k.dot_q4_0_q8_0), "dot_q4_0_q8_0");
+    case G::F16: return pick(fp(k.gemm_f16), "gemm_f16", fp(k.dot_f16_f16), "dot_f16_f16");
+    case G::BF16: return pick(nullptr, "", fp(k.dot_bf16_bf16), "dot_bf16_bf16");
+    case G::F32: return pick(nullptr, "", fp(k.dot_f32_f32), "dot_f32_f32");
+    default: return {};
+  }
 }
 
 size_t matmul_scratch_bytes(const WeightView& w, int64_t n_tokens) {
@@ -184,18 +209,18 @@ void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x
     case G::Q6_K: return k_dot(k.dot_q6_k_q8_k, nullptr);
     case G::Q8_0: return q8_dot(k.dot_q8_0_q8_0);
     case G::Q4_0: return q8_dot(k.dot_q4_0_q8_0);
-    case G::F16:
-      if (k.gemm_f16 != nullptr && k.to_f16 != nullptr) {
-        // 16-bit weights are only 2-aligned in a GGUF file; the entry reads them as uint16_t.
-        const auto* wh = reinterpret_cast<const uint16_t*>(w.data);
-        auto* act = static_cast<uint16_t*>(scratch.get(static_cast<size_t>(n_tokens * w.cols) * sizeof(uint16_t)));
-        for (int64_t t = 0; t < n_tokens; ++t) k.to_f16(x + t * x_stride, w.cols, act + t * w.cols);
-        for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
-          k.gemm_f16(wh + r0 * w.cols, w.cols, r1 - r0, act, w.cols, n_tokens, w.cols, y + r0, y_stride);
-        });
-        return;
-      }
-      return half_dot(k.to_f16, k.dot_f16_f16);
+    case G::F16: {
+      check_entry(k.to_f16, w, k);
+      check_entry(k.dot_f16_f16, w, k);
+      // 16-bit weights are only 2-aligned in a GGUF file; every element read is a uint16_t.
+      const auto* wh = reinterpret_cast<const uint16_t*>(w.data);
+      auto* act = static_cast<uint16_t*>(scratch.get(matmul_scratch_bytes(w, n_tokens)));
+      for (int64_t t = 0; t < n_tokens; ++t) k.to_f16(x + t * x_stride, w.cols, act + t * w.cols);
+      for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
+        f16_products(k, wh + r0 * w.cols, w.cols, r1 - r0, act, w.cols, n_tokens, w.cols, y + r0, y_stride);
+      });
+      return;
+    }
     case G::BF16: return half_dot(k.to_bf16, k.dot_bf16_bf16);
     case G::F32: {
       check_entry(k.dot_f32_f32, w, k);
