@@ -60,7 +60,7 @@ void ThreadPool::worker(int index) {
     const std::function<void(int64_t, int64_t)>* job;
     int64_t n;
     int parts;
-    spin_until([&] { return generation_seen_.load(std::memory_order_acquire) != seen; });
+    spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
     {
       std::unique_lock lock(mu_);
       start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
@@ -81,10 +81,7 @@ void ThreadPool::worker(int index) {
     }
     {
       std::lock_guard lock(mu_);
-      if (--pending_ == 0) {
-        pending_zero_.store(true, std::memory_order_release);
-        done_cv_.notify_one();
-      }
+      if (--pending_ == 0) done_cv_.notify_one();
     }
   }
 }
@@ -105,8 +102,6 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     pending_ = static_cast<int>(workers_.size());
     error_ = nullptr;
     ++generation_;
-    pending_zero_.store(false, std::memory_order_relaxed);
-    generation_seen_.store(generation_, std::memory_order_release);
   }
   start_cv_.notify_all();
   std::exception_ptr mine;
@@ -116,7 +111,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   } catch (...) {
     mine = std::current_exception();
   }
-  spin_until([&] { return pending_zero_.load(std::memory_order_acquire); });
+  spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
   std::unique_lock lock(mu_);
   done_cv_.wait(lock, [&] { return pending_ == 0; });
   if (mine) std::rethrow_exception(mine);

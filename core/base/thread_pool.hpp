@@ -40,12 +40,11 @@ class ThreadPool {
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0;
   int job_parts_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
+  // Changed only under mu_ (the condition variables' predicates read them there); atomic so that
+  // the spin before the locked wait can read them without the lock.
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
   bool stop_ = false;
-  // Lock-free mirrors of generation_ and pending_ == 0, only for spinning before the locked wait.
-  std::atomic<uint64_t> generation_seen_{0};
-  std::atomic<bool> pending_zero_{true};
   std::exception_ptr error_;
 };
 
