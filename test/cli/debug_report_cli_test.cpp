@@ -12,6 +12,7 @@
 
 #include "cli/json_schema_check.hpp"
 #include "diag/debug_report.hpp"
+#include "support/scoped.hpp"
 #include "support/fixtures.hpp"
 #include "support/run.hpp"
 
@@ -20,38 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Sets an environment variable for one scope (run_bitnet's children inherit it).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    ::setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_) ::setenv(name_, old_->c_str(), 1);
-    else ::unsetenv(name_);
-  }
 
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "bitnet-debug-report-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::string published_sha256(const std::string& rel) {
   std::ifstream in(fixture_file("SHA256SUMS"));

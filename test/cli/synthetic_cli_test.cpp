@@ -15,6 +15,7 @@
 #include "core/gguf/reader.hpp"
 #include "core/model/convert.hpp"
 #include "gguf/gguf_bytes.hpp"
+#include "support/scoped.hpp"
 #include "support/run.hpp"
 #include "support/same_weights.hpp"
 
@@ -28,25 +29,6 @@ std::vector<std::string> listing(const std::filesystem::path& dir) {
   return out;
 }
 
-// Sets (or unsets) an environment variable for the children of one test, then restores it.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::optional<std::string>& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value) ::setenv(name, value->c_str(), 1);
-    else ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_) ::setenv(name_, old_->c_str(), 1);
-    else ::unsetenv(name_);
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 TEST(SyntheticCli, GeneratedOnceIntoTheCacheAndUsedEverywhere) {
   TempDir dir;

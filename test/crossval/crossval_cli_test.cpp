@@ -14,6 +14,7 @@
 #include <iterator>
 
 #include "diag/crossval/golden.hpp"
+#include "support/scoped.hpp"
 #include "support/fixtures.hpp"
 #include "support/llama_ref.hpp"
 #include "support/run.hpp"
@@ -26,14 +27,6 @@ const char* kFox = "once upon a time there was a quick brown fox";
 std::string model(const std::string& name) { return fixture_file("models/" + name + ".gguf").string(); }
 std::string golden(const std::string& name) { return fixture_file("golden/" + name + ".json").string(); }
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/bitnet-xval-cli-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 // The --json report, parsed; fails the test when stdout is not JSON.
 struct Report {
@@ -183,7 +176,7 @@ std::filesystem::path wrong_golden(const TempDir& dir, int32_t* old_id, int32_t*
   g.steps[10].id = *new_id;
   g.steps[10].top[0].id = *new_id;  // as if the reference had ranked it first
   g.steps[10].top[1].id = *old_id;
-  const std::filesystem::path p = dir.path / "wrong.json";
+  const std::filesystem::path p = dir.path() / "wrong.json";
   std::ofstream(p) << diag::write_golden(g);
   return p;
 }
@@ -192,7 +185,7 @@ TEST(CrossvalGolden, WrongTokenAtStep10ExitsFiveNamingStepAndTokens) {
   TempDir dir;
   int32_t old_id = 0, new_id = 0;
   const std::string ref = "golden:" + wrong_golden(dir, &old_id, &new_id).string();
-  const std::string junit = (dir.path / "crossval.xml").string();
+  const std::string junit = (dir.path() / "crossval.xml").string();
   RunResult r = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", ref, "-t", "2", "--junit", junit});
   EXPECT_EQ(r.exit_code, 5) << context(r);
   const std::string want = "first mismatch at step 10: reference " + std::to_string(new_id);
@@ -262,25 +255,25 @@ TEST(CrossvalBackend, ReferenceKernelsAgreeExactly) {
 
 TEST(CrossvalRecord, RecordedGoldenReadsBackAndAgrees) {
   TempDir dir;
-  const std::string file = (dir.path / "rec.json").string();
+  const std::string file = (dir.path() / "rec.json").string();
   RunResult rec = run_bitnet({"crossval", "-m", model("stories260K"), "-p", "Once upon a time", "-p", "Lily", "-n", "12",
                               "--record", file});
   ASSERT_EQ(rec.exit_code, 0) << context(rec);
   EXPECT_TRUE(rec.out.empty());  // only recording: no comparison, no report
   for (const char* name : {"rec.p1.json", "rec.p2.json"}) {
-    const diag::Golden g = diag::read_golden_file(dir.path / name);
+    const diag::Golden g = diag::read_golden_file(dir.path() / name);
     EXPECT_EQ(g.steps.size(), 12u);
     ASSERT_TRUE(g.prompt);
     ASSERT_TRUE(g.vocab);
     EXPECT_EQ(g.vocab->n_tokens, 512);
   }
   // Our first prompt's run is llama.cpp's golden, as far as greedy ids go.
-  const diag::Golden ours = diag::read_golden_file(dir.path / "rec.p1.json");
+  const diag::Golden ours = diag::read_golden_file(dir.path() / "rec.p1.json");
   const diag::Golden theirs = diag::read_golden_file(golden("stories260K.llama.cpp.p1"));
   EXPECT_EQ(ours.prompt_ids, theirs.prompt_ids);
   for (size_t k = 0; k < ours.steps.size(); ++k) EXPECT_EQ(ours.steps[k].id, theirs.steps[k].id) << k;
 
-  RunResult back = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", "golden:" + (dir.path / "rec.p1.json").string(),
+  RunResult back = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", "golden:" + (dir.path() / "rec.p1.json").string(),
                                "--json"});
   ASSERT_EQ(back.exit_code, 0) << context(back);
   Report rep(back);
@@ -302,7 +295,7 @@ namespace {
 TEST(CrossvalLlamaCpp, OurTq2ConversionOfTheI2sFixtureLoadsAndAgrees) {
   BITNET_REQUIRE_LLAMA_REF();
   TempDir dir;
-  const std::string out = (dir.path / "tiny-tq2_0.gguf").string();
+  const std::string out = (dir.path() / "tiny-tq2_0.gguf").string();
   RunResult conv = run_bitnet({"convert", model("bitnet-tiny-i2_s"), out, "--type", "tq2_0"});
   ASSERT_EQ(conv.exit_code, 0) << context(conv);
   RunResult r = run_bitnet({"crossval", "-m", out, "--reference", "llama.cpp", "-p", kFox, "-n", "32", "--json"});

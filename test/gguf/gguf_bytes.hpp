@@ -24,6 +24,8 @@
 
 #include "core/gguf/reader.hpp"
 
+#include "support/scoped.hpp"
+
 namespace bitnet::test {
 
 class GgufBytes {
@@ -120,31 +122,5 @@ inline std::vector<std::byte> read_file(const std::filesystem::path& p) {
   return out;
 }
 
-// A fresh directory under $TMPDIR, removed with its contents at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "bitnet-test-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-  std::filesystem::path write(const std::string& name, const GgufBytes& b) const {
-    std::filesystem::path p = path_ / name;
-    write_file(p, b.bytes());
-    return p;
-  }
-
- private:
-  std::filesystem::path path_;
-};
 
 }  // namespace bitnet::test
