@@ -145,26 +145,27 @@ void quantize_q8_k(const float* x, int64_t n, BlockQ8K* y) {
 }
 
 
-// F16 rows x up to 4 F16 tokens. Each token is converted to f32 once (zero-padded to a multiple of
-// 16), so the inner loop converts only the weights, and each converted weight vector serves all
-// the tokens; products are exact in f32 and summed in double, as in dot_f16_f16.
+// F16 rows x up to 4 F16 tokens. Each token is converted to double once (zero-padded to a
+// multiple of 16), so the inner loop converts only the weights, and each converted weight vector
+// serves all the tokens. A product of two F16 values is exact in double (22 significant bits), so
+// a fused multiply-add rounds exactly as dot_f16_f16's exact f32 product added in double does.
 constexpr int64_t kF16MaxN = 4096;
 
 template <int NT>
-void f16_rows(const uint16_t* w, int64_t w_stride, int64_t n_rows, const float* af /* [NT][kF16MaxN] */, int64_t n,
+void f16_rows(const uint16_t* w, int64_t w_stride, int64_t n_rows, const double* ad /* [NT][kF16MaxN] */, int64_t n,
               float* y, int64_t y_stride) {
   for (int64_t r = 0; r < n_rows; ++r) {
     const uint16_t* row = w + r * w_stride;
     __m512d acc[NT][4];
     for (auto& t : acc) t[0] = t[1] = t[2] = t[3] = _mm512_setzero_pd();
     // Products of chunk c (16 elements) go to accumulators 2(c%2) and 2(c%2)+1: four chains per
-    // token, so the double adds overlap.
+    // token, so the adds overlap.
     auto chunk = [&](const __m512 wf, int64_t i, int j) {
+      const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(wf));
+      const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(wf), 1)));
       for (int t = 0; t < NT; ++t) {
-        const __m512 p = _mm512_mul_ps(wf, _mm512_load_ps(af + t * kF16MaxN + i));
-        acc[t][j] = _mm512_add_pd(acc[t][j], _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
-        acc[t][j + 1] =
-            _mm512_add_pd(acc[t][j + 1], _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
+        acc[t][j] = _mm512_fmadd_pd(lo, _mm512_load_pd(ad + t * kF16MaxN + i), acc[t][j]);
+        acc[t][j + 1] = _mm512_fmadd_pd(hi, _mm512_load_pd(ad + t * kF16MaxN + i + 8), acc[t][j + 1]);
       }
     };
     int64_t i = 0;
@@ -416,25 +417,25 @@ void gemm_f16(const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_
       for (int64_t r = 0; r < n_rows; ++r) y[t * y_stride + r] = dot_f16_f16(w + r * w_stride, a + t * a_stride, n);
     return;
   }
-  alignas(64) static thread_local float af[4 * kF16MaxN];
+  alignas(64) static thread_local double ad[4 * kF16MaxN];
   for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
     const int nt = static_cast<int>(std::min<int64_t>(4, n_tokens - t0));
     const int64_t padded = (n + 15) / 16 * 16;
     for (int t = 0; t < nt; ++t) {
-      float* dst = af + t * kF16MaxN;
+      double* dst = ad + t * kF16MaxN;
       const uint16_t* src = a + (t0 + t) * a_stride;
-      for (int64_t i = 0; i < padded; i += 16) {
-        const int64_t left = n - i;
-        const auto m = static_cast<__mmask16>(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
-        _mm512_store_ps(dst + i, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + i)));
+      for (int64_t i = 0; i < padded; i += 8) {
+        const int64_t left = std::max<int64_t>(n - i, 0);  // the padding past n is zeros
+        const auto m = static_cast<__mmask8>(left >= 8 ? 0xFFu : (1u << left) - 1u);
+        _mm512_store_pd(dst + i, _mm512_cvtps_pd(_mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, src + i))));
       }
     }
     float* yt = y + t0 * y_stride;
     switch (nt) {
-      case 1: f16_rows<1>(w, w_stride, n_rows, af, n, yt, y_stride); break;
-      case 2: f16_rows<2>(w, w_stride, n_rows, af, n, yt, y_stride); break;
-      case 3: f16_rows<3>(w, w_stride, n_rows, af, n, yt, y_stride); break;
-      default: f16_rows<4>(w, w_stride, n_rows, af, n, yt, y_stride); break;
+      case 1: f16_rows<1>(w, w_stride, n_rows, ad, n, yt, y_stride); break;
+      case 2: f16_rows<2>(w, w_stride, n_rows, ad, n, yt, y_stride); break;
+      case 3: f16_rows<3>(w, w_stride, n_rows, ad, n, yt, y_stride); break;
+      default: f16_rows<4>(w, w_stride, n_rows, ad, n, yt, y_stride); break;
     }
   }
 }

@@ -19,13 +19,16 @@ bool avx512_ok() {
   return avx2_ok() && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
 }
 
+bool amx_ok() { return avx512_ok() && cpu_features().amx_int8; }
+
 }  // namespace
 
 void register_all() {
   kernels::register_backend({"avx2", avx2_ok, avx2_table, 10});
   kernels::register_backend({"avx512", avx512_ok, avx512_table, 20});
+  kernels::register_backend({"amx", amx_ok, amx_table, 30});
 }
 
-const char* compiled() { return "avx2 avx512"; }
+const char* compiled() { return "avx2 avx512 amx"; }
 
 }  // namespace bitnet::backends

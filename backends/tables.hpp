@@ -8,5 +8,6 @@ namespace bitnet::backends {
 
 const kernels::KernelTable& avx2_table();
 const kernels::KernelTable& avx512_table();
+const kernels::KernelTable& amx_table();  // AVX-512 plus AMX-INT8 prefill GEMMs
 
 }  // namespace bitnet::backends

@@ -3,12 +3,25 @@
 #include "cpu_features.hpp"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstring>
 
 namespace bitnet {
 
 namespace {
+
+// Linux keeps AMX tile data off until a process asks (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XFEATURE_XTILEDATA); without it the first tile instruction dies with SIGILL.
+bool amx_permitted() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
 
 std::string brand_string() {
   unsigned regs[12] = {};
@@ -33,6 +46,7 @@ CpuFeatures detect() {
   f.avx512vl = __builtin_cpu_supports("avx512vl");
   f.avx512vnni = __builtin_cpu_supports("avx512vnni");
   f.avxvnni = __builtin_cpu_supports("avxvnni");
+  f.amx_int8 = __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-int8") && amx_permitted();
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (__get_cpuid(1, &a, &b, &c, &d)) f.f16c = (c & bit_F16C) != 0;
   f.brand = brand_string();
@@ -56,6 +70,7 @@ std::string CpuFeatures::summary() const {
   add(avx512bw, "AVX512BW");
   add(avx512vl, "AVX512VL");
   add(avx512vnni, "AVX512-VNNI");
+  add(amx_int8, "AMX-INT8");
   return s.empty() ? "none" : s;
 }
 
