@@ -170,55 +170,72 @@ void scale_rows(float* y, int64_t n, float s) {
   if (s == 1.0f) return;
   for (int64_t i = 0; i < n; ++i) y[i] *= s;
 }
+
+// x += s * d (d scaled in place first, as two separate roundings).
+void add_scaled(float* x, float* d, int64_t n, float s) {
+  scale_rows(d, n, s);
+  for (int64_t i = 0; i < n; ++i) x[i] += d[i];
+}
 }  // namespace
+
+// The per-token work between the matmuls (norms, RoPE, activations, residuals): independent per
+// token, so a batch is split over the pool; each token's values come from the same code on
+// whichever thread, so the results do not depend on the thread count.
+void Session::for_each_token(int64_t T, const std::function<void(int64_t)>& fn) {
+  if (pool_ == nullptr || T == 1) {
+    for (int64_t t = 0; t < T; ++t) fn(t);
+    return;
+  }
+  pool_->parallel_for(T, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) fn(t);
+  });
+}
 
 void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
   const int64_t T = static_cast<int64_t>(tokens.size());
   const int64_t E = c_.n_embd, hd = c_.head_dim(), QW = hd * c_.n_head, KW = c_.n_embd_kv(), F = c_.n_ff;
-  for (int64_t t = 0; t < T; ++t) model_.embedding(tokens[static_cast<size_t>(t)], &x_[static_cast<size_t>(t * E)]);
+  const auto at = [](auto& v, int64_t t, int64_t width) { return &v[static_cast<size_t>(t * width)]; };
+  for (int64_t t = 0; t < T; ++t) model_.embedding(tokens[static_cast<size_t>(t)], at(x_, t, E));
 
   for (uint32_t l = 0; l < c_.n_layer; ++l) {
     const model::LayerWeights& L = model_.layer(l);
-    for (int64_t t = 0; t < T; ++t)
-      rms_norm(&x_[static_cast<size_t>(t * E)], L.attn_norm.data(), E, c_.rms_eps, &h_[static_cast<size_t>(t * E)]);
+    for_each_token(T, [&](int64_t t) { rms_norm(at(x_, t, E), L.attn_norm.data(), E, c_.rms_eps, at(h_, t, E)); });
     kernels::matmul(k_, L.wq, h_.data(), E, T, q_.data(), QW, scratch_, pool_);
     kernels::matmul(k_, L.wk, h_.data(), E, T, k_cur_.data(), KW, scratch_, pool_);
     kernels::matmul(k_, L.wv, h_.data(), E, T, v_cur_.data(), KW, scratch_, pool_);
-    scale_rows(q_.data(), T * QW, L.wq_scale);
-    scale_rows(k_cur_.data(), T * KW, L.wk_scale);
-    scale_rows(v_cur_.data(), T * KW, L.wv_scale);
-    for (int64_t t = 0; t < T; ++t) {
+    for_each_token(T, [&](int64_t t) {
+      float* q = at(q_, t, QW);
+      float* k = at(k_cur_, t, KW);
+      scale_rows(q, QW, L.wq_scale);
+      scale_rows(k, KW, L.wk_scale);
+      scale_rows(at(v_cur_, t, KW), KW, L.wv_scale);
       const auto pos = static_cast<int32_t>(n_past_ + static_cast<uint32_t>(t));
       auto rope = c_.rope == model::RopeType::neox ? rope_neox : rope_norm;
-      for (int64_t h = 0; h < c_.n_head; ++h) rope(&q_[static_cast<size_t>(t * QW + h * hd)], c_.n_rot, pos, c_.rope_freq_base);
-      for (int64_t h = 0; h < c_.n_head_kv; ++h)
-        rope(&k_cur_[static_cast<size_t>(t * KW + h * hd)], c_.n_rot, pos, c_.rope_freq_base);
-    }
+      for (int64_t h = 0; h < c_.n_head; ++h) rope(q + h * hd, c_.n_rot, pos, c_.rope_freq_base);
+      for (int64_t h = 0; h < c_.n_head_kv; ++h) rope(k + h * hd, c_.n_rot, pos, c_.rope_freq_base);
+    });
     store_kv(l, T);
     attention(l, T);
     if (c_.sub_norms)
-      for (int64_t t = 0; t < T; ++t)
-        rms_norm(&att_[static_cast<size_t>(t * QW)], L.attn_sub_norm.data(), QW, c_.rms_eps, &att_[static_cast<size_t>(t * QW)]);
+      for_each_token(T, [&](int64_t t) { rms_norm(at(att_, t, QW), L.attn_sub_norm.data(), QW, c_.rms_eps, at(att_, t, QW)); });
     kernels::matmul(k_, L.wo, att_.data(), QW, T, tmp_.data(), E, scratch_, pool_);
-    scale_rows(tmp_.data(), T * E, L.wo_scale);
-    for (size_t i = 0; i < static_cast<size_t>(T * E); ++i) x_[i] += tmp_[i];
-
-    for (int64_t t = 0; t < T; ++t)
-      rms_norm(&x_[static_cast<size_t>(t * E)], L.ffn_norm.data(), E, c_.rms_eps, &h_[static_cast<size_t>(t * E)]);
+    for_each_token(T, [&](int64_t t) {
+      add_scaled(at(x_, t, E), at(tmp_, t, E), E, L.wo_scale);
+      rms_norm(at(x_, t, E), L.ffn_norm.data(), E, c_.rms_eps, at(h_, t, E));
+    });
     kernels::matmul(k_, L.gate, h_.data(), E, T, g_.data(), F, scratch_, pool_);
     kernels::matmul(k_, L.up, h_.data(), E, T, u_.data(), F, scratch_, pool_);
-    scale_rows(g_.data(), T * F, L.gate_scale);
-    scale_rows(u_.data(), T * F, L.up_scale);
-    for (int64_t t = 0; t < T; ++t) {
-      float* g = &g_[static_cast<size_t>(t * F)];
-      const float* u = &u_[static_cast<size_t>(t * F)];
+    for_each_token(T, [&](int64_t t) {
+      float* g = at(g_, t, F);
+      float* u = at(u_, t, F);
+      scale_rows(g, F, L.gate_scale);
+      scale_rows(u, F, L.up_scale);
       if (c_.ffn_act == model::FfnAct::relu2) relu2_mul(g, u, F);
       else silu_mul(g, u, F);
       if (c_.sub_norms) rms_norm(g, L.ffn_sub_norm.data(), F, c_.rms_eps, g);
-    }
+    });
     kernels::matmul(k_, L.down, g_.data(), F, T, tmp_.data(), E, scratch_, pool_);
-    scale_rows(tmp_.data(), T * E, L.down_scale);
-    for (size_t i = 0; i < static_cast<size_t>(T * E); ++i) x_[i] += tmp_[i];
+    for_each_token(T, [&](int64_t t) { add_scaled(at(x_, t, E), at(tmp_, t, E), E, L.down_scale); });
   }
   n_past_ += static_cast<uint32_t>(T);
   if (!want_logits) return;

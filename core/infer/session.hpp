@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -69,6 +70,7 @@ class Session {
 
  private:
   void forward_batch(std::span<const int32_t> tokens, bool all_logits);
+  void for_each_token(int64_t T, const std::function<void(int64_t)>& fn);
   void attention(uint32_t layer, int64_t n_tokens);
   void store_kv(uint32_t layer, int64_t n_tokens);
 
