@@ -37,6 +37,19 @@ void for_rows(ThreadPool* pool, int64_t rows, F&& f) {
   pool->parallel_for(rows, f, /*grain=*/16);
 }
 
+// Quantizes the tokens' activations (fn(t) does token t), over the pool when there are enough
+// tokens to pay for waking it; each token's bytes come from the same code either way.
+template <typename F>
+void for_tokens(ThreadPool* pool, int64_t n_tokens, F&& fn) {
+  if (pool == nullptr || pool->size() == 1 || n_tokens < 8) {
+    for (int64_t t = 0; t < n_tokens; ++t) fn(t);
+    return;
+  }
+  pool->parallel_for(n_tokens, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) fn(t);
+  });
+}
+
 // Prefill tiles for the gemm entries: a block of rows small enough to stay in L1/L2 while a chunk
 // of tokens (whose activations stay in L2) streams past it.
 constexpr int64_t kTileRows = 64, kTileTokens = 128;
@@ -68,7 +81,8 @@ void matmul_i2s(const KernelTable& k, const WeightView& w, const float* x, int64
   auto* q = reinterpret_cast<int8_t*>(base);
   auto* scale = reinterpret_cast<float*>(base + q_bytes);
   auto* qsum = reinterpret_cast<int32_t*>(base + q_bytes + s_bytes);
-  for (int64_t t = 0; t < n_tokens; ++t) k.quantize_i8(x + t * x_stride, w.cols, q + t * w.cols, &scale[t], &qsum[t]);
+  for_tokens(pool, n_tokens,
+             [&](int64_t t) { k.quantize_i8(x + t * x_stride, w.cols, q + t * w.cols, &scale[t], &qsum[t]); });
 
   const auto* codes = reinterpret_cast<const uint8_t*>(w.data);
   auto finish = [&](int32_t dot, int64_t t) { return static_cast<float>(dot - qsum[t]) / scale[t] * w.i2s_scale; };
@@ -101,7 +115,7 @@ void matmul_blocks(const WeightView& w, int64_t act_per_token, Quantize quantize
                    ThreadPool* pool, Gemm gemm = nullptr) {
   const size_t stride = row_bytes(w);
   auto* act = static_cast<Act*>(scratch.get(matmul_scratch_bytes(w, n_tokens)));
-  for (int64_t t = 0; t < n_tokens; ++t) quantize(x + t * x_stride, w.cols, act + t * act_per_token);
+  for_tokens(pool, n_tokens, [&](int64_t t) { quantize(x + t * x_stride, w.cols, act + t * act_per_token); });
   if constexpr (!std::is_same_v<Gemm, std::nullptr_t>) {
     if (gemm != nullptr) {
       for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
