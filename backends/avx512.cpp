@@ -274,54 +274,28 @@ inline __m128i reduce4(const __m512i* v) {
   return _mm_add_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
 }
 
-// Lanes 0-7 = the sums of the 16 lanes of v[0..7].
-inline __m256i reduce8(const __m512i* v) {
-  __m512i a[4], b[2];
-  for (int i = 0; i < 4; ++i)
-    a[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
-  for (int i = 0; i < 2; ++i)
-    b[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_epi64(a[2 * i], a[2 * i + 1]));
-  const __m512i c = _mm512_add_epi32(_mm512_shuffle_i32x4(b[0], b[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                     _mm512_shuffle_i32x4(b[0], b[1], _MM_SHUFFLE(3, 1, 3, 1)));
-  const __m512i d = _mm512_add_epi32(_mm512_shuffle_i32x4(c, c, _MM_SHUFFLE(2, 0, 2, 0)),
-                                     _mm512_shuffle_i32x4(c, c, _MM_SHUFFLE(3, 1, 3, 1)));
-  return _mm512_castsi512_si256(d);
-}
-
-// R (4 or 8) TQ2_0 rows x one token (decode). Each row's block is one 64-byte load; field m of
-// byte b holds element 32m + b (b < 32) or 128 + 32m + (b - 32), so field m meets activations
-// 32m..32m+31 and 160+32m.. in one pairing that all the rows share. Fewer instructions per weight
-// byte than widening each 32-byte half: decode streams the weights, and the loop must keep up.
-template <int R>
-void tq2_0_rows(const uint8_t* const* w, const BlockQ8K* a, int64_t nb, float* out /* [R] */) {
-  const __m512i mask = _mm512_set1_epi8(3);
-  __m256 sum = _mm256_setzero_ps();
+// Four TQ2_0 rows x one token (decode): the activation loads and q sums are shared by the rows.
+void tq2_0_rows4(const uint8_t* const* w, const BlockQ8K* a, int64_t nb, float* out /* [4] */) {
+  const __m512i s01 = half_shifts(0, 2), s23 = half_shifts(4, 6);
+  __m128 sum = _mm_setzero_ps();
   const int64_t ahead = 16 * nb * 66;  // the same block 16 rows on, into L2 (tuned on the 2B decode)
   for (int64_t i = 0; i < nb; ++i, ++a) {
-    for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(w[r] + i * 66 + ahead), _MM_HINT_T1);
-    const __m512i q0 = pair(a->qs, a->qs + 128), q1 = pair(a->qs + 32, a->qs + 160);
-    const __m512i q2 = pair(a->qs + 64, a->qs + 192), q3 = pair(a->qs + 96, a->qs + 224);
-    __m512i acc[8];
-    for (int r = 0; r < R; ++r) {
-      const __m512i x = _mm512_loadu_si512(w[r] + i * 66);
-      __m512i v = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(x, mask), q0);
-      v = _mm512_dpbusd_epi32(v, _mm512_and_si512(_mm512_srli_epi16(x, 2), mask), q1);
-      v = _mm512_dpbusd_epi32(v, _mm512_and_si512(_mm512_srli_epi16(x, 4), mask), q2);
-      acc[r] = _mm512_dpbusd_epi32(v, _mm512_and_si512(_mm512_srli_epi16(x, 6), mask), q3);
+    for (int r = 0; r < 4; ++r) _mm_prefetch(reinterpret_cast<const char*>(w[r] + i * 66 + ahead), _MM_HINT_T1);
+    __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    for (int part = 0; part < 4; ++part) {
+      const __m512i q = _mm512_loadu_si512(a->qs + part * 64);
+      for (int r = 0; r < 4; ++r)
+        acc[r] = _mm512_dpbusd_epi32(acc[r], codes64(load256(w[r] + i * 66 + (part / 2) * 32), part % 2 == 0 ? s01 : s23), q);
     }
-    for (int r = R; r < 8; ++r) acc[r] = _mm512_setzero_si512();
     const __m256i bs = _mm256_madd_epi16(load256(a->bsums), _mm256_set1_epi16(1));
     const __m128i q4 = _mm_add_epi32(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    const __m128i qh = _mm_hadd_epi32(q4, q4);
-    const __m256i qsum = _mm256_broadcastd_epi32(_mm_hadd_epi32(qh, qh));  // the block's sum of q in every lane
-    const __m128 dlo = scales4(w, i * 66 + 64);
-    const __m256 dw = R == 8 ? _mm256_set_m128(scales4(w + 4, i * 66 + 64), dlo) : _mm256_castps128_ps256(dlo);
-    const __m256i isum = _mm256_sub_epi32(reduce8(acc), qsum);
-    sum = _mm256_add_ps(sum, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(a->d))));
+    const __m128i q2 = _mm_hadd_epi32(q4, q4);
+    const __m128i qsum = _mm_hadd_epi32(q2, q2);  // the block's sum of q in every lane
+    const __m128 dw = scales4(w, i * 66 + 64);
+    const __m128i isum = _mm_sub_epi32(reduce4(acc), qsum);
+    sum = _mm_add_ps(sum, _mm_mul_ps(_mm_cvtepi32_ps(isum), _mm_mul_ps(dw, _mm_set1_ps(a->d))));
   }
-  alignas(32) float all[8];
-  _mm256_store_ps(all, sum);
-  std::memcpy(out, all, sizeof(float) * R);
+  _mm_storeu_ps(out, sum);
 }
 
 // Four I2_S rows x one token (decode): integer sums over the whole row, one reduction at the end.
@@ -416,17 +390,6 @@ void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n
       }
     }
   }
-  if (n_tokens < 4) {
-    for (; r0 + 8 <= n_rows; r0 += 8) {
-      const uint8_t* wr[8];
-      for (int r = 0; r < 8; ++r) wr[r] = row(r0 + r);
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        float out[8];
-        tq2_0_rows<8>(wr, a + t * nb, nb, out);
-        for (int r = 0; r < 8; ++r) y[t * y_stride + r0 + r] = out[r];
-      }
-    }
-  }
   for (; r0 + 4 <= n_rows; r0 += 4) {
     const uint8_t* wr[4] = {row(r0), row(r0 + 1), row(r0 + 2), row(r0 + 3)};
     int64_t t0 = 0;
@@ -438,8 +401,8 @@ void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n
         for (int t = 0; t < 4; ++t) y[(t0 + t) * y_stride + r0 + r] = out[r * 4 + t];
     }
     for (; t0 < n_tokens; ++t0) {
-      float out[4];
-      tq2_0_rows<4>(wr, a + t0 * nb, nb, out);
+      alignas(16) float out[4];
+      tq2_0_rows4(wr, a + t0 * nb, nb, out);
       for (int r = 0; r < 4; ++r) y[t0 * y_stride + r0 + r] = out[r];
     }
   }
