@@ -200,9 +200,8 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
   for (uint32_t l = 0; l < c_.n_layer; ++l) {
     const model::LayerWeights& L = model_.layer(l);
     for_each_token(T, [&](int64_t t) { rms_norm(at(x_, t, E), L.attn_norm.data(), E, c_.rms_eps, at(h_, t, E)); });
-    kernels::matmul(k_, L.wq, h_.data(), E, T, q_.data(), QW, scratch_, pool_);
-    kernels::matmul(k_, L.wk, h_.data(), E, T, k_cur_.data(), KW, scratch_, pool_);
-    kernels::matmul(k_, L.wv, h_.data(), E, T, v_cur_.data(), KW, scratch_, pool_);
+    const kernels::MatmulTarget qkv[] = {{&L.wq, q_.data(), QW}, {&L.wk, k_cur_.data(), KW}, {&L.wv, v_cur_.data(), KW}};
+    kernels::matmul_group(k_, qkv, h_.data(), E, T, scratch_, pool_);
     for_each_token(T, [&](int64_t t) {
       float* q = at(q_, t, QW);
       float* k = at(k_cur_, t, KW);
@@ -223,8 +222,8 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
       add_scaled(at(x_, t, E), at(tmp_, t, E), E, L.wo_scale);
       rms_norm(at(x_, t, E), L.ffn_norm.data(), E, c_.rms_eps, at(h_, t, E));
     });
-    kernels::matmul(k_, L.gate, h_.data(), E, T, g_.data(), F, scratch_, pool_);
-    kernels::matmul(k_, L.up, h_.data(), E, T, u_.data(), F, scratch_, pool_);
+    const kernels::MatmulTarget gate_up[] = {{&L.gate, g_.data(), F}, {&L.up, u_.data(), F}};
+    kernels::matmul_group(k_, gate_up, h_.data(), E, T, scratch_, pool_);
     for_each_token(T, [&](int64_t t) {
       float* g = at(g_, t, F);
       float* u = at(u_, t, F);

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -154,5 +155,19 @@ size_t matmul_scratch_bytes(const WeightView& w, int64_t n_tokens);
 // output does not depend on the thread count.
 void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,
             int64_t y_stride, MatmulScratch& scratch, ThreadPool* pool = nullptr);
+
+// One output of matmul_group: y[t*y_stride + r] = W[r,:] . x[t]
+struct MatmulTarget {
+  const WeightView* w;
+  float* y;
+  int64_t y_stride;
+};
+
+// Several weights that read the same activations (Q/K/V, gate/up): when they share a type and a
+// width the activations are quantized once and all their rows go through the pool in one pass
+// (one wait instead of one per weight); otherwise one matmul each. The same values as separate
+// matmuls either way.
+void matmul_group(const KernelTable& k, std::span<const MatmulTarget> targets, const float* x, int64_t x_stride,
+                  int64_t n_tokens, MatmulScratch& scratch, ThreadPool* pool = nullptr);
 
 }  // namespace bitnet::kernels

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <functional>
 #include <type_traits>
 
 #include "core/base/error.hpp"
@@ -68,71 +69,124 @@ size_t row_bytes(const WeightView& w) {
   return static_cast<size_t>(w.cols / t.block_size) * t.block_bytes;
 }
 
+// The activations of one matmul, quantized once, and the code that multiplies any row range of
+// a weight of the same type and width with them: matmul runs one weight's rows, matmul_group
+// several weights' (Q/K/V, gate/up) in one pass over the pool.
+using RowRunner = std::function<void(const WeightView& w, float* y, int64_t y_stride, int64_t r0, int64_t r1)>;
+
 // I2_S (SPEC 2.5): one int8 scale and sum of q per token, integer dot per row, then
 // (dot - qsum) / s * wscale in float, in that order.
-void matmul_i2s(const KernelTable& k, const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens,
-                float* y, int64_t y_stride, MatmulScratch& scratch, ThreadPool* pool) {
+RowRunner prepare_i2s(const KernelTable& k, const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens,
+                      MatmulScratch& scratch, ThreadPool* pool) {
   check_entry(k.quantize_i8, w, k);
   check_entry(k.dot_i2s_i8, w, k);
-  const auto n = static_cast<size_t>(n_tokens);
-  const size_t q_bytes = align_up(n * static_cast<size_t>(w.cols));
-  const size_t s_bytes = align_up(n * sizeof(float));
+  const auto tokens = static_cast<size_t>(n_tokens);
+  const size_t q_bytes = align_up(tokens * static_cast<size_t>(w.cols));
+  const size_t s_bytes = align_up(tokens * sizeof(float));
   auto* base = static_cast<std::byte*>(scratch.get(matmul_scratch_bytes(w, n_tokens)));
   auto* q = reinterpret_cast<int8_t*>(base);
   auto* scale = reinterpret_cast<float*>(base + q_bytes);
   auto* qsum = reinterpret_cast<int32_t*>(base + q_bytes + s_bytes);
-  for_tokens(pool, n_tokens,
-             [&](int64_t t) { k.quantize_i8(x + t * x_stride, w.cols, q + t * w.cols, &scale[t], &qsum[t]); });
-
-  const auto* codes = reinterpret_cast<const uint8_t*>(w.data);
-  auto finish = [&](int32_t dot, int64_t t) { return static_cast<float>(dot - qsum[t]) / scale[t] * w.i2s_scale; };
-  if (k.gemm_i2s_i8 != nullptr && w.cols % kQK_I2S == 0) {
-    for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
+  const int64_t cols = w.cols;
+  for_tokens(pool, n_tokens, [&](int64_t t) { k.quantize_i8(x + t * x_stride, cols, q + t * cols, &scale[t], &qsum[t]); });
+  return [&k, q, scale, qsum, n_tokens](const WeightView& wv, float* y, int64_t y_stride, int64_t r0, int64_t r1) {
+    const auto* codes = reinterpret_cast<const uint8_t*>(wv.data);
+    const int64_t n = wv.cols;
+    auto finish = [&](int32_t dot, int64_t t) { return static_cast<float>(dot - qsum[t]) / scale[t] * wv.i2s_scale; };
+    if (k.gemm_i2s_i8 != nullptr && n % kQK_I2S == 0) {
       for_tiles(r0, r1, n_tokens, [&](int64_t rb, int64_t nr, int64_t tb, int64_t nt) {
         std::array<int32_t, kTileRows * kTileTokens> dots;
-        k.gemm_i2s_i8(codes + rb * w.cols / 4, nr, q + tb * w.cols, nt, w.cols, dots.data(), nr);
+        k.gemm_i2s_i8(codes + rb * n / 4, nr, q + tb * n, nt, n, dots.data(), nr);
         for (int64_t t = 0; t < nt; ++t)
           for (int64_t r = 0; r < nr; ++r) y[(tb + t) * y_stride + rb + r] = finish(dots[static_cast<size_t>(t * nr + r)], tb + t);
       });
-    });
-    return;
-  }
-  for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        y[t * y_stride + r] = finish(k.dot_i2s_i8(codes, r * w.cols, q + t * w.cols, w.cols), t);
-      }
-    }
-  });
-}
-
-// Every other type: Act is the quantized activation element/block type, `quantize` fills one
-// token, `dot` takes one weight row and one token.
-// `gemm` (may be null) takes many rows and tokens at once; see KernelTable.
-template <typename Act, typename Quantize, typename Dot, typename Gemm = std::nullptr_t>
-void matmul_blocks(const WeightView& w, int64_t act_per_token, Quantize quantize, Dot dot, const float* x,
-                   int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride, MatmulScratch& scratch,
-                   ThreadPool* pool, Gemm gemm = nullptr) {
-  const size_t stride = row_bytes(w);
-  auto* act = static_cast<Act*>(scratch.get(matmul_scratch_bytes(w, n_tokens)));
-  for_tokens(pool, n_tokens, [&](int64_t t) { quantize(x + t * x_stride, w.cols, act + t * act_per_token); });
-  if constexpr (!std::is_same_v<Gemm, std::nullptr_t>) {
-    if (gemm != nullptr) {
-      for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
-        for_tiles(r0, r1, n_tokens, [&](int64_t rb, int64_t nr, int64_t tb, int64_t nt) {
-          gemm(w.data + static_cast<size_t>(rb) * stride, nr, act + tb * act_per_token, nt, w.cols, y + tb * y_stride + rb,
-               y_stride);
-        });
-      });
       return;
     }
-  }
-  for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const std::byte* row = w.data + static_cast<size_t>(r) * stride;
-      for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = dot(row, act + t * act_per_token, w.cols);
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = finish(k.dot_i2s_i8(codes, r * n, q + t * n, n), t);
+  };
+}
+
+// Every other quantized type: Act is the quantized activation element/block type, `quantize`
+// fills one token, `dot` takes one weight row and one token; `gemm` (may be null) takes many
+// rows and tokens at once (see KernelTable).
+template <typename Act, typename Quantize, typename Dot, typename Gemm = std::nullptr_t>
+RowRunner prepare_blocks(const WeightView& w, int64_t act_per_token, Quantize quantize, Dot dot, const float* x,
+                         int64_t x_stride, int64_t n_tokens, MatmulScratch& scratch, ThreadPool* pool,
+                         Gemm gemm = nullptr) {
+  auto* act = static_cast<Act*>(scratch.get(matmul_scratch_bytes(w, n_tokens)));
+  const int64_t cols = w.cols;
+  for_tokens(pool, n_tokens, [&](int64_t t) { quantize(x + t * x_stride, cols, act + t * act_per_token); });
+  return [=](const WeightView& wv, float* y, int64_t y_stride, int64_t r0, int64_t r1) {
+    const size_t stride = row_bytes(wv);
+    if constexpr (!std::is_same_v<Gemm, std::nullptr_t>) {
+      if (gemm != nullptr) {
+        for_tiles(r0, r1, n_tokens, [&](int64_t rb, int64_t nr, int64_t tb, int64_t nt) {
+          gemm(wv.data + static_cast<size_t>(rb) * stride, nr, act + tb * act_per_token, nt, wv.cols,
+               y + tb * y_stride + rb, y_stride);
+        });
+        return;
+      }
     }
-  });
+    for (int64_t r = r0; r < r1; ++r) {
+      const std::byte* row = wv.data + static_cast<size_t>(r) * stride;
+      for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = dot(row, act + t * act_per_token, wv.cols);
+    }
+  };
+}
+
+RowRunner prepare(const KernelTable& k, const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens,
+                  MatmulScratch& scratch, ThreadPool* pool) {
+  using G = gguf::GgmlType;
+  const int64_t n_k = w.cols / kQK_K;    // Q8_K blocks per token
+  const int64_t n_8 = w.cols / kQK8_0;   // Q8_0 blocks per token
+  auto k_dot = [&](float (*dot)(const void*, const BlockQ8K*, int64_t), auto gemm) {
+    check_entry(k.quantize_q8_k, w, k);
+    check_entry(dot, w, k);
+    return prepare_blocks<BlockQ8K>(w, n_k, k.quantize_q8_k, dot, x, x_stride, n_tokens, scratch, pool, gemm);
+  };
+  auto q8_dot = [&](float (*dot)(const void*, const BlockQ8_0*, int64_t)) {
+    check_entry(k.quantize_q8_0, w, k);
+    check_entry(dot, w, k);
+    return prepare_blocks<BlockQ8_0>(w, n_8, k.quantize_q8_0, dot, x, x_stride, n_tokens, scratch, pool);
+  };
+  switch (w.type) {
+    case G::I2_S: return prepare_i2s(k, w, x, x_stride, n_tokens, scratch, pool);
+    case G::TQ1_0: return k_dot(k.dot_tq1_0_q8_k, nullptr);
+    case G::TQ2_0: return k_dot(k.dot_tq2_0_q8_k, k.gemm_tq2_0_q8_k);
+    case G::Q6_K: return k_dot(k.dot_q6_k_q8_k, nullptr);
+    case G::Q8_0: return q8_dot(k.dot_q8_0_q8_0);
+    case G::Q4_0: return q8_dot(k.dot_q4_0_q8_0);
+    case G::F16: {
+      check_entry(k.to_f16, w, k);
+      check_entry(k.dot_f16_f16, w, k);
+      auto* act = static_cast<uint16_t*>(scratch.get(matmul_scratch_bytes(w, n_tokens)));
+      const int64_t cols = w.cols;
+      for_tokens(pool, n_tokens, [&](int64_t t) { k.to_f16(x + t * x_stride, cols, act + t * cols); });
+      return [&k, act, n_tokens](const WeightView& wv, float* y, int64_t y_stride, int64_t r0, int64_t r1) {
+        // 16-bit weights are only 2-aligned in a GGUF file; every element read is a uint16_t.
+        const auto* wh = reinterpret_cast<const uint16_t*>(wv.data);
+        f16_products(k, wh + r0 * wv.cols, wv.cols, r1 - r0, act, wv.cols, n_tokens, wv.cols, y + r0, y_stride);
+      };
+    }
+    case G::BF16: {
+      check_entry(k.to_bf16, w, k);
+      check_entry(k.dot_bf16_bf16, w, k);
+      auto dot_row = [dot = k.dot_bf16_bf16](const std::byte* row, const uint16_t* a, int64_t n) {
+        return dot(reinterpret_cast<const uint16_t*>(row), a, n);
+      };
+      return prepare_blocks<uint16_t>(w, w.cols, k.to_bf16, dot_row, x, x_stride, n_tokens, scratch, pool);
+    }
+    case G::F32: {
+      check_entry(k.dot_f32_f32, w, k);
+      return [&k, x, x_stride, n_tokens](const WeightView& wv, float* y, int64_t y_stride, int64_t r0, int64_t r1) {
+        const auto* wf = reinterpret_cast<const float*>(wv.data);
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = k.dot_f32_f32(wf + r * wv.cols, x + t * x_stride, wv.cols);
+      };
+    }
+    default: no_kernel(w, k);
+  }
 }
 
 }  // namespace
@@ -193,61 +247,35 @@ void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x
             int64_t y_stride, MatmulScratch& scratch, ThreadPool* pool) {
   BITNET_CHECK(w.cols > 0 && w.rows >= 0 && n_tokens >= 0 && w.data != nullptr);
   if (n_tokens == 0 || w.rows == 0) return;
-  using G = gguf::GgmlType;
-  const int64_t n_k = w.cols / kQK_K;    // Q8_K blocks per token
-  const int64_t n_8 = w.cols / kQK8_0;   // Q8_0 blocks per token
-  auto k_dot = [&](float (*dot)(const void*, const BlockQ8K*, int64_t), auto gemm) {
-    check_entry(k.quantize_q8_k, w, k);
-    check_entry(dot, w, k);
-    matmul_blocks<BlockQ8K>(w, n_k, k.quantize_q8_k, dot, x, x_stride, n_tokens, y, y_stride, scratch, pool, gemm);
-  };
-  auto q8_dot = [&](float (*dot)(const void*, const BlockQ8_0*, int64_t)) {
-    check_entry(k.quantize_q8_0, w, k);
-    check_entry(dot, w, k);
-    matmul_blocks<BlockQ8_0>(w, n_8, k.quantize_q8_0, dot, x, x_stride, n_tokens, y, y_stride, scratch, pool);
-  };
-  auto half_dot = [&](void (*convert)(const float*, int64_t, uint16_t*),
-                      float (*dot)(const uint16_t*, const uint16_t*, int64_t)) {
-    check_entry(convert, w, k);
-    check_entry(dot, w, k);
-    // 16-bit weights are only 2-aligned in a GGUF file; every element read is a uint16_t.
-    auto dot_row = [dot](const std::byte* row, const uint16_t* a, int64_t n) {
-      return dot(reinterpret_cast<const uint16_t*>(row), a, n);
-    };
-    matmul_blocks<uint16_t>(w, w.cols, convert, dot_row, x, x_stride, n_tokens, y, y_stride, scratch, pool);
-  };
-  switch (w.type) {
-    case G::I2_S: return matmul_i2s(k, w, x, x_stride, n_tokens, y, y_stride, scratch, pool);
-    case G::TQ1_0: return k_dot(k.dot_tq1_0_q8_k, nullptr);
-    case G::TQ2_0: return k_dot(k.dot_tq2_0_q8_k, k.gemm_tq2_0_q8_k);
-    case G::Q6_K: return k_dot(k.dot_q6_k_q8_k, nullptr);
-    case G::Q8_0: return q8_dot(k.dot_q8_0_q8_0);
-    case G::Q4_0: return q8_dot(k.dot_q4_0_q8_0);
-    case G::F16: {
-      check_entry(k.to_f16, w, k);
-      check_entry(k.dot_f16_f16, w, k);
-      // 16-bit weights are only 2-aligned in a GGUF file; every element read is a uint16_t.
-      const auto* wh = reinterpret_cast<const uint16_t*>(w.data);
-      auto* act = static_cast<uint16_t*>(scratch.get(matmul_scratch_bytes(w, n_tokens)));
-      for (int64_t t = 0; t < n_tokens; ++t) k.to_f16(x + t * x_stride, w.cols, act + t * w.cols);
-      for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
-        f16_products(k, wh + r0 * w.cols, w.cols, r1 - r0, act, w.cols, n_tokens, w.cols, y + r0, y_stride);
-      });
-      return;
-    }
-    case G::BF16: return half_dot(k.to_bf16, k.dot_bf16_bf16);
-    case G::F32: {
-      check_entry(k.dot_f32_f32, w, k);
-      const auto* wf = reinterpret_cast<const float*>(w.data);
-      for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r)
-          for (int64_t t = 0; t < n_tokens; ++t)
-            y[t * y_stride + r] = k.dot_f32_f32(wf + r * w.cols, x + t * x_stride, w.cols);
-      });
-      return;
-    }
-    default: no_kernel(w, k);
+  const RowRunner run = prepare(k, w, x, x_stride, n_tokens, scratch, pool);
+  for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) { run(w, y, y_stride, r0, r1); });
+}
+
+void matmul_group(const KernelTable& k, std::span<const MatmulTarget> targets, const float* x, int64_t x_stride,
+                  int64_t n_tokens, MatmulScratch& scratch, ThreadPool* pool) {
+  if (targets.empty() || n_tokens == 0) return;
+  const WeightView& first = *targets.front().w;
+  bool same = true;
+  int64_t total = 0;
+  for (const MatmulTarget& t : targets) {
+    BITNET_CHECK(t.w->cols > 0 && t.w->rows >= 0 && t.w->data != nullptr);
+    same = same && t.w->type == first.type && t.w->cols == first.cols;
+    total += t.w->rows;
   }
+  if (!same) {
+    for (const MatmulTarget& t : targets) matmul(k, *t.w, x, x_stride, n_tokens, t.y, t.y_stride, scratch, pool);
+    return;
+  }
+  const RowRunner run = prepare(k, first, x, x_stride, n_tokens, scratch, pool);
+  // Rows are numbered across the targets in order; a thread's range is cut at target borders.
+  for_rows(pool, total, [&](int64_t r0, int64_t r1) {
+    int64_t base = 0;
+    for (const MatmulTarget& t : targets) {
+      const int64_t b = std::max(r0, base), e = std::min(r1, base + t.w->rows);
+      if (b < e) run(*t.w, t.y, t.y_stride, b - base, e - base);
+      base += t.w->rows;
+    }
+  });
 }
 
 }  // namespace bitnet::kernels

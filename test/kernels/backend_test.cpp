@@ -164,6 +164,46 @@ TEST(Backends, PrefillMatmulMatchesTheReference) {
   }
 }
 
+// matmul_group: the same floats as one matmul per weight, for every table (reference too), with a
+// pool whose ranges cut across the weights' borders; weights of different types fall back to
+// separate matmuls.
+TEST(Backends, MatmulGroupEqualsSeparateMatmuls) {
+  std::mt19937 rng(9);
+  ThreadPool pool(3);
+  std::vector<const KernelTable*> tables = optimised_tables();
+  tables.push_back(&reference_table());
+  const int64_t cols = 512;
+  std::vector<test::Bytes> packed;
+  std::vector<WeightView> views;
+  for (int64_t rows : {40, 24, 70}) {
+    std::vector<int> t = test::random_ints(rng, static_cast<size_t>(cols * rows), -1, 1);
+    packed.push_back(test::pack_tq2_0(t, test::random_f16(rng, static_cast<size_t>(cols / 256 * rows), 0.01f, 0.1f)));
+    views.push_back(WeightView{gguf::GgmlType::TQ2_0, cols, rows, packed.back().data()});
+  }
+  std::vector<float> f32_rows = test::random_floats(rng, static_cast<size_t>(cols * 9), -1.0f, 1.0f);
+  const WeightView f32{gguf::GgmlType::F32, cols, 9, reinterpret_cast<const std::byte*>(f32_rows.data())};
+  for (const KernelTable* k : tables) {
+    for (int64_t tokens : {1, 37}) {
+      std::vector<float> x = test::random_floats(rng, static_cast<size_t>(cols * tokens), -2.0f, 2.0f);
+      for (bool mixed : {false, true}) {
+        std::vector<const WeightView*> ws = {&views[0], &views[1], &views[2]};
+        if (mixed) ws[1] = &f32;
+        std::vector<std::vector<float>> got, want;
+        std::vector<MatmulTarget> targets;
+        for (const WeightView* w : ws) {
+          got.emplace_back(static_cast<size_t>(w->rows * tokens), -1.0f);
+          want.emplace_back(static_cast<size_t>(w->rows * tokens), -2.0f);
+        }
+        for (size_t i = 0; i < ws.size(); ++i) targets.push_back({ws[i], got[i].data(), ws[i]->rows});
+        MatmulScratch s1, s2;
+        matmul_group(*k, targets, x.data(), cols, tokens, s1, &pool);
+        for (size_t i = 0; i < ws.size(); ++i) matmul(*k, *ws[i], x.data(), cols, tokens, want[i].data(), ws[i]->rows, s2);
+        EXPECT_EQ(got, want) << k->name << " tokens=" << tokens << (mixed ? " mixed" : "");
+      }
+    }
+  }
+}
+
 TEST(Backends, QuantizeQ8kIsBitExact) {
   std::mt19937 rng(7);
   for (const KernelTable* k : optimised_tables()) {
