@@ -224,15 +224,23 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
     });
     const kernels::MatmulTarget gate_up[] = {{&L.gate, g_.data(), F}, {&L.up, u_.data(), F}};
     kernels::matmul_group(k_, gate_up, h_.data(), E, T, scratch_, pool_);
-    for_each_token(T, [&](int64_t t) {
-      float* g = at(g_, t, F);
-      float* u = at(u_, t, F);
-      scale_rows(g, F, L.gate_scale);
-      scale_rows(u, F, L.up_scale);
-      if (c_.ffn_act == model::FfnAct::relu2) relu2_mul(g, u, F);
-      else silu_mul(g, u, F);
-      if (c_.sub_norms) rms_norm(g, L.ffn_sub_norm.data(), F, c_.rms_eps, g);
-    });
+    // The activation is elementwise: a single token (decode) splits its elements over the pool
+    // instead of leaving the other threads idle through F exponentials.
+    auto activate = [&](float* g, float* u, int64_t n) {
+      scale_rows(g, n, L.gate_scale);
+      scale_rows(u, n, L.up_scale);
+      if (c_.ffn_act == model::FfnAct::relu2) relu2_mul(g, u, n);
+      else silu_mul(g, u, n);
+    };
+    if (T == 1 && pool_ != nullptr && pool_->size() > 1) {
+      pool_->parallel_for(F, [&](int64_t b, int64_t e) { activate(g_.data() + b, u_.data() + b, e - b); }, 256);
+      if (c_.sub_norms) rms_norm(g_.data(), L.ffn_sub_norm.data(), F, c_.rms_eps, g_.data());
+    } else {
+      for_each_token(T, [&](int64_t t) {
+        activate(at(g_, t, F), at(u_, t, F), F);
+        if (c_.sub_norms) rms_norm(at(g_, t, F), L.ffn_sub_norm.data(), F, c_.rms_eps, at(g_, t, F));
+      });
+    }
     kernels::matmul(k_, L.down, g_.data(), F, T, tmp_.data(), E, scratch_, pool_);
     for_each_token(T, [&](int64_t t) { add_scaled(at(x_, t, E), at(tmp_, t, E), E, L.down_scale); });
   }

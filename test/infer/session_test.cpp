@@ -4,12 +4,16 @@
 
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <vector>
 
+#include "backends/register.hpp"
 #include "core/base/error.hpp"
+#include "core/base/thread_pool.hpp"
 #include "core/gguf/writer.hpp"
 #include "core/infer/sampler.hpp"
 #include "core/infer/session.hpp"
+#include "core/kernels/dispatch.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/model/model.hpp"
 #include "support/fixtures.hpp"
@@ -22,6 +26,37 @@ float max_abs_diff(std::span<const float> a, std::span<const float> b) {
   float m = 0;
   for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
   return m;
+}
+
+// The same logits, bit for bit, with no pool and with pools of 2 and 3 threads: a prompt long
+// enough for the prefill GEMMs, then single-token decodes (whose activation is split over the
+// pool), on the reference table and on this CPU's best one.
+TEST(Session, ResultsDoNotDependOnTheThreadCount) {
+  backends::register_all();
+  const kernels::KernelTable* best = kernels::select_backend("").table;
+  for (const char* file : {"models/bitnet-tiny-tq2_0.gguf", "models/bitnet-tiny-i2_s.gguf", "models/stories260K.gguf"}) {
+    auto model = model::Model::load(test::fixture_file(file));
+    std::vector<int32_t> prompt(40);
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 37 + 3) % model->config().n_vocab);
+    for (const kernels::KernelTable* k : {&kernels::reference_table(), best}) {
+      std::vector<std::vector<float>> runs;
+      for (int threads : {1, 2, 3}) {
+        std::unique_ptr<ThreadPool> pool = threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr;
+        SessionOptions so;
+        so.pool = pool.get();
+        Session s(*model, *k, so);
+        s.eval(prompt);
+        std::vector<float> all(s.logits().begin(), s.logits().end());
+        for (int32_t t : {5, 17, 2}) {
+          s.eval(std::vector<int32_t>{t});
+          all.insert(all.end(), s.logits().begin(), s.logits().end());
+        }
+        runs.push_back(std::move(all));
+      }
+      EXPECT_EQ(runs[0], runs[1]) << file << " " << k->name << ": 1 vs 2 threads";
+      EXPECT_EQ(runs[0], runs[2]) << file << " " << k->name << ": 1 vs 3 threads";
+    }
+  }
 }
 
 TEST(Session, PromptBatchingMatchesTokenByToken) {
