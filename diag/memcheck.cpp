@@ -113,7 +113,7 @@ MemcheckReport run_memcheck(const std::filesystem::path& model_path, const Memch
     so.n_ctx = opt.n_ctx;
     so.pool = &threads;
     so.memory = &pool;
-    const infer::SessionMemoryPlan plan = infer::plan_session_memory(*model, so);
+    const infer::SessionMemoryPlan plan = infer::plan_session_memory(*model, so, opt.kernels);
     r.n_ctx = plan.n_ctx;
     r.n_batch = plan.n_batch;
     r.kv_type = so.kv_type == infer::KvType::f16 ? "f16" : "f32";

@@ -25,6 +25,11 @@ class MappedFile {
   uint64_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
 
+  // Drops the resident pages wholly inside `range` (a part of this mapping) from the process; a
+  // later read faults them back in from the file. For data copied elsewhere (repacked weights),
+  // so the copy does not count twice in the RSS.
+  void release(std::span<const std::byte> range) const;
+
  private:
   std::filesystem::path path_;
   const std::byte* data_ = nullptr;

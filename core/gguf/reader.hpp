@@ -102,6 +102,8 @@ class GgufFile {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find_tensor(std::string_view name) const;
   std::span<const std::byte> tensor_data(const TensorInfo& t) const;
+  // See MappedFile::release: for tensors whose data was copied into another layout.
+  void release(std::span<const std::byte> range) const { map_.release(range); }
 
   // "FILE: " prefix for messages about this file.
   std::string where() const { return map_.path().string() + ": "; }

@@ -10,6 +10,7 @@
 #include "core/base/error.hpp"
 #include "core/base/thread_pool.hpp"
 #include "core/infer/ops.hpp"
+#include "core/kernels/ternary.hpp"
 
 namespace bitnet::infer {
 
@@ -17,7 +18,7 @@ Session::Session(const model::Model& model, const kernels::KernelTable& kernels,
     : model_(model), k_(kernels), c_(model.config()), kv_type_(opt.kv_type), pool_(opt.pool),
       memory_(opt.memory ? opt.memory : &default_memory_pool()), scratch_(*memory_, std::string(kTagScratch)) {
   // Everything the forward pass touches comes from the plan, so memcheck can hold the two side by side.
-  const SessionMemoryPlan plan = plan_session_memory(model, opt);
+  const SessionMemoryPlan plan = plan_session_memory(model, opt, &kernels);
   n_ctx_ = plan.n_ctx;
   n_batch_ = plan.n_batch;
   auto take = [&]<typename T>(PoolArray<T>& a, std::string_view name) {
@@ -46,7 +47,36 @@ Session::Session(const model::Model& model, const kernels::KernelTable& kernels,
   take(v_row_, "v_row");
   take(logits_, "logits");
   logits_.set_size(0);
+  take(repacked_, "repacked");
+  repack_weights(repacked_);
   if (const uint64_t s = plan.find("matmul").bytes; s > 0) scratch_.get(s);
+}
+
+// TQ1_0 matrices become TQ2_0 copies (exact: same values, same scales, one dot definition) so
+// that they run on the table's TQ2_0 GEMM; the file's pages of each source are then dropped
+// from the RSS, leaving the copy as the only resident version.
+void Session::repack_weights(PoolArray<uint8_t>& into) {
+  size_t off = 0;
+  mats_.clear();
+  for (uint32_t l = 0; l < c_.n_layer; ++l) {
+    const model::LayerWeights& L = model_.layer(l);
+    LayerMatrices m{L.wq, L.wk, L.wv, L.wo, L.gate, L.up, L.down};
+    for (kernels::WeightView* w : {&m.wq, &m.wk, &m.wv, &m.wo, &m.gate, &m.up, &m.down}) {
+      if (!repacks_at_load(k_, *w)) continue;
+      const int64_t blocks = w->rows * w->cols / kernels::kQK_K;
+      const auto* src = reinterpret_cast<const uint8_t*>(w->data);
+      uint8_t* dst = into.data() + off;
+      auto convert = [&](int64_t b, int64_t e) { kernels::tq1_0_to_tq2_0(src + b * 54, e - b, dst + b * 66); };
+      if (pool_ != nullptr) pool_->parallel_for(blocks, convert, 64);
+      else convert(0, blocks);
+      model_.file().release({w->data, static_cast<size_t>(blocks) * 54});
+      w->type = gguf::GgmlType::TQ2_0;
+      w->data = reinterpret_cast<const std::byte*>(dst);
+      off += static_cast<size_t>(blocks) * 66;
+    }
+    mats_.push_back(m);
+  }
+  BITNET_CHECK(off == into.size());
 }
 
 void Session::eval(std::span<const int32_t> tokens, bool all_logits) {
@@ -199,8 +229,9 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
 
   for (uint32_t l = 0; l < c_.n_layer; ++l) {
     const model::LayerWeights& L = model_.layer(l);
+    const LayerMatrices& M = mats_[l];
     for_each_token(T, [&](int64_t t) { rms_norm(at(x_, t, E), L.attn_norm.data(), E, c_.rms_eps, at(h_, t, E)); });
-    const kernels::MatmulTarget qkv[] = {{&L.wq, q_.data(), QW}, {&L.wk, k_cur_.data(), KW}, {&L.wv, v_cur_.data(), KW}};
+    const kernels::MatmulTarget qkv[] = {{&M.wq, q_.data(), QW}, {&M.wk, k_cur_.data(), KW}, {&M.wv, v_cur_.data(), KW}};
     kernels::matmul_group(k_, qkv, h_.data(), E, T, scratch_, pool_);
     for_each_token(T, [&](int64_t t) {
       float* q = at(q_, t, QW);
@@ -217,12 +248,12 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
     attention(l, T);
     if (c_.sub_norms)
       for_each_token(T, [&](int64_t t) { rms_norm(at(att_, t, QW), L.attn_sub_norm.data(), QW, c_.rms_eps, at(att_, t, QW)); });
-    kernels::matmul(k_, L.wo, att_.data(), QW, T, tmp_.data(), E, scratch_, pool_);
+    kernels::matmul(k_, M.wo, att_.data(), QW, T, tmp_.data(), E, scratch_, pool_);
     for_each_token(T, [&](int64_t t) {
       add_scaled(at(x_, t, E), at(tmp_, t, E), E, L.wo_scale);
       rms_norm(at(x_, t, E), L.ffn_norm.data(), E, c_.rms_eps, at(h_, t, E));
     });
-    const kernels::MatmulTarget gate_up[] = {{&L.gate, g_.data(), F}, {&L.up, u_.data(), F}};
+    const kernels::MatmulTarget gate_up[] = {{&M.gate, g_.data(), F}, {&M.up, u_.data(), F}};
     kernels::matmul_group(k_, gate_up, h_.data(), E, T, scratch_, pool_);
     // The activation is elementwise: a single token (decode) splits its elements over the pool
     // instead of leaving the other threads idle through F exponentials.
@@ -241,7 +272,7 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
         if (c_.sub_norms) rms_norm(at(g_, t, F), L.ffn_sub_norm.data(), F, c_.rms_eps, at(g_, t, F));
       });
     }
-    kernels::matmul(k_, L.down, g_.data(), F, T, tmp_.data(), E, scratch_, pool_);
+    kernels::matmul(k_, M.down, g_.data(), F, T, tmp_.data(), E, scratch_, pool_);
     for_each_token(T, [&](int64_t t) { add_scaled(at(x_, t, E), at(tmp_, t, E), E, L.down_scale); });
   }
   n_past_ += static_cast<uint32_t>(T);

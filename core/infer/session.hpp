@@ -31,6 +31,7 @@ inline constexpr std::string_view kTagKvCache = "kv_cache";
 inline constexpr std::string_view kTagActivations = "activations";
 inline constexpr std::string_view kTagLogits = "logits";
 inline constexpr std::string_view kTagScratch = "scratch";
+inline constexpr std::string_view kTagRepacked = "repacked_weights";
 
 struct PlannedBuffer {
   std::string_view tag;
@@ -50,7 +51,13 @@ struct SessionMemoryPlan {
   uint64_t total() const;
   const PlannedBuffer& find(std::string_view name) const;  // an invariant that it exists
 };
-SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOptions& opt = {});
+// With the kernel table the session will use, the plan includes the weights it repacks at load
+// (TQ1_0 rewritten as TQ2_0 when the table has a TQ2_0 GEMM).
+SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOptions& opt = {},
+                                      const kernels::KernelTable* kernels = nullptr);
+
+// Whether a session on table k rewrites weight w at load (see plan_session_memory).
+bool repacks_at_load(const kernels::KernelTable& k, const kernels::WeightView& w);
 
 class Session {
  public:
@@ -74,6 +81,12 @@ class Session {
   void attention(uint32_t layer, int64_t n_tokens);
   void store_kv(uint32_t layer, int64_t n_tokens);
 
+  // A layer's matrices as the forward pass reads them: the file's, or the session's repacked copy.
+  struct LayerMatrices {
+    kernels::WeightView wq, wk, wv, wo, gate, up, down;
+  };
+  void repack_weights(PoolArray<uint8_t>& into);
+
   const model::Model& model_;
   const kernels::KernelTable& k_;
   const model::ModelConfig& c_;
@@ -96,6 +109,8 @@ class Session {
   PoolArray<float> scores_;
   PoolArray<uint16_t> p16_, q16_, v_row_;
   PoolArray<float> logits_;       // [n_out][n_vocab]
+  PoolArray<uint8_t> repacked_;   // weights rewritten at load, see repacks_at_load
+  std::vector<LayerMatrices> mats_;  // [n_layer]
   size_t n_logits_ = 0;
 };
 

@@ -28,7 +28,12 @@ const PlannedBuffer& SessionMemoryPlan::find(std::string_view name) const {
   return buffers.front();
 }
 
-SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOptions& opt) {
+bool repacks_at_load(const kernels::KernelTable& k, const kernels::WeightView& w) {
+  return w.type == gguf::GgmlType::TQ1_0 && k.gemm_tq2_0_q8_k != nullptr;
+}
+
+SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOptions& opt,
+                                      const kernels::KernelTable* kernels) {
   const model::ModelConfig& c = model.config();
   SessionMemoryPlan p;
   p.n_ctx = opt.n_ctx ? opt.n_ctx : std::min(c.n_ctx_train, kDefaultMaxCtx);
@@ -68,6 +73,13 @@ SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOp
       scratch = std::max<uint64_t>(scratch, kernels::matmul_scratch_bytes(*w, B));
   }
   add(kTagScratch, "matmul", scratch, 1);
+  uint64_t repacked = 0;  // TQ2_0 bytes: 66 per block of 256
+  for (uint32_t l = 0; kernels != nullptr && l < c.n_layer; ++l) {
+    const model::LayerWeights& L = model.layer(l);
+    for (const kernels::WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down})
+      if (repacks_at_load(*kernels, *w)) repacked += static_cast<uint64_t>(w->rows * w->cols) / kernels::kQK_K * 66;
+  }
+  add(kTagRepacked, "repacked", repacked, 1);
   return p;
 }
 

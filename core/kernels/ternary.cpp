@@ -92,4 +92,14 @@ void unpack_tq1_0(const uint8_t* blocks, int64_t n_blocks, int8_t* t, uint16_t* 
   }
 }
 
+void tq1_0_to_tq2_0(const uint8_t* src, int64_t n_blocks, uint8_t* dst) {
+  for (int64_t b = 0; b < n_blocks; ++b, src += detail::TQ1_0Layout::bytes, dst += detail::TQ2_0Layout::bytes) {
+    int8_t t[256];  // one block
+    detail::unpack_tq1_0(src, t);
+    uint16_t d;
+    std::memcpy(&d, src + detail::TQ1_0Layout::d, sizeof d);
+    pack_tq2_0(t, 1, &d, dst);
+  }
+}
+
 }  // namespace bitnet::kernels

@@ -27,6 +27,11 @@ void pack_tq1_0(const int8_t* t, int64_t n_blocks, const uint16_t* d, uint8_t* o
 // store; saves a pass when values are generated as codes).
 void pack_i2s_codes(const uint8_t* c, int64_t n, uint8_t* out);
 void pack_tq2_0_codes(const uint8_t* c, int64_t n_blocks, const uint16_t* d, uint8_t* out);
+
+// TQ1_0 blocks rewritten as TQ2_0 blocks: the same ternary values and the same f16 scale, so every
+// dot product of the result equals the source's (both formats share one dot definition). 54 bytes
+// in, 66 out per block. Lets TQ1_0 weights use the TQ2_0 GEMM entries.
+void tq1_0_to_tq2_0(const uint8_t* src, int64_t n_blocks, uint8_t* dst);
 void pack_tq1_0_codes(const uint8_t* c, int64_t n_blocks, const uint16_t* d, uint8_t* out);
 
 // Decoders of whole blocks: values and f16 scale bits. TQ2_0's code 3 (value +2, which no

@@ -59,6 +59,36 @@ TEST(Session, ResultsDoNotDependOnTheThreadCount) {
   }
 }
 
+// TQ1_0 weights are rewritten as TQ2_0 at load when the table has a TQ2_0 GEMM: the logits stay
+// those of the reference table (which reads TQ1_0 as it is), bit for bit, and the copy is the
+// planned "repacked_weights" buffer.
+TEST(Session, Tq1RepackedAtLoadMatchesTheReference) {
+  backends::register_all();
+  const kernels::KernelTable* best = kernels::select_backend("").table;
+  auto model = model::Model::load(test::fixture_file("models/bitnet-tiny-tq1_0.gguf"));
+  ASSERT_EQ(model->layer(0).wq.type, gguf::GgmlType::TQ1_0);
+  const bool repacks = repacks_at_load(*best, model->layer(0).wq);
+  EXPECT_EQ(repacks, best->gemm_tq2_0_q8_k != nullptr);
+  EXPECT_EQ(plan_session_memory(*model, {}, best).bytes(kTagRepacked) > 0, repacks);
+  EXPECT_EQ(plan_session_memory(*model, {}, &kernels::reference_table()).bytes(kTagRepacked), 0u);
+  std::vector<int32_t> prompt(33);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 11 + 1) % model->config().n_vocab);
+  ThreadPool pool(2);
+  SessionOptions so;
+  so.pool = &pool;
+  Session fast(*model, *best, so), ref(*model, kernels::reference_table());
+  fast.eval(prompt);
+  ref.eval(prompt);
+  EXPECT_EQ(std::vector<float>(fast.logits().begin(), fast.logits().end()),
+            std::vector<float>(ref.logits().begin(), ref.logits().end()));
+  for (int32_t t : {3, 9}) {
+    fast.eval(std::vector<int32_t>{t});
+    ref.eval(std::vector<int32_t>{t});
+    EXPECT_EQ(std::vector<float>(fast.logits().begin(), fast.logits().end()),
+              std::vector<float>(ref.logits().begin(), ref.logits().end()));
+  }
+}
+
 TEST(Session, PromptBatchingMatchesTokenByToken) {
   auto model = model::Model::load(test::fixture_file("models/stories260K.gguf"));
   test::Golden g = test::read_golden(test::fixture_file("golden/stories260K.llama.cpp.p1.json"));

@@ -80,6 +80,9 @@ TEST(Backends, TernaryQ8kDotsAreBitExact) {
           << k->name << " n=" << n;
       EXPECT_EQ(k->dot_tq1_0_q8_k(tq1.data(), a.data(), n), reference_table().dot_tq1_0_q8_k(tq1.data(), a.data(), n))
           << k->name << " n=" << n;
+      // One dot definition for both formats: what rewriting TQ1_0 as TQ2_0 at load relies on.
+      EXPECT_EQ(reference_table().dot_tq1_0_q8_k(tq1.data(), a.data(), n), reference_table().dot_tq2_0_q8_k(tq2.data(), a.data(), n))
+          << "n=" << n;
     }
   }
 }

@@ -86,6 +86,16 @@ TEST(TernaryPack, Tq1MatchesTheSpecEncoderAndRoundTrips) {
   EXPECT_EQ(d, x.d);
 }
 
+// The load-time rewrite of TQ1_0 as TQ2_0: exactly the TQ2_0 blocks the spec encoder writes for
+// the same values and scales.
+TEST(TernaryPack, Tq1RewrittenAsTq2IsTheSpecEncoding) {
+  const Data x = random_data(256 * 29, 5);
+  const test::Bytes tq1 = test::pack_tq1_0(x.t, x.d);
+  std::vector<uint8_t> out(x.t.size() / 256 * 66, 0xee);
+  tq1_0_to_tq2_0(reinterpret_cast<const uint8_t*>(tq1.data()), static_cast<int64_t>(x.t.size() / 256), out.data());
+  EXPECT_EQ(as_bytes(out), test::pack_tq2_0(x.t, x.d));
+}
+
 TEST(TernaryPack, Tq2CodeThreeDecodesAsTwoSoItCanBeRejected) {
   std::vector<uint8_t> block(66, 0x55);  // every code 1 (value 0)
   block[5] = 0x57;                        // element 5: code 3
