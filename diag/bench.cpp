@@ -84,7 +84,7 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
       say("memory read bandwidth");
       rep.bandwidth.push_back(probe_read_bandwidth(pool, opt.bandwidth_bytes, 10));
       tg.bandwidth_gbs = rep.bandwidth.back().gbs;
-      tg.bytes_per_token = decode_bytes_per_token(m, static_cast<uint32_t>(opt.n_gen / 2));
+      tg.bytes_per_token = decode_bytes_per_token(m, *opt.kernels, static_cast<uint32_t>(opt.n_gen / 2));
       tg.roofline_ts = tg.bandwidth_gbs * 1e9 / static_cast<double>(tg.bytes_per_token);
     }
     // Warm-ups: page in the weights, size the buffers.

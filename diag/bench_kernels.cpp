@@ -12,6 +12,7 @@
 
 #include "core/base/error.hpp"
 #include "core/base/thread_pool.hpp"
+#include "core/infer/session.hpp"
 
 namespace bitnet::diag {
 namespace {
@@ -120,12 +121,17 @@ uint64_t sum_words(const uint64_t* p, int64_t n) {
 
 }  // namespace
 
-uint64_t decode_bytes_per_token(const model::Model& m, uint32_t n_past) {
+uint64_t decode_bytes_per_token(const model::Model& m, const kernels::KernelTable& k, uint32_t n_past) {
   const model::ModelConfig& c = m.config();
   uint64_t bytes = 0;
   for (uint32_t i = 0; i < c.n_layer; ++i) {
     const model::LayerWeights& l = m.layer(i);
-    for (const kernels::WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) bytes += matrix_bytes(*w);
+    for (const kernels::WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) {
+      // A session reads its repacked copy: TQ2_0's 66 bytes per block instead of TQ1_0's 54.
+      kernels::WeightView read = *w;
+      if (infer::repacks_at_load(k, read)) read.type = gguf::GgmlType::TQ2_0;
+      bytes += matrix_bytes(read);
+    }
     bytes += (l.attn_norm.size() + l.attn_sub_norm.size() + l.ffn_norm.size() + l.ffn_sub_norm.size()) * sizeof(float);
   }
   bytes += matrix_bytes(m.output());
