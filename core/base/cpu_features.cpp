@@ -32,7 +32,14 @@ CpuFeatures detect() {
   f.avx512bw = __builtin_cpu_supports("avx512bw");
   f.avx512vl = __builtin_cpu_supports("avx512vl");
   f.avx512vnni = __builtin_cpu_supports("avx512vnni");
+#if defined(__clang__) && __clang_major__ < 16
+  // clang before 16 (Debian 12's 14 builds the fuzz targets) does not know "avxvnni": CPUID
+  // leaf 7 sub-leaf 1, EAX bit 4, valid only when the OS saves the AVX state (as avx2 says).
+  unsigned a7 = 0, b7 = 0, c7 = 0, d7 = 0;
+  f.avxvnni = f.avx2 && __get_cpuid_count(7, 1, &a7, &b7, &c7, &d7) && (a7 & (1u << 4)) != 0;
+#else
   f.avxvnni = __builtin_cpu_supports("avxvnni");
+#endif
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (__get_cpuid(1, &a, &b, &c, &d)) f.f16c = (c & bit_F16C) != 0;
   f.brand = brand_string();

@@ -137,6 +137,29 @@ RefRun run_command_reference(const ReferenceSpec& ref, const RefRequest& req, st
   return run;
 }
 
+RefBenchRun parse_bench_answer(std::string_view out, int32_t n_pp, int32_t n_tg) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (auto err = parser.parse(simdjson::padded_string(out)).get(doc))
+    throw make_error(ErrorCode::failure, "not JSON: {}", simdjson::error_message(err));
+  auto read = [&](const char* key, std::vector<double>& dst, int32_t want_n) {
+    simdjson::dom::array a;
+    if (doc[key].get_array().get(a)) throw make_error(ErrorCode::failure, "no \"{}\" array", key);
+    for (simdjson::dom::element e : a) {
+      double v = 0;
+      if (e.get_double().get(v) || !(v > 0))
+        throw make_error(ErrorCode::failure, "\"{}\" holds something that is not a positive number", key);
+      dst.push_back(v);
+    }
+    if (dst.size() != static_cast<size_t>(want_n))
+      throw make_error(ErrorCode::failure, "\"{}\" has {} samples, {} were asked for", key, dst.size(), want_n);
+  };
+  RefBenchRun run;
+  read("pp_seconds", run.pp_seconds, n_pp);
+  read("tg_seconds", run.tg_seconds, n_tg);
+  return run;
+}
+
 RefBenchRun run_reference_bench(const ReferenceSpec& ref, const RefBenchRequest& req, std::chrono::milliseconds timeout) {
   JsonWriter j(false);
   j.begin_object().key("model").value(req.model.string()).key("bench").begin_object();
@@ -145,27 +168,11 @@ RefBenchRun run_reference_bench(const ReferenceSpec& ref, const RefBenchRequest&
   j.end_object().end_object();
   const std::string cmd = command_line(ref.argv);
   ChildResult c = run_reference_child(ref, j.str() + "\n", timeout);
-  RefBenchRun run;
-  auto bad = [&](const std::string& detail) {
-    return reference_error(cmd, c, ErrorCode::failure, "printed something that is not a bench answer", detail);
-  };
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  if (auto err = parser.parse(c.out).get(doc)) throw bad(std::string("not JSON: ").append(simdjson::error_message(err)));
-  auto read = [&](const char* key, std::vector<double>& out, int32_t want_n) {
-    simdjson::dom::array a;
-    if (doc[key].get_array().get(a)) throw bad(fmt::format("no \"{}\" array", key));
-    for (simdjson::dom::element e : a) {
-      double v = 0;
-      if (e.get_double().get(v) || !(v > 0)) throw bad(fmt::format("\"{}\" holds something that is not a positive number", key));
-      out.push_back(v);
-    }
-    if (out.size() != static_cast<size_t>(want_n))
-      throw bad(fmt::format("\"{}\" has {} samples, {} were asked for", key, out.size(), want_n));
-  };
-  read("pp_seconds", run.pp_seconds, req.n_prompt > 0 ? req.reps : 0);
-  read("tg_seconds", run.tg_seconds, req.n_gen > 0 ? req.reps : 0);
-  return run;
+  try {
+    return parse_bench_answer(c.out, req.n_prompt > 0 ? req.reps : 0, req.n_gen > 0 ? req.reps : 0);
+  } catch (const Error& e) {
+    throw reference_error(cmd, c, ErrorCode::failure, "printed something that is not a bench answer", e.what());
+  }
 }
 
 }  // namespace bitnet::diag

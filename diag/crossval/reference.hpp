@@ -68,4 +68,8 @@ struct RefBenchRun {
 // {"pp_seconds": [...], "tg_seconds": [...]} with one positive number per repetition.
 RefBenchRun run_reference_bench(const ReferenceSpec& ref, const RefBenchRequest& req, std::chrono::milliseconds timeout);
 
+// The bench answer alone: n_pp and n_tg positive numbers expected (0: an empty array). Throws
+// Error(failure) with the detail (run_reference_bench adds the command and its stderr).
+RefBenchRun parse_bench_answer(std::string_view out, int32_t n_pp, int32_t n_tg);
+
 }  // namespace bitnet::diag
