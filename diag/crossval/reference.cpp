@@ -88,16 +88,19 @@ Error reference_error(const std::string& cmd, const ChildResult& c, ErrorCode co
 }
 
 // Runs the reference on one request; throws unless it exited 0 within the timeout.
-ChildResult run_reference_child(const ReferenceSpec& ref, const std::string& request, std::chrono::milliseconds timeout) {
+ChildResult run_reference_child(const ReferenceSpec& ref, const std::string& request, std::chrono::milliseconds timeout,
+                                const std::atomic<bool>* cancel) {
   const std::string cmd = command_line(ref.argv);
   ChildOptions opt;
   opt.timeout = timeout;
+  opt.cancel = cancel;
   ChildResult c;
   try {
     c = run_child(ref.argv, request, opt);
   } catch (Error& e) {
     throw e.wrap(fmt::format("reference '{}' could not be started", cmd));
   }
+  if (c.cancelled) throw make_error(ErrorCode::interrupted, "cancelled while reference '{}' was running (it was stopped)", cmd);
   if (c.timed_out)
     throw reference_error(cmd, c, ErrorCode::timeout,
                           fmt::format("did not finish within the {:.0f} s timeout and was killed (raise --timeout)",
@@ -125,7 +128,7 @@ RefRun run_command_reference(const ReferenceSpec& ref, const RefRequest& req, st
       .value(static_cast<uint64_t>(req.top_k))
       .end_object();
   const std::string cmd = command_line(ref.argv);
-  ChildResult c = run_reference_child(ref, j.str() + "\n", timeout);
+  ChildResult c = run_reference_child(ref, j.str() + "\n", timeout, req.cancel);
   RefRun run;
   try {
     run.golden = parse_golden(c.out, fmt::format("the output of '{}'", cmd));
@@ -167,7 +170,7 @@ RefBenchRun run_reference_bench(const ReferenceSpec& ref, const RefBenchRequest&
   j.key("reps").value(static_cast<int64_t>(req.reps)).key("threads").value(static_cast<int64_t>(req.threads));
   j.end_object().end_object();
   const std::string cmd = command_line(ref.argv);
-  ChildResult c = run_reference_child(ref, j.str() + "\n", timeout);
+  ChildResult c = run_reference_child(ref, j.str() + "\n", timeout, req.cancel);
   try {
     return parse_bench_answer(c.out, req.n_prompt > 0 ? req.reps : 0, req.n_gen > 0 ? req.reps : 0);
   } catch (const Error& e) {

@@ -3,6 +3,7 @@
 // backend:NAME runs in-process (crossval.cpp).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -37,6 +38,7 @@ struct RefRequest {
   std::string prompt;
   size_t n_predict = 32;
   size_t top_k = 8;
+  const std::atomic<bool>* cancel = nullptr;  // set: the reference is stopped, Error(interrupted)
 };
 
 struct RefRun {
@@ -57,6 +59,7 @@ struct RefBenchRequest {
   int32_t n_gen = 0;            // 0: no tg test
   int32_t reps = 1;
   int threads = 1;
+  const std::atomic<bool>* cancel = nullptr;  // set: the reference is stopped, Error(interrupted)
 };
 
 struct RefBenchRun {
