@@ -45,7 +45,8 @@ const std::atomic<bool>& install_interrupt_handler() {
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
+  // No SA_RESTART: a blocking read (the --chat prompt) returns EINTR and the command sees Ctrl-C.
+  sa.sa_flags = 0;
   sigaction(SIGINT, &sa, nullptr);
   return g_cancelled;
 }
