@@ -15,6 +15,9 @@
 #include <fmt/format.h>
 
 #include "app/build_info.hpp"
+#include "app/crash_handler.hpp"
+#include "app/signals.hpp"
+#include "app/watchdog.hpp"
 #include "core/base/error.hpp"
 #include "core/base/log.hpp"
 #include "backends/register.hpp"
@@ -91,19 +94,36 @@ void print_version() {
   std::printf("backends: %s (this CPU runs: %s)\n", build::backends, usable_backends().c_str());
 }
 
-// Test-only (docs/debug-report.md): BITNET_TEST_FAULT=segv:COMMAND or hang:COMMAND makes COMMAND
-// die of SIGSEGV or hang as it starts, so the tests can show how `debug-report -- COMMAND ...`
-// describes a crashing or stuck run. Any other value does nothing.
+// Test-only (docs/debug-report.md, docs/hardening.md): BITNET_TEST_FAULT=KIND:COMMAND makes
+// COMMAND fail as it starts, so the tests can show how a crashing or stuck run is reported:
+// segv, abort, fpe, bus, ill (that signal, through the crash handler) or hang (forever, ignoring
+// cancellation). Any other value does nothing.
 void inject_test_fault(const std::string& command) {
   const std::string fault = env("BITNET_TEST_FAULT");
-  if (fault == fmt::format("segv:{}", command)) {
-    rlimit no_core{0, 0};
-    ::setrlimit(RLIMIT_CORE, &no_core);  // a deliberate crash leaves no core file behind
-    std::signal(SIGSEGV, SIG_DFL);       // past any handler a sanitizer installed: a real signal death
-    std::raise(SIGSEGV);
-  }
-  if (fault == fmt::format("hang:{}", command))
+  const size_t colon = fault.find(':');
+  if (colon == std::string::npos || fault.substr(colon + 1) != command) return;
+  const std::string kind = fault.substr(0, colon);
+  constexpr std::pair<const char*, int> kSignals[] = {
+      {"segv", SIGSEGV}, {"abort", SIGABRT}, {"fpe", SIGFPE}, {"bus", SIGBUS}, {"ill", SIGILL}};
+  for (const auto& [name, sig] : kSignals)
+    if (kind == name) {
+      rlimit no_core{0, 0};
+      ::setrlimit(RLIMIT_CORE, &no_core);  // a deliberate crash leaves no core file behind
+      crash_for_test(sig);
+    }
+  if (kind == "hang")
     for (;;) ::pause();
+}
+
+// BITNET_CANCEL_GRACE: seconds a cancelled command may take to stop before the watchdog ends it.
+double cancel_grace() {
+  const std::string v = env("BITNET_CANCEL_GRACE");
+  if (v.empty()) return 3.0;
+  char* end = nullptr;
+  const double g = std::strtod(v.c_str(), &end);
+  if (*end != '\0' || !(g > 0 && g <= 3600))
+    throw make_error(ErrorCode::usage, "BITNET_CANCEL_GRACE='{}' is not a number of seconds in (0, 3600]", v);
+  return g;
 }
 
 struct GlobalFlags {
@@ -156,7 +176,20 @@ std::filesystem::path resolve_model(const Context& ctx, std::string_view spec) {
       throw make_error(ErrorCode::failure, "'{}': synthetic models are written to a cache directory, and none is set "
                        "(set BITNET_CACHE_DIR, XDG_CACHE_HOME or HOME)", spec);
     ThreadPool pool(ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads());
-    return model::synthetic_model_path(s, ctx.fixtures.cache_dir / "synthetic", &pool);
+    const std::filesystem::path dir = ctx.fixtures.cache_dir / "synthetic";
+    // The writer's temporary name (GgufWriter::write): removed if the watchdog has to end the run.
+    std::filesystem::path tmp = dir / model::synthetic_file_name(s);
+    tmp += ".tmp-" + std::to_string(::getpid());
+    register_temp_file(tmp);
+    std::filesystem::path path;
+    try {
+      path = model::synthetic_model_path(s, dir, &pool);
+    } catch (...) {
+      unregister_temp_file(tmp);
+      throw;
+    }
+    unregister_temp_file(tmp);
+    return path;
   }
   if (!spec.starts_with(fixtures::kFixturePrefix)) return std::filesystem::path(spec);
   fixtures::Fixtures fx(ctx.fixtures, load_manifests(ctx.manifests));
@@ -164,6 +197,7 @@ std::filesystem::path resolve_model(const Context& ctx, std::string_view spec) {
 }
 
 int run(int argc, char** argv) {
+  install_crash_handlers();
   backends::register_all();
   CLI::App app{"bitnet: run and check BitNet b1.58 (ternary) language models on the CPU"};
   app.require_subcommand(0, 1);
@@ -171,7 +205,13 @@ int run(int argc, char** argv) {
              "  bitnet fixtures list\n"
              "  bitnet inspect synthetic:2b4t    (a seeded 2B-4T-shaped model, generated once into the cache)\n"
              "Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid model or input, 4 fixture, 5 crossval mismatch,\n"
-             "            6 memcheck, 124 timeout, 130 interrupted.");
+             "            6 memcheck, 124 timeout, 130 interrupted.\n"
+             "--timeout S limits any command's wall-clock time (exit 124). It may also follow the command,\n"
+             "except for crossval and debug-report, whose own --timeout limits each program they run:\n"
+             "  bitnet --timeout 600 crossval --timeout 60 ...");
+  // Global flags are also accepted after the subcommand (a subcommand's own flag of the same
+  // name wins there: crossval's and debug-report's --timeout).
+  app.fallthrough();
   GlobalFlags g;
   bool version = false;
   app.add_flag("--version", version, "Print version, commit, build type, compiler, flags and backends");
@@ -179,6 +219,10 @@ int run(int argc, char** argv) {
   app.add_option("--log-file", g.log_file, "Also append logs to this file");
   app.add_flag("-v,--verbose", g.verbose, "More logging (-v info, -vv debug, -vvv trace)");
   app.add_flag("-q,--quiet", g.quiet, "Only errors on stderr");
+  double timeout = 0;
+  app.add_option("--timeout", timeout,
+                 "Wall-clock limit in seconds for the command: it stops, flushes what it has and exits 124")
+      ->check(CLI::Range(0.001, 1e7));
 
   std::vector<std::pair<CLI::App*, RunFn>> commands;
   for (const CommandSpec& c : kCommands) {
@@ -226,15 +270,24 @@ int run(int argc, char** argv) {
     log::configure(logging_config(g, ctx.color));
     for (auto& [sub, fn] : commands)
       if (sub->parsed()) {
+        Watchdog watchdog(timeout, cancel_grace());
         inject_test_fault(sub->get_name());
-        return fn(ctx);
+        const int code = fn(ctx);
+        // A command that noticed the cancellation by itself (returned 130) still owes the timeout's
+        // exit code and message.
+        if (code == static_cast<int>(ErrorCode::interrupted) && cancel_reason() == CancelReason::timeout)
+          throw cancel_error();
+        return code;
       }
     std::fputs(app.help().c_str(), stderr);
     return static_cast<int>(ErrorCode::usage);
   } catch (const Error& e) {
     std::fflush(stdout);
-    std::fputs(e.format().c_str(), stderr);
-    return e.exit_code();
+    // A cancelled command stops by throwing Error(interrupted) from wherever it was; the user
+    // gets one line saying why (Ctrl-C or --timeout), not the chain of where it was.
+    const Error& shown = e.code() == ErrorCode::interrupted && cancel_flag().load() ? cancel_error() : e;
+    std::fputs(shown.format().c_str(), stderr);
+    return shown.exit_code();
   } catch (const std::bad_alloc&) {
     std::fputs("error: out of memory\n", stderr);
     return static_cast<int>(ErrorCode::failure);

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "app/cli.hpp"
+#include "app/signals.hpp"
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
 #include "core/base/thread_pool.hpp"
@@ -216,6 +217,7 @@ RunFn setup_bench(CLI::App& sub) {
              "  bitnet bench -m model.gguf -t 2 --reference llama.cpp\n"
              "  bitnet bench -m synthetic:2b4t -p 0 -n 0 --kernels -t 2");
   return [f](const Context& ctx) {
+    const std::atomic<bool>& cancelled = install_interrupt_handler();
     const kernels::KernelTable& table = select_kernels(f->backend.empty() ? ctx.backend : f->backend);
     diag::BenchOptions o;
     o.n_prompt = f->n_prompt;
@@ -228,8 +230,12 @@ RunFn setup_bench(CLI::App& sub) {
     if (f->kernels && f->backend.empty())
       for (const kernels::Backend& b : kernels::registered_backends())
         if (b.supported()) o.kernel_bench.tables.push_back(&b.table());
-    if (::isatty(STDERR_FILENO))
-      o.progress = [](const std::string& what) { std::fprintf(stderr, "\r\033[Kbench: %s", what.c_str()); };
+    // Before every timed step: Ctrl-C or --timeout stops the run there (bench prints no partial table).
+    const bool show_progress = ::isatty(STDERR_FILENO) != 0;
+    o.progress = [show_progress](const std::string& what) {
+      throw_if_cancelled();
+      if (show_progress) std::fprintf(stderr, "\r\033[Kbench: %s", what.c_str());
+    };
     // The reference is checked before anything runs: a missing one fails at once (exit 4).
     std::optional<diag::ReferenceSpec> ref_spec;
     if (!f->reference.empty()) {
@@ -253,6 +259,8 @@ RunFn setup_bench(CLI::App& sub) {
         q.n_gen = o.n_gen;
         q.reps = 1;
         q.threads = threads;
+        q.cancel = &cancelled;
+        throw_if_cancelled();
         diag::RefBenchRun run = diag::run_reference_bench(*ref_spec, q, std::chrono::hours(1));
         auto& acc = theirs[threads];
         acc.pp_seconds.insert(acc.pp_seconds.end(), run.pp_seconds.begin(), run.pp_seconds.end());
@@ -260,7 +268,8 @@ RunFn setup_bench(CLI::App& sub) {
       };
     }
     diag::BenchReport r = diag::run_bench(path.string(), *model, o);
-    if (o.progress) std::fputs("\r\033[K", stderr);
+    throw_if_cancelled();  // cancelled during the last step
+    if (show_progress) std::fputs("\r\033[K", stderr);
     RefRows ref_rows;
     ref_rows.name = "llama.cpp";
     if (ref_spec) {

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "app/cli.hpp"
+#include "app/signals.hpp"
 #include "app/crossval_print.hpp"
 #include "core/base/error.hpp"
 #include "core/base/thread_pool.hpp"
@@ -57,6 +58,11 @@ std::vector<std::string> read_prompts(const std::string& path) {
 // Writes through a temporary name so a reader never sees half a file.
 void write_file(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
+  register_temp_file(tmp);
+  struct Unregister {
+    std::string p;
+    ~Unregister() { unregister_temp_file(p); }
+  } unregister{tmp};
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << text;
@@ -124,6 +130,7 @@ RunFn setup_crossval(CLI::App& sub) {
     const int threads = f->threads > 0 ? f->threads : ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads();
     ThreadPool pool(threads);
     o.pool = &pool;
+    o.cancel = &install_interrupt_handler();
     o.kernels = &select_kernels(f->backend.empty() ? ctx.backend : f->backend);
     std::string ref = f->reference;
     if (ref.empty() && f->record.empty()) ref = "llama.cpp";

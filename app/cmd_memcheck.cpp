@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "app/cli.hpp"
+#include "app/signals.hpp"
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
 #include "core/base/thread_pool.hpp"
@@ -181,6 +182,7 @@ RunFn setup_memcheck(CLI::App& sub) {
     o.threads = f->threads > 0 ? f->threads : ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads();
     o.kernels = &select_kernels(f->backend.empty() ? ctx.backend : f->backend);
     o.test_leak_tag = f->test_leak;
+    o.cancel = &install_interrupt_handler();
     const std::filesystem::path path = resolve_model(ctx, f->model);
     const diag::MemcheckReport r = diag::run_memcheck(path, o);
     const std::string out = f->json ? json(r, o.budget) : text(r);

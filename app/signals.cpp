@@ -1,28 +1,115 @@
-// SIGINT -> flag.
+// SIGINT -> cancellation flag; the timeout reason; the temp-file registry for a forced exit.
 #include "signals.hpp"
 
+#include <semaphore.h>
+
+#include <cerrno>
 #include <csignal>
+#include <ctime>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
 
 namespace bitnet::app {
 namespace {
 
-std::atomic<bool> g_interrupted{false};
+std::atomic<bool> g_cancelled{false};
+std::atomic<int> g_reason{0};
+std::atomic<double> g_time_limit{0};
+sem_t g_wake;
+std::once_flag g_wake_once;
+
+sem_t* wake_sem() {
+  std::call_once(g_wake_once, [] { sem_init(&g_wake, 0, 0); });
+  return &g_wake;
+}
+
+std::mutex g_temp_mutex;
+std::vector<std::filesystem::path> g_temp_files;
 
 extern "C" void on_sigint(int) {
-  if (g_interrupted.exchange(true)) {
-    std::signal(SIGINT, SIG_DFL);
+  if (!request_cancel(CancelReason::interrupt)) {
+    std::signal(SIGINT, SIG_DFL);  // already cancelling (a second Ctrl-C): the user insists
     std::raise(SIGINT);
   }
 }
 
+std::string seconds_text(double s) { return fmt::format("{:g}", s); }
+
 }  // namespace
 
 const std::atomic<bool>& install_interrupt_handler() {
+  wake_sem();
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
+  // No SA_RESTART: a blocking read (the --chat prompt) returns EINTR and the command sees Ctrl-C.
+  sa.sa_flags = 0;
   sigaction(SIGINT, &sa, nullptr);
-  return g_interrupted;
+  return g_cancelled;
+}
+
+const std::atomic<bool>& cancel_flag() { return g_cancelled; }
+
+CancelReason cancel_reason() { return static_cast<CancelReason>(g_reason.load()); }
+
+bool request_cancel(CancelReason why) {
+  int expected = 0;
+  if (!g_reason.compare_exchange_strong(expected, static_cast<int>(why))) return false;
+  g_cancelled.store(true);
+  wake_watchdog();
+  return true;
+}
+
+void set_time_limit(double seconds) { g_time_limit.store(seconds); }
+double time_limit() { return g_time_limit.load(); }
+
+Error cancel_error() {
+  if (cancel_reason() == CancelReason::timeout) {
+    const std::string s = seconds_text(time_limit());
+    return make_error(ErrorCode::timeout, "timed out after {} s (--timeout {})", s, s);
+  }
+  return make_error(ErrorCode::interrupted, "interrupted (Ctrl-C)");
+}
+
+void throw_if_cancelled() {
+  if (g_cancelled.load()) throw cancel_error();
+}
+
+void register_temp_file(const std::filesystem::path& p) {
+  std::lock_guard lock(g_temp_mutex);
+  g_temp_files.push_back(p);
+}
+
+void unregister_temp_file(const std::filesystem::path& p) {
+  std::lock_guard lock(g_temp_mutex);
+  std::erase(g_temp_files, p);
+}
+
+void remove_registered_temp_files() {
+  // try_lock: the forced exit must not wait for a thread that is stuck holding the lock.
+  std::unique_lock lock(g_temp_mutex, std::try_to_lock);
+  if (!lock.owns_lock()) return;
+  for (const auto& p : g_temp_files) {
+    std::error_code ec;
+    std::filesystem::remove(p, ec);
+  }
+}
+
+void wake_watchdog() { sem_post(wake_sem()); }  // sem_post is async-signal-safe
+
+void wait_for_wake(int64_t deadline_ns) {
+  sem_t* s = wake_sem();
+  if (deadline_ns <= 0) {
+    while (sem_wait(s) != 0 && errno == EINTR) {
+    }
+    return;
+  }
+  timespec ts{static_cast<time_t>(deadline_ns / 1000000000), static_cast<long>(deadline_ns % 1000000000)};
+  while (sem_timedwait(s, &ts) != 0 && errno == EINTR) {
+  }
 }
 
 }  // namespace bitnet::app

@@ -50,7 +50,8 @@ MemcheckRound run_round(const model::Model& m, const tokenizer::Tokenizer& tok, 
     ev.piece = [&](int32_t id) { return tok.token_piece(static_cast<tokenizer::TokenId>(id), false); };
     std::vector<int32_t> eog;
     for (tokenizer::TokenId id : tok.eog_ids()) eog.push_back(static_cast<int32_t>(id));
-    const infer::GenerateResult res = infer::generate(session, prompt, eog, g, ev);
+    const infer::GenerateResult res = infer::generate(session, prompt, eog, g, ev, opt.cancel);
+    if (res.reason == infer::StopReason::interrupt) throw make_error(ErrorCode::interrupted, "memcheck: cancelled");
     round.n_prompt = res.n_prompt;
     round.n_gen = res.tokens.size();
   }

@@ -3,6 +3,7 @@
 // RSS, what is still held after teardown, and growth across rounds. Builds a report; never prints.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -24,6 +25,9 @@ struct MemcheckOptions {
   // TEST ONLY: hold one 4 KiB block under this tag past the teardown check, as a leaking
   // component would, so tests can see a leak caught and named. Released after the report.
   std::string test_leak_tag;
+  // When set (Ctrl-C, --timeout), the running workload stops and run_memcheck throws
+  // Error(interrupted).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct MemcheckTag {

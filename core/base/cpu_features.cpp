@@ -45,8 +45,19 @@ CpuFeatures detect() {
   f.avx512bw = __builtin_cpu_supports("avx512bw");
   f.avx512vl = __builtin_cpu_supports("avx512vl");
   f.avx512vnni = __builtin_cpu_supports("avx512vnni");
+#if defined(__clang__) && __clang_major__ < 16
+  // clang before 16 (Debian 12's 14 builds the fuzz targets) does not know "avxvnni": CPUID
+  // leaf 7 sub-leaf 1, EAX bit 4, valid only when the OS saves the AVX state (as avx2 says).
+  unsigned a7 = 0, b7 = 0, c7 = 0, d7 = 0;
+  f.avxvnni = f.avx2 && __get_cpuid_count(7, 1, &a7, &b7, &c7, &d7) && (a7 & (1u << 4)) != 0;
+#else
   f.avxvnni = __builtin_cpu_supports("avxvnni");
-  f.amx_int8 = __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-int8") && amx_permitted();
+#endif
+  // AMX-TILE and AMX-INT8: CPUID leaf 7 sub-leaf 0, EDX bits 24 and 25 (read directly: not every
+  // compiler's __builtin_cpu_supports knows them); usable only once the kernel grants the state.
+  unsigned a70 = 0, b70 = 0, c70 = 0, d70 = 0;
+  const bool amx_cpu = __get_cpuid_count(7, 0, &a70, &b70, &c70, &d70) && (d70 & (1u << 24)) != 0 && (d70 & (1u << 25)) != 0;
+  f.amx_int8 = amx_cpu && amx_permitted();
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (__get_cpuid(1, &a, &b, &c, &d)) f.f16c = (c & bit_F16C) != 0;
   f.brand = brand_string();

@@ -163,13 +163,19 @@ ChildResult run_child(const std::vector<std::string>& argv, std::string_view inp
   size_t written = 0;
   auto remaining_ms = [&] {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    return left > 0 ? static_cast<int>(std::min<long long>(left, 1000)) : 0;
+    // Wake often enough to notice a cancellation promptly.
+    return left > 0 ? static_cast<int>(std::min<long long>(left, opt.cancel != nullptr ? 100 : 1000)) : 0;
   };
   auto append_err = [&](const char* buf, size_t n) {
     r.err.append(buf, n);
     if (r.err.size() > 2 * opt.max_err) r.err.erase(0, r.err.size() - opt.max_err);
   };
+  auto cancelled = [&] { return opt.cancel != nullptr && opt.cancel->load(); };
   while ((out_r.fd >= 0 || err_r.fd >= 0) && !r.timed_out) {
+    if (cancelled()) {
+      r.cancelled = true;
+      break;
+    }
     pollfd fds[3] = {{out_r.fd, POLLIN, 0}, {err_r.fd, POLLIN, 0}, {in_w.fd, POLLOUT, 0}};
     const int wait = remaining_ms();
     if (wait == 0 && Clock::now() >= deadline) {
@@ -203,7 +209,11 @@ ChildResult run_child(const std::vector<std::string>& argv, std::string_view inp
   }
   in_w.reset();
   // The outputs are closed; give the process what is left of the deadline to exit.
-  while (!r.timed_out) {
+  while (!r.timed_out && !r.cancelled) {
+    if (cancelled()) {
+      r.cancelled = true;
+      break;
+    }
     pid_t done = ::waitpid(child.pid, &child.status, WNOHANG);
     if (done == child.pid) {
       child.pid = -1;
@@ -212,7 +222,7 @@ ChildResult run_child(const std::vector<std::string>& argv, std::string_view inp
     if (Clock::now() >= deadline) r.timed_out = true;
     else std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  if (r.timed_out) {
+  if (r.timed_out || r.cancelled) {
     ::kill(-child.pid, SIGKILL);
     ::kill(child.pid, SIGKILL);
     ::waitpid(child.pid, &child.status, 0);

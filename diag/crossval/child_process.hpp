@@ -3,6 +3,7 @@
 // hung or chatty reference can never hang crossval.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@ struct ChildResult {
   int exit_code = -1;     // when it exited
   int signal = 0;         // when a signal ended it (SIGKILL after a timeout)
   bool timed_out = false;
+  bool cancelled = false;         // ChildOptions::cancel was set: the child was killed
   bool output_truncated = false;  // stdout passed max_output; the rest was dropped
   std::string out;
   std::string err;        // the last max_err bytes of stderr
@@ -24,6 +26,8 @@ struct ChildOptions {
   std::chrono::milliseconds timeout{300000};
   size_t max_output = size_t{1} << 30;
   size_t max_err = 64 * 1024;
+  // When set (Ctrl-C, --timeout), the child's process group is killed within a second.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // "a  b c" -> {"a", "b", "c"}: the COMMAND of cmd:COMMAND, split on whitespace, no quoting.

@@ -67,6 +67,7 @@ RefRun ask_reference(const CrossvalOptions& o, const Engine* ref_engine, const s
   req.prompt = *prompt;
   req.n_predict = n_predict;
   req.top_k = o.top_k;
+  req.cancel = o.cancel;
   RefRun r = run_command_reference(ref, req, o.timeout);
   if (r.golden.steps.size() != n_predict)
     throw make_error(ErrorCode::failure, "reference '{}' answered {} steps where {} were asked for", ref.text,
@@ -124,7 +125,12 @@ CrossvalReport run_crossval(const CrossvalOptions& o) {
   if (prompts.empty()) throw make_error(ErrorCode::usage, "no prompt: give -p TEXT or --prompts FILE");
   const size_t n_predict = o.n_predict.value_or(golden ? golden->steps.size() : 32);
 
+  auto check_cancel = [&](size_t i) {
+    if (o.cancel != nullptr && o.cancel->load())
+      throw make_error(ErrorCode::interrupted, "crossval: cancelled at prompt {} of {}", i + 1, prompts.size());
+  };
   for (size_t i = 0; i < prompts.size(); ++i) {
+    check_cancel(i);
     const std::optional<std::string>& prompt = prompts[i];
     if (o.reference && o.reference->kind != RefKind::golden && !prompt)
       throw make_error(ErrorCode::usage, "reference '{}' needs prompt text", o.reference->text);
@@ -152,6 +158,7 @@ CrossvalReport run_crossval(const CrossvalOptions& o) {
       pr.tokens.ours = our_ids;
       pr.tokens.first_diff = first_difference(pr.tokens.ours, pr.tokens.ref);
     }
+    check_cancel(i);
     const auto t1 = Clock::now();
     const std::vector<OurStep> steps = ours.follow(run.golden, o.top_k, o.batch);
     pr.seconds_ours = since(t1);

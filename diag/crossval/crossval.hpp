@@ -4,6 +4,7 @@
 // are thrown as bitnet::Error; disagreement is a report that does not pass.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <optional>
@@ -41,6 +42,9 @@ struct CrossvalOptions {
   ThresholdOverrides overrides;
   std::optional<std::string> pre;          // byte-level BPE pre-tokenizer override
   bool record = false;                     // also run ours free-running, as goldens
+  // Checked between prompts and passed to reference programs: when set (Ctrl-C, --timeout) the
+  // run stops with Error(interrupted).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct MetadataField {

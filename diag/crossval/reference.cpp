@@ -88,16 +88,19 @@ Error reference_error(const std::string& cmd, const ChildResult& c, ErrorCode co
 }
 
 // Runs the reference on one request; throws unless it exited 0 within the timeout.
-ChildResult run_reference_child(const ReferenceSpec& ref, const std::string& request, std::chrono::milliseconds timeout) {
+ChildResult run_reference_child(const ReferenceSpec& ref, const std::string& request, std::chrono::milliseconds timeout,
+                                const std::atomic<bool>* cancel) {
   const std::string cmd = command_line(ref.argv);
   ChildOptions opt;
   opt.timeout = timeout;
+  opt.cancel = cancel;
   ChildResult c;
   try {
     c = run_child(ref.argv, request, opt);
   } catch (Error& e) {
     throw e.wrap(fmt::format("reference '{}' could not be started", cmd));
   }
+  if (c.cancelled) throw make_error(ErrorCode::interrupted, "cancelled while reference '{}' was running (it was stopped)", cmd);
   if (c.timed_out)
     throw reference_error(cmd, c, ErrorCode::timeout,
                           fmt::format("did not finish within the {:.0f} s timeout and was killed (raise --timeout)",
@@ -125,7 +128,7 @@ RefRun run_command_reference(const ReferenceSpec& ref, const RefRequest& req, st
       .value(static_cast<uint64_t>(req.top_k))
       .end_object();
   const std::string cmd = command_line(ref.argv);
-  ChildResult c = run_reference_child(ref, j.str() + "\n", timeout);
+  ChildResult c = run_reference_child(ref, j.str() + "\n", timeout, req.cancel);
   RefRun run;
   try {
     run.golden = parse_golden(c.out, fmt::format("the output of '{}'", cmd));
@@ -137,6 +140,29 @@ RefRun run_command_reference(const ReferenceSpec& ref, const RefRequest& req, st
   return run;
 }
 
+RefBenchRun parse_bench_answer(std::string_view out, int32_t n_pp, int32_t n_tg) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (auto err = parser.parse(simdjson::padded_string(out)).get(doc))
+    throw make_error(ErrorCode::failure, "not JSON: {}", simdjson::error_message(err));
+  auto read = [&](const char* key, std::vector<double>& dst, int32_t want_n) {
+    simdjson::dom::array a;
+    if (doc[key].get_array().get(a)) throw make_error(ErrorCode::failure, "no \"{}\" array", key);
+    for (simdjson::dom::element e : a) {
+      double v = 0;
+      if (e.get_double().get(v) || !(v > 0))
+        throw make_error(ErrorCode::failure, "\"{}\" holds something that is not a positive number", key);
+      dst.push_back(v);
+    }
+    if (dst.size() != static_cast<size_t>(want_n))
+      throw make_error(ErrorCode::failure, "\"{}\" has {} samples, {} were asked for", key, dst.size(), want_n);
+  };
+  RefBenchRun run;
+  read("pp_seconds", run.pp_seconds, n_pp);
+  read("tg_seconds", run.tg_seconds, n_tg);
+  return run;
+}
+
 RefBenchRun run_reference_bench(const ReferenceSpec& ref, const RefBenchRequest& req, std::chrono::milliseconds timeout) {
   JsonWriter j(false);
   j.begin_object().key("model").value(req.model.string()).key("bench").begin_object();
@@ -144,28 +170,12 @@ RefBenchRun run_reference_bench(const ReferenceSpec& ref, const RefBenchRequest&
   j.key("reps").value(static_cast<int64_t>(req.reps)).key("threads").value(static_cast<int64_t>(req.threads));
   j.end_object().end_object();
   const std::string cmd = command_line(ref.argv);
-  ChildResult c = run_reference_child(ref, j.str() + "\n", timeout);
-  RefBenchRun run;
-  auto bad = [&](const std::string& detail) {
-    return reference_error(cmd, c, ErrorCode::failure, "printed something that is not a bench answer", detail);
-  };
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  if (auto err = parser.parse(c.out).get(doc)) throw bad(std::string("not JSON: ").append(simdjson::error_message(err)));
-  auto read = [&](const char* key, std::vector<double>& out, int32_t want_n) {
-    simdjson::dom::array a;
-    if (doc[key].get_array().get(a)) throw bad(fmt::format("no \"{}\" array", key));
-    for (simdjson::dom::element e : a) {
-      double v = 0;
-      if (e.get_double().get(v) || !(v > 0)) throw bad(fmt::format("\"{}\" holds something that is not a positive number", key));
-      out.push_back(v);
-    }
-    if (out.size() != static_cast<size_t>(want_n))
-      throw bad(fmt::format("\"{}\" has {} samples, {} were asked for", key, out.size(), want_n));
-  };
-  read("pp_seconds", run.pp_seconds, req.n_prompt > 0 ? req.reps : 0);
-  read("tg_seconds", run.tg_seconds, req.n_gen > 0 ? req.reps : 0);
-  return run;
+  ChildResult c = run_reference_child(ref, j.str() + "\n", timeout, req.cancel);
+  try {
+    return parse_bench_answer(c.out, req.n_prompt > 0 ? req.reps : 0, req.n_gen > 0 ? req.reps : 0);
+  } catch (const Error& e) {
+    throw reference_error(cmd, c, ErrorCode::failure, "printed something that is not a bench answer", e.what());
+  }
 }
 
 }  // namespace bitnet::diag

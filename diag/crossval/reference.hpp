@@ -3,6 +3,7 @@
 // backend:NAME runs in-process (crossval.cpp).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -37,6 +38,7 @@ struct RefRequest {
   std::string prompt;
   size_t n_predict = 32;
   size_t top_k = 8;
+  const std::atomic<bool>* cancel = nullptr;  // set: the reference is stopped, Error(interrupted)
 };
 
 struct RefRun {
@@ -57,6 +59,7 @@ struct RefBenchRequest {
   int32_t n_gen = 0;            // 0: no tg test
   int32_t reps = 1;
   int threads = 1;
+  const std::atomic<bool>* cancel = nullptr;  // set: the reference is stopped, Error(interrupted)
 };
 
 struct RefBenchRun {
@@ -67,5 +70,9 @@ struct RefBenchRun {
 // Same errors as run_command_reference, and Error(failure) for an answer that is not
 // {"pp_seconds": [...], "tg_seconds": [...]} with one positive number per repetition.
 RefBenchRun run_reference_bench(const ReferenceSpec& ref, const RefBenchRequest& req, std::chrono::milliseconds timeout);
+
+// The bench answer alone: n_pp and n_tg positive numbers expected (0: an empty array). Throws
+// Error(failure) with the detail (run_reference_bench adds the command and its stderr).
+RefBenchRun parse_bench_answer(std::string_view out, int32_t n_pp, int32_t n_tg);
 
 }  // namespace bitnet::diag
