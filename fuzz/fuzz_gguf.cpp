@@ -94,13 +94,7 @@ void exercise(const std::filesystem::path& path) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  bitnet::log::Config quiet;
-  quiet.level = bitnet::log::Level::off;
-  bitnet::log::configure(quiet);
-  if (const char* dir = std::getenv("BITNET_FUZZ_WRITE_SEEDS")) {
-    write_seeds(dir);
-    std::exit(0);
-  }
+  bitnet::fuzz::init_target(write_seeds);
   return 0;
 }
 

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/base/log.hpp"
+
 namespace bitnet::fuzz {
 
 MemFile::MemFile() {
@@ -38,6 +40,16 @@ std::filesystem::path fixture_file(const std::string& rel) {
   }
   std::fprintf(stderr, "fuzz: fixture '%s' not found in '%s' (set BITNET_FIXTURE_PATH)\n", rel.c_str(), dirs.c_str());
   std::abort();
+}
+
+void init_target(void (*write_seeds)(const std::filesystem::path& dir)) {
+  log::Config quiet;
+  quiet.level = log::Level::off;
+  log::configure(quiet);
+  if (const char* dir = std::getenv("BITNET_FUZZ_WRITE_SEEDS")) {
+    write_seeds(dir);
+    std::exit(0);
+  }
 }
 
 }  // namespace bitnet::fuzz

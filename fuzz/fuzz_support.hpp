@@ -26,4 +26,8 @@ class MemFile {
 // target cannot run without its fixtures, and silently fuzzing less would hide that).
 std::filesystem::path fixture_file(const std::string& rel);
 
+// The start of a target's LLVMFuzzerInitialize: logging off (the inputs are meant to fail), and
+// with BITNET_FUZZ_WRITE_SEEDS=DIR set, the target's seeds written to DIR and the process ended.
+void init_target(void (*write_seeds)(const std::filesystem::path& dir));
+
 }  // namespace bitnet::fuzz

@@ -102,13 +102,7 @@ void write_seeds(const std::filesystem::path& dir) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  bitnet::log::Config quiet;
-  quiet.level = bitnet::log::Level::off;
-  bitnet::log::configure(quiet);
-  if (const char* dir = std::getenv("BITNET_FUZZ_WRITE_SEEDS")) {
-    write_seeds(dir);
-    std::exit(0);
-  }
+  bitnet::fuzz::init_target(write_seeds);
   tokenizers();
   return 0;
 }

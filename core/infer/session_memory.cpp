@@ -24,7 +24,7 @@ uint64_t SessionMemoryPlan::total() const {
 const PlannedBuffer& SessionMemoryPlan::find(std::string_view name) const {
   for (const PlannedBuffer& b : buffers)
     if (b.name == name) return b;
-  BITNET_CHECK(!"a session buffer missing from its plan");
+  BITNET_CHECK(false && "a session buffer missing from its plan");
   return buffers.front();
 }
 
