@@ -74,12 +74,6 @@ std::string print_text(const diag::ModelReport& r, bool with_tensors) {
   return o;
 }
 
-void json_optional_id(JsonWriter& j, std::string_view key, const std::optional<uint32_t>& id) {
-  j.key(key);
-  if (id) j.value(static_cast<uint64_t>(*id));
-  else j.null();
-}
-
 std::string print_json(const diag::ModelReport& r, bool with_tensors) {
   JsonWriter j;
   j.begin_object();
@@ -95,40 +89,8 @@ std::string print_json(const diag::ModelReport& r, bool with_tensors) {
   j.key("n_params").value(r.n_params);
   j.key("architecture").value(r.architecture);
   j.key("name").value(r.name);
-  j.key("hparams");
-  if (r.config) {
-    const auto& c = *r.config;
-    j.begin_object();
-    j.key("n_vocab").value(c.n_vocab).key("n_ctx_train").value(c.n_ctx_train).key("n_embd").value(c.n_embd);
-    j.key("n_layer").value(c.n_layer).key("n_ff").value(c.n_ff).key("n_head").value(c.n_head);
-    j.key("n_head_kv").value(c.n_head_kv).key("head_dim").value(c.head_dim()).key("n_rot").value(c.n_rot);
-    j.key("rope").value(c.rope == model::RopeType::neox ? "neox" : "norm");
-    j.key("rope_freq_base").value(static_cast<double>(c.rope_freq_base));
-    j.key("rms_eps").value(static_cast<double>(c.rms_eps));
-    j.key("ffn_act").value(c.ffn_act == model::FfnAct::relu2 ? "relu2" : "silu");
-    j.key("sub_norms").value(c.sub_norms);
-    j.key("tied_output").value(r.tied_output);
-    j.end_object();
-  } else {
-    j.null();
-  }
-  j.key("tokenizer");
-  if (r.tokenizer) {
-    const auto& t = *r.tokenizer;
-    j.begin_object();
-    j.key("model").value(t.model).key("pre").value(t.pre).key("n_tokens").value(t.n_tokens);
-    j.key("n_merges").value(t.n_merges);
-    json_optional_id(j, "bos", t.bos);
-    json_optional_id(j, "eos", t.eos);
-    json_optional_id(j, "eot", t.eot);
-    json_optional_id(j, "unk", t.unk);
-    json_optional_id(j, "pad", t.pad);
-    j.key("add_bos").value(t.add_bos).key("add_eos").value(t.add_eos).key("add_space_prefix").value(t.add_space_prefix);
-    j.key("chat_template").value(t.has_chat_template);
-    j.end_object();
-  } else {
-    j.null();
-  }
+  diag::write_hparams(j, r);
+  diag::write_tokenizer(j, r);
   j.key("types");
   diag::write_type_histogram(j, r.type_histogram);
   if (with_tensors) {

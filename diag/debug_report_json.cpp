@@ -63,28 +63,8 @@ void json_model(Json& o, const ModelSection& m) {
   j.key("gguf_version").value(static_cast<uint64_t>(r.gguf_version)).key("n_kv").value(r.n_kv);
   j.key("n_tensors").value(static_cast<uint64_t>(r.tensors.size())).key("n_params").value(r.n_params);
   o.str("architecture", r.architecture).str("name", r.name);
-  j.key("hparams");
-  if (r.config) {
-    const auto& c = *r.config;
-    j.begin_object();
-    j.key("n_vocab").value(c.n_vocab).key("n_ctx_train").value(c.n_ctx_train).key("n_embd").value(c.n_embd);
-    j.key("n_layer").value(c.n_layer).key("n_ff").value(c.n_ff).key("n_head").value(c.n_head);
-    j.key("n_head_kv").value(c.n_head_kv).key("n_rot").value(c.n_rot);
-    j.key("rope_freq_base").value(static_cast<double>(c.rope_freq_base)).key("rms_eps").value(static_cast<double>(c.rms_eps));
-    j.end_object();
-  } else {
-    j.null();
-  }
-  j.key("tokenizer");
-  if (r.tokenizer) {
-    const auto& t = *r.tokenizer;
-    j.begin_object();
-    o.str("model", t.model).str("pre", t.pre);
-    j.key("n_tokens").value(t.n_tokens).key("n_merges").value(t.n_merges).key("chat_template").value(t.has_chat_template);
-    j.end_object();
-  } else {
-    j.null();
-  }
+  write_hparams(j, r);
+  write_tokenizer(j, r, [&](std::string_view v) { return o.p.clean(v); });
   j.key("types");
   write_type_histogram(j, r.type_histogram);
   o.strings("problems", r.problems).strings("notes", r.notes);

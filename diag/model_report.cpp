@@ -118,4 +118,52 @@ void write_type_histogram(JsonWriter& j, const std::map<std::string, TypeCount>&
   j.end_object();
 }
 
+namespace {
+void optional_id(JsonWriter& j, std::string_view key, const std::optional<uint32_t>& id) {
+  j.key(key);
+  if (id) j.value(static_cast<uint64_t>(*id));
+  else j.null();
+}
+}  // namespace
+
+void write_hparams(JsonWriter& j, const ModelReport& r) {
+  j.key("hparams");
+  if (!r.config) {
+    j.null();
+    return;
+  }
+  const auto& c = *r.config;
+  j.begin_object();
+  j.key("n_vocab").value(c.n_vocab).key("n_ctx_train").value(c.n_ctx_train).key("n_embd").value(c.n_embd);
+  j.key("n_layer").value(c.n_layer).key("n_ff").value(c.n_ff).key("n_head").value(c.n_head);
+  j.key("n_head_kv").value(c.n_head_kv).key("head_dim").value(c.head_dim()).key("n_rot").value(c.n_rot);
+  j.key("rope").value(c.rope == model::RopeType::neox ? "neox" : "norm");
+  j.key("rope_freq_base").value(static_cast<double>(c.rope_freq_base));
+  j.key("rms_eps").value(static_cast<double>(c.rms_eps));
+  j.key("ffn_act").value(c.ffn_act == model::FfnAct::relu2 ? "relu2" : "silu");
+  j.key("sub_norms").value(c.sub_norms);
+  j.key("tied_output").value(r.tied_output);
+  j.end_object();
+}
+
+void write_tokenizer(JsonWriter& j, const ModelReport& r, const std::function<std::string(std::string_view)>& clean) {
+  j.key("tokenizer");
+  if (!r.tokenizer) {
+    j.null();
+    return;
+  }
+  const auto& t = *r.tokenizer;
+  j.begin_object();
+  j.key("model").value(clean(t.model)).key("pre").value(clean(t.pre)).key("n_tokens").value(t.n_tokens);
+  j.key("n_merges").value(t.n_merges);
+  optional_id(j, "bos", t.bos);
+  optional_id(j, "eos", t.eos);
+  optional_id(j, "eot", t.eot);
+  optional_id(j, "unk", t.unk);
+  optional_id(j, "pad", t.pad);
+  j.key("add_bos").value(t.add_bos).key("add_eos").value(t.add_eos).key("add_space_prefix").value(t.add_space_prefix);
+  j.key("chat_template").value(t.has_chat_template);
+  j.end_object();
+}
+
 }  // namespace bitnet::diag

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -72,5 +73,14 @@ ModelReport build_model_report(const std::filesystem::path& path, const ModelRep
 // {"F16": {"tensors": N, "elements": N, "bytes": N}, ...}: the type histogram as `inspect --json`
 // and `debug-report --format json` both write it.
 void write_type_histogram(JsonWriter& j, const std::map<std::string, TypeCount>& histogram);
+
+// "hparams" and "tokenizer" (objects, or null when the model could not be read that far), as
+// `inspect --json` and `debug-report --format json` both write them. `clean` filters the
+// tokenizer's strings (debug-report's privacy rules); the hyper-parameters hold none.
+void write_hparams(JsonWriter& j, const ModelReport& r);
+void write_tokenizer(JsonWriter& j, const ModelReport& r,
+                     const std::function<std::string(std::string_view)>& clean = [](std::string_view s) {
+                       return std::string(s);
+                     });
 
 }  // namespace bitnet::diag
