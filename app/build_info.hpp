@@ -8,5 +8,4 @@ extern const bool dirty;
 extern const char* const build_type;
 extern const char* const compiler;
 extern const char* const compile_flags;
-extern const char* const backends;
 }  // namespace bitnet::build

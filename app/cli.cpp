@@ -91,7 +91,7 @@ void print_version() {
   std::printf("build type: %s\n", build::build_type);
   std::printf("compiler: %s\n", build::compiler);
   std::printf("compile flags: %s\n", build::compile_flags[0] ? build::compile_flags : "(none)");
-  std::printf("backends: %s (this CPU runs: %s)\n", build::backends, usable_backends().c_str());
+  std::printf("backends: reference %s (this CPU runs: %s)\n", backends::compiled(), usable_backends().c_str());
 }
 
 // Test-only (docs/debug-report.md, docs/hardening.md): BITNET_TEST_FAULT=KIND:COMMAND makes

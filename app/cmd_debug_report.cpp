@@ -15,6 +15,7 @@
 
 #include "app/build_info.hpp"
 #include "app/cli.hpp"
+#include "backends/register.hpp"
 #include "core/base/error.hpp"
 #include "core/base/thread_pool.hpp"
 #include "diag/debug_report.hpp"
@@ -124,7 +125,7 @@ diag::DebugReport gather(const Context& ctx, const DebugReportOptions& o) {
   const char* home = std::getenv("HOME");
   r.privacy.home = home ? home : "";
   r.tool = {build::version, build::commit, build::build_type, build::compiler, build::compile_flags, build::dirty,
-            words(build::backends), self_exe()};
+            words(std::string("reference ") + backends::compiled()), self_exe()};
   r.machine = diag::gather_machine_info();
   r.kernels = diag::gather_kernels(ctx.backend);
 

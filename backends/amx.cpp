@@ -143,11 +143,6 @@ void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n
         }
         for (int64_t t0 = 0; t0 < full_tokens; t0 += 2 * kTile) {
           const int nt = full_tokens - t0 >= 2 * kTile ? 2 : 1;
-          // The next token pair's activations of this block into L1 while the tiles work: tile
-          // loads of 16 rows at a block row's stride are otherwise served at L2 latency.
-          for (int64_t t = t0 + 2 * kTile; t < std::min(t0 + 4 * kTile, full_tokens); ++t)
-            for (int line = 0; line < 4; ++line)
-              _mm_prefetch(reinterpret_cast<const char*>(a[t * nb + i].qs) + 64 * line, _MM_HINT_T0);
           tq2_0_block_n(nt, nr, b, a[t0 * nb + i].qs, stride, c);
           // sum += float(isum) * (d_w * d_a), the dot entry's order, kept in y between blocks.
           for (int64_t t = 0; t < nt * kTile; ++t) {

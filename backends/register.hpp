@@ -6,7 +6,7 @@ namespace bitnet::backends {
 
 void register_all();
 
-// Names of the backends compiled in, for --version ("avx2 avx512").
+// Names of the optimised tables compiled in, for --version and debug-report ("avx2 avx512 amx").
 const char* compiled();
 
 }  // namespace bitnet::backends

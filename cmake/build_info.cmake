@@ -22,7 +22,6 @@ const bool dirty = ${DIRTY};
 const char* const build_type = \"${BUILD_TYPE}\";
 const char* const compiler = \"${COMPILER}\";
 const char* const compile_flags = \"${FLAGS}\";
-const char* const backends = \"${BACKENDS}\";
 }
 ")
 if(EXISTS ${OUT})

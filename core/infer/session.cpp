@@ -48,14 +48,15 @@ Session::Session(const model::Model& model, const kernels::KernelTable& kernels,
   take(logits_, "logits");
   logits_.set_size(0);
   take(repacked_, "repacked");
-  repack_weights(repacked_);
+  repack_weights();
   if (const uint64_t s = plan.find("matmul").bytes; s > 0) scratch_.get(s);
 }
 
 // TQ1_0 matrices become TQ2_0 copies (exact: same values, same scales, one dot definition) so
 // that they run on the table's TQ2_0 GEMM; the file's pages of each source are then dropped
 // from the RSS, leaving the copy as the only resident version.
-void Session::repack_weights(PoolArray<uint8_t>& into) {
+void Session::repack_weights() {
+  const size_t from = gguf::traits(gguf::GgmlType::TQ1_0).block_bytes, to = gguf::traits(gguf::GgmlType::TQ2_0).block_bytes;
   size_t off = 0;
   mats_.clear();
   for (uint32_t l = 0; l < c_.n_layer; ++l) {
@@ -65,18 +66,18 @@ void Session::repack_weights(PoolArray<uint8_t>& into) {
       if (!repacks_at_load(k_, *w)) continue;
       const int64_t blocks = w->rows * w->cols / kernels::kQK_K;
       const auto* src = reinterpret_cast<const uint8_t*>(w->data);
-      uint8_t* dst = into.data() + off;
-      auto convert = [&](int64_t b, int64_t e) { kernels::tq1_0_to_tq2_0(src + b * 54, e - b, dst + b * 66); };
+      uint8_t* dst = repacked_.data() + off;
+      auto convert = [&](int64_t b, int64_t e) { kernels::tq1_0_to_tq2_0(src + b * from, e - b, dst + b * to); };
       if (pool_ != nullptr) pool_->parallel_for(blocks, convert, 64);
       else convert(0, blocks);
-      model_.file().release({w->data, static_cast<size_t>(blocks) * 54});
+      model_.file().release({w->data, static_cast<size_t>(blocks) * from});
       w->type = gguf::GgmlType::TQ2_0;
       w->data = reinterpret_cast<const std::byte*>(dst);
-      off += static_cast<size_t>(blocks) * 66;
+      off += static_cast<size_t>(blocks) * to;
     }
     mats_.push_back(m);
   }
-  BITNET_CHECK(off == into.size());
+  BITNET_CHECK(off == repacked_.size());
 }
 
 void Session::eval(std::span<const int32_t> tokens, bool all_logits) {
@@ -221,6 +222,12 @@ void Session::for_each_token(int64_t T, const std::function<void(int64_t)>& fn) 
   });
 }
 
+// Elementwise work over n values: fn(begin, end) on ranges of at least 256 across the pool.
+void Session::for_each_range(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  if (pool_ == nullptr) return fn(0, n);
+  pool_->parallel_for(n, fn, 256);
+}
+
 void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
   const int64_t T = static_cast<int64_t>(tokens.size());
   const int64_t E = c_.n_embd, hd = c_.head_dim(), QW = hd * c_.n_head, KW = c_.n_embd_kv(), F = c_.n_ff;
@@ -255,23 +262,18 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
     });
     const kernels::MatmulTarget gate_up[] = {{&M.gate, g_.data(), F}, {&M.up, u_.data(), F}};
     kernels::matmul_group(k_, gate_up, h_.data(), E, T, scratch_, pool_);
-    // The activation is elementwise: a single token (decode) splits its elements over the pool
-    // instead of leaving the other threads idle through F exponentials.
-    auto activate = [&](float* g, float* u, int64_t n) {
-      scale_rows(g, n, L.gate_scale);
-      scale_rows(u, n, L.up_scale);
-      if (c_.ffn_act == model::FfnAct::relu2) relu2_mul(g, u, n);
-      else silu_mul(g, u, n);
-    };
-    if (T == 1 && pool_ != nullptr && pool_->size() > 1) {
-      pool_->parallel_for(F, [&](int64_t b, int64_t e) { activate(g_.data() + b, u_.data() + b, e - b); }, 256);
-      if (c_.sub_norms) rms_norm(g_.data(), L.ffn_sub_norm.data(), F, c_.rms_eps, g_.data());
-    } else {
-      for_each_token(T, [&](int64_t t) {
-        activate(at(g_, t, F), at(u_, t, F), F);
-        if (c_.sub_norms) rms_norm(at(g_, t, F), L.ffn_sub_norm.data(), F, c_.rms_eps, at(g_, t, F));
-      });
-    }
+    // The activation is elementwise over the whole [T][F] batch, so it splits over the pool by
+    // elements (a single decode token too) rather than by token; the sub-norm is per token.
+    for_each_range(T * F, [&](int64_t b, int64_t e) {
+      float* g = g_.data() + b;
+      float* u = u_.data() + b;
+      scale_rows(g, e - b, L.gate_scale);
+      scale_rows(u, e - b, L.up_scale);
+      if (c_.ffn_act == model::FfnAct::relu2) relu2_mul(g, u, e - b);
+      else silu_mul(g, u, e - b);
+    });
+    if (c_.sub_norms)
+      for_each_token(T, [&](int64_t t) { rms_norm(at(g_, t, F), L.ffn_sub_norm.data(), F, c_.rms_eps, at(g_, t, F)); });
     kernels::matmul(k_, M.down, g_.data(), F, T, tmp_.data(), E, scratch_, pool_);
     for_each_token(T, [&](int64_t t) { add_scaled(at(x_, t, E), at(tmp_, t, E), E, L.down_scale); });
   }

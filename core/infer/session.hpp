@@ -78,6 +78,7 @@ class Session {
  private:
   void forward_batch(std::span<const int32_t> tokens, bool all_logits);
   void for_each_token(int64_t T, const std::function<void(int64_t)>& fn);
+  void for_each_range(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
   void attention(uint32_t layer, int64_t n_tokens);
   void store_kv(uint32_t layer, int64_t n_tokens);
 
@@ -85,7 +86,7 @@ class Session {
   struct LayerMatrices {
     kernels::WeightView wq, wk, wv, wo, gate, up, down;
   };
-  void repack_weights(PoolArray<uint8_t>& into);
+  void repack_weights();
 
   const model::Model& model_;
   const kernels::KernelTable& k_;

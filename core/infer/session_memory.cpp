@@ -73,11 +73,12 @@ SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOp
       scratch = std::max<uint64_t>(scratch, kernels::matmul_scratch_bytes(*w, B));
   }
   add(kTagScratch, "matmul", scratch, 1);
-  uint64_t repacked = 0;  // TQ2_0 bytes: 66 per block of 256
+  uint64_t repacked = 0;  // TQ2_0 bytes of the rewritten TQ1_0 matrices
   for (uint32_t l = 0; kernels != nullptr && l < c.n_layer; ++l) {
     const model::LayerWeights& L = model.layer(l);
     for (const kernels::WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down})
-      if (repacks_at_load(*kernels, *w)) repacked += static_cast<uint64_t>(w->rows * w->cols) / kernels::kQK_K * 66;
+      if (repacks_at_load(*kernels, *w))
+        repacked += static_cast<uint64_t>(w->rows * w->cols) / kernels::kQK_K * gguf::traits(gguf::GgmlType::TQ2_0).block_bytes;
   }
   add(kTagRepacked, "repacked", repacked, 1);
   return p;
