@@ -25,24 +25,11 @@ class Child {
   explicit Child(const std::vector<std::string>& args) {
     int out_pipe[2], err_pipe[2];
     if (pipe(out_pipe) || pipe(err_pipe)) throw std::runtime_error("pipe failed");
-    const std::string bin = bitnet_bin();
-    ::setenv("BITNET_FIXTURE_PATH", fixture_dirs().c_str(), 0);
-    ::setenv("NO_COLOR", "1", 1);
+    const int devnull = open("/dev/null", O_RDONLY);
+    if (devnull < 0) throw std::runtime_error("cannot open /dev/null");
     start_ = Clock::now();
-    pid_ = fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-      int devnull = open("/dev/null", O_RDONLY);
-      dup2(devnull, 0);
-      dup2(out_pipe[1], 1);
-      dup2(err_pipe[1], 2);
-      for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], devnull}) close(fd);
-      std::vector<char*> argv{const_cast<char*>(bin.c_str())};
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(bin.c_str(), argv.data());
-      _exit(127);
-    }
+    pid_ = spawn_bitnet(args, devnull, out_pipe[1], err_pipe[1], {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], devnull});
+    close(devnull);
     close(out_pipe[1]);
     close(err_pipe[1]);
     fd_[0] = out_pipe[0];

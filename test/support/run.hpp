@@ -38,25 +38,34 @@ inline std::string bitnet_bin() {
   return bin && *bin ? bin : BITNET_TEST_BIN;
 }
 
-inline RunResult run_bitnet(const std::vector<std::string>& args, const std::string& input = "") {
-  int in_pipe[2], out_pipe[2], err_pipe[2];
-  if (pipe(in_pipe) || pipe(out_pipe) || pipe(err_pipe)) throw std::runtime_error("pipe failed");
+// Starts the built binary with `args`, its stdin, stdout and stderr on in_fd, out_fd and err_fd;
+// the child closes every descriptor of `close_in_child` (the pipes' ends) before exec.
+inline pid_t spawn_bitnet(const std::vector<std::string>& args, int in_fd, int out_fd, int err_fd,
+                          const std::vector<int>& close_in_child) {
   const std::string bin = bitnet_bin();
   ::setenv("BITNET_FIXTURE_PATH", fixture_dirs().c_str(), 0);
   ::setenv("NO_COLOR", "1", 1);
-  pid_t pid = fork();
+  std::vector<char*> argv{const_cast<char*>(bin.c_str())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
-    dup2(in_pipe[0], 0);
-    dup2(out_pipe[1], 1);
-    dup2(err_pipe[1], 2);
-    for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) close(fd);
-    std::vector<char*> argv{const_cast<char*>(bin.c_str())};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
+    dup2(in_fd, 0);
+    dup2(out_fd, 1);
+    dup2(err_fd, 2);
+    for (int fd : close_in_child) close(fd);
     execv(bin.c_str(), argv.data());
     _exit(127);
   }
+  return pid;
+}
+
+inline RunResult run_bitnet(const std::vector<std::string>& args, const std::string& input = "") {
+  int in_pipe[2], out_pipe[2], err_pipe[2];
+  if (pipe(in_pipe) || pipe(out_pipe) || pipe(err_pipe)) throw std::runtime_error("pipe failed");
+  const pid_t pid = spawn_bitnet(args, in_pipe[0], out_pipe[1], err_pipe[1],
+                                 {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]});
   close(in_pipe[0]);
   close(out_pipe[1]);
   close(err_pipe[1]);
