@@ -108,7 +108,7 @@ void wait_for_wake(int64_t deadline_ns) {
     return;
   }
   timespec ts{static_cast<time_t>(deadline_ns / 1000000000), static_cast<long>(deadline_ns % 1000000000)};
-  while (sem_timedwait(s, &ts) != 0 && errno == EINTR) {
+  while (sem_clockwait(s, CLOCK_MONOTONIC, &ts) != 0 && errno == EINTR) {
   }
 }
 

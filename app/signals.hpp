@@ -39,7 +39,7 @@ void remove_registered_temp_files();
 
 // The semaphore the watchdog sleeps on: posted by SIGINT, SIGQUIT and request_cancel.
 void wake_watchdog();
-// Waits until woken or until `deadline_ns` (CLOCK_REALTIME nanoseconds; 0 = no deadline).
+// Waits until woken or until `deadline_ns` (CLOCK_MONOTONIC nanoseconds; 0 = no deadline).
 void wait_for_wake(int64_t deadline_ns);
 
 }  // namespace bitnet::app

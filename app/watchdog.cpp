@@ -18,7 +18,7 @@ namespace {
 
 int64_t now_ns() {
   timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);  // sem_timedwait's clock
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // sem_clockwait's clock there: a wall-clock step moves no deadline
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
