@@ -11,6 +11,7 @@
 #include <random>
 
 #include "core/base/error.hpp"
+#include "core/base/memory_pool.hpp"
 #include "core/base/thread_pool.hpp"
 #include "core/infer/session.hpp"
 
@@ -21,11 +22,6 @@ using Clock = std::chrono::steady_clock;
 using G = gguf::GgmlType;
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-uint64_t matrix_bytes(const kernels::WeightView& w) {
-  const gguf::TypeTraits& t = gguf::traits(w.type);
-  return static_cast<uint64_t>(w.rows) * static_cast<uint64_t>(w.cols) / t.block_size * t.block_bytes;
-}
 
 // The quantizer that feeds a weight type's products (nullptr for F32: activations are used as
 // they are, or a type matmul cannot run).
@@ -130,14 +126,14 @@ uint64_t decode_bytes_per_token(const model::Model& m, const kernels::KernelTabl
       // A session reads its repacked copy: TQ2_0's 66 bytes per block instead of TQ1_0's 54.
       kernels::WeightView read = *w;
       if (infer::repacks_at_load(k, read)) read.type = gguf::GgmlType::TQ2_0;
-      bytes += matrix_bytes(read);
+      bytes += kernels::weight_bytes(read);
     }
     bytes += (l.attn_norm.size() + l.attn_sub_norm.size() + l.ffn_norm.size() + l.ffn_sub_norm.size()) * sizeof(float);
   }
-  bytes += matrix_bytes(m.output());
+  bytes += kernels::weight_bytes(m.output());
   kernels::WeightView row = m.token_embd();
   row.rows = 1;
-  bytes += matrix_bytes(row);
+  bytes += kernels::weight_bytes(row);
   bytes += m.output_norm().size() * sizeof(float);
   // K and V rows of every earlier position, f16.
   bytes += uint64_t{2} * c.n_layer * n_past * c.n_embd_kv() * sizeof(uint16_t);
@@ -153,6 +149,9 @@ BandwidthProbe probe_read_bandwidth(ThreadPool& pool, uint64_t bytes, int passes
   std::unique_ptr<uint64_t, Free> buf(static_cast<uint64_t*>(std::aligned_alloc(64, words * sizeof(uint64_t))));
   if (!buf) throw std::bad_alloc();
   uint64_t* data = buf.get();
+  // The same page size as the session's weights, so the probe is not slowed by page walks the
+  // decode does not pay.
+  advise_huge_pages(data, words * sizeof(uint64_t));
   // Touch every page from the threads that will read it (first-touch NUMA placement).
   const int64_t chunks = int64_t{pool.size()} * 8;
   const int64_t per_chunk = static_cast<int64_t>(words) / chunks / 8 * 8;  // whole groups of eight
@@ -207,7 +206,7 @@ std::vector<KernelBenchRow> run_kernel_bench(const model::Model& m, ThreadPool& 
         time_calls(r, opt.samples, [&] {
           kernels::matmul(*k, s.w, x.data(), s.w.cols, nt, y.data(), s.w.rows, scratch, &pool);
         });
-        r.bytes = matrix_bytes(s.w);
+        r.bytes = kernels::weight_bytes(s.w);
         r.gops = 2.0 * static_cast<double>(s.w.rows * s.w.cols * nt) / r.best_seconds / 1e9;
         r.gbs = static_cast<double>(r.bytes) / r.best_seconds / 1e9;
         rows.push_back(std::move(r));

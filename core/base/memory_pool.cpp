@@ -4,6 +4,9 @@
 // what was held at once.
 #include "memory_pool.hpp"
 
+#include <sys/mman.h>
+
+#include <cstdint>
 #include <cstdlib>
 
 namespace bitnet {
@@ -101,6 +104,14 @@ void MemoryPool::release(void* p, uint32_t tag, size_t bytes) noexcept {
   } catch (...) {  // no memory for the bookkeeping: give the block back instead of keeping it
     std::free(p);
   }
+}
+
+void advise_huge_pages(void* p, size_t bytes) noexcept {
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  const auto begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const auto end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kHuge - 1);
+  // Advice only: a kernel without THP refuses it, and the memory works the same either way.
+  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
 }
 
 MemoryPool& default_memory_pool() {

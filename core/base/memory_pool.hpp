@@ -58,6 +58,13 @@ struct PoolCacheStats {
   uint64_t reused = 0;         // requests served from the kept blocks
 };
 
+// Asks Linux to back the 2 MiB-aligned middle of [p, p + bytes) with transparent huge pages
+// (honoured when THP is in "always" or "madvise" mode; a no-op otherwise). Call it before the
+// memory is first written. Streaming hundreds of megabytes of weights through 4 KiB pages costs
+// a page walk every 4 KiB, and the hardware prefetcher stops at every page edge: on the 2B
+// model's decode, huge pages were worth 15% (docs/benchmarks.md).
+void advise_huge_pages(void* p, size_t bytes) noexcept;
+
 class MemoryPool {
  public:
   explicit MemoryPool(MemoryPoolOptions opt = {}) : opt_(opt) {}

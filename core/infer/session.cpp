@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/base/error.hpp"
 #include "core/base/thread_pool.hpp"
@@ -47,37 +48,54 @@ Session::Session(const model::Model& model, const kernels::KernelTable& kernels,
   take(v_row_, "v_row");
   take(logits_, "logits");
   logits_.set_size(0);
-  take(repacked_, "repacked");
-  repack_weights();
+  take(weights_, "weights");
+  load_weights();
   if (const uint64_t s = plan.find("matmul").bytes; s > 0) scratch_.get(s);
 }
 
-// TQ1_0 matrices become TQ2_0 copies (exact: same values, same scales, one dot definition) so
-// that they run on the table's TQ2_0 GEMM; the file's pages of each source are then dropped
-// from the RSS, leaving the copy as the only resident version.
-void Session::repack_weights() {
-  const size_t from = gguf::traits(gguf::GgmlType::TQ1_0).block_bytes, to = gguf::traits(gguf::GgmlType::TQ2_0).block_bytes;
+// Copies every matrix the forward pass multiplies into weights_ (huge pages), converting TQ1_0 to
+// TQ2_0 where resident_weight says so, and drops each source's file pages from the RSS, leaving
+// the copy as the only resident version. The copy runs over the pool.
+void Session::load_weights() {
+  advise_huge_pages(weights_.data(), weights_.size());
   size_t off = 0;
+  auto copy = [&](kernels::WeightView& w) {
+    const kernels::WeightView to = resident_weight(k_, w);
+    const auto* src = reinterpret_cast<const uint8_t*>(w.data);
+    uint8_t* dst = weights_.data() + off;
+    const size_t from_bytes = kernels::weight_bytes(w), to_bytes = kernels::weight_bytes(to);
+    if (to.type != w.type) {
+      const size_t from_block = gguf::traits(w.type).block_bytes, to_block = gguf::traits(to.type).block_bytes;
+      auto convert = [&](int64_t b, int64_t e) { kernels::tq1_0_to_tq2_0(src + b * from_block, e - b, dst + b * to_block); };
+      const auto blocks = static_cast<int64_t>(from_bytes / from_block);
+      if (pool_ != nullptr) pool_->parallel_for(blocks, convert, 64);
+      else convert(0, blocks);
+    } else {
+      // In 64 KiB pieces, so both threads share the copy (and the first touch of its pages).
+      constexpr int64_t kPiece = 64 << 10;
+      auto piece = [&](int64_t b, int64_t e) {
+        const size_t begin = static_cast<size_t>(b * kPiece), end = std::min(from_bytes, static_cast<size_t>(e * kPiece));
+        std::memcpy(dst + begin, src + begin, end - begin);
+      };
+      const int64_t pieces = static_cast<int64_t>((from_bytes + kPiece - 1) / kPiece);
+      if (pool_ != nullptr) pool_->parallel_for(pieces, piece);
+      else piece(0, pieces);
+    }
+    model_.file().release({w.data, from_bytes});
+    w = to;
+    w.data = reinterpret_cast<const std::byte*>(dst);
+    off += pool_block_bytes(to_bytes);
+  };
   mats_.clear();
   for (uint32_t l = 0; l < c_.n_layer; ++l) {
     const model::LayerWeights& L = model_.layer(l);
     LayerMatrices m{L.wq, L.wk, L.wv, L.wo, L.gate, L.up, L.down};
-    for (kernels::WeightView* w : {&m.wq, &m.wk, &m.wv, &m.wo, &m.gate, &m.up, &m.down}) {
-      if (!repacks_at_load(k_, *w)) continue;
-      const int64_t blocks = w->rows * w->cols / kernels::kQK_K;
-      const auto* src = reinterpret_cast<const uint8_t*>(w->data);
-      uint8_t* dst = repacked_.data() + off;
-      auto convert = [&](int64_t b, int64_t e) { kernels::tq1_0_to_tq2_0(src + b * from, e - b, dst + b * to); };
-      if (pool_ != nullptr) pool_->parallel_for(blocks, convert, 64);
-      else convert(0, blocks);
-      model_.file().release({w->data, static_cast<size_t>(blocks) * from});
-      w->type = gguf::GgmlType::TQ2_0;
-      w->data = reinterpret_cast<const std::byte*>(dst);
-      off += static_cast<size_t>(blocks) * to;
-    }
+    for (kernels::WeightView* w : {&m.wq, &m.wk, &m.wv, &m.wo, &m.gate, &m.up, &m.down}) copy(*w);
     mats_.push_back(m);
   }
-  BITNET_CHECK(off == repacked_.size());
+  output_ = model_.output();
+  copy(output_);
+  BITNET_CHECK(off == weights_.size());
 }
 
 void Session::eval(std::span<const int32_t> tokens, bool all_logits) {
@@ -288,7 +306,7 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
     rms_norm(&x_[static_cast<size_t>(t * E)], model_.output_norm().data(), E, c_.rms_eps,
              &h_[static_cast<size_t>((t - first) * E)]);
   float* dst = all ? &logits_[n_logits_ * c_.n_vocab] : logits_.data();
-  kernels::matmul(k_, model_.output(), h_.data(), E, n_out, dst, c_.n_vocab, scratch_, pool_);
+  kernels::matmul(k_, output_, h_.data(), E, n_out, dst, c_.n_vocab, scratch_, pool_);
   n_logits_ = all ? n_logits_ + static_cast<size_t>(n_out) : 1;
 }
 

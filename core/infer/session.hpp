@@ -31,7 +31,7 @@ inline constexpr std::string_view kTagKvCache = "kv_cache";
 inline constexpr std::string_view kTagActivations = "activations";
 inline constexpr std::string_view kTagLogits = "logits";
 inline constexpr std::string_view kTagScratch = "scratch";
-inline constexpr std::string_view kTagRepacked = "repacked_weights";
+inline constexpr std::string_view kTagWeights = "weights";
 
 struct PlannedBuffer {
   std::string_view tag;
@@ -51,13 +51,19 @@ struct SessionMemoryPlan {
   uint64_t total() const;
   const PlannedBuffer& find(std::string_view name) const;  // an invariant that it exists
 };
-// With the kernel table the session will use, the plan includes the weights it repacks at load
-// (TQ1_0 rewritten as TQ2_0 when the table has a TQ2_0 GEMM).
+// `kernels` is the table the session will use (nullptr: the reference table); it decides the size
+// of the session's copy of the weights (see resident_weight).
 SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOptions& opt = {},
                                       const kernels::KernelTable* kernels = nullptr);
 
-// Whether a session on table k rewrites weight w at load (see plan_session_memory).
+// A session multiplies its own copy of every layer matrix and of the output matrix, made at load
+// in huge pages (see advise_huge_pages), the file's pages of each source then dropped from the
+// RSS. The copy is in the file's type except TQ1_0, which is rewritten as TQ2_0 when the table
+// has a TQ2_0 GEMM (exact: the same values and scales, and one dot definition). resident_weight
+// is w as the session reads it (data still the file's); resident_bytes its size in the copy.
 bool repacks_at_load(const kernels::KernelTable& k, const kernels::WeightView& w);
+kernels::WeightView resident_weight(const kernels::KernelTable& k, const kernels::WeightView& w);
+uint64_t resident_bytes(const kernels::KernelTable& k, const kernels::WeightView& w);
 
 class Session {
  public:
@@ -82,11 +88,11 @@ class Session {
   void attention(uint32_t layer, int64_t n_tokens);
   void store_kv(uint32_t layer, int64_t n_tokens);
 
-  // A layer's matrices as the forward pass reads them: the file's, or the session's repacked copy.
+  // A layer's matrices as the forward pass reads them: views of weights_.
   struct LayerMatrices {
     kernels::WeightView wq, wk, wv, wo, gate, up, down;
   };
-  void repack_weights();
+  void load_weights();
 
   const model::Model& model_;
   const kernels::KernelTable& k_;
@@ -110,8 +116,9 @@ class Session {
   PoolArray<float> scores_;
   PoolArray<uint16_t> p16_, q16_, v_row_;
   PoolArray<float> logits_;       // [n_out][n_vocab]
-  PoolArray<uint8_t> repacked_;   // weights rewritten at load, see repacks_at_load
+  PoolArray<uint8_t> weights_;    // the session's copy of the matrices, see resident_weight
   std::vector<LayerMatrices> mats_;  // [n_layer]
+  kernels::WeightView output_;       // the output matrix in weights_
   size_t n_logits_ = 0;
 };
 

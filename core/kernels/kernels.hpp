@@ -148,6 +148,9 @@ std::string_view matmul_entry(const KernelTable& k, const WeightView& w);
 // Bytes of scratch matmul asks for with these weights and n_tokens activation rows.
 size_t matmul_scratch_bytes(const WeightView& w, int64_t n_tokens);
 
+// Bytes of a matrix's data as matmul reads them (I2_S: the packed codes, without the scale).
+uint64_t weight_bytes(const WeightView& w);
+
 // y[t*y_stride + r] = W[r,:] . x[t*x_stride + :] for t < n_tokens, r < w.rows, computed the way
 // the weight format's home engine does (activation quantization per SPEC 2.5 / 1.5; F16 and BF16
 // weights see activations rounded to F16/BF16; F32 stays F32). With a pool, output rows are

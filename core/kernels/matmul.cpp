@@ -243,6 +243,11 @@ size_t matmul_scratch_bytes(const WeightView& w, int64_t n_tokens) {
   }
 }
 
+uint64_t weight_bytes(const WeightView& w) {
+  const gguf::TypeTraits& t = gguf::traits(w.type);
+  return static_cast<uint64_t>(w.rows) * static_cast<uint64_t>(w.cols) / static_cast<uint64_t>(t.block_size) * t.block_bytes;
+}
+
 void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,
             int64_t y_stride, MatmulScratch& scratch, ThreadPool* pool) {
   BITNET_CHECK(w.cols > 0 && w.rows >= 0 && n_tokens >= 0 && w.data != nullptr);
