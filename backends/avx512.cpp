@@ -278,9 +278,16 @@ inline __m128i reduce4(const __m512i* v) {
 void tq2_0_rows4(const uint8_t* const* w, const BlockQ8K* a, int64_t nb, float* out /* [4] */) {
   const __m512i s01 = half_shifts(0, 2), s23 = half_shifts(4, 6);
   __m128 sum = _mm_setzero_ps();
-  const int64_t ahead = 16 * nb * 66;  // the same block 16 rows on, into L2 (tuned on the 2B decode)
+  // The same block 16 rows on, into L2, both cache lines its 66 bytes touch (prefetching only
+  // the first left one line in eleven to a demand miss: 2B decode 36.3 -> 38.0 t/s). The hardware
+  // prefetcher alone does little for four interleaved rows (25.7 t/s without these).
+  const int64_t ahead = 16 * nb * 66;
   for (int64_t i = 0; i < nb; ++i, ++a) {
-    for (int r = 0; r < 4; ++r) _mm_prefetch(reinterpret_cast<const char*>(w[r] + i * 66 + ahead), _MM_HINT_T1);
+    for (int r = 0; r < 4; ++r) {
+      const char* p = reinterpret_cast<const char*>(w[r] + i * 66 + ahead);
+      _mm_prefetch(p, _MM_HINT_T1);
+      _mm_prefetch(p + 65, _MM_HINT_T1);
+    }
     __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
     for (int part = 0; part < 4; ++part) {
       const __m512i q = _mm512_loadu_si512(a->qs + part * 64);
