@@ -18,33 +18,41 @@ void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y) {
   }
 }
 
-namespace {
-
-// Rotates pairs (x[a(i)], x[b(i)]) by theta_i = pos * base^(-2i/n_rot); the angle is advanced by
-// multiplying with base^(-2/n_rot) in float, as ggml does, rather than recomputed with pow.
-template <typename Pair>
-void rope(float* x, int64_t n_rot, int32_t pos, float freq_base, Pair pair) {
+// theta_i = pos * base^(-2i/n_rot), the angle advanced by multiplying with base^(-2/n_rot) in
+// float, as ggml does, rather than recomputed with pow.
+void rope_angles(int64_t n_rot, int32_t pos, float freq_base, float* cs) {
   const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(n_rot));
   float theta = static_cast<float>(pos);
   for (int64_t i = 0; i < n_rot / 2; ++i) {
-    const float c = std::cos(theta), s = std::sin(theta);
+    cs[2 * i] = std::cos(theta);
+    cs[2 * i + 1] = std::sin(theta);
+    theta *= theta_scale;
+  }
+}
+
+namespace {
+
+// Rotates pairs (x[a(i)], x[b(i)]) by the angles of rope_angles.
+template <typename Pair>
+void rope(float* x, int64_t n_rot, const float* cs, Pair pair) {
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
+    const float c = cs[2 * i], s = cs[2 * i + 1];
     auto [a, b] = pair(i);
     const float x0 = x[a], x1 = x[b];
     x[a] = x0 * c - x1 * s;
     x[b] = x0 * s + x1 * c;
-    theta *= theta_scale;
   }
 }
 
 }  // namespace
 
-void rope_norm(float* x, int64_t n_rot, int32_t pos, float freq_base) {
-  rope(x, n_rot, pos, freq_base, [](int64_t i) { return std::pair<int64_t, int64_t>{2 * i, 2 * i + 1}; });
+void rope_norm(float* x, int64_t n_rot, const float* cs) {
+  rope(x, n_rot, cs, [](int64_t i) { return std::pair<int64_t, int64_t>{2 * i, 2 * i + 1}; });
 }
 
-void rope_neox(float* x, int64_t n_rot, int32_t pos, float freq_base) {
+void rope_neox(float* x, int64_t n_rot, const float* cs) {
   const int64_t half = n_rot / 2;
-  rope(x, n_rot, pos, freq_base, [half](int64_t i) { return std::pair<int64_t, int64_t>{i, i + half}; });
+  rope(x, n_rot, cs, [half](int64_t i) { return std::pair<int64_t, int64_t>{i, i + half}; });
 }
 
 void softmax(float* x, int64_t n) {

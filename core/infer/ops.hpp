@@ -11,9 +11,12 @@ namespace bitnet::infer {
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y);
 
 // Rotary position embedding in place on one head of `head_dim` values, rotating the first
-// n_rot. NORM pairs (2i, 2i+1) (llama); NEOX pairs (i, i + n_rot/2) (bitnet archs).
-void rope_norm(float* x, int64_t n_rot, int32_t pos, float freq_base);
-void rope_neox(float* x, int64_t n_rot, int32_t pos, float freq_base);
+// n_rot. NORM pairs (2i, 2i+1) (llama); NEOX pairs (i, i + n_rot/2) (bitnet archs). The angles
+// depend only on the position, so rope_angles computes them once for every head and layer:
+// cs[2i], cs[2i + 1] = cos, sin of pair i's angle (n_rot values).
+void rope_angles(int64_t n_rot, int32_t pos, float freq_base, float* cs);
+void rope_norm(float* x, int64_t n_rot, const float* cs);
+void rope_neox(float* x, int64_t n_rot, const float* cs);
 
 // In-place softmax over n values: exp(x - max) summed in double, then scaled by 1/sum.
 void softmax(float* x, int64_t n);

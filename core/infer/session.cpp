@@ -42,6 +42,7 @@ Session::Session(const model::Model& model, const kernels::KernelTable& kernels,
   take(g_, "g");
   take(u_, "u");
   take(tmp_, "tmp");
+  take(rope_, "rope");
   take(scores_, "scores");
   take(p16_, "p16");
   take(q16_, "q16");
@@ -251,6 +252,9 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
   const int64_t E = c_.n_embd, hd = c_.head_dim(), QW = hd * c_.n_head, KW = c_.n_embd_kv(), F = c_.n_ff;
   const auto at = [](auto& v, int64_t t, int64_t width) { return &v[static_cast<size_t>(t * width)]; };
   for (int64_t t = 0; t < T; ++t) model_.embedding(tokens[static_cast<size_t>(t)], at(x_, t, E));
+  for_each_token(T, [&](int64_t t) {
+    rope_angles(c_.n_rot, static_cast<int32_t>(n_past_ + static_cast<uint32_t>(t)), c_.rope_freq_base, at(rope_, t, c_.n_rot));
+  });
 
   for (uint32_t l = 0; l < c_.n_layer; ++l) {
     const model::LayerWeights& L = model_.layer(l);
@@ -264,10 +268,10 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
       scale_rows(q, QW, L.wq_scale);
       scale_rows(k, KW, L.wk_scale);
       scale_rows(at(v_cur_, t, KW), KW, L.wv_scale);
-      const auto pos = static_cast<int32_t>(n_past_ + static_cast<uint32_t>(t));
+      const float* cs = at(rope_, t, c_.n_rot);
       auto rope = c_.rope == model::RopeType::neox ? rope_neox : rope_norm;
-      for (int64_t h = 0; h < c_.n_head; ++h) rope(q + h * hd, c_.n_rot, pos, c_.rope_freq_base);
-      for (int64_t h = 0; h < c_.n_head_kv; ++h) rope(k + h * hd, c_.n_rot, pos, c_.rope_freq_base);
+      for (int64_t h = 0; h < c_.n_head; ++h) rope(q + h * hd, c_.n_rot, cs);
+      for (int64_t h = 0; h < c_.n_head_kv; ++h) rope(k + h * hd, c_.n_rot, cs);
     });
     store_kv(l, T);
     attention(l, T);

@@ -111,6 +111,7 @@ class Session {
   PoolArray<float> k32_, v32_;
   // Activations for one batch: [n_batch][width].
   PoolArray<float> x_, h_, q_, k_cur_, v_cur_, att_, g_, u_, tmp_;
+  PoolArray<float> rope_;  // [n_batch][n_rot]: each token's RoPE cos/sin pairs (rope_angles)
   // Attention workspace, one slot per thread of the pool: scores [n_threads][n_ctx], their f16
   // copies, the f16 query [n_threads][head_dim]; v_row_ [n_embd_kv] for store_kv.
   PoolArray<float> scores_;

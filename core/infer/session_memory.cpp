@@ -65,6 +65,7 @@ SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOp
   add(kTagActivations, "g", B * c.n_ff, 4);
   add(kTagActivations, "u", B * c.n_ff, 4);
   add(kTagActivations, "tmp", B * c.n_embd, 4);
+  add(kTagActivations, "rope", B * c.n_rot, 4);
   // Attention: one slot per thread (the work is split into that many parts).
   const uint64_t threads = opt.pool ? static_cast<uint64_t>(opt.pool->size()) : 1;
   // Each slot holds the query heads sharing one KV head; the f16 copies only with an F16 cache.
