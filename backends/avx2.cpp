@@ -4,6 +4,7 @@
 // accumulate their per-block floats in the reference's order, so they match it bit for bit too.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "backends/avx2.hpp"
@@ -123,23 +124,34 @@ float dot_tq1_0_q8_k(const void* w, const BlockQ8K* a, int64_t n) {
   return sum;
 }
 
+// The last three levels of f16_lane_sum's tree over 8 lanes: j + j+4, then j + j+2, then 0 + 1.
+inline float hsum8_tree(__m256 u) {
+  const __m128 t = _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
+  const __m128 s = _mm_add_ps(t, _mm_movehl_ps(t, t));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
 float dot_f16_f16(const uint16_t* w, const uint16_t* a, int64_t n) {
-  // Products of two f16 values are exact in f32; summing them in double keeps the result within
-  // one final rounding of the reference's sequential double sum.
-  __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
+  // The reference's 64 float lanes as eight 8-float accumulators: acc[k] holds lanes 8k..8k+7.
+  // Products of two f16 values are exact in f32, so the fused multiply-add rounds as its add.
+  __m256 acc[8];
+  for (auto& v : acc) v = _mm256_setzero_ps();
+  auto half8 = [](const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 wf = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
-    const __m256 af = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)));
-    const __m256 p = _mm256_mul_ps(wf, af);
-    acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
-    acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
+  for (; i + 64 <= n; i += 64)
+    for (int k = 0; k < 8; ++k) acc[k] = _mm256_fmadd_ps(half8(w + i + 8 * k), half8(a + i + 8 * k), acc[k]);
+  // The tail, zero-padded: a +0 product leaves a lane (which is never -0) unchanged.
+  for (int k = 0; i < n; ++k, i += 8) {
+    alignas(16) uint16_t wt[8] = {}, at[8] = {};
+    const int64_t m = std::min<int64_t>(8, n - i);
+    std::memcpy(wt, w + i, static_cast<size_t>(m) * sizeof(uint16_t));
+    std::memcpy(at, a + i, static_cast<size_t>(m) * sizeof(uint16_t));
+    acc[k] = _mm256_fmadd_ps(half8(wt), half8(at), acc[k]);
   }
-  alignas(32) double lanes[4];
-  _mm256_store_pd(lanes, _mm256_add_pd(acc0, acc1));
-  double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-  for (; i < n; ++i) sum += static_cast<double>(kernels::f16_to_f32(w[i]) * kernels::f16_to_f32(a[i]));
-  return static_cast<float>(sum);
+  // f16_lane_sum's tree: lanes j and j+16 are acc[k] and acc[k+2], j+32 and j+48 acc[k+4], acc[k+6].
+  const __m256 v0 = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[4], acc[6]));
+  const __m256 v1 = _mm256_add_ps(_mm256_add_ps(acc[1], acc[3]), _mm256_add_ps(acc[5], acc[7]));
+  return hsum8_tree(_mm256_add_ps(v0, v1));
 }
 
 void to_f16(const float* x, int64_t n, uint16_t* y) {

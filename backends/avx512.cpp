@@ -49,6 +49,16 @@ inline __m512i two_groups(__m512i acc, __m512i x, const int8_t* q0, const int8_t
   return acc;
 }
 
+// f16_lane_sum's tree over the four 16-float accumulators (lanes 0-15, 16-31, 32-47, 48-63):
+// (l[j] + l[j+16]) + (l[j+32] + l[j+48]), then j + j+8, j + j+4, j + j+2, 0 + 1.
+inline float f16_lane_sum(const __m512* acc) {
+  const __m512 v = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+  const __m256 u = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  const __m128 t = _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
+  const __m128 q = _mm_add_ps(t, _mm_movehl_ps(t, t));
+  return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+}
+
 }  // namespace
 
 int32_t dot_i2s_i8(const uint8_t* w, int64_t first, const int8_t* q, int64_t n) {
@@ -77,30 +87,19 @@ float dot_tq2_0_q8_k(const void* w, const BlockQ8K* a, int64_t n) {
 }
 
 float dot_f16_f16(const uint16_t* w, const uint16_t* a, int64_t n) {
-  // As in AVX2: exact f32 products summed in double; four accumulators so the adds overlap, and
-  // a masked load for the tail (zeros add nothing).
-  __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
-  auto step = [&](__m256i wh, __m256i ah, int j) {
-    const __m512 p = _mm512_mul_ps(_mm512_cvtph_ps(wh), _mm512_cvtph_ps(ah));
-    acc[j] = _mm512_add_pd(acc[j], _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
-    acc[j + 1] = _mm512_add_pd(acc[j + 1], _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
-  };
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    // 32 KB ahead (six 2560-wide rows) into L2: on the 2B model's output matrix, 2 threads read
-    // 17.7 GB/s with the hardware prefetcher alone, 22.7 with this (measured with bench --kernels).
-    _mm_prefetch(reinterpret_cast<const char*>(w + i) + 32768, _MM_HINT_T1);
-    step(load256(w + i), load256(a + i), 0);
-    step(load256(w + i + 16), load256(a + i + 16), 2);
-  }
-  for (; i < n; i += 16) {
+  // The reference's 64 float lanes as four 16-float accumulators; a masked load zero-pads the
+  // tail (a +0 product leaves a lane, which is never -0, unchanged). Products of two f16 values
+  // are exact in f32, so the fused multiply-add rounds as the reference's add.
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t i = 0; i < n; i += 16) {
     const int64_t left = n - i;
     const auto m = static_cast<__mmask16>(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
-    step(_mm256_maskz_loadu_epi16(m, w + i), _mm256_maskz_loadu_epi16(m, a + i), 0);
+    const int j = static_cast<int>((i / 16) % 4);
+    acc[j] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + i)),
+                             _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, a + i)), acc[j]);
   }
-  return static_cast<float>(_mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(acc[0], acc[1]), _mm512_add_pd(acc[2], acc[3]))));
+  return f16_lane_sum(acc);
 }
-
 
 // Q8_K quantization with the reference's results bit for bit: the signed value of largest
 // magnitude (the first on ties) fixes the scale, products rounded to nearest even (the
@@ -145,43 +144,35 @@ void quantize_q8_k(const float* x, int64_t n, BlockQ8K* y) {
 }
 
 
-// F16 rows x up to 4 F16 tokens. Each token is converted to double once (zero-padded to a
-// multiple of 16), so the inner loop converts only the weights, and each converted weight vector
-// serves all the tokens. A product of two F16 values is exact in double (22 significant bits), so
-// a fused multiply-add rounds exactly as dot_f16_f16's exact f32 product added in double does.
+// F16 rows x up to 4 F16 tokens. Each token is converted to f32 once (zero-padded to a multiple
+// of 16), so the inner loop converts only the weights, and each converted weight vector serves
+// all the tokens; per (row, token) the reference's 64 lanes as four accumulators.
 constexpr int64_t kF16MaxN = 4096;
 
 template <int NT>
-void f16_rows(const uint16_t* w, int64_t w_stride, int64_t n_rows, const double* ad /* [NT][kF16MaxN] */, int64_t n,
+void f16_rows(const uint16_t* w, int64_t w_stride, int64_t n_rows, const float* af /* [NT][kF16MaxN] */, int64_t n,
               float* y, int64_t y_stride) {
   for (int64_t r = 0; r < n_rows; ++r) {
     const uint16_t* row = w + r * w_stride;
-    __m512d acc[NT][4];
-    for (auto& t : acc) t[0] = t[1] = t[2] = t[3] = _mm512_setzero_pd();
-    // Products of chunk c (16 elements) go to accumulators 2(c%2) and 2(c%2)+1: four chains per
-    // token, so the adds overlap.
+    __m512 acc[NT][4];
+    for (auto& t : acc) t[0] = t[1] = t[2] = t[3] = _mm512_setzero_ps();
     auto chunk = [&](const __m512 wf, int64_t i, int j) {
-      const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(wf));
-      const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(wf), 1)));
-      for (int t = 0; t < NT; ++t) {
-        acc[t][j] = _mm512_fmadd_pd(lo, _mm512_load_pd(ad + t * kF16MaxN + i), acc[t][j]);
-        acc[t][j + 1] = _mm512_fmadd_pd(hi, _mm512_load_pd(ad + t * kF16MaxN + i + 8), acc[t][j + 1]);
-      }
+      for (int t = 0; t < NT; ++t) acc[t][j] = _mm512_fmadd_ps(wf, _mm512_load_ps(af + t * kF16MaxN + i), acc[t][j]);
     };
     int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
+    for (; i + 64 <= n; i += 64) {
+      // 32 KB ahead (six 2560-wide rows) into L2: on the 2B model's output matrix, 2 threads read
+      // 17.7 GB/s with the hardware prefetcher alone, 22.7 with this (measured with bench --kernels).
       _mm_prefetch(reinterpret_cast<const char*>(row + i) + 32768, _MM_HINT_T1);
-      chunk(_mm512_cvtph_ps(load256(row + i)), i, 0);
-      chunk(_mm512_cvtph_ps(load256(row + i + 16)), i + 16, 2);
+      _mm_prefetch(reinterpret_cast<const char*>(row + i) + 32768 + 64, _MM_HINT_T1);
+      for (int j = 0; j < 4; ++j) chunk(_mm512_cvtph_ps(load256(row + i + 16 * j)), i + 16 * j, j);
     }
-    for (; i < n; i += 16) {
+    for (int j = 0; i < n; i += 16, ++j) {
       const int64_t left = n - i;
       const auto m = static_cast<__mmask16>(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
-      chunk(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + i)), i, 0);
+      chunk(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + i)), i, j);
     }
-    for (int t = 0; t < NT; ++t)
-      y[t * y_stride + r] = static_cast<float>(
-          _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(acc[t][0], acc[t][1]), _mm512_add_pd(acc[t][2], acc[t][3]))));
+    for (int t = 0; t < NT; ++t) y[t * y_stride + r] = f16_lane_sum(acc[t]);
   }
 }
 
@@ -424,25 +415,25 @@ void gemm_f16(const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_
       for (int64_t r = 0; r < n_rows; ++r) y[t * y_stride + r] = dot_f16_f16(w + r * w_stride, a + t * a_stride, n);
     return;
   }
-  alignas(64) static thread_local double ad[4 * kF16MaxN];
+  alignas(64) static thread_local float af[4 * kF16MaxN];
   for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
     const int nt = static_cast<int>(std::min<int64_t>(4, n_tokens - t0));
     const int64_t padded = (n + 15) / 16 * 16;
     for (int t = 0; t < nt; ++t) {
-      double* dst = ad + t * kF16MaxN;
+      float* dst = af + t * kF16MaxN;
       const uint16_t* src = a + (t0 + t) * a_stride;
-      for (int64_t i = 0; i < padded; i += 8) {
+      for (int64_t i = 0; i < padded; i += 16) {
         const int64_t left = std::max<int64_t>(n - i, 0);  // the padding past n is zeros
-        const auto m = static_cast<__mmask8>(left >= 8 ? 0xFFu : (1u << left) - 1u);
-        _mm512_store_pd(dst + i, _mm512_cvtps_pd(_mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, src + i))));
+        const auto m = static_cast<__mmask16>(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
+        _mm512_store_ps(dst + i, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + i)));
       }
     }
     float* yt = y + t0 * y_stride;
     switch (nt) {
-      case 1: f16_rows<1>(w, w_stride, n_rows, ad, n, yt, y_stride); break;
-      case 2: f16_rows<2>(w, w_stride, n_rows, ad, n, yt, y_stride); break;
-      case 3: f16_rows<3>(w, w_stride, n_rows, ad, n, yt, y_stride); break;
-      default: f16_rows<4>(w, w_stride, n_rows, ad, n, yt, y_stride); break;
+      case 1: f16_rows<1>(w, w_stride, n_rows, af, n, yt, y_stride); break;
+      case 2: f16_rows<2>(w, w_stride, n_rows, af, n, yt, y_stride); break;
+      case 3: f16_rows<3>(w, w_stride, n_rows, af, n, yt, y_stride); break;
+      default: f16_rows<4>(w, w_stride, n_rows, af, n, yt, y_stride); break;
     }
   }
 }

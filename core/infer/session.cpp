@@ -161,7 +161,7 @@ void Session::store_kv(uint32_t layer, int64_t T) {
 // its tokens). Items are split into one part per thread, part p using workspace slot p; every
 // result is computed by the same table code whichever thread runs it. With an F16 cache the
 // query and the softmax weights are rounded to F16 first (ggml's F16 matmul does the same);
-// products of two F16 values are exact, and the table sums them in double.
+// products of two F16 values are exact, and every table sums them in the same float lanes.
 void Session::attention(uint32_t layer, int64_t T) {
   const int64_t hd = c_.head_dim(), n_head = c_.n_head, n_kv = c_.n_head_kv, group = n_head / n_kv;
   const size_t W = c_.n_embd_kv();

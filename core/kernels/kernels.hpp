@@ -83,8 +83,8 @@ struct KernelTable {
   void (*gemm_i2s_i8)(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_tokens, int64_t n, int32_t* y,
                       int64_t y_stride) = nullptr;
   // n_rows F16 rows of n elements (w_stride elements apart) times n_tokens F16 rows (a_stride
-  // apart): y[t * y_stride + r], each within one final rounding of dot_f16_f16 (exact products
-  // summed in double, in another order). Used by F16 matmuls and by attention, where the query
+  // apart): y[t * y_stride + r], each equal to dot_f16_f16 of its row and token, bit for bit
+  // (its lane order). Used by F16 matmuls and by attention, where the query
   // heads sharing a KV head are the tokens.
   void (*gemm_f16)(const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_t* a, int64_t a_stride,
                    int64_t n_tokens, int64_t n, float* y, int64_t y_stride) = nullptr;

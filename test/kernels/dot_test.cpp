@@ -280,29 +280,68 @@ TEST(DotI2s, ExtremesAndZeros) {
 
 // --- float dots ---
 
-TEST(DotFloat, F16AndBf16MatchDoubleSumExactly) {
+TEST(DotFloat, Bf16MatchesDoubleSumExactly) {
   std::mt19937 rng(36);
   for (int64_t n : {1, 7, 33, 256, 1000, 2560}) {
     const auto a = test::random_floats(rng, static_cast<size_t>(n), -300.0f, 300.0f);
     const auto b = test::random_floats(rng, static_cast<size_t>(n), -300.0f, 300.0f);
-    std::vector<uint16_t> ah(a.size()), bh(a.size()), ab(a.size()), bb(a.size());
-    K.to_f16(a.data(), n, ah.data());
-    K.to_f16(b.data(), n, bh.data());
+    std::vector<uint16_t> ab(a.size()), bb(a.size());
     K.to_bf16(a.data(), n, ab.data());
     K.to_bf16(b.data(), n, bb.data());
-    // Products of two f16 (or bf16) are exact in double; the oracle sums them in index order, as
-    // the kernel does, so the results agree bit for bit.
-    double sh = 0, sb = 0;
-    for (size_t i = 0; i < a.size(); ++i) {
-      sh += static_cast<double>(f16_to_f32(ah[i])) * f16_to_f32(bh[i]);
-      sb += static_cast<double>(bf16_to_f32(ab[i])) * bf16_to_f32(bb[i]);
-    }
-    EXPECT_EQ(K.dot_f16_f16(ah.data(), bh.data(), n), static_cast<float>(sh)) << n;
+    // Products of two bf16 are exact in double; the oracle sums them in index order, as the
+    // kernel does, so the results agree bit for bit.
+    double sb = 0;
+    for (size_t i = 0; i < a.size(); ++i) sb += static_cast<double>(bf16_to_f32(ab[i])) * bf16_to_f32(bb[i]);
     EXPECT_EQ(K.dot_bf16_bf16(ab.data(), bb.data(), n), static_cast<float>(sb)) << n;
+  }
+}
+
+// F16 sums in float lanes: element i in lane i % 64, then a fixed tree (reference.cpp).
+TEST(DotFloat, F16SumsInItsLaneOrder) {
+  // A vector where the order shows: 2^24 in lane 0 swallows the +1s that land in lane 0
+  // (positions 64 and 128: 2^24 + 1 rounds back to 2^24), while lane 1's two +1s (positions 1
+  // and 65) and lane 32's (32 and 96) add up to 2 first and survive: 2^24 + 4. Index order
+  // would give 2^24 + 6, and 32 lanes 2^24 + 2.
+  std::vector<uint16_t> w(200, f32_to_f16(0.0f)), a(200, f32_to_f16(1.0f));
+  w[0] = f32_to_f16(4096.0f);
+  a[0] = f32_to_f16(4096.0f);
+  for (size_t i : {64, 128, 1, 65, 32, 96}) w[i] = f32_to_f16(1.0f);
+  EXPECT_EQ(K.dot_f16_f16(w.data(), a.data(), 200), 16777220.0f);
+  // Small integers: every partial sum is exact in float, so any order gives the exact sum.
+  std::mt19937 rng(36);
+  std::uniform_int_distribution<int> small(-8, 8);
+  for (int64_t n : {1, 7, 63, 64, 65, 200, 2560, 2563}) {
+    std::vector<uint16_t> x(static_cast<size_t>(n)), y(static_cast<size_t>(n));
+    int64_t exact = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const int p = small(rng), q = small(rng);
+      x[i] = f32_to_f16(static_cast<float>(p));
+      y[i] = f32_to_f16(static_cast<float>(q));
+      exact += p * q;
+    }
+    EXPECT_EQ(K.dot_f16_f16(x.data(), y.data(), n), static_cast<float>(exact)) << n;
+  }
+  // Random values: within the float rounding of at most n/64 + 7 additions per product.
+  for (int64_t n : {1, 7, 33, 256, 1000, 2560}) {
+    const auto fa = test::random_floats(rng, static_cast<size_t>(n), -300.0f, 300.0f);
+    const auto fb = test::random_floats(rng, static_cast<size_t>(n), -300.0f, 300.0f);
+    std::vector<uint16_t> ah(fa.size()), bh(fa.size());
+    K.to_f16(fa.data(), n, ah.data());
+    K.to_f16(fb.data(), n, bh.data());
+    double exact = 0, magnitude = 0;
+    for (size_t i = 0; i < fa.size(); ++i) {
+      const double p = static_cast<double>(f16_to_f32(ah[i])) * f16_to_f32(bh[i]);
+      exact += p;
+      magnitude += std::fabs(p);
+    }
+    const double bound = static_cast<double>(n / 64 + 7) * std::ldexp(magnitude, -24);
+    EXPECT_LE(std::fabs(K.dot_f16_f16(ah.data(), bh.data(), n) - exact), bound) << n;
   }
   // Largest halves: 65504^2 * n stays finite in float.
   const std::vector<uint16_t> big(2560, 0x7bff);
-  EXPECT_EQ(K.dot_f16_f16(big.data(), big.data(), 2560), static_cast<float>(65504.0 * 65504.0 * 2560));
+  const float got = K.dot_f16_f16(big.data(), big.data(), 2560);
+  EXPECT_TRUE(std::isfinite(got));
+  EXPECT_NEAR(got / (65504.0 * 65504.0 * 2560), 1.0, 1e-6);
 }
 
 TEST(DotFloat, F32WithinOneRoundingPerProduct) {
