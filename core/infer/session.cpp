@@ -64,28 +64,32 @@ void Session::load_weights() {
     const kernels::WeightView to = resident_weight(k_, w);
     const auto* src = reinterpret_cast<const uint8_t*>(w.data);
     uint8_t* dst = weights_.data() + off;
-    const size_t from_bytes = kernels::weight_bytes(w), to_bytes = kernels::weight_bytes(to);
-    if (to.type != w.type) {
-      const size_t from_block = gguf::traits(w.type).block_bytes, to_block = gguf::traits(to.type).block_bytes;
-      auto convert = [&](int64_t b, int64_t e) { kernels::tq1_0_to_tq2_0(src + b * from_block, e - b, dst + b * to_block); };
-      const auto blocks = static_cast<int64_t>(from_bytes / from_block);
-      if (pool_ != nullptr) pool_->parallel_for(blocks, convert, 64);
-      else convert(0, blocks);
-    } else {
-      // In 64 KiB pieces, so both threads share the copy (and the first touch of its pages).
-      constexpr int64_t kPiece = 64 << 10;
-      auto piece = [&](int64_t b, int64_t e) {
-        const size_t begin = static_cast<size_t>(b * kPiece), end = std::min(from_bytes, static_cast<size_t>(e * kPiece));
-        std::memcpy(dst + begin, src + begin, end - begin);
-      };
-      const int64_t pieces = static_cast<int64_t>((from_bytes + kPiece - 1) / kPiece);
-      if (pool_ != nullptr) pool_->parallel_for(pieces, piece);
-      else piece(0, pieces);
-    }
-    model_.file().release({w.data, from_bytes});
+    const size_t from_bytes = kernels::weight_bytes(w);
+    // Units of work: the source's blocks when converting, bytes when copying; pieces of about
+    // 2 MiB of the source, each dropped from the RSS as soon as it is copied, so that the file's
+    // version and the copy are never both resident for more than a piece per thread (the 2B
+    // model's 656 MiB output matrix would otherwise be held twice at the end of its copy).
+    const bool convert = to.type != w.type;
+    const size_t from_unit = convert ? gguf::traits(w.type).block_bytes : 1;
+    const size_t to_unit = convert ? gguf::traits(to.type).block_bytes : 1;
+    const auto units = static_cast<int64_t>(from_bytes / from_unit);
+    const auto per_piece = static_cast<int64_t>((size_t{2} << 20) / from_unit);
+    auto pieces = [&](int64_t pb, int64_t pe) {
+      for (int64_t p = pb; p < pe; ++p) {
+        const int64_t b = p * per_piece, e = std::min(units, b + per_piece);
+        const auto n = static_cast<size_t>(e - b);
+        if (convert) kernels::tq1_0_to_tq2_0(src + b * from_unit, e - b, dst + b * to_unit);
+        else std::memcpy(dst + b, src + b, n);
+        model_.file().release({w.data + b * from_unit, n * from_unit});
+      }
+    };
+    const int64_t n_pieces = (units + per_piece - 1) / per_piece;
+    if (pool_ != nullptr) pool_->parallel_for(n_pieces, pieces);
+    else pieces(0, n_pieces);
+    model_.file().release({w.data, from_bytes});  // the pages the pieces' borders shared
     w = to;
     w.data = reinterpret_cast<const std::byte*>(dst);
-    off += pool_block_bytes(to_bytes);
+    off += pool_block_bytes(kernels::weight_bytes(to));
   };
   mats_.clear();
   for (uint32_t l = 0; l < c_.n_layer; ++l) {
