@@ -103,6 +103,15 @@ std::string markdown(const diag::BenchReport& r, const RefRows* ref) {
                          x.n_threads, x.n_threads == 1 ? "" : "s", x.bandwidth_gbs,
                          static_cast<double>(x.bytes_per_token) / 1e6, x.roofline_ts, x.test,
                          100.0 * x.avg_ts / x.roofline_ts));
+    if (x.huge_page_bytes && x.weights_bytes > 0) {
+      // The weights stream from huge pages only where the kernel grants them (docs/memcheck.md).
+      const uint64_t huge = std::min(*x.huge_page_bytes, x.weights_bytes);
+      o.append(fmt::format("weights in 2 MiB pages: {:.1f} of {:.1f} MB{}\n", static_cast<double>(huge) / 1e6,
+                           static_cast<double>(x.weights_bytes) / 1e6,
+                           huge * 10 < x.weights_bytes * 9 ? " (transparent huge pages refused or off: decode reads 4 KiB "
+                                                             "pages, about 15% slower; see debug-report)"
+                                                           : ""));
+    }
   }
   if (!r.kernels.empty()) {
     o.append(fmt::format("{}{} ({}, {} params)\n\n| kernel table |", o.empty() ? "" : "\n", r.model_type,
@@ -144,6 +153,8 @@ std::string json(const diag::BenchReport& r, const RefRows* ref) {
     if (!theirs && x.roofline_ts > 0) {
       j.key("bytes_per_token").value(x.bytes_per_token).key("bandwidth_gbs").value(x.bandwidth_gbs);
       j.key("roofline_ts").value(x.roofline_ts).key("roofline_pct").value(100.0 * x.avg_ts / x.roofline_ts);
+      j.key("weights_bytes").value(x.weights_bytes);
+      if (x.huge_page_bytes) j.key("huge_page_bytes").value(*x.huge_page_bytes);
     }
     j.end_object();
   }

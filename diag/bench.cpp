@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/base/error.hpp"
+#include "core/base/proc_memory.hpp"
 #include "core/base/thread_pool.hpp"
 #include "core/infer/session.hpp"
 
@@ -24,12 +25,14 @@ std::vector<int32_t> token_ids(const model::Model& m, int32_t n) {
 }
 
 // Seconds to feed `ids` into a fresh session: all at once (a prompt) or one by one (generation).
+// `huge`, when given, receives the process's huge-page bytes with the session loaded.
 double time_eval(const model::Model& m, const kernels::KernelTable& k, ThreadPool& pool,
-                 const std::vector<int32_t>& ids, bool one_by_one) {
+                 const std::vector<int32_t>& ids, bool one_by_one, std::optional<uint64_t>* huge = nullptr) {
   infer::SessionOptions so;
   so.n_ctx = static_cast<uint32_t>(ids.size());
   so.pool = &pool;
   infer::Session s(m, k, so);
+  if (huge != nullptr) *huge = read_anon_huge_pages();
   const auto t0 = Clock::now();
   if (one_by_one) {
     for (int32_t id : ids) s.eval(std::span<const int32_t>(&id, 1));
@@ -70,8 +73,13 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
   const std::vector<int32_t> prompt = token_ids(m, opt.n_prompt), gen = token_ids(m, opt.n_gen);
   for (int threads : opt.threads) {
     ThreadPool pool(threads);
-    BenchResult pp{fmt::format("pp{}", opt.n_prompt), threads, opt.n_prompt, 0, {}, 0, 0, 0, 0, 0};
-    BenchResult tg{fmt::format("tg{}", opt.n_gen), threads, 0, opt.n_gen, {}, 0, 0, 0, 0, 0};
+    BenchResult pp, tg;
+    pp.test = fmt::format("pp{}", opt.n_prompt);
+    pp.n_threads = threads;
+    pp.n_prompt = opt.n_prompt;
+    tg.test = fmt::format("tg{}", opt.n_gen);
+    tg.n_threads = threads;
+    tg.n_gen = opt.n_gen;
     auto say = [&](const std::string& what) {
       if (opt.progress) opt.progress(fmt::format("{}, {} thread{}", what, threads, threads == 1 ? "" : "s"));
     };
@@ -86,6 +94,7 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
       tg.bandwidth_gbs = rep.bandwidth.back().gbs;
       tg.bytes_per_token = decode_bytes_per_token(m, *opt.kernels, static_cast<uint32_t>(opt.n_gen / 2));
       tg.roofline_ts = tg.bandwidth_gbs * 1e9 / static_cast<double>(tg.bytes_per_token);
+      tg.weights_bytes = infer::plan_session_memory(m, {}, opt.kernels).bytes(infer::kTagWeights);
     }
     // Warm-ups: page in the weights, size the buffers.
     say("warm-up");
@@ -95,7 +104,7 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
     for (int i = 0; i < opt.reps; ++i) {
       say(fmt::format("repetition {}/{}", i + 1, opt.reps));
       if (opt.n_prompt > 0) pp.seconds.push_back(time_eval(m, *opt.kernels, pool, prompt, false));
-      if (opt.n_gen > 0) tg.seconds.push_back(time_eval(m, *opt.kernels, pool, gen, true));
+      if (opt.n_gen > 0) tg.seconds.push_back(time_eval(m, *opt.kernels, pool, gen, true, &tg.huge_page_bytes));
       if (opt.after_rep) opt.after_rep(threads, i);
     }
     if (opt.n_prompt > 0) {

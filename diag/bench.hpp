@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,11 @@ struct BenchResult {
   uint64_t bytes_per_token = 0;
   double bandwidth_gbs = 0;
   double roofline_ts = 0;
+  // tg rows: the session's weight copy (plan bytes) and how much of the process's anonymous
+  // memory was in huge pages while it ran (nullopt: /proc did not say). Explains a slow decode
+  // on a machine whose transparent huge pages are off.
+  uint64_t weights_bytes = 0;
+  std::optional<uint64_t> huge_page_bytes;
 };
 
 struct BenchReport {

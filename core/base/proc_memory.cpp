@@ -47,6 +47,14 @@ bool reset_peak_rss() {
   return static_cast<bool>(out);
 }
 
+std::optional<uint64_t> read_anon_huge_pages() {
+  std::ifstream in("/proc/self/smaps_rollup");
+  if (!in) return std::nullopt;
+  for (std::string line; std::getline(in, line);)
+    if (line.starts_with("AnonHugePages:")) return kb_field(line);
+  return std::nullopt;
+}
+
 MappingMemory read_file_mappings(const std::filesystem::path& file) {
   MappingMemory m;
   std::error_code ec;

@@ -28,4 +28,8 @@ struct MappingMemory {
 // Sums the mappings of `file` in /proc/self/smaps (by path); zeros when none or unreadable.
 MappingMemory read_file_mappings(const std::filesystem::path& file);
 
+// Bytes of this process's anonymous memory in transparent huge pages (AnonHugePages of
+// /proc/self/smaps_rollup); nullopt when unreadable.
+std::optional<uint64_t> read_anon_huge_pages();
+
 }  // namespace bitnet

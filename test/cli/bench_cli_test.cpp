@@ -191,6 +191,26 @@ uint64_t expected_bytes_per_token(const std::filesystem::path& path, uint32_t n_
   return bytes + uint64_t{2} * m->config().n_layer * n_past * m->config().n_embd_kv() * 2;
 }
 
+// The session's copy of the weights for a TQ2_0 file (copied as they are): every matrix, i.e.
+// every 2-D tensor but the embedding table (the table itself when the output is tied to it),
+// each from a 64-byte boundary.
+uint64_t expected_weight_copy(const std::filesystem::path& path) {
+  auto f = gguf::GgufFile::open(path);
+  uint64_t bytes = 0, embd = 0;
+  bool has_output = false;
+  for (const auto& t : f.tensors()) {
+    if (t.ne.size() < 2 || t.ne[1] < 2) continue;
+    const uint64_t aligned = (t.nbytes + 63) / 64 * 64;
+    if (t.name == "token_embd.weight") {
+      embd = aligned;
+      continue;
+    }
+    has_output |= t.name == "output.weight";
+    bytes += aligned;
+  }
+  return bytes + (has_output ? 0 : embd);
+}
+
 TEST(BenchCli, KernelRowsAndRooflineAreConsistent) {
   const auto path = fixture_file("models/bitnet-tiny-tq2_0.gguf");
   RunResult r = run_bitnet({"bench", "-m", path.string(), "-p", "0", "-n", "8", "-r", "1", "-t", "2", "--kernels",
@@ -209,6 +229,7 @@ TEST(BenchCli, KernelRowsAndRooflineAreConsistent) {
       EXPECT_GT(bw, 0.1);
       EXPECT_NEAR(roof, bw * 1e9 / static_cast<double>(bpt), 1e-6 * roof);
       EXPECT_NEAR(double(row["roofline_pct"]), 100.0 * double(row["avg_ts"]) / roof, 1e-6);
+      EXPECT_EQ(uint64_t(row["weights_bytes"]), expected_weight_copy(path));
       continue;
     }
     ASSERT_EQ(test, "kernel") << r.out;
