@@ -122,15 +122,13 @@ uint64_t decode_bytes_per_token(const model::Model& m, const kernels::KernelTabl
   uint64_t bytes = 0;
   for (uint32_t i = 0; i < c.n_layer; ++i) {
     const model::LayerWeights& l = m.layer(i);
-    for (const kernels::WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) {
-      // A session reads its repacked copy: TQ2_0's 66 bytes per block instead of TQ1_0's 54.
-      kernels::WeightView read = *w;
-      if (infer::repacks_at_load(k, read)) read.type = gguf::GgmlType::TQ2_0;
-      bytes += kernels::weight_bytes(read);
-    }
+    // A session reads its own copy, in the type it runs as (TQ1_0's 54 bytes per block become
+    // TQ2_0's 66 where the table repacks).
+    for (const kernels::WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down})
+      bytes += kernels::weight_bytes(infer::resident_weight(k, *w));
     bytes += (l.attn_norm.size() + l.attn_sub_norm.size() + l.ffn_norm.size() + l.ffn_sub_norm.size()) * sizeof(float);
   }
-  bytes += kernels::weight_bytes(m.output());
+  bytes += kernels::weight_bytes(infer::resident_weight(k, m.output()));
   kernels::WeightView row = m.token_embd();
   row.rows = 1;
   bytes += kernels::weight_bytes(row);
