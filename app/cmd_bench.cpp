@@ -98,9 +98,10 @@ std::string markdown(const diag::BenchReport& r, const RefRows* ref) {
   if (ref) o.append(fmt::format("\nratio: t/s of ours / t/s of {} (repetitions alternated)\n", ref->name));
   for (const auto& x : r.results) {
     if (x.roofline_ts <= 0) continue;
-    o.append(fmt::format("\ndecode roofline, {} thread{}: read bandwidth {:.1f} GB/s, {:.1f} MB read per token -> "
-                         "at most {:.2f} t/s; {} ran at {:.0f}% of it\n",
+    o.append(fmt::format("\ndecode roofline, {} thread{}: read bandwidth {:.1f} GB/s (over {:.1f} MB), {:.1f} MB "
+                         "read per token -> at most {:.2f} t/s; {} ran at {:.0f}% of it\n",
                          x.n_threads, x.n_threads == 1 ? "" : "s", x.bandwidth_gbs,
+                         static_cast<double>(x.bandwidth_probe_bytes) / 1e6,
                          static_cast<double>(x.bytes_per_token) / 1e6, x.roofline_ts, x.test,
                          100.0 * x.avg_ts / x.roofline_ts));
     if (x.huge_page_bytes && x.weights_bytes > 0) {
@@ -152,6 +153,7 @@ std::string json(const diag::BenchReport& r, const RefRows* ref) {
     j.key("avg_ts").value(x.avg_ts).key("stddev_ts").value(x.stddev_ts);
     if (!theirs && x.roofline_ts > 0) {
       j.key("bytes_per_token").value(x.bytes_per_token).key("bandwidth_gbs").value(x.bandwidth_gbs);
+      j.key("bandwidth_probe_bytes").value(x.bandwidth_probe_bytes);
       j.key("roofline_ts").value(x.roofline_ts).key("roofline_pct").value(100.0 * x.avg_ts / x.roofline_ts);
       j.key("weights_bytes").value(x.weights_bytes);
       if (x.huge_page_bytes) j.key("huge_page_bytes").value(*x.huge_page_bytes);

@@ -25,7 +25,10 @@ struct BenchOptions {
   std::function<void(int threads, int rep)> after_rep;
   // Called before each timed step with a one-line description ("pp512 rep 2/5, 2 threads").
   std::function<void(const std::string&)> progress;
-  // Read-bandwidth probe before each thread count's tg test (0: no probe, no roofline).
+  // Read-bandwidth probe before each thread count's tg test (0: no probe, no roofline): the
+  // smallest buffer it reads. It reads at least as many bytes as one decode step does, so that
+  // the last-level cache serves it no more than it can serve the decode (this machine's 504 MiB
+  // L3 served part of a 256 MiB probe: 39 GB/s against 35-36 for 512 MiB to 2 GiB).
   uint64_t bandwidth_bytes = uint64_t{256} << 20;
   // Kernel micro-benchmarks (bench --kernels) per thread count; empty tables: none.
   KernelBenchOptions kernel_bench;
@@ -42,6 +45,7 @@ struct BenchResult {
   // tg rows with a bandwidth probe: bytes a decode step reads (at the mean context position of
   // the test), and the t/s that bandwidth allows: roofline_ts = bandwidth / bytes_per_token.
   uint64_t bytes_per_token = 0;
+  uint64_t bandwidth_probe_bytes = 0;  // the probe's buffer
   double bandwidth_gbs = 0;
   double roofline_ts = 0;
   // tg rows: the session's weight copy (plan bytes) and how much of the process's anonymous

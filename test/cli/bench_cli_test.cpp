@@ -15,6 +15,8 @@
 #include <sstream>
 
 #include "core/gguf/reader.hpp"
+#include "core/kernels/kernels.hpp"
+#include "diag/bench.hpp"
 #include "core/model/model.hpp"
 #include "support/llama_ref.hpp"
 #include "support/fixtures.hpp"
@@ -59,6 +61,28 @@ void check_reference_rows(const std::string& out, size_t n_tests, int64_t reps) 
     const double r = double(ours["ratio"]), want = double(ours["avg_ts"]) / double(theirs["avg_ts"]);
     EXPECT_NEAR(r, want, 1e-9 * want);
   }
+}
+
+// Above its floor the probe reads what one decode step reads, so the last-level cache can serve
+// it no more than it serves the decode (a 256 MiB probe on a 504 MiB L3 was partly a cache probe).
+TEST(Bench, ProbeReadsAsMuchAsADecodeStep) {
+  auto m = model::Model::load(fixture_file("models/bitnet-tiny-tq2_0.gguf"));
+  diag::BenchOptions opt;
+  opt.n_prompt = 0;
+  opt.n_gen = 4;
+  opt.reps = 1;
+  opt.threads = {2};
+  opt.kernels = &kernels::reference_table();
+  opt.bandwidth_bytes = 4096;  // below the step, which then decides
+  const diag::BenchReport r = diag::run_bench("tiny", *m, opt);
+  ASSERT_EQ(r.results.size(), 1u);
+  const diag::BenchResult& tg = r.results[0];
+  ASSERT_EQ(tg.test, "tg4");
+  EXPECT_GT(tg.bytes_per_token, uint64_t{64} << 10);
+  EXPECT_LE(tg.bandwidth_probe_bytes, tg.bytes_per_token);
+  EXPECT_GT(tg.bandwidth_probe_bytes + 2048, tg.bytes_per_token);  // whole 64-byte groups per thread chunk
+  ASSERT_EQ(r.bandwidth.size(), 1u);
+  EXPECT_EQ(r.bandwidth[0].bytes, tg.bandwidth_probe_bytes);
 }
 
 TEST(BenchCli, JsonRowsAreConsistentWithTheirSamples) {
@@ -227,6 +251,9 @@ TEST(BenchCli, KernelRowsAndRooflineAreConsistent) {
       EXPECT_EQ(bpt, expected_bytes_per_token(path, 4));  // the tg test's mean context position
       const double bw = double(row["bandwidth_gbs"]), roof = double(row["roofline_ts"]);
       EXPECT_GT(bw, 0.1);
+      // The probe's floor, 256 MiB (this model reads far less per token); whole 64-byte groups.
+      EXPECT_LE(uint64_t(row["bandwidth_probe_bytes"]), uint64_t{256} << 20);
+      EXPECT_GT(uint64_t(row["bandwidth_probe_bytes"]), (uint64_t{256} << 20) - 4096);
       EXPECT_NEAR(roof, bw * 1e9 / static_cast<double>(bpt), 1e-6 * roof);
       EXPECT_NEAR(double(row["roofline_pct"]), 100.0 * double(row["avg_ts"]) / roof, 1e-6);
       EXPECT_EQ(uint64_t(row["weights_bytes"]), expected_weight_copy(path));
