@@ -121,6 +121,12 @@ RowRunner prepare_blocks(const WeightView& w, int64_t act_per_token, Quantize qu
     const size_t stride = row_bytes(wv);
     if constexpr (!std::is_same_v<Gemm, std::nullptr_t>) {
       if (gemm != nullptr) {
+        // One token reuses no row, so it takes the thread's whole range in one call: the entry
+        // can then choose how to stream it (AVX-512 TQ2_0 reads four far-apart parts at once).
+        if (n_tokens == 1) {
+          gemm(wv.data + static_cast<size_t>(r0) * stride, r1 - r0, act, 1, wv.cols, y + r0, y_stride);
+          return;
+        }
         for_tiles(r0, r1, n_tokens, [&](int64_t rb, int64_t nr, int64_t tb, int64_t nt) {
           gemm(wv.data + static_cast<size_t>(rb) * stride, nr, act + tb * act_per_token, nt, wv.cols,
                y + tb * y_stride + rb, y_stride);
