@@ -95,7 +95,7 @@ TEST(Backends, GemmEntriesAreBitExact) {
   for (const KernelTable* k : optimised_tables()) {
     for (int64_t n : {256, 768, 2560}) {
       for (auto [rows, tokens] : {std::pair<int64_t, int64_t>{4, 4}, {5, 7}, {9, 1}, {3, 9}, {13, 6}, {16, 8}, {35, 19}, {33, 4},
-                                    {64, 48}, {48, 33}, {17, 16}, {32, 37}, {24, 2}, {13, 3}}) {
+                                    {64, 48}, {48, 33}, {17, 16}, {32, 37}, {24, 2}, {13, 3}, {37, 1}, {8, 1}}) {
         SCOPED_TRACE(std::string(k->name) + " n=" + std::to_string(n) + " rows=" + std::to_string(rows) +
                      " tokens=" + std::to_string(tokens));
         std::vector<int> t = test::random_ints(rng, static_cast<size_t>(n * rows), -1, 1);
@@ -252,7 +252,7 @@ TEST(Backends, GemmF16BitExact) {
   for (const KernelTable* k : optimised_tables()) {
     if (k->gemm_f16 == nullptr) continue;
     for (int64_t n : {1, 15, 16, 17, 63, 65, 128, 300, 2560, 5000}) {
-      for (auto [rows, tokens] : {std::pair<int64_t, int64_t>{3, 1}, {5, 4}, {7, 6}, {2, 9}}) {
+      for (auto [rows, tokens] : {std::pair<int64_t, int64_t>{3, 1}, {13, 1}, {8, 1}, {5, 4}, {7, 6}, {2, 9}}) {
         const int64_t w_stride = n + 5, a_stride = n + 3, y_stride = rows + 2;
         std::vector<uint16_t> w = test::random_f16(rng, static_cast<size_t>(w_stride * rows), -2.0f, 2.0f);
         std::vector<uint16_t> a = test::random_f16(rng, static_cast<size_t>(a_stride * tokens), -4.0f, 4.0f);
