@@ -328,15 +328,16 @@ void tq2_0_rows4(const uint8_t* const* w, const BlockQ8K* a, int64_t nb, float* 
   _mm_storeu_ps(out, sum);
 }
 
-// Four I2_S rows x one token (decode): integer sums over the whole row, one reduction at the end.
-void i2s_rows4(const uint8_t* w, int64_t row_bytes, const int8_t* q, int64_t n, int32_t* out /* [4] */) {
+// Four I2_S rows (w[0..3], row_bytes each) x one token (decode): integer sums over the whole row,
+// one reduction at the end.
+void i2s_rows4(const uint8_t* const* w, int64_t row_bytes, const int8_t* q, int64_t n, int32_t* out /* [4] */) {
   const __m512i s01 = half_shifts(6, 4), s23 = half_shifts(2, 0);
   __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
-  const int64_t ahead = 16 * row_bytes;  // 16 rows on, into L2, as for TQ2_0
+  const int64_t ahead = 8 * row_bytes;  // 8 rows on in each row's stream, into L2, as for TQ2_0
   for (int64_t g = 0; g < n / kernels::kQK_I2S; ++g) {
     const __m512i q0 = _mm512_loadu_si512(q + g * 128), q1 = _mm512_loadu_si512(q + g * 128 + 64);
     for (int r = 0; r < 4; ++r) {
-      const uint8_t* p = w + r * row_bytes + g * 32;
+      const uint8_t* p = w[r] + g * 32;
       if ((g & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(p + ahead), _MM_HINT_T1);
       const __m256i x = load256(p);
       acc[r] = _mm512_dpbusd_epi32(acc[r], codes64(x, s01), q0);
@@ -492,6 +493,19 @@ void gemm_i2s_i8(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_to
   const int64_t row_bytes = n / 4;
   const __m512i s01 = half_shifts(6, 4), s23 = half_shifts(2, 0);
   int64_t r0 = 0;
+  if (n_tokens < 4) {  // decode: four quarters of the rows at once, as gemm_tq2_0_q8_k does
+    const int64_t q4 = n_rows / 4;
+    for (int64_t i = 0; i < q4; ++i) {
+      const uint8_t* wr[4] = {w + i * row_bytes, w + (q4 + i) * row_bytes, w + (2 * q4 + i) * row_bytes,
+                              w + (3 * q4 + i) * row_bytes};
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        alignas(16) int32_t out[4];
+        i2s_rows4(wr, row_bytes, q + t * n, n, out);
+        for (int r = 0; r < 4; ++r) y[t * y_stride + r * q4 + i] = out[r];
+      }
+    }
+    r0 = 4 * q4;
+  }
   for (; r0 + 4 <= n_rows; r0 += 4) {
     int64_t t0 = 0;
     for (; t0 + 4 <= n_tokens; t0 += 4) {
@@ -513,7 +527,8 @@ void gemm_i2s_i8(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_to
     }
     for (; t0 < n_tokens; ++t0) {
       alignas(16) int32_t out[4];
-      i2s_rows4(w + r0 * row_bytes, row_bytes, q + t0 * n, n, out);
+      const uint8_t* wr[4] = {w + r0 * row_bytes, w + (r0 + 1) * row_bytes, w + (r0 + 2) * row_bytes, w + (r0 + 3) * row_bytes};
+      i2s_rows4(wr, row_bytes, q + t0 * n, n, out);
       for (int r = 0; r < 4; ++r) y[t0 * y_stride + r0 + r] = out[r];
     }
   }

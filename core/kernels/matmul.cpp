@@ -94,12 +94,18 @@ RowRunner prepare_i2s(const KernelTable& k, const WeightView& w, const float* x,
     const int64_t n = wv.cols;
     auto finish = [&](int32_t dot, int64_t t) { return static_cast<float>(dot - qsum[t]) / scale[t] * wv.i2s_scale; };
     if (k.gemm_i2s_i8 != nullptr && n % kQK_I2S == 0) {
-      for_tiles(r0, r1, n_tokens, [&](int64_t rb, int64_t nr, int64_t tb, int64_t nt) {
-        std::array<int32_t, kTileRows * kTileTokens> dots;
+      std::array<int32_t, kTileRows * kTileTokens> dots;
+      auto tile = [&](int64_t rb, int64_t nr, int64_t tb, int64_t nt) {
         k.gemm_i2s_i8(codes + rb * n / 4, nr, q + tb * n, nt, n, dots.data(), nr);
         for (int64_t t = 0; t < nt; ++t)
           for (int64_t r = 0; r < nr; ++r) y[(tb + t) * y_stride + rb + r] = finish(dots[static_cast<size_t>(t * nr + r)], tb + t);
-      });
+      };
+      if (n_tokens == 1) {  // no row reuse: as many rows per call as `dots` holds (see prepare_blocks)
+        const auto most = static_cast<int64_t>(dots.size());
+        for (int64_t rb = r0; rb < r1; rb += most) tile(rb, std::min(most, r1 - rb), 0, 1);
+        return;
+      }
+      for_tiles(r0, r1, n_tokens, tile);
       return;
     }
     for (int64_t r = r0; r < r1; ++r)

@@ -144,14 +144,21 @@ TEST(Backends, GemmEntriesAreBitExact) {
   }
 }
 
-// Through matmul, with row and token counts past its tile sizes and a pool of three threads: the
+// Through matmul, with row and token counts past its tile sizes and a pool of three threads, and
+// one token (decode) with more rows than one I2_S call takes, on one thread and on three: the
 // same floats as the reference table.
-TEST(Backends, PrefillMatmulMatchesTheReference) {
+TEST(Backends, MatmulMatchesTheReference) {
   std::mt19937 rng(6);
   ThreadPool pool(3);
+  struct Shape {
+    int64_t rows, tokens;
+    ThreadPool* pool;
+  };
   for (const KernelTable* k : optimised_tables()) {
-    for (gguf::GgmlType type : {gguf::GgmlType::TQ2_0, gguf::GgmlType::I2_S}) {
-      const int64_t cols = 512, rows = 131, tokens = 133;
+    for (auto [type, shape] : {std::pair{gguf::GgmlType::TQ2_0, Shape{131, 133, &pool}}, {gguf::GgmlType::I2_S, Shape{131, 133, &pool}},
+                               {gguf::GgmlType::TQ2_0, Shape{8229, 1, nullptr}}, {gguf::GgmlType::I2_S, Shape{8229, 1, nullptr}},
+                               {gguf::GgmlType::I2_S, Shape{8229, 1, &pool}}}) {
+      const int64_t cols = 512, rows = shape.rows, tokens = shape.tokens;
       std::vector<int> t = test::random_ints(rng, static_cast<size_t>(cols * rows), -1, 1);
       test::Bytes w = type == gguf::GgmlType::TQ2_0
                           ? test::pack_tq2_0(t, test::random_f16(rng, static_cast<size_t>(cols / 256 * rows), 0.01f, 0.1f))
@@ -160,9 +167,9 @@ TEST(Backends, PrefillMatmulMatchesTheReference) {
       std::vector<float> x = test::random_floats(rng, static_cast<size_t>(cols * tokens), -2.0f, 2.0f);
       std::vector<float> got(static_cast<size_t>(rows * tokens)), want(got.size());
       MatmulScratch s1, s2;
-      matmul(*k, view, x.data(), cols, tokens, got.data(), rows, s1, &pool);
+      matmul(*k, view, x.data(), cols, tokens, got.data(), rows, s1, shape.pool);
       matmul(reference_table(), view, x.data(), cols, tokens, want.data(), rows, s2);
-      EXPECT_EQ(got, want) << k->name << " " << gguf::type_name(type);
+      EXPECT_EQ(got, want) << k->name << " " << gguf::type_name(type) << " rows=" << rows << " tokens=" << tokens;
     }
   }
 }
