@@ -183,7 +183,8 @@ void f16_quarters(const uint16_t* w, int64_t w_stride, int64_t n_rows, const flo
   const int64_t q = n_rows / 4;
   const int64_t ahead = 2 * w_stride;  // two rows on in each stream, into L2
   for (int64_t i = 0; i < q; ++i) {
-    const uint16_t* rows[4] = {w + i * w_stride, w + (q + i) * w_stride, w + (2 * q + i) * w_stride, w + (3 * q + i) * w_stride};
+    const uint16_t* rows[4] = {w + i * w_stride, w + (q + i) * w_stride, w + (2 * q + i) * w_stride,
+                               w + (3 * q + i) * w_stride};
     __m512 acc[4][4];
     for (auto& r : acc) r[0] = r[1] = r[2] = r[3] = _mm512_setzero_ps();
     int64_t k = 0;
@@ -194,14 +195,16 @@ void f16_quarters(const uint16_t* w, int64_t w_stride, int64_t n_rows, const flo
       }
       for (int j = 0; j < 4; ++j) {
         const __m512 a = _mm512_load_ps(af + k + 16 * j);
-        for (int r = 0; r < 4; ++r) acc[r][j] = _mm512_fmadd_ps(_mm512_cvtph_ps(load256(rows[r] + k + 16 * j)), a, acc[r][j]);
+        for (int r = 0; r < 4; ++r)
+          acc[r][j] = _mm512_fmadd_ps(_mm512_cvtph_ps(load256(rows[r] + k + 16 * j)), a, acc[r][j]);
       }
     }
     for (int j = 0; k < n; k += 16, ++j) {
       const int64_t left = n - k;
       const auto m = static_cast<__mmask16>(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
       const __m512 a = _mm512_load_ps(af + k);
-      for (int r = 0; r < 4; ++r) acc[r][j] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, rows[r] + k)), a, acc[r][j]);
+      for (int r = 0; r < 4; ++r)
+        acc[r][j] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, rows[r] + k)), a, acc[r][j]);
     }
     for (int r = 0; r < 4; ++r) y[r * q + i] = f16_lane_sum(acc[r]);
   }

@@ -91,7 +91,7 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
     if (opt.n_gen > 0 && opt.bandwidth_bytes > 0) {
       say("memory read bandwidth");
       tg.bytes_per_token = decode_bytes_per_token(m, *opt.kernels, static_cast<uint32_t>(opt.n_gen / 2));
-      rep.bandwidth.push_back(probe_read_bandwidth(pool, std::max(opt.bandwidth_bytes, tg.bytes_per_token), 10));
+      rep.bandwidth.push_back(probe_read_bandwidth(pool, probe_bytes_for(opt.bandwidth_bytes, tg.bytes_per_token), 10));
       tg.bandwidth_gbs = rep.bandwidth.back().gbs;
       tg.bandwidth_probe_bytes = rep.bandwidth.back().bytes;
       tg.roofline_ts = tg.bandwidth_gbs * 1e9 / static_cast<double>(tg.bytes_per_token);

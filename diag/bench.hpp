@@ -3,6 +3,8 @@
 // warm-up, as llama-bench measures them. Builds result rows; never prints.
 #pragma once
 
+#include <algorithm>
+
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -13,6 +15,16 @@
 #include "diag/bench_kernels.hpp"
 
 namespace bitnet::diag {
+
+// The probe's largest buffer: past the biggest last-level caches, and a big model's decode step
+// (tens of GB) does not make the probe allocate as much again.
+constexpr uint64_t kMaxProbeBytes = uint64_t{2} << 30;
+
+// The probe's buffer for a decode step of step_bytes: step_bytes within [floor, kMaxProbeBytes]
+// (floor wins over the cap).
+inline uint64_t probe_bytes_for(uint64_t floor, uint64_t step_bytes) {
+  return std::max(floor, std::min(step_bytes, kMaxProbeBytes));
+}
 
 struct BenchOptions {
   int32_t n_prompt = 512;            // 0: skip the prompt test
@@ -26,9 +38,10 @@ struct BenchOptions {
   // Called before each timed step with a one-line description ("pp512 rep 2/5, 2 threads").
   std::function<void(const std::string&)> progress;
   // Read-bandwidth probe before each thread count's tg test (0: no probe, no roofline): the
-  // smallest buffer it reads. It reads at least as many bytes as one decode step does, so that
-  // the last-level cache serves it no more than it can serve the decode (this machine's 504 MiB
-  // L3 served part of a 256 MiB probe: 39 GB/s against 35-36 for 512 MiB to 2 GiB).
+  // smallest buffer it reads. It reads as many bytes as one decode step does, up to
+  // kMaxProbeBytes, so that the last-level cache serves it no more than it can serve the decode
+  // (this machine's 504 MiB L3 served part of a 256 MiB probe: 39-43 GB/s against 35-40 for
+  // 512 MiB to 2 GiB).
   uint64_t bandwidth_bytes = uint64_t{256} << 20;
   // Kernel micro-benchmarks (bench --kernels) per thread count; empty tables: none.
   KernelBenchOptions kernel_bench;

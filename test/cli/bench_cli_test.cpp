@@ -65,6 +65,14 @@ void check_reference_rows(const std::string& out, size_t n_tests, int64_t reps) 
 
 // Above its floor the probe reads what one decode step reads, so the last-level cache can serve
 // it no more than it serves the decode (a 256 MiB probe on a 504 MiB L3 was partly a cache probe).
+TEST(Bench, ProbeSizeIsTheStepsBetweenTheFloorAndTheCap) {
+  constexpr uint64_t MiB = uint64_t{1} << 20;
+  EXPECT_EQ(diag::probe_bytes_for(256 * MiB, MiB), 256 * MiB);
+  EXPECT_EQ(diag::probe_bytes_for(256 * MiB, 708 * MiB), 708 * MiB);
+  EXPECT_EQ(diag::probe_bytes_for(256 * MiB, uint64_t{40} << 30), diag::kMaxProbeBytes);
+  EXPECT_EQ(diag::kMaxProbeBytes, 2048 * MiB);
+}
+
 TEST(Bench, ProbeReadsAsMuchAsADecodeStep) {
   auto m = model::Model::load(fixture_file("models/bitnet-tiny-tq2_0.gguf"));
   diag::BenchOptions opt;
