@@ -140,7 +140,8 @@ uint64_t decode_bytes_per_token(const model::Model& m, const kernels::KernelTabl
 
 BandwidthProbe probe_read_bandwidth(ThreadPool& pool, uint64_t bytes, int passes) {
   BITNET_CHECK(bytes >= 4096 && passes >= 1);
-  const size_t words = static_cast<size_t>(bytes / sizeof(uint64_t));
+  // Whole 64-byte lines: aligned_alloc wants a multiple of its alignment.
+  const size_t words = static_cast<size_t>(bytes / 64 * 8);
   struct Free {
     void operator()(uint64_t* p) const { std::free(p); }
   };
