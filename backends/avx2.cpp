@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "backends/avx2.hpp"
@@ -161,6 +162,107 @@ void to_f16(const float* x, int64_t n, uint16_t* y) {
   for (; i < n; ++i) y[i] = kernels::f32_to_f16(x[i]);
 }
 
+namespace {
+
+// Lanes 0-3: the sums of the eight int32 lanes of s[0..3].
+inline __m128i sum4(const __m256i* s) {
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+// The f16 scales at byte `off` of four rows, as f32 (F16C converts exactly).
+inline __m128 scales4(const uint8_t* const* w, int64_t off) {
+  uint16_t h[4];
+  for (int r = 0; r < 4; ++r) std::memcpy(&h[r], w[r] + off, 2);
+  uint64_t packed;
+  std::memcpy(&packed, h, 8);
+  return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(packed)));
+}
+
+// Four TQ2_0 rows x one token: the activation loads and the block's sum of q serve all four;
+// each row gets dot_tq2_0_q8_k's integer sums and float order. `ahead`: bytes on in each row's
+// stream to prefetch.
+void tq2_0_rows4(const uint8_t* const* w, const BlockQ8K* a, int64_t nb, int64_t ahead, float* out /* [4] */) {
+  __m128 sum = _mm_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i, ++a) {
+    __m256i s[4];
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* b = w[r] + i * 66;
+      _mm_prefetch(reinterpret_cast<const char*>(b + ahead), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(b + ahead) + 65, _MM_HINT_T1);
+      s[r] = _mm256_add_epi32(group_dot<0, 2, 4, 6>(load(b), a->qs), group_dot<0, 2, 4, 6>(load(b + 32), a->qs + 128));
+    }
+    const __m128i isum = _mm_sub_epi32(sum4(s), _mm_set1_epi32(block_qsum(a)));
+    sum = _mm_add_ps(sum, _mm_mul_ps(_mm_cvtepi32_ps(isum), _mm_mul_ps(scales4(w, i * 66 + 64), _mm_set1_ps(a->d))));
+  }
+  _mm_storeu_ps(out, sum);
+}
+
+// Four I2_S rows x one token: int32 sums over the whole row, as dot_i2s_i8.
+void i2s_rows4(const uint8_t* const* w, int64_t ahead, const int8_t* q, int64_t n, int32_t* out /* [4] */) {
+  __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+  for (int64_t g = 0; g < n / kernels::kQK_I2S; ++g) {
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* p = w[r] + 32 * g;
+      if ((g & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(p + ahead), _MM_HINT_T1);
+      s[r] = _mm256_add_epi32(s[r], group_dot<6, 4, 2, 0>(load(p), q + 128 * g));
+    }
+  }
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), sum4(s));
+}
+
+// Which four rows go together: for one token (decode) rows i, q+i, 2q+i, 3q+i of the range's
+// four quarters, so each of the four streams is read front to back in pages of its own (the
+// hardware prefetcher follows that; see the AVX-512 decode); for more tokens (a prefill tile,
+// which stays in cache) four adjacent rows. Calls fn(group, rows[4] as indices); returns the
+// first row left to the one-row path.
+template <typename F>
+int64_t for_row_quads(int64_t n_rows, int64_t n_tokens, F&& fn) {
+  const int64_t quads = n_rows / 4;
+  for (int64_t i = 0; i < quads; ++i) {
+    if (n_tokens < 4) fn(std::array<int64_t, 4>{i, quads + i, 2 * quads + i, 3 * quads + i});
+    else fn(std::array<int64_t, 4>{4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3});
+  }
+  return 4 * quads;
+}
+
+}  // namespace
+
+void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n_tokens, int64_t n, float* y,
+                     int64_t y_stride) {
+  const int64_t nb = n / kQK;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const int64_t ahead = (n_tokens < 4 ? 8 : 32) * nb * 66;  // 8 rows on in a stream; 8 quads on
+  const int64_t left = for_row_quads(n_rows, n_tokens, [&](const std::array<int64_t, 4>& rows) {
+    const uint8_t* wr[4];
+    for (int r = 0; r < 4; ++r) wr[r] = wb + rows[r] * nb * 66;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      alignas(16) float out[4];
+      tq2_0_rows4(wr, a + t * nb, nb, ahead, out);
+      for (int r = 0; r < 4; ++r) y[t * y_stride + rows[r]] = out[r];
+    }
+  });
+  for (int64_t r = left; r < n_rows; ++r)
+    for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = dot_tq2_0_q8_k(wb + r * nb * 66, a + t * nb, n);
+}
+
+void gemm_i2s_i8(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_tokens, int64_t n, int32_t* y,
+                 int64_t y_stride) {
+  const int64_t row_bytes = n / 4;
+  const int64_t ahead = (n_tokens < 4 ? 8 : 32) * row_bytes;
+  const int64_t left = for_row_quads(n_rows, n_tokens, [&](const std::array<int64_t, 4>& rows) {
+    const uint8_t* wr[4];
+    for (int r = 0; r < 4; ++r) wr[r] = w + rows[r] * row_bytes;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      alignas(16) int32_t out[4];
+      i2s_rows4(wr, ahead, q + t * n, n, out);
+      for (int r = 0; r < 4; ++r) y[t * y_stride + rows[r]] = out[r];
+    }
+  });
+  for (int64_t r = left; r < n_rows; ++r)
+    for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = dot_i2s_i8(w + r * row_bytes, 0, q + t * n, n);
+}
+
 }  // namespace bitnet::backends::avx2
 
 namespace bitnet::backends {
@@ -174,6 +276,8 @@ const kernels::KernelTable& avx2_table() {
     t.dot_tq1_0_q8_k = avx2::dot_tq1_0_q8_k;
     t.dot_f16_f16 = avx2::dot_f16_f16;
     t.to_f16 = avx2::to_f16;
+    t.gemm_tq2_0_q8_k = avx2::gemm_tq2_0_q8_k;
+    t.gemm_i2s_i8 = avx2::gemm_i2s_i8;
     return t;
   }();
   return table;
