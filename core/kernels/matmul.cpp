@@ -52,14 +52,17 @@ void for_tokens(ThreadPool* pool, int64_t n_tokens, F&& fn) {
 }
 
 // Prefill tiles for the gemm entries: a block of rows small enough to stay in L1/L2 while a chunk
-// of tokens (whose activations stay in L2) streams past it.
+// of tokens (whose activations stay in L2) streams past it. One token (decode) reuses no row, so
+// its tiles are as tall as the caller allows (one_token_rows): the entry then streams the range
+// as it likes (the AVX2/AVX-512 decode reads four far-apart quarters at once) and pays its
+// per-call set-up once.
 constexpr int64_t kTileRows = 64, kTileTokens = 128;
 
 template <typename F>
-void for_tiles(int64_t r0, int64_t r1, int64_t n_tokens, F&& f) {
+void for_tiles(int64_t r0, int64_t r1, int64_t n_tokens, int64_t one_token_rows, F&& f) {
+  const int64_t rows = n_tokens == 1 ? std::max<int64_t>(1, one_token_rows) : kTileRows;
   for (int64_t tb = 0; tb < n_tokens; tb += kTileTokens)
-    for (int64_t rb = r0; rb < r1; rb += kTileRows)
-      f(rb, std::min(kTileRows, r1 - rb), tb, std::min(kTileTokens, n_tokens - tb));
+    for (int64_t rb = r0; rb < r1; rb += rows) f(rb, std::min(rows, r1 - rb), tb, std::min(kTileTokens, n_tokens - tb));
 }
 
 // Bytes of one weight row for block types (rows never share a block there).
@@ -94,18 +97,12 @@ RowRunner prepare_i2s(const KernelTable& k, const WeightView& w, const float* x,
     const int64_t n = wv.cols;
     auto finish = [&](int32_t dot, int64_t t) { return static_cast<float>(dot - qsum[t]) / scale[t] * wv.i2s_scale; };
     if (k.gemm_i2s_i8 != nullptr && n % kQK_I2S == 0) {
-      std::array<int32_t, kTileRows * kTileTokens> dots;
-      auto tile = [&](int64_t rb, int64_t nr, int64_t tb, int64_t nt) {
+      std::array<int32_t, kTileRows * kTileTokens> dots;  // one tile's int32 sums
+      for_tiles(r0, r1, n_tokens, static_cast<int64_t>(dots.size()), [&](int64_t rb, int64_t nr, int64_t tb, int64_t nt) {
         k.gemm_i2s_i8(codes + rb * n / 4, nr, q + tb * n, nt, n, dots.data(), nr);
         for (int64_t t = 0; t < nt; ++t)
           for (int64_t r = 0; r < nr; ++r) y[(tb + t) * y_stride + rb + r] = finish(dots[static_cast<size_t>(t * nr + r)], tb + t);
-      };
-      if (n_tokens == 1) {  // no row reuse: as many rows per call as `dots` holds (see prepare_blocks)
-        const auto most = static_cast<int64_t>(dots.size());
-        for (int64_t rb = r0; rb < r1; rb += most) tile(rb, std::min(most, r1 - rb), 0, 1);
-        return;
-      }
-      for_tiles(r0, r1, n_tokens, tile);
+      });
       return;
     }
     for (int64_t r = r0; r < r1; ++r)
@@ -127,13 +124,7 @@ RowRunner prepare_blocks(const WeightView& w, int64_t act_per_token, Quantize qu
     const size_t stride = row_bytes(wv);
     if constexpr (!std::is_same_v<Gemm, std::nullptr_t>) {
       if (gemm != nullptr) {
-        // One token reuses no row, so it takes the thread's whole range in one call: the entry
-        // can then choose how to stream it (AVX-512 TQ2_0 reads four far-apart parts at once).
-        if (n_tokens == 1) {
-          gemm(wv.data + static_cast<size_t>(r0) * stride, r1 - r0, act, 1, wv.cols, y + r0, y_stride);
-          return;
-        }
-        for_tiles(r0, r1, n_tokens, [&](int64_t rb, int64_t nr, int64_t tb, int64_t nt) {
+        for_tiles(r0, r1, n_tokens, r1 - r0, [&](int64_t rb, int64_t nr, int64_t tb, int64_t nt) {
           gemm(wv.data + static_cast<size_t>(rb) * stride, nr, act + tb * act_per_token, nt, wv.cols,
                y + tb * y_stride + rb, y_stride);
         });
