@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "backends/avx2.hpp"
+#include "backends/row_quads.hpp"
 #include "backends/tables.hpp"
 #include "core/kernels/reference.hpp"
 
@@ -209,21 +210,6 @@ void i2s_rows4(const uint8_t* const* w, int64_t ahead, const int8_t* q, int64_t 
     }
   }
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out), sum4(s));
-}
-
-// Which four rows go together: for one token (decode) rows i, q+i, 2q+i, 3q+i of the range's
-// four quarters, so each of the four streams is read front to back in pages of its own (the
-// hardware prefetcher follows that; see the AVX-512 decode); for more tokens (a prefill tile,
-// which stays in cache) four adjacent rows. Calls fn(group, rows[4] as indices); returns the
-// first row left to the one-row path.
-template <typename F>
-int64_t for_row_quads(int64_t n_rows, int64_t n_tokens, F&& fn) {
-  const int64_t quads = n_rows / 4;
-  for (int64_t i = 0; i < quads; ++i) {
-    if (n_tokens < 4) fn(std::array<int64_t, 4>{i, quads + i, 2 * quads + i, 3 * quads + i});
-    else fn(std::array<int64_t, 4>{4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3});
-  }
-  return 4 * quads;
 }
 
 }  // namespace

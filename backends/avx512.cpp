@@ -4,9 +4,11 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "backends/avx2.hpp"
+#include "backends/row_quads.hpp"
 #include "backends/tables.hpp"
 #include "core/kernels/reference.hpp"
 
@@ -176,15 +178,13 @@ void f16_rows(const uint16_t* w, int64_t w_stride, int64_t n_rows, const float* 
   }
 }
 
-// One token, four rows at a time from the four quarters of the range (rows i, q+i, 2q+i, 3q+i),
-// so that each of the four streams is read front to back in pages of its own, which the hardware
-// prefetcher follows better than one stream; each row keeps f16_rows' lanes and order.
+// One token, four rows at a time from the four quarters of the range (for_row_quads), each row
+// with f16_rows' lanes and order.
 void f16_quarters(const uint16_t* w, int64_t w_stride, int64_t n_rows, const float* af, int64_t n, float* y) {
-  const int64_t q = n_rows / 4;
   const int64_t ahead = 2 * w_stride;  // two rows on in each stream, into L2
-  for (int64_t i = 0; i < q; ++i) {
-    const uint16_t* rows[4] = {w + i * w_stride, w + (q + i) * w_stride, w + (2 * q + i) * w_stride,
-                               w + (3 * q + i) * w_stride};
+  const int64_t left = for_row_quads(n_rows, 1, [&](const std::array<int64_t, 4>& quad) {
+    const uint16_t* rows[4];
+    for (int r = 0; r < 4; ++r) rows[r] = w + quad[r] * w_stride;
     __m512 acc[4][4];
     for (auto& r : acc) r[0] = r[1] = r[2] = r[3] = _mm512_setzero_ps();
     int64_t k = 0;
@@ -200,15 +200,15 @@ void f16_quarters(const uint16_t* w, int64_t w_stride, int64_t n_rows, const flo
       }
     }
     for (int j = 0; k < n; k += 16, ++j) {
-      const int64_t left = n - k;
-      const auto m = static_cast<__mmask16>(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
+      const int64_t rest = n - k;
+      const auto m = static_cast<__mmask16>(rest >= 16 ? 0xFFFFu : (1u << rest) - 1u);
       const __m512 a = _mm512_load_ps(af + k);
       for (int r = 0; r < 4; ++r)
         acc[r][j] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, rows[r] + k)), a, acc[r][j]);
     }
-    for (int r = 0; r < 4; ++r) y[r * q + i] = f16_lane_sum(acc[r]);
-  }
-  f16_rows<1>(w + 4 * q * w_stride, w_stride, n_rows - 4 * q, af, n, y + 4 * q, 0);
+    for (int r = 0; r < 4; ++r) y[quad[r]] = f16_lane_sum(acc[r]);
+  });
+  f16_rows<1>(w + left * w_stride, w_stride, n_rows - left, af, n, y + left, 0);
 }
 
 // --- many-token products: tiles of 4 rows x 4 tokens, 16 int32 accumulators in registers ---
@@ -412,26 +412,19 @@ void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto row = [&](int64_t r) { return wb + r * nb * 66; };
   int64_t r0 = 0;
-  // Decode (fewer than 4 tokens): the 4-row tile over rows i, q+i, 2q+i and 3q+i, four quarters
-  // of the range each read front to back, so that every stream has its own pages and the
-  // hardware prefetcher follows all four; four adjacent rows share a page and it did not (2
-  // threads on the 2B model's gate/up shape: 37.5 against 32 GB/s, plain reading 39-40).
+  // Decode (fewer than 4 tokens): the one-token tile over the four quarters of the range.
   if (n_tokens < 4) {
-    const int64_t q = n_rows / 4;
-    for (int64_t i = 0; i < q; ++i) {
-      const uint8_t* wr[4] = {row(i), row(q + i), row(2 * q + i), row(3 * q + i)};
+    r0 = for_row_quads(n_rows, n_tokens, [&](const std::array<int64_t, 4>& rows) {
+      const uint8_t* wr[4] = {row(rows[0]), row(rows[1]), row(rows[2]), row(rows[3])};
       for (int64_t t = 0; t < n_tokens; ++t) {
         alignas(16) float out[4];
         tq2_0_rows4(wr, a + t * nb, nb, out);
-        for (int r = 0; r < 4; ++r) y[t * y_stride + r * q + i] = out[r];
+        for (int r = 0; r < 4; ++r) y[t * y_stride + rows[r]] = out[r];
       }
-    }
-    for (r0 = 4 * q; r0 < n_rows; ++r0)
-      for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r0] = dot_tq2_0_q8_k(row(r0), a + t * nb, n);
-    return;
+    });
   }
   // Prefill: 16 rows x up to 8 tokens per tile, then 4x4 tiles and the one-token tile for the
-  // rows and tokens left.
+  // rows and tokens left (for decode only the last n_rows % 4 rows are left, to the dot entry).
   for (; r0 + 16 <= n_rows; r0 += 16) {
     for (int64_t t0 = 0; t0 < n_tokens; t0 += 8) {
       const int nt = static_cast<int>(std::min<int64_t>(8, n_tokens - t0));
@@ -496,18 +489,16 @@ void gemm_i2s_i8(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_to
   const int64_t row_bytes = n / 4;
   const __m512i s01 = half_shifts(6, 4), s23 = half_shifts(2, 0);
   int64_t r0 = 0;
-  if (n_tokens < 4) {  // decode: four quarters of the rows at once, as gemm_tq2_0_q8_k does
-    const int64_t q4 = n_rows / 4;
-    for (int64_t i = 0; i < q4; ++i) {
-      const uint8_t* wr[4] = {w + i * row_bytes, w + (q4 + i) * row_bytes, w + (2 * q4 + i) * row_bytes,
-                              w + (3 * q4 + i) * row_bytes};
+  if (n_tokens < 4) {  // decode: the four quarters of the range, as gemm_tq2_0_q8_k
+    r0 = for_row_quads(n_rows, n_tokens, [&](const std::array<int64_t, 4>& rows) {
+      const uint8_t* wr[4];
+      for (int r = 0; r < 4; ++r) wr[r] = w + rows[r] * row_bytes;
       for (int64_t t = 0; t < n_tokens; ++t) {
         alignas(16) int32_t out[4];
         i2s_rows4(wr, row_bytes, q + t * n, n, out);
-        for (int r = 0; r < 4; ++r) y[t * y_stride + r * q4 + i] = out[r];
+        for (int r = 0; r < 4; ++r) y[t * y_stride + rows[r]] = out[r];
       }
-    }
-    r0 = 4 * q4;
+    });
   }
   for (; r0 + 4 <= n_rows; r0 += 4) {
     int64_t t0 = 0;
