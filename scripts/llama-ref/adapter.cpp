@@ -3,6 +3,10 @@
 // C API and writes the golden format on stdout. Built by scripts/setup-llama-reference.
 // Bench mode (`bitnet bench --reference`): {"model", "bench": {"n_prompt", "n_gen", "reps", "threads"}}
 // runs llama-bench's pp and tg tests and writes {"pp_seconds": [...], "tg_seconds": [...]}.
+// Quantize mode (`--quantize IN OUT TYPE`): llama.cpp's own quantizer, for benchmarking the files
+// its users have (TQ1_0/TQ2_0 layers with its default Q6_K embedding/output).
+// BITNET_LLAMA_CPU=NAME loads only lib/libggml-cpu-NAME.so (e.g. haswell: llama.cpp's AVX2 kernels)
+// instead of the best variant for this CPU, to compare like with like against our AVX2 table.
 // -DBITNET_LLAMA_LEGACY_API builds it against the late-2024 llama.h (before llama_vocab), the API of
 // bitnet.cpp's llama.cpp fork (docs/crossval.md).
 #include <simdjson.h>
@@ -21,6 +25,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <unistd.h>
 
 #include "llama.h"
 
@@ -242,6 +248,30 @@ int run_bench(llama_model* model, const Bench& b, int threads) {
   return 0;
 }
 
+// llama.cpp's quantizer, IN (F32/F16 GGUF) to OUT, written under a temporary name and renamed so
+// that a failed or interrupted run leaves no half-written OUT.
+int run_quantize(const std::string& in, const std::string& out, const std::string& type, int threads) {
+  static const std::pair<const char*, llama_ftype> kTypes[] = {
+      {"tq1_0", LLAMA_FTYPE_MOSTLY_TQ1_0}, {"tq2_0", LLAMA_FTYPE_MOSTLY_TQ2_0}, {"q6_k", LLAMA_FTYPE_MOSTLY_Q6_K},
+      {"q8_0", LLAMA_FTYPE_MOSTLY_Q8_0},   {"q4_0", LLAMA_FTYPE_MOSTLY_Q4_0}};
+  const auto* it = std::find_if(std::begin(kTypes), std::end(kTypes), [&](const auto& t) { return type == t.first; });
+  if (it == std::end(kTypes)) fail(2, "--quantize: unknown type '" + type + "' (tq1_0, tq2_0, q6_k, q8_0, q4_0)");
+  llama_model_quantize_params p = llama_model_quantize_default_params();
+  p.ftype = it->second;
+  p.nthread = threads;
+  const std::string tmp = out + ".tmp-" + std::to_string(getpid());
+  if (llama_model_quantize(in.c_str(), tmp.c_str(), &p) != 0) {
+    std::remove(tmp.c_str());
+    fail(1, "llama.cpp could not quantize '" + in + "' (its messages are above)");
+  }
+  if (std::rename(tmp.c_str(), out.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    std::remove(tmp.c_str());
+    fail(1, "cannot rename '" + tmp + "' to '" + out + "': " + why);
+  }
+  return 0;
+}
+
 std::string id_or_null(llama_token id) { return id == LLAMA_TOKEN_NULL ? "null" : std::to_string(id); }
 
 #ifndef BITNET_LLAMA_LEGACY_API
@@ -255,7 +285,9 @@ std::filesystem::path self_dir() {
 void usage() {
   std::fputs("usage: bitnet-llama-ref [--threads N (default 1)] [--verbose] < request.json > golden.json\n"
              "  request: {\"model\": PATH, \"prompt\": TEXT, \"n_predict\": N, \"top_k\": K}\n"
-             "       or {\"model\": PATH, \"bench\": {\"n_prompt\": N, \"n_gen\": N, \"reps\": R, \"threads\": T}}\n",
+             "       or {\"model\": PATH, \"bench\": {\"n_prompt\": N, \"n_gen\": N, \"reps\": R, \"threads\": T}}\n"
+             "       bitnet-llama-ref [--threads N] --quantize IN.gguf OUT.gguf tq1_0|tq2_0|q6_k|q8_0|q4_0\n"
+             "  BITNET_LLAMA_CPU=NAME: load only lib/libggml-cpu-NAME.so (haswell = AVX2)\n",
              stderr);
 }
 
@@ -265,9 +297,13 @@ int main(int argc, char** argv) {
   // One thread by default: ggml's workers spin-wait between ops, which on a busy machine (CI running
   // tests in parallel) makes two threads a hundred times slower than one. Results do not depend on it.
   int threads = 1;
+  std::vector<std::string> quantize;  // IN OUT TYPE
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if ((a == "--threads" || a == "-t") && i + 1 < argc) {
+    if (a == "--quantize" && i + 3 < argc) {
+      quantize.assign(argv + i + 1, argv + i + 4);
+      i += 3;
+    } else if ((a == "--threads" || a == "-t") && i + 1 < argc) {
       threads = std::atoi(argv[++i]);
       if (threads < 1 || threads > 1024) fail(2, "--threads wants 1..1024");
     } else if (a == "--verbose" || a == "-v") {
@@ -280,14 +316,27 @@ int main(int argc, char** argv) {
       fail(2, "unknown argument '" + a + "'");
     }
   }
+  llama_log_set(log_sink, nullptr);
+  llama_backend_init();
+  if (!quantize.empty()) {
+    const int rc = run_quantize(quantize[0], quantize[1], quantize[2], threads);
+    llama_backend_free();
+    return rc;
+  }
   const std::string input(std::istreambuf_iterator<char>(std::cin), {});
   const Request req = parse_request(input);
 
-  llama_log_set(log_sink, nullptr);
-  llama_backend_init();
 #ifndef BITNET_LLAMA_LEGACY_API
-  // The CPU backends are separate libraries (one per ISA level) chosen at run time.
-  ggml_backend_load_all_from_path((self_dir() / "lib").c_str());
+  // The CPU backends are separate libraries (one per ISA level) chosen at run time; BITNET_LLAMA_CPU
+  // pins one, e.g. haswell for llama.cpp's AVX2 kernels on a CPU that has AVX-512.
+  if (const char* cpu = std::getenv("BITNET_LLAMA_CPU"); cpu != nullptr && *cpu != '\0') {
+    const auto lib = self_dir() / "lib" / ("libggml-cpu-" + std::string(cpu) + ".so");
+    if (!std::filesystem::exists(lib)) fail(2, "BITNET_LLAMA_CPU=" + std::string(cpu) + ": no " + lib.string());
+    if (ggml_backend_load(lib.c_str()) == nullptr)
+      fail(2, "BITNET_LLAMA_CPU=" + std::string(cpu) + ": " + lib.string() + " does not load on this CPU");
+  } else {
+    ggml_backend_load_all_from_path((self_dir() / "lib").c_str());
+  }
 #endif
 
   llama_model_params mp = llama_model_default_params();
