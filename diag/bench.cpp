@@ -3,6 +3,7 @@
 #include "bench.hpp"
 
 #include <chrono>
+#include <memory>
 #include <cmath>
 #include <random>
 
@@ -26,12 +27,13 @@ std::vector<int32_t> token_ids(const model::Model& m, int32_t n) {
 
 // Seconds to feed `ids` into a fresh session: all at once (a prompt) or one by one (generation).
 // `huge`, when given, receives the process's huge-page bytes with the session loaded.
-double time_eval(const model::Model& m, const kernels::KernelTable& k, ThreadPool& pool,
-                 const std::vector<int32_t>& ids, bool one_by_one, std::optional<uint64_t>* huge = nullptr) {
+double time_eval(const infer::ResidentWeights& w, ThreadPool& pool, const std::vector<int32_t>& ids, bool one_by_one,
+                 std::optional<uint64_t>* huge = nullptr) {
   infer::SessionOptions so;
   so.n_ctx = static_cast<uint32_t>(ids.size());
   so.pool = &pool;
-  infer::Session s(m, k, so);
+  so.weights = &w;
+  infer::Session s(w.model(), w.kernels(), so);
   if (huge != nullptr) *huge = read_anon_huge_pages();
   const auto t0 = Clock::now();
   if (one_by_one) {
@@ -71,6 +73,8 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
                                gguf::type_name(c.n_layer > 0 ? m.layer(0).wq.type : m.token_embd().type));
   rep.kernel_table = std::string(opt.kernels->name);
   const std::vector<int32_t> prompt = token_ids(m, opt.n_prompt), gen = token_ids(m, opt.n_gen);
+  // One copy of the weights for every session of every thread count, made with the first pool.
+  std::unique_ptr<infer::ResidentWeights> weights;
   for (int threads : opt.threads) {
     ThreadPool pool(threads);
     BenchResult pp, tg;
@@ -99,13 +103,15 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
     }
     // Warm-ups: page in the weights, size the buffers.
     say("warm-up");
-    if (opt.n_prompt > 0) time_eval(m, *opt.kernels, pool, prompt, false);
+    if (!weights && (opt.n_prompt > 0 || opt.n_gen > 0))
+      weights = std::make_unique<infer::ResidentWeights>(m, *opt.kernels, default_memory_pool(), &pool);
+    if (opt.n_prompt > 0) time_eval(*weights, pool, prompt, false);
     if (opt.n_gen > 0)
-      time_eval(m, *opt.kernels, pool, std::vector<int32_t>(gen.begin(), gen.begin() + std::min<int32_t>(opt.n_gen, 8)), true);
+      time_eval(*weights, pool, std::vector<int32_t>(gen.begin(), gen.begin() + std::min<int32_t>(opt.n_gen, 8)), true);
     for (int i = 0; i < opt.reps; ++i) {
       say(fmt::format("repetition {}/{}", i + 1, opt.reps));
-      if (opt.n_prompt > 0) pp.seconds.push_back(time_eval(m, *opt.kernels, pool, prompt, false));
-      if (opt.n_gen > 0) tg.seconds.push_back(time_eval(m, *opt.kernels, pool, gen, true, &tg.huge_page_bytes));
+      if (opt.n_prompt > 0) pp.seconds.push_back(time_eval(*weights, pool, prompt, false));
+      if (opt.n_gen > 0) tg.seconds.push_back(time_eval(*weights, pool, gen, true, &tg.huge_page_bytes));
       if (opt.after_rep) opt.after_rep(threads, i);
     }
     if (opt.n_prompt > 0) {

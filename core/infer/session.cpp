@@ -11,7 +11,6 @@
 #include "core/base/error.hpp"
 #include "core/base/thread_pool.hpp"
 #include "core/infer/ops.hpp"
-#include "core/kernels/ternary.hpp"
 
 namespace bitnet::infer {
 
@@ -49,58 +48,15 @@ Session::Session(const model::Model& model, const kernels::KernelTable& kernels,
   take(v_row_, "v_row");
   take(logits_, "logits");
   logits_.set_size(0);
-  take(weights_, "weights");
-  load_weights();
-  if (const uint64_t s = plan.find("matmul").bytes; s > 0) scratch_.get(s);
-}
-
-// Copies every matrix the forward pass multiplies into weights_ (huge pages), converting TQ1_0 to
-// TQ2_0 where resident_weight says so, and drops each source's file pages from the RSS, leaving
-// the copy as the only resident version. The copy runs over the pool.
-void Session::load_weights() {
-  advise_huge_pages(weights_.data(), weights_.size());
-  size_t off = 0;
-  auto copy = [&](kernels::WeightView& w) {
-    const kernels::WeightView to = resident_weight(k_, w);
-    const auto* src = reinterpret_cast<const uint8_t*>(w.data);
-    uint8_t* dst = weights_.data() + off;
-    const size_t from_bytes = kernels::weight_bytes(w);
-    // Units of work: the source's blocks when converting, bytes when copying; pieces of about
-    // 2 MiB of the source, each dropped from the RSS as soon as it is copied, so that the file's
-    // version and the copy are never both resident for more than a piece per thread (the 2B
-    // model's 656 MiB output matrix would otherwise be held twice at the end of its copy).
-    const bool convert = to.type != w.type;
-    const size_t from_unit = convert ? gguf::traits(w.type).block_bytes : 1;
-    const size_t to_unit = convert ? gguf::traits(to.type).block_bytes : 1;
-    const auto units = static_cast<int64_t>(from_bytes / from_unit);
-    const auto per_piece = static_cast<int64_t>((size_t{2} << 20) / from_unit);
-    auto pieces = [&](int64_t pb, int64_t pe) {
-      for (int64_t p = pb; p < pe; ++p) {
-        const int64_t b = p * per_piece, e = std::min(units, b + per_piece);
-        const auto n = static_cast<size_t>(e - b);
-        if (convert) kernels::tq1_0_to_tq2_0(src + b * from_unit, e - b, dst + b * to_unit);
-        else std::memcpy(dst + b, src + b, n);
-        model_.file().release({w.data + b * from_unit, n * from_unit});
-      }
-    };
-    const int64_t n_pieces = (units + per_piece - 1) / per_piece;
-    if (pool_ != nullptr) pool_->parallel_for(n_pieces, pieces);
-    else pieces(0, n_pieces);
-    model_.file().release({w.data, from_bytes});  // the pages the pieces' borders shared
-    w = to;
-    w.data = reinterpret_cast<const std::byte*>(dst);
-    off += pool_block_bytes(kernels::weight_bytes(to));
-  };
-  mats_.clear();
-  for (uint32_t l = 0; l < c_.n_layer; ++l) {
-    const model::LayerWeights& L = model_.layer(l);
-    LayerMatrices m{L.wq, L.wk, L.wv, L.wo, L.gate, L.up, L.down};
-    for (kernels::WeightView* w : {&m.wq, &m.wk, &m.wv, &m.wo, &m.gate, &m.up, &m.down}) copy(*w);
-    mats_.push_back(m);
+  if (opt.weights != nullptr) {
+    if (&opt.weights->model() != &model || &opt.weights->kernels() != &kernels)
+      throw make_error(ErrorCode::failure, "session: the shared weights were copied for another model or kernel table");
+    w_ = opt.weights;
+  } else {
+    own_weights_ = std::make_unique<ResidentWeights>(model, kernels, *memory_, pool_);
+    w_ = own_weights_.get();
   }
-  output_ = model_.output();
-  copy(output_);
-  BITNET_CHECK(off == weights_.size());
+  if (const uint64_t s = plan.find("matmul").bytes; s > 0) scratch_.get(s);
 }
 
 void Session::eval(std::span<const int32_t> tokens, bool all_logits) {
@@ -262,7 +218,7 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
 
   for (uint32_t l = 0; l < c_.n_layer; ++l) {
     const model::LayerWeights& L = model_.layer(l);
-    const LayerMatrices& M = mats_[l];
+    const LayerMatrices& M = w_->layer(l);
     for_each_token(T, [&](int64_t t) { rms_norm(at(x_, t, E), L.attn_norm.data(), E, c_.rms_eps, at(h_, t, E)); });
     const kernels::MatmulTarget qkv[] = {{&M.wq, q_.data(), QW}, {&M.wk, k_cur_.data(), KW}, {&M.wv, v_cur_.data(), KW}};
     kernels::matmul_group(k_, qkv, h_.data(), E, T, scratch_, pool_);
@@ -314,7 +270,7 @@ void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
     rms_norm(&x_[static_cast<size_t>(t * E)], model_.output_norm().data(), E, c_.rms_eps,
              &h_[static_cast<size_t>((t - first) * E)]);
   float* dst = all ? &logits_[n_logits_ * c_.n_vocab] : logits_.data();
-  kernels::matmul(k_, output_, h_.data(), E, n_out, dst, c_.n_vocab, scratch_, pool_);
+  kernels::matmul(k_, w_->output(), h_.data(), E, n_out, dst, c_.n_vocab, scratch_, pool_);
   n_logits_ = all ? n_logits_ + static_cast<size_t>(n_out) : 1;
 }
 

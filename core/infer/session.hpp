@@ -5,11 +5,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
 
 #include "core/base/memory_pool.hpp"
+#include "core/infer/resident_weights.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/model/model.hpp"
 
@@ -23,6 +25,9 @@ struct SessionOptions {
   KvType kv_type = KvType::f16;
   ThreadPool* pool = nullptr;  // matmul rows split across it; results do not depend on its size
   MemoryPool* memory = nullptr;  // where the buffers come from; nullptr: default_memory_pool()
+  // The weight copy to multiply, shared with other sessions (it must be of the same model and
+  // kernel table, and outlive the session); nullptr: the session makes its own.
+  const ResidentWeights* weights = nullptr;
 };
 inline constexpr uint32_t kDefaultMaxCtx = 4096;
 
@@ -52,18 +57,9 @@ struct SessionMemoryPlan {
   const PlannedBuffer& find(std::string_view name) const;  // an invariant that it exists
 };
 // `kernels` is the table the session will use (nullptr: the reference table); it decides the size
-// of the session's copy of the weights (see resident_weight).
+// of the session's copy of the weights (see resident_weight), planned unless opt.weights shares one.
 SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOptions& opt = {},
                                       const kernels::KernelTable* kernels = nullptr);
-
-// A session multiplies its own copy of every layer matrix and of the output matrix, made at load
-// in huge pages (see advise_huge_pages), the file's pages of each source then dropped from the
-// RSS. The copy is in the file's type except TQ1_0, which is rewritten as TQ2_0 when the table
-// has a TQ2_0 GEMM (exact: the same values and scales, and one dot definition). resident_weight
-// is w as the session reads it (data still the file's); resident_bytes its size in the copy.
-bool repacks_at_load(const kernels::KernelTable& k, const kernels::WeightView& w);
-kernels::WeightView resident_weight(const kernels::KernelTable& k, const kernels::WeightView& w);
-uint64_t resident_bytes(const kernels::KernelTable& k, const kernels::WeightView& w);
 
 class Session {
  public:
@@ -88,12 +84,6 @@ class Session {
   void attention(uint32_t layer, int64_t n_tokens);
   void store_kv(uint32_t layer, int64_t n_tokens);
 
-  // A layer's matrices as the forward pass reads them: views of weights_.
-  struct LayerMatrices {
-    kernels::WeightView wq, wk, wv, wo, gate, up, down;
-  };
-  void load_weights();
-
   const model::Model& model_;
   const kernels::KernelTable& k_;
   const model::ModelConfig& c_;
@@ -117,9 +107,8 @@ class Session {
   PoolArray<float> scores_;
   PoolArray<uint16_t> p16_, q16_, v_row_;
   PoolArray<float> logits_;       // [n_out][n_vocab]
-  PoolArray<uint8_t> weights_;    // the session's copy of the matrices, see resident_weight
-  std::vector<LayerMatrices> mats_;  // [n_layer]
-  kernels::WeightView output_;       // the output matrix in weights_
+  std::unique_ptr<ResidentWeights> own_weights_;  // when the options share none
+  const ResidentWeights* w_ = nullptr;            // the matrices multiplied: own_weights_ or shared
   size_t n_logits_ = 0;
 };
 

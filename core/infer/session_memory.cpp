@@ -28,20 +28,6 @@ const PlannedBuffer& SessionMemoryPlan::find(std::string_view name) const {
   return buffers.front();
 }
 
-bool repacks_at_load(const kernels::KernelTable& k, const kernels::WeightView& w) {
-  return w.type == gguf::GgmlType::TQ1_0 && k.gemm_tq2_0_q8_k != nullptr;
-}
-
-kernels::WeightView resident_weight(const kernels::KernelTable& k, const kernels::WeightView& w) {
-  kernels::WeightView r = w;
-  if (repacks_at_load(k, w)) r.type = gguf::GgmlType::TQ2_0;
-  return r;
-}
-
-uint64_t resident_bytes(const kernels::KernelTable& k, const kernels::WeightView& w) {
-  return pool_block_bytes(kernels::weight_bytes(resident_weight(k, w)));  // each copy 64-byte aligned
-}
-
 SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOptions& opt,
                                       const kernels::KernelTable* kernels) {
   const model::ModelConfig& c = model.config();
@@ -84,15 +70,9 @@ SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOp
       scratch = std::max<uint64_t>(scratch, kernels::matmul_scratch_bytes(*w, B));
   }
   add(kTagScratch, "matmul", scratch, 1);
+  // A session that shares a copy (opt.weights) takes no block of its own.
   const kernels::KernelTable& table = kernels != nullptr ? *kernels : kernels::reference_table();
-  uint64_t weights = 0;
-  for (uint32_t l = 0; l < c.n_layer; ++l) {
-    const model::LayerWeights& L = model.layer(l);
-    for (const kernels::WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down})
-      weights += resident_bytes(table, *w);
-  }
-  weights += resident_bytes(table, model.output());
-  add(kTagWeights, "weights", weights, 1);
+  add(kTagWeights, "weights", opt.weights != nullptr ? 0 : resident_total_bytes(model, table), 1);
   return p;
 }
 

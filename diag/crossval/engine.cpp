@@ -19,9 +19,10 @@ bool is_float_type(gguf::GgmlType t) {
 // Runs the prompt, then n_steps steps: at each, observe(step, logits), then feed next(step).
 template <typename Observe, typename Next>
 void run_steps(const model::Model& model, const kernels::KernelTable& kernels, ThreadPool* pool,
-               std::span<const int32_t> prompt, size_t n_steps, PromptBatch batch, Observe observe, Next next) {
+               const infer::ResidentWeights& weights, std::span<const int32_t> prompt, size_t n_steps, PromptBatch batch, Observe observe, Next next) {
   infer::SessionOptions so;
   so.pool = pool;
+  so.weights = &weights;
   so.n_ctx = static_cast<uint32_t>(prompt.size() + n_steps + 1);
   // One forward pass for the whole prompt, as llama.cpp's adapter feeds it.
   so.n_batch = static_cast<uint32_t>(std::max<size_t>(512, prompt.size()));
@@ -45,6 +46,13 @@ void run_steps(const model::Model& model, const kernels::KernelTable& kernels, T
 Engine::Engine(const model::Model& model, const tokenizer::Tokenizer& tok, const kernels::KernelTable& kernels,
                ThreadPool* pool)
     : model_(model), tok_(tok), kernels_(kernels), pool_(pool) {}
+
+Engine::~Engine() = default;
+
+const infer::ResidentWeights& Engine::weights() const {
+  if (!weights_) weights_ = std::make_unique<infer::ResidentWeights>(model_, kernels_, default_memory_pool(), pool_);
+  return *weights_;
+}
 
 std::vector<int32_t> Engine::tokenize(std::string_view text) const {
   std::vector<TokenId> ids = tok_.encode_ids(text, /*add_special=*/true, /*parse_special=*/true);
@@ -90,7 +98,7 @@ Golden Engine::generate(const std::vector<int32_t>& prompt_ids, const std::optio
   if (g.prompt_ids.empty())
     throw make_error(ErrorCode::usage, "the prompt is empty and the model adds no BOS token");
   run_steps(
-      model_, kernels_, pool_, g.prompt_ids, n_predict, batch,
+      model_, kernels_, pool_, weights(), g.prompt_ids, n_predict, batch,
       [&](size_t, std::span<const float> logits) {
         GoldenStep s;
         s.top = top_k(logits, k);
@@ -116,7 +124,7 @@ std::vector<OurStep> Engine::follow(const Golden& ref, size_t k, PromptBatch bat
   }
   std::vector<OurStep> out;
   run_steps(
-      model_, kernels_, pool_, ref.prompt_ids, ref.steps.size(), batch,
+      model_, kernels_, pool_, weights(), ref.prompt_ids, ref.steps.size(), batch,
       [&](size_t step, std::span<const float> logits) {
         OurStep o;
         o.id = infer::argmax(logits);

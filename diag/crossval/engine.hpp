@@ -4,12 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/infer/resident_weights.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/model/model.hpp"
 #include "core/tokenizer/tokenizer.hpp"
@@ -30,6 +32,7 @@ class Engine {
  public:
   Engine(const model::Model& model, const tokenizer::Tokenizer& tok, const kernels::KernelTable& kernels,
          ThreadPool* pool);
+  ~Engine();
 
   // BOS as the vocabulary says, control tokens in the text parsed (as llama.cpp's adapter does).
   std::vector<int32_t> tokenize(std::string_view text) const;
@@ -51,6 +54,10 @@ class Engine {
   const tokenizer::Tokenizer& tok_;
   const kernels::KernelTable& kernels_;
   ThreadPool* pool_;
+  // One copy of the weights for every prompt's session, made on first use (a run that fails
+  // before reaching our engine never pays for it).
+  const infer::ResidentWeights& weights() const;
+  mutable std::unique_ptr<infer::ResidentWeights> weights_;
 };
 
 // Whether any matrix of the model is stored in a quantized format (ternary or integer blocks):

@@ -127,6 +127,15 @@ TEST(BenchCli, JsonRowsAreConsistentWithTheirSamples) {
   }
 }
 
+// Every repetition's session (and the warm-ups', at every thread count) multiplies one copy of
+// the weights, made once: repetitions used to re-copy the whole model (1.1 GiB for the 2B one).
+TEST(BenchCli, CopiesTheWeightsOnce) {
+  RunResult r = run_bitnet({"--log-level", "warn,infer=debug", "bench", "-m", "fixture:stories260K", "-p", "8", "-n",
+                            "4", "-r", "5", "-t", "1,2", "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(count_lines_with(r.err, "weights: copied"), 1u) << r.err;
+}
+
 TEST(BenchCli, MarkdownAndCsvHaveOneLinePerTest) {
   RunResult md = run_bitnet({"bench", "-p", "16", "-n", "8", "-r", "1", "-t", "1"});
   ASSERT_EQ(md.exit_code, 0) << md.err;

@@ -253,6 +253,16 @@ TEST(CrossvalBackend, ReferenceKernelsAgreeExactly) {
   }
 }
 
+// Each engine copies the weights once for all its prompts' sessions (a copy of the 2B model is
+// 1.1 GiB): five prompts against the reference kernels make two copies, one per engine, not ten.
+TEST(CrossvalBackend, EachEngineCopiesTheWeightsOnce) {
+  RunResult r = run_bitnet({"--log-level", "warn,infer=debug", "crossval", "-m", model("bitnet-tiny-tq2_0"),
+                            "--reference", "backend:reference", "-p", "a", "-p", "b", "-p", "c", "-p", "d", "-p", "e",
+                            "-n", "2", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << context(r);
+  EXPECT_EQ(count_lines_with(r.err, "weights: copied"), 2u) << r.err;
+}
+
 TEST(CrossvalRecord, RecordedGoldenReadsBackAndAgrees) {
   TempDir dir;
   const std::string file = (dir.path() / "rec.json").string();

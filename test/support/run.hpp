@@ -33,6 +33,14 @@ inline std::string read_all(const std::filesystem::path& p) {
   return ss.str();
 }
 
+// How many lines of `text` contain `needle` (e.g. a log line per event).
+inline size_t count_lines_with(const std::string& text, const std::string& needle) {
+  std::istringstream in(text);
+  size_t n = 0;
+  for (std::string line; std::getline(in, line);) n += line.find(needle) != std::string::npos;
+  return n;
+}
+
 inline std::string bitnet_bin() {
   const char* bin = std::getenv("BITNET_BIN");
   return bin && *bin ? bin : BITNET_TEST_BIN;

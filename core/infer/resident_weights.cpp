@@ -1,0 +1,93 @@
+// The weight copy every session multiplies (see resident_weights.hpp). Huge pages: file pages are
+// 4 KiB, so a decode streaming 0.7-1.2 GB per token would take a page walk every 4 KiB and the
+// hardware prefetcher would stop at every page edge (docs/benchmarks.md, "Results").
+#include "core/infer/resident_weights.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "core/base/error.hpp"
+#include "core/base/log.hpp"
+#include "core/base/thread_pool.hpp"
+#include "core/infer/session.hpp"
+#include "core/kernels/ternary.hpp"
+
+namespace bitnet::infer {
+
+bool repacks_at_load(const kernels::KernelTable& k, const kernels::WeightView& w) {
+  return w.type == gguf::GgmlType::TQ1_0 && k.gemm_tq2_0_q8_k != nullptr;
+}
+
+kernels::WeightView resident_weight(const kernels::KernelTable& k, const kernels::WeightView& w) {
+  kernels::WeightView r = w;
+  if (repacks_at_load(k, w)) r.type = gguf::GgmlType::TQ2_0;
+  return r;
+}
+
+uint64_t resident_bytes(const kernels::KernelTable& k, const kernels::WeightView& w) {
+  return pool_block_bytes(kernels::weight_bytes(resident_weight(k, w)));  // each copy 64-byte aligned
+}
+
+uint64_t resident_total_bytes(const model::Model& model, const kernels::KernelTable& k) {
+  uint64_t bytes = 0;
+  for (uint32_t l = 0; l < model.config().n_layer; ++l) {
+    const model::LayerWeights& L = model.layer(l);
+    for (const kernels::WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down})
+      bytes += resident_bytes(k, *w);
+  }
+  return bytes + resident_bytes(k, model.output());
+}
+
+ResidentWeights::ResidentWeights(const model::Model& model, const kernels::KernelTable& k, MemoryPool& memory,
+                                 ThreadPool* pool)
+    : model_(model), k_(k), data_(memory, kTagWeights, resident_total_bytes(model, k)) {
+  static log::Logger& lg = log::get("infer");
+  const auto t0 = std::chrono::steady_clock::now();
+  advise_huge_pages(data_.data(), data_.size());
+  size_t off = 0;
+  auto copy = [&](kernels::WeightView& w) {
+    const kernels::WeightView to = resident_weight(k_, w);
+    const auto* src = reinterpret_cast<const uint8_t*>(w.data);
+    uint8_t* dst = data_.data() + off;
+    const size_t from_bytes = kernels::weight_bytes(w);
+    // Units of work: the source's blocks when converting, bytes when copying; pieces of about
+    // 2 MiB of the source, each dropped from the RSS as soon as it is copied, so that the file's
+    // version and the copy are never both resident for more than a piece per thread (the 2B
+    // model's 656 MiB output matrix would otherwise be held twice at the end of its copy).
+    const bool convert = to.type != w.type;
+    const size_t from_unit = convert ? gguf::traits(w.type).block_bytes : 1;
+    const size_t to_unit = convert ? gguf::traits(to.type).block_bytes : 1;
+    const auto units = static_cast<int64_t>(from_bytes / from_unit);
+    const auto per_piece = static_cast<int64_t>((size_t{2} << 20) / from_unit);
+    auto pieces = [&](int64_t pb, int64_t pe) {
+      for (int64_t p = pb; p < pe; ++p) {
+        const int64_t b = p * per_piece, e = std::min(units, b + per_piece);
+        const auto n = static_cast<size_t>(e - b);
+        if (convert) kernels::tq1_0_to_tq2_0(src + b * from_unit, e - b, dst + b * to_unit);
+        else std::memcpy(dst + b, src + b, n);
+        model_.file().release({w.data + b * from_unit, n * from_unit});
+      }
+    };
+    const int64_t n_pieces = (units + per_piece - 1) / per_piece;
+    if (pool != nullptr) pool->parallel_for(n_pieces, pieces);
+    else pieces(0, n_pieces);
+    model_.file().release({w.data, from_bytes});  // the pages the pieces' borders shared
+    w = to;
+    w.data = reinterpret_cast<const std::byte*>(dst);
+    off += pool_block_bytes(kernels::weight_bytes(to));
+  };
+  for (uint32_t l = 0; l < model_.config().n_layer; ++l) {
+    const model::LayerWeights& L = model_.layer(l);
+    LayerMatrices m{L.wq, L.wk, L.wv, L.wo, L.gate, L.up, L.down};
+    for (kernels::WeightView* w : {&m.wq, &m.wk, &m.wv, &m.wo, &m.gate, &m.up, &m.down}) copy(*w);
+    mats_.push_back(m);
+  }
+  output_ = model_.output();
+  copy(output_);
+  BITNET_CHECK(off == data_.size());
+  log::debug(lg, "weights: copied {:.1f} MiB for kernel table '{}' in {:.2f} s", static_cast<double>(off) / (1 << 20),
+             k_.name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+}  // namespace bitnet::infer
