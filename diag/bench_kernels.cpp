@@ -14,48 +14,14 @@
 #include "core/base/memory_pool.hpp"
 #include "core/base/thread_pool.hpp"
 #include "core/infer/session.hpp"
+#include "core/kernels/formats.hpp"
 
 namespace bitnet::diag {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using G = gguf::GgmlType;
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// The quantizer that feeds a weight type's products (nullptr for F32: activations are used as
-// they are, or a type matmul cannot run).
-const char* quantizer(G type) {
-  switch (type) {
-    case G::I2_S: return "quantize_i8";
-    case G::TQ2_0: case G::TQ1_0: case G::Q6_K: return "quantize_q8_k";
-    case G::Q8_0: case G::Q4_0: return "quantize_q8_0";
-    case G::F16: return "to_f16";
-    case G::BF16: return "to_bf16";
-    default: return nullptr;
-  }
-}
-
-// One row of `cols` activations through the quantizer of `type`; scratch holds the output.
-void quantize_row(const kernels::KernelTable& k, G type, const float* x, int64_t cols, void* out) {
-  int8_t* q = static_cast<int8_t*>(out);
-  switch (type) {
-    case G::I2_S: {
-      float s = 0;
-      int32_t sum = 0;
-      k.quantize_i8(x, cols, q, &s, &sum);
-      return;
-    }
-    case G::TQ2_0:
-    case G::TQ1_0:
-    case G::Q6_K: return k.quantize_q8_k(x, cols, static_cast<kernels::BlockQ8K*>(out));
-    case G::Q8_0:
-    case G::Q4_0: return k.quantize_q8_0(x, cols, static_cast<kernels::BlockQ8_0*>(out));
-    case G::F16: return k.to_f16(x, cols, static_cast<uint16_t*>(out));
-    case G::BF16: return k.to_bf16(x, cols, static_cast<uint16_t*>(out));
-    default: return;
-  }
-}
 
 // The model's distinct matrix shapes, in forward-pass order, each with the names sharing it.
 struct Shape {
@@ -214,15 +180,17 @@ std::vector<KernelBenchRow> run_kernel_bench(const model::Model& m, ThreadPool& 
     // Each quantizer once per distinct width (it runs on the calling thread, before the matmul).
     std::vector<std::pair<std::string, int64_t>> done;
     for (const Shape& s : shapes) {
-      const char* q = quantizer(s.w.type);
-      if (q == nullptr || kernels::matmul_entry(*k, s.w).empty()) continue;
+      const kernels::WeightFormat* f = kernels::find_format(s.w.type);
+      if (f == nullptr || kernels::matmul_entry(*k, s.w).empty()) continue;
+      const std::string q(kernels::quantizer_name(f->act));
+      if (q.empty()) continue;
       if (std::find(done.begin(), done.end(), std::pair<std::string, int64_t>(q, s.w.cols)) != done.end()) continue;
       done.emplace_back(q, s.w.cols);
       const int64_t n = std::min<int64_t>(kQuantRows, static_cast<int64_t>(x.size()) / s.w.cols);
-      void* out = scratch.get(static_cast<size_t>(s.w.cols) * sizeof(kernels::BlockQ8K));  // >= any quantized row
+      void* out = scratch.get(kernels::act_bytes(f->act, s.w.cols));
       KernelBenchRow r{std::string(k->name), q, s.tensors, "F32", 1, s.w.cols, n, 1, {}, 0, 0, 0, 0};
       time_calls(r, opt.samples, [&] {
-        for (int64_t t = 0; t < n; ++t) quantize_row(*k, s.w.type, x.data() + t * s.w.cols, s.w.cols, out);
+        for (int64_t t = 0; t < n; ++t) kernels::quantize_activations(*k, f->act, x.data() + t * s.w.cols, s.w.cols, out);
       });
       r.bytes = static_cast<uint64_t>(n * s.w.cols) * sizeof(float);
       r.gbs = static_cast<double>(r.bytes) / r.best_seconds / 1e9;

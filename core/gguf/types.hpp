@@ -25,7 +25,6 @@ struct TypeTraits {
   int64_t block_size;    // elements per block (I2_S: 128-element packing groups)
   uint64_t block_bytes;  // bytes per block (I2_S: 32 per 128 elements)
   bool whole_tensor;     // I2_S: size is n/4 + 32 for the whole tensor (one trailing scale)
-  bool engine;           // the engine can run this type (others can only be inspected)
 };
 
 // nullptr when this build does not know the id.

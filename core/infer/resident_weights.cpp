@@ -11,17 +11,20 @@
 #include "core/base/log.hpp"
 #include "core/base/thread_pool.hpp"
 #include "core/infer/session.hpp"
-#include "core/kernels/ternary.hpp"
+#include "core/kernels/formats.hpp"
 
 namespace bitnet::infer {
 
 bool repacks_at_load(const kernels::KernelTable& k, const kernels::WeightView& w) {
-  return w.type == gguf::GgmlType::TQ1_0 && k.gemm_tq2_0_q8_k != nullptr;
+  const kernels::WeightFormat* f = kernels::find_format(w.type);
+  if (f == nullptr || f->repack == nullptr) return false;
+  const kernels::WeightFormat* to = kernels::find_format(f->repack_to);
+  return to != nullptr && kernels::format_entries(k, *to, w.cols).gemm != nullptr;
 }
 
 kernels::WeightView resident_weight(const kernels::KernelTable& k, const kernels::WeightView& w) {
   kernels::WeightView r = w;
-  if (repacks_at_load(k, w)) r.type = gguf::GgmlType::TQ2_0;
+  if (repacks_at_load(k, w)) r.type = kernels::find_format(w.type)->repack_to;
   return r;
 }
 
@@ -56,6 +59,7 @@ ResidentWeights::ResidentWeights(const model::Model& model, const kernels::Kerne
     // version and the copy are never both resident for more than a piece per thread (the 2B
     // model's 656 MiB output matrix would otherwise be held twice at the end of its copy).
     const bool convert = to.type != w.type;
+    const auto repack = convert ? kernels::find_format(w.type)->repack : nullptr;
     const size_t from_unit = convert ? gguf::traits(w.type).block_bytes : 1;
     const size_t to_unit = convert ? gguf::traits(to.type).block_bytes : 1;
     const auto units = static_cast<int64_t>(from_bytes / from_unit);
@@ -64,7 +68,7 @@ ResidentWeights::ResidentWeights(const model::Model& model, const kernels::Kerne
       for (int64_t p = pb; p < pe; ++p) {
         const int64_t b = p * per_piece, e = std::min(units, b + per_piece);
         const auto n = static_cast<size_t>(e - b);
-        if (convert) kernels::tq1_0_to_tq2_0(src + b * from_unit, e - b, dst + b * to_unit);
+        if (convert) repack(src + b * from_unit, e - b, dst + b * to_unit);
         else std::memcpy(dst + b, src + b, n);
         model_.file().release({w.data + b * from_unit, n * from_unit});
       }

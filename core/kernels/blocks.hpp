@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/kernels/kernels.hpp"
+
 namespace bitnet::kernels::detail {
 
 inline uint16_t load_u16(const uint8_t* p) {
@@ -97,6 +99,34 @@ inline void unpack_tq2_0(const uint8_t* b, int8_t* t) {
   for (int h = 0; h < 2; ++h)
     for (int l = 0; l < 4; ++l)
       for (int m = 0; m < 32; ++m) *t++ = static_cast<int8_t>(((qs[32 * h + m] >> (2 * l)) & 3) - 1);
+}
+
+// Block dequantizers (WeightFormat::dequant_block), bit-exact with ggml's dequantize_row_*: the
+// same float operations in the same order.
+
+// Integer value times the f16 block scale (exact for Q4_0, Q8_0 and the ternary types).
+template <size_t kD, size_t kN, void (*Unpack)(const uint8_t*, int8_t*)>
+void dequant_scaled(const uint8_t* b, float* y) {
+  int8_t v[kN];
+  Unpack(b, v);
+  const float d = f16_to_f32(load_u16(b + kD));
+  for (size_t j = 0; j < kN; ++j) y[j] = static_cast<float>(v[j]) * d;
+}
+
+inline void unpack_q8_0(const uint8_t* b, int8_t* v) { std::memcpy(v, b + Q8_0Layout::qs, 32); }
+
+inline void dequant_q4_0(const uint8_t* b, float* y) { dequant_scaled<Q4_0Layout::d, 32, unpack_q4_0>(b, y); }
+inline void dequant_q8_0(const uint8_t* b, float* y) { dequant_scaled<Q8_0Layout::d, 32, unpack_q8_0>(b, y); }
+inline void dequant_tq1_0(const uint8_t* b, float* y) { dequant_scaled<TQ1_0Layout::d, 256, unpack_tq1_0>(b, y); }
+inline void dequant_tq2_0(const uint8_t* b, float* y) { dequant_scaled<TQ2_0Layout::d, 256, unpack_tq2_0>(b, y); }
+
+inline void dequant_q6_k(const uint8_t* b, float* y) {
+  int8_t v[256];
+  unpack_q6_k(b, v);
+  const float d = f16_to_f32(load_u16(b + Q6_KLayout::d));
+  const auto* sc = reinterpret_cast<const int8_t*>(b + Q6_KLayout::scales);
+  // (d * scale) * q in that order: the product can need 25 bits, and this is how ggml rounds it.
+  for (int j = 0; j < 256; ++j) y[j] = d * static_cast<float>(sc[j / 16]) * static_cast<float>(v[j]);
 }
 
 }  // namespace bitnet::kernels::detail

@@ -46,29 +46,29 @@ struct KernelTable {
   // --- activation quantizers (one token row of n elements) ---
   // I2_S scheme (bitnet.cpp, SPEC 2.5): s = 127/max(|x|, 1e-5), q = round-half-even(x*s) clamped
   // to [-128, 127]; writes q[0..n), *scale = s, *sum = sum of q.
-  void (*quantize_i8)(const float* x, int64_t n, int8_t* q, float* scale, int32_t* sum);
+  void (*quantize_i8)(const float* x, int64_t n, int8_t* q, float* scale, int32_t* sum) = nullptr;
   // Q8_K per 256 elements (n multiple of 256), including bsums.
-  void (*quantize_q8_k)(const float* x, int64_t n, BlockQ8K* y);
+  void (*quantize_q8_k)(const float* x, int64_t n, BlockQ8K* y) = nullptr;
   // Q8_0 per 32 elements (n multiple of 32).
-  void (*quantize_q8_0)(const float* x, int64_t n, BlockQ8_0* y);
+  void (*quantize_q8_0)(const float* x, int64_t n, BlockQ8_0* y) = nullptr;
   // f32 -> f16 (round to nearest even), as ggml converts activations for F16 weights.
-  void (*to_f16)(const float* x, int64_t n, uint16_t* y);
+  void (*to_f16)(const float* x, int64_t n, uint16_t* y) = nullptr;
   // f32 -> bf16 (round to nearest even), for BF16 weights.
-  void (*to_bf16)(const float* x, int64_t n, uint16_t* y);
+  void (*to_bf16)(const float* x, int64_t n, uint16_t* y) = nullptr;
 
   // --- dot products of one weight row (n elements) with one activation row ---
   // I2_S: sum over k of code[k] * q[k] with raw codes {0,1,2} (= w+1). `w` is the tensor's packed
   // data and `first` the flat index of the row's first element (rows may start mid-block when
   // the row length is not a multiple of 128). The caller applies (dot - qsum) / s * wscale.
-  int32_t (*dot_i2s_i8)(const uint8_t* w, int64_t first, const int8_t* q, int64_t n);
-  float (*dot_tq2_0_q8_k)(const void* w, const BlockQ8K* a, int64_t n);
-  float (*dot_tq1_0_q8_k)(const void* w, const BlockQ8K* a, int64_t n);
-  float (*dot_q6_k_q8_k)(const void* w, const BlockQ8K* a, int64_t n);
-  float (*dot_q8_0_q8_0)(const void* w, const BlockQ8_0* a, int64_t n);
-  float (*dot_q4_0_q8_0)(const void* w, const BlockQ8_0* a, int64_t n);
-  float (*dot_f16_f16)(const uint16_t* w, const uint16_t* a, int64_t n);
-  float (*dot_bf16_bf16)(const uint16_t* w, const uint16_t* a, int64_t n);
-  float (*dot_f32_f32)(const float* w, const float* a, int64_t n);
+  int32_t (*dot_i2s_i8)(const uint8_t* w, int64_t first, const int8_t* q, int64_t n) = nullptr;
+  float (*dot_tq2_0_q8_k)(const void* w, const BlockQ8K* a, int64_t n) = nullptr;
+  float (*dot_tq1_0_q8_k)(const void* w, const BlockQ8K* a, int64_t n) = nullptr;
+  float (*dot_q6_k_q8_k)(const void* w, const BlockQ8K* a, int64_t n) = nullptr;
+  float (*dot_q8_0_q8_0)(const void* w, const BlockQ8_0* a, int64_t n) = nullptr;
+  float (*dot_q4_0_q8_0)(const void* w, const BlockQ8_0* a, int64_t n) = nullptr;
+  float (*dot_f16_f16)(const uint16_t* w, const uint16_t* a, int64_t n) = nullptr;
+  float (*dot_bf16_bf16)(const uint16_t* w, const uint16_t* a, int64_t n) = nullptr;
+  float (*dot_f32_f32)(const float* w, const float* a, int64_t n) = nullptr;
 
   // --- optional many-row, many-token products: nullptr means matmul calls the dot entry per
   // (row, token). Each result must equal the reference dot bit for bit; the gain is reusing each

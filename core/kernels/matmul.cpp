@@ -8,6 +8,7 @@
 
 #include "core/base/error.hpp"
 #include "core/base/thread_pool.hpp"
+#include "core/kernels/formats.hpp"
 #include "core/kernels/kernels.hpp"
 
 namespace bitnet::kernels {
@@ -138,29 +139,29 @@ RowRunner prepare_blocks(const WeightView& w, int64_t act_per_token, Quantize qu
   };
 }
 
+// The row's activation format decides the preparation; block types against Q8_K / Q8_0 take
+// their row's entries.
 RowRunner prepare(const KernelTable& k, const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens,
                   MatmulScratch& scratch, ThreadPool* pool) {
-  using G = gguf::GgmlType;
-  const int64_t n_k = w.cols / kQK_K;    // Q8_K blocks per token
-  const int64_t n_8 = w.cols / kQK8_0;   // Q8_0 blocks per token
-  auto k_dot = [&](float (*dot)(const void*, const BlockQ8K*, int64_t), auto gemm) {
-    check_entry(k.quantize_q8_k, w, k);
-    check_entry(dot, w, k);
-    return prepare_blocks<BlockQ8K>(w, n_k, k.quantize_q8_k, dot, x, x_stride, n_tokens, scratch, pool, gemm);
-  };
-  auto q8_dot = [&](float (*dot)(const void*, const BlockQ8_0*, int64_t)) {
-    check_entry(k.quantize_q8_0, w, k);
-    check_entry(dot, w, k);
-    return prepare_blocks<BlockQ8_0>(w, n_8, k.quantize_q8_0, dot, x, x_stride, n_tokens, scratch, pool);
-  };
-  switch (w.type) {
-    case G::I2_S: return prepare_i2s(k, w, x, x_stride, n_tokens, scratch, pool);
-    case G::TQ1_0: return k_dot(k.dot_tq1_0_q8_k, nullptr);
-    case G::TQ2_0: return k_dot(k.dot_tq2_0_q8_k, k.gemm_tq2_0_q8_k);
-    case G::Q6_K: return k_dot(k.dot_q6_k_q8_k, nullptr);
-    case G::Q8_0: return q8_dot(k.dot_q8_0_q8_0);
-    case G::Q4_0: return q8_dot(k.dot_q4_0_q8_0);
-    case G::F16: {
+  const WeightFormat* f = find_format(w.type);
+  if (f == nullptr) no_kernel(w, k);
+  switch (f->act) {
+    case ActFormat::i8: return prepare_i2s(k, w, x, x_stride, n_tokens, scratch, pool);
+    case ActFormat::q8_k: {
+      const DotQ8K dot = k.*f->dot_q8_k;
+      const GemmQ8K gemm = f->gemm_q8_k != nullptr ? k.*f->gemm_q8_k : nullptr;
+      check_entry(k.quantize_q8_k, w, k);
+      check_entry(dot, w, k);
+      return prepare_blocks<BlockQ8K>(w, w.cols / kQK_K, k.quantize_q8_k, dot, x, x_stride, n_tokens, scratch, pool,
+                                      gemm);
+    }
+    case ActFormat::q8_0: {
+      const DotQ8_0 dot = k.*f->dot_q8_0;
+      check_entry(k.quantize_q8_0, w, k);
+      check_entry(dot, w, k);
+      return prepare_blocks<BlockQ8_0>(w, w.cols / kQK8_0, k.quantize_q8_0, dot, x, x_stride, n_tokens, scratch, pool);
+    }
+    case ActFormat::f16: {
       check_entry(k.to_f16, w, k);
       check_entry(k.dot_f16_f16, w, k);
       auto* act = static_cast<uint16_t*>(scratch.get(matmul_scratch_bytes(w, n_tokens)));
@@ -172,7 +173,7 @@ RowRunner prepare(const KernelTable& k, const WeightView& w, const float* x, int
         f16_products(k, wh + r0 * wv.cols, wv.cols, r1 - r0, act, wv.cols, n_tokens, wv.cols, y + r0, y_stride);
       };
     }
-    case G::BF16: {
+    case ActFormat::bf16: {
       check_entry(k.to_bf16, w, k);
       check_entry(k.dot_bf16_bf16, w, k);
       auto dot_row = [dot = k.dot_bf16_bf16](const std::byte* row, const uint16_t* a, int64_t n) {
@@ -180,7 +181,7 @@ RowRunner prepare(const KernelTable& k, const WeightView& w, const float* x, int
       };
       return prepare_blocks<uint16_t>(w, w.cols, k.to_bf16, dot_row, x, x_stride, n_tokens, scratch, pool);
     }
-    case G::F32: {
+    case ActFormat::f32: {
       check_entry(k.dot_f32_f32, w, k);
       return [&k, x, x_stride, n_tokens](const WeightView& wv, float* y, int64_t y_stride, int64_t r0, int64_t r1) {
         const auto* wf = reinterpret_cast<const float*>(wv.data);
@@ -188,8 +189,8 @@ RowRunner prepare(const KernelTable& k, const WeightView& w, const float* x, int
           for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = k.dot_f32_f32(wf + r * wv.cols, x + t * x_stride, wv.cols);
       };
     }
-    default: no_kernel(w, k);
   }
+  no_kernel(w, k);
 }
 
 }  // namespace
@@ -210,40 +211,20 @@ void f16_products(const KernelTable& k, const uint16_t* w, int64_t w_stride, int
 }
 
 std::string_view matmul_entry(const KernelTable& k, const WeightView& w) {
-  using G = gguf::GgmlType;
-  auto pick = [](const void* gemm, std::string_view gemm_name, const void* dot, std::string_view dot_name) {
-    return gemm != nullptr ? gemm_name : dot != nullptr ? dot_name : std::string_view();
-  };
-  auto fp = [](auto f) { return reinterpret_cast<const void*>(f); };
-  switch (w.type) {
-    case G::I2_S:
-      return pick(w.cols % kQK_I2S == 0 ? fp(k.gemm_i2s_i8) : nullptr, "gemm_i2s_i8", fp(k.dot_i2s_i8), "dot_i2s_i8");
-    case G::TQ2_0: return pick(fp(k.gemm_tq2_0_q8_k), "gemm_tq2_0_q8_k", fp(k.dot_tq2_0_q8_k), "dot_tq2_0_q8_k");
-    case G::TQ1_0: return pick(nullptr, "", fp(k.dot_tq1_0_q8_k), "dot_tq1_0_q8_k");
-    case G::Q6_K: return pick(nullptr, "", fp(k.dot_q6_k_q8_k), "dot_q6_k_q8_k");
-    case G::Q8_0: return pick(nullptr, "", fp(k.dot_q8_0_q8_0), "dot_q8_0_q8_0");
-    case G::Q4_0: return pick(nullptr, "", fp(k.dot_q4_0_q8_0), "dot_q4_0_q8_0");
-    case G::F16: return pick(fp(k.gemm_f16), "gemm_f16", fp(k.dot_f16_f16), "dot_f16_f16");
-    case G::BF16: return pick(nullptr, "", fp(k.dot_bf16_bf16), "dot_bf16_bf16");
-    case G::F32: return pick(nullptr, "", fp(k.dot_f32_f32), "dot_f32_f32");
-    default: return {};
-  }
+  const WeightFormat* f = find_format(w.type);
+  if (f == nullptr) return {};
+  const FormatEntries e = format_entries(k, *f, w.cols);
+  return e.gemm != nullptr ? f->gemm_name : e.dot != nullptr ? f->dot_name : std::string_view();
 }
 
 size_t matmul_scratch_bytes(const WeightView& w, int64_t n_tokens) {
-  using G = gguf::GgmlType;
-  const auto n = static_cast<size_t>(n_tokens), cols = static_cast<size_t>(w.cols);
-  switch (w.type) {
-    case G::I2_S: return align_up(n * cols) + align_up(n * sizeof(float)) + n * sizeof(int32_t);
-    case G::TQ1_0:
-    case G::TQ2_0:
-    case G::Q6_K: return n * (cols / kQK_K) * sizeof(BlockQ8K);
-    case G::Q8_0:
-    case G::Q4_0: return n * (cols / kQK8_0) * sizeof(BlockQ8_0);
-    case G::F16:
-    case G::BF16: return n * cols * sizeof(uint16_t);
-    default: return 0;  // F32 reads the activations as they are
-  }
+  const WeightFormat* f = find_format(w.type);
+  if (f == nullptr) return 0;
+  const auto n = static_cast<size_t>(n_tokens);
+  const size_t per_token = act_bytes(f->act, w.cols);
+  // I2_S keeps each token's scale and sum of q after the int8 rows.
+  if (f->act == ActFormat::i8) return align_up(n * per_token) + align_up(n * sizeof(float)) + n * sizeof(int32_t);
+  return n * per_token;
 }
 
 uint64_t weight_bytes(const WeightView& w) {

@@ -51,8 +51,6 @@ float dot_q_q8_0(const void* w, const BlockQ8_0* a, int64_t n) {
   return sum;
 }
 
-void unpack_q8_0(const uint8_t* b, int8_t* v) { std::memcpy(v, b + Q8_0Layout::qs, kQK8_0); }
-
 }  // namespace
 
 int32_t dot_i2s_i8(const uint8_t* w, int64_t first, const int8_t* q, int64_t n) {
@@ -141,25 +139,24 @@ float dot_f32_f32(const float* w, const float* a, int64_t n) {
 namespace bitnet::kernels {
 
 const KernelTable& reference_table() {
+  // Designated: a new entry is one line here, and an entry left out is nullptr (the gemm entries:
+  // the reference is the dot entry, pair by pair).
   static const KernelTable table{
-      "reference",
-      ref::quantize_i8,
-      ref::quantize_q8_k,
-      ref::quantize_q8_0,
-      ref::to_f16,
-      ref::to_bf16,
-      ref::dot_i2s_i8,
-      ref::dot_tq2_0_q8_k,
-      ref::dot_tq1_0_q8_k,
-      ref::dot_q6_k_q8_k,
-      ref::dot_q8_0_q8_0,
-      ref::dot_q4_0_q8_0,
-      ref::dot_f16_f16,
-      ref::dot_bf16_bf16,
-      ref::dot_f32_f32,
-      nullptr,  // gemm_tq2_0_q8_k: the reference is the dot entry, pair by pair
-      nullptr,  // gemm_i2s_i8
-      nullptr,  // gemm_f16
+      .name = "reference",
+      .quantize_i8 = ref::quantize_i8,
+      .quantize_q8_k = ref::quantize_q8_k,
+      .quantize_q8_0 = ref::quantize_q8_0,
+      .to_f16 = ref::to_f16,
+      .to_bf16 = ref::to_bf16,
+      .dot_i2s_i8 = ref::dot_i2s_i8,
+      .dot_tq2_0_q8_k = ref::dot_tq2_0_q8_k,
+      .dot_tq1_0_q8_k = ref::dot_tq1_0_q8_k,
+      .dot_q6_k_q8_k = ref::dot_q6_k_q8_k,
+      .dot_q8_0_q8_0 = ref::dot_q8_0_q8_0,
+      .dot_q4_0_q8_0 = ref::dot_q4_0_q8_0,
+      .dot_f16_f16 = ref::dot_f16_f16,
+      .dot_bf16_bf16 = ref::dot_bf16_bf16,
+      .dot_f32_f32 = ref::dot_f32_f32,
   };
   return table;
 }

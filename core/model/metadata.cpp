@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "core/base/error.hpp"
+#include "core/kernels/formats.hpp"
 #include "core/base/log.hpp"
 
 namespace bitnet::model {
@@ -253,7 +254,7 @@ TensorCheck check_tensors(const gguf::GgufFile& f, const ModelConfig& c) {
     if (have != e.ne)
       bad(f, "tensor '{}' has shape [{}], expected [{}] from the hyper-parameters", e.name, fmt::join(have, ", "),
           fmt::join(e.ne, ", "));
-    if (!gguf::traits(t->type).engine)
+    if (kernels::find_format(t->type) == nullptr)
       r.not_runnable.push_back(fmt::format("{} ({})", t->name, gguf::type_name(t->type)));
   }
   r.tied_output = f.find_tensor("output.weight") == nullptr;

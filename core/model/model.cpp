@@ -6,19 +6,11 @@
 
 #include "core/base/error.hpp"
 #include "core/base/log.hpp"
+#include "core/kernels/formats.hpp"
 
 namespace bitnet::model {
 
-bool is_matmul_type(gguf::GgmlType t) {
-  using G = gguf::GgmlType;
-  switch (t) {
-    case G::F32: case G::F16: case G::BF16: case G::Q4_0: case G::Q8_0: case G::Q6_K:
-    case G::TQ1_0: case G::TQ2_0: case G::I2_S:
-      return true;
-    default:
-      return false;
-  }
-}
+bool is_matmul_type(gguf::GgmlType t) { return kernels::find_format(t) != nullptr; }
 
 namespace {
 
@@ -31,8 +23,8 @@ kernels::WeightView weight(const gguf::GgufFile& f, const std::string& name) {
   const gguf::TensorInfo* t = f.find_tensor(name);
   BITNET_CHECK(t != nullptr);  // check_tensors() already required it
   if (!is_matmul_type(t->type))
-    bad(f, "tensor '{}' has type {}, which this engine cannot multiply (supported: F32, F16, BF16, Q4_0, Q8_0, "
-           "Q6_K, TQ1_0, TQ2_0, I2_S)", name, gguf::type_name(t->type));
+    bad(f, "tensor '{}' has type {}, which this engine cannot multiply (supported: {})", name,
+        gguf::type_name(t->type), kernels::supported_type_names());
   kernels::WeightView w;
   w.type = t->type;
   w.cols = t->ne[0];
