@@ -157,7 +157,7 @@ RowRunner prepare(const KernelTable& k, const WeightView& w, const float* x, int
     case G::I2_S: return prepare_i2s(k, w, x, x_stride, n_tokens, scratch, pool);
     case G::TQ1_0: return k_dot(k.dot_tq1_0_q8_k, nullptr);
     case G::TQ2_0: return k_dot(k.dot_tq2_0_q8_k, k.gemm_tq2_0_q8_k);
-    case G::Q6_K: return k_dot(k.dot_q6_k_q8_k, nullptr);
+    case G::Q6_K: return k_dot(k.dot_q6_k_q8_k, k.gemm_q6_k_q8_k);
     case G::Q8_0: return q8_dot(k.dot_q8_0_q8_0);
     case G::Q4_0: return q8_dot(k.dot_q4_0_q8_0);
     case G::F16: {
@@ -220,7 +220,7 @@ std::string_view matmul_entry(const KernelTable& k, const WeightView& w) {
       return pick(w.cols % kQK_I2S == 0 ? fp(k.gemm_i2s_i8) : nullptr, "gemm_i2s_i8", fp(k.dot_i2s_i8), "dot_i2s_i8");
     case G::TQ2_0: return pick(fp(k.gemm_tq2_0_q8_k), "gemm_tq2_0_q8_k", fp(k.dot_tq2_0_q8_k), "dot_tq2_0_q8_k");
     case G::TQ1_0: return pick(nullptr, "", fp(k.dot_tq1_0_q8_k), "dot_tq1_0_q8_k");
-    case G::Q6_K: return pick(nullptr, "", fp(k.dot_q6_k_q8_k), "dot_q6_k_q8_k");
+    case G::Q6_K: return pick(fp(k.gemm_q6_k_q8_k), "gemm_q6_k_q8_k", fp(k.dot_q6_k_q8_k), "dot_q6_k_q8_k");
     case G::Q8_0: return pick(nullptr, "", fp(k.dot_q8_0_q8_0), "dot_q8_0_q8_0");
     case G::Q4_0: return pick(nullptr, "", fp(k.dot_q4_0_q8_0), "dot_q4_0_q8_0");
     case G::F16: return pick(fp(k.gemm_f16), "gemm_f16", fp(k.dot_f16_f16), "dot_f16_f16");

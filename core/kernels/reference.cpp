@@ -158,6 +158,7 @@ const KernelTable& reference_table() {
       ref::dot_bf16_bf16,
       ref::dot_f32_f32,
       nullptr,  // gemm_tq2_0_q8_k: the reference is the dot entry, pair by pair
+      nullptr,  // gemm_q6_k_q8_k
       nullptr,  // gemm_i2s_i8
       nullptr,  // gemm_f16
   };
