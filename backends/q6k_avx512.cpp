@@ -49,7 +49,9 @@ inline __m512i transpose4x4() {
 }
 
 // 64 consecutive bytes (two 32-byte halves) in the class layout.
-inline __m512i class_layout(__m512i x, __m512i idx) { return _mm512_shuffle_epi8(_mm512_permutexvar_epi32(idx, x), transpose4x4()); }
+inline __m512i class_layout(__m512i x, __m512i idx) {
+  return _mm512_shuffle_epi8(_mm512_permutexvar_epi32(idx, x), transpose4x4());
+}
 
 // One row's block: e[j] holds elements 64j..64j+63 (unsigned 0..63) in the class layout, s[j]
 // the int16 scales of each word (lanes 0-1: sub-blocks 4j, 4j+1; lanes 2-3: 4j+2, 4j+3).
@@ -80,7 +82,8 @@ inline void unpack(const uint8_t* b, Weights& w) {
   w.e[3] = six_bits(_mm512_srli_epi16(x1, 4), _mm512_srlv_epi16(h1, right));
   // Scales as int16 pairs: dword m = (sc[2m], sc[2m+1]); e[j] takes dword 2j in its low half and
   // dword 2j+1 in its high half.
-  const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + kScOff))));
+  const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + kScOff));
+  const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(sc8));
   for (int j = 0; j < 4; ++j) {
     const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi32(2 * j), _mm256_set1_epi32(2 * j + 1), 1);
     w.s[j] = _mm512_permutexvar_epi32(idx, sc);
