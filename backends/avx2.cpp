@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "backends/avx2.hpp"
+#include "backends/q6k.hpp"
 #include "backends/row_quads.hpp"
 #include "backends/tables.hpp"
 #include "core/kernels/reference.hpp"
@@ -264,6 +265,8 @@ const kernels::KernelTable& avx2_table() {
     t.to_f16 = avx2::to_f16;
     t.gemm_tq2_0_q8_k = avx2::gemm_tq2_0_q8_k;
     t.gemm_i2s_i8 = avx2::gemm_i2s_i8;
+    t.dot_q6_k_q8_k = avx2::dot_q6_k_q8_k;
+    t.gemm_q6_k_q8_k = avx2::gemm_q6_k_q8_k;
     return t;
   }();
   return table;

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "backends/avx2.hpp"
+#include "backends/q6k.hpp"
 #include "backends/row_quads.hpp"
 #include "backends/tables.hpp"
 #include "core/kernels/reference.hpp"
@@ -545,6 +546,8 @@ const kernels::KernelTable& avx512_table() {
     t.gemm_tq2_0_q8_k = avx512::gemm_tq2_0_q8_k;
     t.gemm_i2s_i8 = avx512::gemm_i2s_i8;
     t.gemm_f16 = avx512::gemm_f16;
+    t.dot_q6_k_q8_k = avx512::dot_q6_k_q8_k;
+    t.gemm_q6_k_q8_k = avx512::gemm_q6_k_q8_k;
     return t;
   }();
   return table;

@@ -78,6 +78,9 @@ struct KernelTable {
   // (n / 256 blocks each, consecutive): y[t * y_stride + r].
   void (*gemm_tq2_0_q8_k)(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n_tokens, int64_t n, float* y,
                           int64_t y_stride) = nullptr;
+  // The same for n_rows consecutive Q6_K rows: each result equals dot_q6_k_q8_k's bits.
+  void (*gemm_q6_k_q8_k)(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n_tokens, int64_t n, float* y,
+                         int64_t y_stride) = nullptr;
   // n_rows consecutive I2_S rows starting at a multiple of 128 elements (`w` points at the first
   // row's codes) times n_tokens int8 rows of n elements (n a multiple of 128): raw code dots.
   void (*gemm_i2s_i8)(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_tokens, int64_t n, int32_t* y,
