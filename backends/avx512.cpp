@@ -413,14 +413,16 @@ void tq2_0_rows16_n(int nt, const uint8_t* w, int64_t row_bytes, const BlockQ8K*
 // spend a horizontal reduction per (row, token) and block. Here each 256-element chunk of 16
 // rows is unpacked once into the VNNI layout (one zmm per k-step: elements 4k..4k+3 of the 16
 // rows, one row per int32 lane, as the AMX tiles hold them) and serves every token of the call.
-// The activations are transposed once per call so that a k-step's four bytes of consecutive
-// tokens are consecutive dwords; the microkernel then broadcasts one dword per token and feeds
-// it to one or two weight vectors (16 or 32 rows), keeping NT x NR int32 accumulators in
-// registers. Every lane is one (row, token) sum, so the per-block epilogue needs no reduction.
+// The microkernel broadcasts each token's four activation bytes of a k-step straight from its
+// row and feeds them to one or two weight vectors (16 or 32 rows), keeping up to 14 x 2 int32
+// accumulators in registers. Every lane is one (row, token) sum, so the per-block epilogue
+// needs no reduction.
 namespace {
 
-constexpr int kSteps = 64;                // vpdpbusd k-steps of a 256-element chunk
-constexpr int64_t kPackTokens = 128;      // tokens transposed at a time (32 KB of activations)
+constexpr int kSteps = 64;  // vpdpbusd k-steps of a 256-element chunk
+// Tokens per pass over a chunk: their 16 KB of activations, 16 KB of a 64-row tile's sums and
+// 8 KB of unpacked weights fit the 48 KB L1.
+constexpr int64_t kPassTokens = 64;
 // Tokens per microkernel call: 14 x 2 accumulators + 2 weight vectors + the broadcast fill the
 // 32 zmm registers.
 constexpr int kMaxNT = 14;
@@ -454,33 +456,24 @@ inline void transpose16(__m512i* r) {
   }
 }
 
-// The first `steps` k-steps (32 or 64) of one chunk of nt tokens, token t's bytes at src(t):
-// pk[k * tp + t] = its dword k. Tokens nt..tp-1 (tp a multiple of 16) are zeros.
-template <typename Src>
-void pack_tokens(Src src, int64_t nt, int64_t tp, int steps, int32_t* pk) {
-  for (int64_t g = 0; g < tp; g += 16) {
-    for (int p = 0; p < steps / 16; ++p) {
-      __m512i r[16];
-      for (int j = 0; j < 16; ++j) r[j] = g + j < nt ? _mm512_loadu_si512(src(g + j) + 64 * p) : _mm512_setzero_si512();
-      transpose16(r);
-      for (int c = 0; c < 16; ++c) _mm512_store_si512(pk + (16 * p + c) * tp + g, r[c]);
-    }
-  }
-}
-
 // One chunk of 16 rows (row j's 64 packed bytes, or 32 for a half I2_S chunk, at
-// base + offsets[j]; rows outside `live` are neither read nor used) into wk[2 * k + rg]. Both
+// base + j * row_bytes; rows outside `live` are neither read nor used) into wk[2 * k + rg]. Both
 // formats keep element 128h + 32l + b in field l of byte 32h + b, at bit 2l (TQ2_0) or 6 - 2l
-// (I2_S), so dword d holds elements 4d' .. 4d' + 3 (d' = d % 8) past 128(d / 8) + 32l.
+// (I2_S), so dword d of a row holds elements 4d' .. 4d' + 3 (d' = d % 8) past 128(d / 8) + 32l:
+// transposing the 16 rows' dwords puts them in the lanes of one vector per d. (Sixteen dword
+// gathers did the same at four times the cost: a quarter of the kernel's time at 128 tokens.)
 template <bool kI2S>
-inline void unpack_rows(const uint8_t* base, __m512i offsets, __mmask16 live, int steps, __m512i* wk, int rg) {
+inline void unpack_rows(const uint8_t* base, int64_t row_bytes, __mmask16 live, int steps, __m512i* wk, int rg) {
   const __m512i mask = _mm512_set1_epi8(3);
+  const auto words = static_cast<__mmask16>(steps == kSteps ? 0xFFFF : 0x00FF);
+  __m512i v[16];
+  for (int j = 0; j < 16; ++j)
+    v[j] = (live >> j) & 1 ? _mm512_maskz_loadu_epi32(words, base + j * row_bytes) : _mm512_setzero_si512();
+  transpose16(v);
   for (int d = 0; d < steps / 4; ++d) {
-    const __m512i v =
-        _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, _mm512_add_epi32(offsets, _mm512_set1_epi32(4 * d)), base, 1);
     for (int l = 0; l < 4; ++l) {
       // A 32-bit shift of at most 6 keeps each field's two bits inside their own byte.
-      const __m512i c = _mm512_and_si512(_mm512_srli_epi32(v, kI2S ? 6 - 2 * l : 2 * l), mask);
+      const __m512i c = _mm512_and_si512(_mm512_srli_epi32(v[d], kI2S ? 6 - 2 * l : 2 * l), mask);
       _mm512_store_si512(wk + 2 * (32 * (d / 8) + 8 * l + d % 8) + rg, c);
     }
   }
@@ -489,63 +482,57 @@ inline void unpack_rows(const uint8_t* base, __m512i offsets, __mmask16 live, in
 // The microkernel is written in assembly: GCC 12, given 28 accumulators as intrinsics, copies
 // every vpdpbusd result back to its variable (two register moves per product) or spills them
 // to the stack (measured: under half the speed). Accumulator of token t and row group rg:
-// zmm(2t + rg); zmm28/29 the k-step's weights; zmm30 the broadcast activations. Each token's
-// sums are stored to out[2t + rg] after the last k-step.
-#define BITNET_TOKENS_1(X) X(0, 0, 1)
-#define BITNET_TOKENS_2(X) BITNET_TOKENS_1(X) X(1, 2, 3)
-#define BITNET_TOKENS_3(X) BITNET_TOKENS_2(X) X(2, 4, 5)
-#define BITNET_TOKENS_4(X) BITNET_TOKENS_3(X) X(3, 6, 7)
-#define BITNET_TOKENS_5(X) BITNET_TOKENS_4(X) X(4, 8, 9)
-#define BITNET_TOKENS_6(X) BITNET_TOKENS_5(X) X(5, 10, 11)
-#define BITNET_TOKENS_7(X) BITNET_TOKENS_6(X) X(6, 12, 13)
-#define BITNET_TOKENS_8(X) BITNET_TOKENS_7(X) X(7, 14, 15)
-#define BITNET_TOKENS_9(X) BITNET_TOKENS_8(X) X(8, 16, 17)
-#define BITNET_TOKENS_10(X) BITNET_TOKENS_9(X) X(9, 18, 19)
-#define BITNET_TOKENS_11(X) BITNET_TOKENS_10(X) X(10, 20, 21)
-#define BITNET_TOKENS_12(X) BITNET_TOKENS_11(X) X(11, 22, 23)
-#define BITNET_TOKENS_13(X) BITNET_TOKENS_12(X) X(12, 24, 25)
-#define BITNET_TOKENS_14(X) BITNET_TOKENS_13(X) X(13, 26, 27)
+// zmm(2t + rg); zmm28/29 the k-step's weights; zmm30 the broadcast activations. Token t's
+// activations are at a0 + t * s (t < 7) or a7 + (t - 7) * s, addressed with s, 3s and 5s so
+// that no token needs a register of its own. Each token's sums go to out[2t + rg] at the end.
+#define BITNET_TOKENS_1(X) X(0, 0, 1, "(%[a0])")
+#define BITNET_TOKENS_2(X) BITNET_TOKENS_1(X) X(1, 2, 3, "(%[a0],%[s],1)")
+#define BITNET_TOKENS_3(X) BITNET_TOKENS_2(X) X(2, 4, 5, "(%[a0],%[s],2)")
+#define BITNET_TOKENS_4(X) BITNET_TOKENS_3(X) X(3, 6, 7, "(%[a0],%[s3],1)")
+#define BITNET_TOKENS_5(X) BITNET_TOKENS_4(X) X(4, 8, 9, "(%[a0],%[s],4)")
+#define BITNET_TOKENS_6(X) BITNET_TOKENS_5(X) X(5, 10, 11, "(%[a0],%[s5],1)")
+#define BITNET_TOKENS_7(X) BITNET_TOKENS_6(X) X(6, 12, 13, "(%[a0],%[s3],2)")
+#define BITNET_TOKENS_8(X) BITNET_TOKENS_7(X) X(7, 14, 15, "(%[a7])")
+#define BITNET_TOKENS_9(X) BITNET_TOKENS_8(X) X(8, 16, 17, "(%[a7],%[s],1)")
+#define BITNET_TOKENS_10(X) BITNET_TOKENS_9(X) X(9, 18, 19, "(%[a7],%[s],2)")
+#define BITNET_TOKENS_11(X) BITNET_TOKENS_10(X) X(10, 20, 21, "(%[a7],%[s3],1)")
+#define BITNET_TOKENS_12(X) BITNET_TOKENS_11(X) X(11, 22, 23, "(%[a7],%[s],4)")
+#define BITNET_TOKENS_13(X) BITNET_TOKENS_12(X) X(12, 24, 25, "(%[a7],%[s5],1)")
+#define BITNET_TOKENS_14(X) BITNET_TOKENS_13(X) X(13, 26, 27, "(%[a7],%[s3],2)")
 
-#define BITNET_ZERO2(t, r0, r1) "vpxord %%zmm" #r0 ", %%zmm" #r0 ", %%zmm" #r0 "\n\tvpxord %%zmm" #r1 ", %%zmm" #r1 ", %%zmm" #r1 "\n\t"
-#define BITNET_STEP2(t, r0, r1)                                                                  \
-  "vpbroadcastd " #t "*4(%[a]), %%zmm30\n\tvpdpbusd %%zmm30, %%zmm28, %%zmm" #r0 "\n\t"          \
-  "vpdpbusd %%zmm30, %%zmm29, %%zmm" #r1 "\n\t"
-#define BITNET_STORE2(t, r0, r1) "vmovdqa64 %%zmm" #r0 ", " #t "*128(%[o])\n\tvmovdqa64 %%zmm" #r1 ", " #t "*128+64(%[o])\n\t"
-#define BITNET_ZERO1(t, r0, r1) "vpxord %%zmm" #r0 ", %%zmm" #r0 ", %%zmm" #r0 "\n\t"
-#define BITNET_STEP1(t, r0, r1) "vpdpbusd " #t "*4(%[a])%{1to16%}, %%zmm28, %%zmm" #r0 "\n\t"
-#define BITNET_STORE1(t, r0, r1) "vmovdqa64 %%zmm" #r0 ", " #t "*128(%[o])\n\t"
+#define BITNET_ZERO2(t, r0, r1, at) "vpxord %%zmm" #r0 ", %%zmm" #r0 ", %%zmm" #r0 "\n\tvpxord %%zmm" #r1 ", %%zmm" #r1 ", %%zmm" #r1 "\n\t"
+#define BITNET_STEP2(t, r0, r1, at)                                                                         \
+  "vpbroadcastd " at ", %%zmm30\n\tvpdpbusd %%zmm30, %%zmm28, %%zmm" #r0 "\n\tvpdpbusd %%zmm30, %%zmm29, %%zmm" #r1 "\n\t"
+#define BITNET_STORE2(t, r0, r1, at) "vmovdqa64 %%zmm" #r0 ", " #t "*128(%[o])\n\tvmovdqa64 %%zmm" #r1 ", " #t "*128+64(%[o])\n\t"
+#define BITNET_ZERO1(t, r0, r1, at) "vpxord %%zmm" #r0 ", %%zmm" #r0 ", %%zmm" #r0 "\n\t"
+#define BITNET_STEP1(t, r0, r1, at) "vpdpbusd " at "%{1to16%}, %%zmm28, %%zmm" #r0 "\n\t"
+#define BITNET_STORE1(t, r0, r1, at) "vmovdqa64 %%zmm" #r0 ", " #t "*128(%[o])\n\t"
 
 #define BITNET_CLOBBERS                                                                                              \
   "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", \
       "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23",   \
       "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30"
 
-// NT tokens x NR row groups over `steps` (> 0) k-steps: weights wk[2k + rg], token t's dword k
-// at ak[k * tp + t]; out[2t + rg] = the int32 sums.
+// NT tokens x NR row groups over `steps` (> 0) k-steps: weights wk[2k + rg]; token t's four
+// bytes of step k at a + t * stride + 4k; out[2t + rg] = the int32 sums.
 template <int NT, int NR>
-void micro(const __m512i* wk, const int32_t* ak, int64_t tp, int steps, __m512i* out);
+void micro(const __m512i* wk, const int8_t* a, int64_t stride, int steps, __m512i* out);
 
-#define BITNET_MICRO(nt)                                                                                           \
-  template <>                                                                                                      \
-  void micro<nt, 2>(const __m512i* wk, const int32_t* ak, int64_t tp, int steps, __m512i* out) {                   \
-    int64_t k = steps;                                                                                             \
-    asm volatile(BITNET_TOKENS_##nt(BITNET_ZERO2) "1:\n\t"                                                         \
-                 "vmovdqa64 (%[w]), %%zmm28\n\tvmovdqa64 64(%[w]), %%zmm29\n\t" BITNET_TOKENS_##nt(BITNET_STEP2)    \
-                 "add $128, %[w]\n\tadd %[s], %[a]\n\tdec %[k]\n\tjnz 1b\n\t" BITNET_TOKENS_##nt(BITNET_STORE2)     \
-                 : [w] "+r"(wk), [a] "+r"(ak), [k] "+r"(k)                                                          \
-                 : [s] "r"(tp * 4), [o] "r"(out)                                                                    \
-                 : BITNET_CLOBBERS);                                                                                \
-  }                                                                                                                \
-  template <>                                                                                                      \
-  void micro<nt, 1>(const __m512i* wk, const int32_t* ak, int64_t tp, int steps, __m512i* out) {                   \
-    int64_t k = steps;                                                                                             \
-    asm volatile(BITNET_TOKENS_##nt(BITNET_ZERO1) "1:\n\t"                                                         \
-                 "vmovdqa64 (%[w]), %%zmm28\n\t" BITNET_TOKENS_##nt(BITNET_STEP1)                                   \
-                 "add $128, %[w]\n\tadd %[s], %[a]\n\tdec %[k]\n\tjnz 1b\n\t" BITNET_TOKENS_##nt(BITNET_STORE1)     \
-                 : [w] "+r"(wk), [a] "+r"(ak), [k] "+r"(k)                                                          \
-                 : [s] "r"(tp * 4), [o] "r"(out)                                                                    \
-                 : BITNET_CLOBBERS);                                                                                \
+#define BITNET_MICRO_NR(nt, nr, loads)                                                                         \
+  template <>                                                                                                  \
+  void micro<nt, nr>(const __m512i* wk, const int8_t* a, int64_t stride, int steps, __m512i* out) {            \
+    int64_t k = steps;                                                                                         \
+    const int8_t* a7 = a + 7 * stride;                                                                         \
+    asm volatile(BITNET_TOKENS_##nt(BITNET_ZERO##nr) "1:\n\t" loads BITNET_TOKENS_##nt(BITNET_STEP##nr)         \
+                 "add $128, %[w]\n\tadd $4, %[a0]\n\tadd $4, %[a7]\n\tdec %[k]\n\tjnz 1b\n\t"                    \
+                 BITNET_TOKENS_##nt(BITNET_STORE##nr)                                                           \
+                 : [w] "+r"(wk), [a0] "+r"(a), [a7] "+r"(a7), [k] "+r"(k)                                       \
+                 : [s] "r"(stride), [s3] "r"(3 * stride), [s5] "r"(5 * stride), [o] "r"(out)                    \
+                 : BITNET_CLOBBERS);                                                                            \
   }
+#define BITNET_MICRO(nt)                                                                            \
+  BITNET_MICRO_NR(nt, 2, "vmovdqa64 (%[w]), %%zmm28\n\tvmovdqa64 64(%[w]), %%zmm29\n\t") \
+  BITNET_MICRO_NR(nt, 1, "vmovdqa64 (%[w]), %%zmm28\n\t")
 
 BITNET_MICRO(1)
 BITNET_MICRO(2)
@@ -563,23 +550,24 @@ BITNET_MICRO(13)
 BITNET_MICRO(14)
 
 template <int NR, int... Ns>
-void micro_n(int nt, const __m512i* wk, const int32_t* ak, int64_t tp, int steps, __m512i* out,
+void micro_n(int nt, const __m512i* wk, const int8_t* a, int64_t stride, int steps, __m512i* out,
              std::integer_sequence<int, Ns...>) {
-  (void)((nt == Ns + 1 ? (micro<Ns + 1, NR>(wk, ak, tp, steps, out), true) : false) || ...);
+  (void)((nt == Ns + 1 ? (micro<Ns + 1, NR>(wk, a, stride, steps, out), true) : false) || ...);
 }
 
-// Runs every token of a packed chunk through the microkernel, in near-equal groups of at most
-// kMaxNT (128 tokens: ten groups of 12-13 rather than nine of 14 and one of 2), and hands each
-// (token, row group) sum to epi(t, rg, sums).
+// Runs nt tokens (token t's chunk at a + t * stride) through the microkernel in near-equal
+// groups of at most kMaxNT (64 tokens: five groups of 12-13 rather than four of 14 and one of
+// 8), and hands each (token, row group) sum to epi(t, rg, sums).
 template <typename Epi>
-void all_tokens(int nr, const __m512i* wk, const int32_t* pk, int64_t nt, int64_t tp, int steps, Epi&& epi) {
+void all_tokens(int nr, const __m512i* wk, const int8_t* a, int64_t stride, int64_t nt, int steps, Epi&& epi) {
   alignas(64) __m512i out[2 * kMaxNT];
   const int64_t groups = (nt + kMaxNT - 1) / kMaxNT;
   int64_t t0 = 0;
   for (int64_t g = 0; g < groups; ++g) {
     const int n = static_cast<int>(nt / groups + (g < nt % groups ? 1 : 0));
-    if (nr == 2) micro_n<2>(n, wk, pk + t0, tp, steps, out, std::make_integer_sequence<int, kMaxNT>{});
-    else micro_n<1>(n, wk, pk + t0, tp, steps, out, std::make_integer_sequence<int, kMaxNT>{});
+    const int8_t* at = a + t0 * stride;
+    if (nr == 2) micro_n<2>(n, wk, at, stride, steps, out, std::make_integer_sequence<int, kMaxNT>{});
+    else micro_n<1>(n, wk, at, stride, steps, out, std::make_integer_sequence<int, kMaxNT>{});
     for (int t = 0; t < n; ++t)
       for (int rg = 0; rg < nr; ++rg) epi(t0 + t, rg, _mm512_load_si512(out + 2 * t + rg));
     t0 += n;
@@ -588,30 +576,26 @@ void all_tokens(int nr, const __m512i* wk, const int32_t* pk, int64_t nt, int64_
 
 inline __mmask16 live_rows(int64_t rows) { return rows >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << rows) - 1u); }
 
-inline __m512i lane_offsets(int64_t row_bytes) {
-  return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                            _mm512_set1_epi32(static_cast<int32_t>(row_bytes)));
-}
-
 // TQ2_0 x Q8_K, any rows and tokens. Per block: int32 sums of code x q, minus the block's sum
 // of q (codes are w + 1), then the dot entry's sum += float(isum) * (d_w * d_a), kept in y
 // between blocks (the first block adds to +0 as the dot does).
 void tq2_0_prefill(const uint8_t* wb, int64_t n_rows, const BlockQ8K* a, int64_t n_tokens, int64_t nb, float* y,
                    int64_t y_stride) {
-  alignas(64) int32_t pk[kSteps * kPackTokens];
   alignas(64) __m512i wk[2 * kSteps];
-  float da[kPackTokens];
-  int32_t qsum[kPackTokens];
+  float da[kPassTokens];
+  int32_t qsum[kPassTokens];
   const int64_t row_bytes = nb * 66;
-  const __m512i offsets = lane_offsets(row_bytes);
-  for (int64_t t0 = 0; t0 < n_tokens; t0 += kPackTokens) {
-    const int64_t nt = std::min(kPackTokens, n_tokens - t0), tp = (nt + 15) / 16 * 16;
+  const auto stride = static_cast<int64_t>(nb * sizeof(BlockQ8K));  // one token's blocks
+  const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                             _mm512_set1_epi32(static_cast<int32_t>(row_bytes)));
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kPassTokens) {
+    const int64_t nt = std::min(kPassTokens, n_tokens - t0);
     for (int64_t i = 0; i < nb; ++i) {
       const BlockQ8K* ai = a + t0 * nb + i;
-      pack_tokens([&](int64_t t) { return ai[t * nb].qs; }, nt, tp, kSteps, pk);
       for (int64_t t = 0; t < nt; ++t) {
         da[t] = ai[t * nb].d;
-        qsum[t] = block_qsum(&ai[t * nb]);
+        // The block's sum of q from its 16 bsums.
+        qsum[t] = _mm512_reduce_add_epi32(_mm512_cvtepi16_epi32(load256(ai[t * nb].bsums)));
       }
       for (int64_t r0 = 0; r0 < n_rows; r0 += 32) {
         const int nr = n_rows - r0 > 16 ? 2 : 1;
@@ -620,7 +604,7 @@ void tq2_0_prefill(const uint8_t* wb, int64_t n_rows, const BlockQ8K* a, int64_t
         for (int rg = 0; rg < nr; ++rg) {
           live[rg] = live_rows(n_rows - r0 - 16 * rg);
           const uint8_t* blk = wb + (r0 + 16 * rg) * row_bytes + i * 66;
-          unpack_rows<false>(blk, offsets, live[rg], kSteps, wk, rg);
+          unpack_rows<false>(blk, row_bytes, live[rg], kSteps, wk, rg);
           // Row j's f16 scale is the high half of the dword at byte 62 (bytes 64-65).
           const __m512i sc = _mm512_srli_epi32(
               _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live[rg], _mm512_add_epi32(offsets, _mm512_set1_epi32(62)), blk, 1),
@@ -628,7 +612,7 @@ void tq2_0_prefill(const uint8_t* wb, int64_t n_rows, const BlockQ8K* a, int64_t
           dw[rg] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(sc));
         }
         float* yb = y + t0 * y_stride + r0;
-        all_tokens(nr, wk, pk, nt, tp, kSteps, [&](int64_t t, int rg, __m512i sums) {
+        all_tokens(nr, wk, ai->qs, stride, nt, kSteps, [&](int64_t t, int rg, __m512i sums) {
           const __m512i isum = _mm512_sub_epi32(sums, _mm512_set1_epi32(qsum[t]));
           const __m512 term = _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw[rg], _mm512_set1_ps(da[t])));
           float* yv = yb + t * y_stride + 16 * rg;
@@ -644,24 +628,21 @@ void tq2_0_prefill(const uint8_t* wb, int64_t n_rows, const BlockQ8K* a, int64_t
 // whole-row int32 sums, added up in y chunk by chunk.
 void i2s_prefill(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_tokens, int64_t n, int32_t* y,
                  int64_t y_stride) {
-  alignas(64) int32_t pk[kSteps * kPackTokens];
   alignas(64) __m512i wk[2 * kSteps];
   const int64_t row_bytes = n / 4;
-  const __m512i offsets = lane_offsets(row_bytes);
-  for (int64_t t0 = 0; t0 < n_tokens; t0 += kPackTokens) {
-    const int64_t nt = std::min(kPackTokens, n_tokens - t0), tp = (nt + 15) / 16 * 16;
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kPassTokens) {
+    const int64_t nt = std::min(kPassTokens, n_tokens - t0);
     for (int64_t k0 = 0; k0 < n; k0 += 256) {
       const int steps = n - k0 >= 256 ? kSteps : kSteps / 2;
-      pack_tokens([&](int64_t t) { return q + (t0 + t) * n + k0; }, nt, tp, steps, pk);
       for (int64_t r0 = 0; r0 < n_rows; r0 += 32) {
         const int nr = n_rows - r0 > 16 ? 2 : 1;
         __mmask16 live[2];
         for (int rg = 0; rg < nr; ++rg) {
           live[rg] = live_rows(n_rows - r0 - 16 * rg);
-          unpack_rows<true>(w + (r0 + 16 * rg) * row_bytes + k0 / 4, offsets, live[rg], steps, wk, rg);
+          unpack_rows<true>(w + (r0 + 16 * rg) * row_bytes + k0 / 4, row_bytes, live[rg], steps, wk, rg);
         }
         int32_t* yb = y + t0 * y_stride + r0;
-        all_tokens(nr, wk, pk, nt, tp, steps, [&](int64_t t, int rg, __m512i sums) {
+        all_tokens(nr, wk, q + t0 * n + k0, n, nt, steps, [&](int64_t t, int rg, __m512i sums) {
           int32_t* yv = yb + t * y_stride + 16 * rg;
           const __m512i prev = k0 == 0 ? _mm512_setzero_si512() : _mm512_maskz_loadu_epi32(live[rg], yv);
           _mm512_mask_storeu_epi32(yv, live[rg], _mm512_add_epi32(prev, sums));
