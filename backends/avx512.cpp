@@ -212,7 +212,7 @@ void f16_quarters(const uint16_t* w, int64_t w_stride, int64_t n_rows, const flo
   f16_rows<1>(w + left * w_stride, w_stride, n_rows - left, af, n, y + left, 0);
 }
 
-// --- many-token products: tiles of 4 rows x 4 tokens, 16 int32 accumulators in registers ---
+// --- decode rows and the I2_S tiles of 4 rows x 4 tokens (16 int32 accumulators) ---
 namespace {
 
 // Lane k of the result is the sum of the 16 lanes of v[k] (a transpose-and-add tree).
@@ -256,40 +256,6 @@ inline __m128 scales4(const uint8_t* const* w, int64_t off) {
   const uint64_t packed = uint64_t{u16(w[0] + off)} | uint64_t{u16(w[1] + off)} << 16 | uint64_t{u16(w[2] + off)} << 32 |
                           uint64_t{u16(w[3] + off)} << 48;
   return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(packed)));
-}
-
-// One 4x4 tile of TQ2_0 rows x Q8_K tokens, with the dot entry's per-block float order.
-void tq2_0_tile(const uint8_t* const* w, const BlockQ8K* const* a, int64_t nb, float* out /* [16], r*4+t */) {
-  const __m512i s01 = half_shifts(0, 2), s23 = half_shifts(4, 6);
-  __m512 sum = _mm512_setzero_ps();
-  for (int64_t i = 0; i < nb; ++i) {
-    __m512i acc[16];
-    for (auto& v : acc) v = _mm512_setzero_si512();
-    const int8_t* q[4];
-    for (int t = 0; t < 4; ++t) q[t] = a[t][i].qs;
-    // Elements 0-127 live in bytes 0-31 (fields 0,2,4,6 = elements 0-31,32-63,64-95,96-127),
-    // elements 128-255 in bytes 32-63.
-    for (int part = 0; part < 4; ++part) {
-      __m512i codes[4];
-      for (int r = 0; r < 4; ++r)
-        codes[r] = codes64(load256(w[r] + i * 66 + (part / 2) * 32), part % 2 == 0 ? s01 : s23);
-      tile_step(acc, codes, q, part * 64);
-    }
-    // Lane k = r * 4 + t: the block sums of q of token t, and the scale f16(d_w[r]) * d_a[t] (as
-    // the dot entry rounds it).
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i bs[4];
-    for (int t = 0; t < 4; ++t) bs[t] = _mm256_madd_epi16(load256(a[t][i].bsums), ones);
-    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(bs[0], bs[1]), _mm256_hadd_epi32(bs[2], bs[3]));
-    const __m128i qsum4 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-    const __m128 dw4 = scales4(w, i * 66 + 64);
-    const __m512 dw = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                                            _mm512_castps128_ps512(dw4));
-    const __m512 da = _mm512_broadcast_f32x4(_mm_setr_ps(a[0][i].d, a[1][i].d, a[2][i].d, a[3][i].d));
-    const __m512i isum = _mm512_sub_epi32(reduce16(acc), _mm512_broadcast_i32x4(qsum4));
-    sum = _mm512_add_ps(sum, _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, da)));
-  }
-  _mm512_storeu_ps(out, sum);
 }
 
 // Lanes 0-3 = the sums of the 16 lanes of v[0..3].
@@ -351,60 +317,6 @@ void i2s_rows4(const uint8_t* const* w, int64_t row_bytes, const int8_t* q, int6
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out), reduce4(acc));
 }
 
-// 16 TQ2_0 rows x NT tokens, one row per int32 lane: gathering dword d of the 16 rows' block puts
-// row j's codes of 4 consecutive elements (at each of the 4 shifts) in lane j, which meets a
-// broadcast of those 4 activations. The block sums then land one row per lane, with no horizontal
-// reduction, and each gathered vector serves NT tokens. Same per-block float order as the dot.
-template <int NT>
-void tq2_0_rows16(const uint8_t* w, int64_t row_bytes, const BlockQ8K* const* a, int64_t nb, float* y, int64_t y_stride) {
-  const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                          _mm512_set1_epi32(static_cast<int32_t>(row_bytes)));
-  const __m512i mask = _mm512_set1_epi8(3);
-  __m512 sum[NT];
-  for (auto& v : sum) v = _mm512_setzero_ps();
-  for (int64_t i = 0; i < nb; ++i) {
-    const uint8_t* blk = w + i * 66;
-    __m512i acc[NT];
-    for (auto& v : acc) v = _mm512_setzero_si512();
-    for (int d = 0; d < 16; ++d) {
-      const __m512i v = _mm512_i32gather_epi32(_mm512_add_epi32(rows, _mm512_set1_epi32(4 * d)), blk, 1);
-      for (int m = 0; m < 4; ++m) {
-        const __m512i codes = _mm512_and_si512(_mm512_srli_epi32(v, 2 * m), mask);
-        const int e = (d / 8) * 128 + 32 * m + 4 * (d % 8);
-        for (int t = 0; t < NT; ++t) {
-          int32_t q4;
-          std::memcpy(&q4, a[t][i].qs + e, 4);
-          acc[t] = _mm512_dpbusd_epi32(acc[t], codes, _mm512_set1_epi32(q4));
-        }
-      }
-    }
-    // Row j's scale is the high half of the dword at byte 62 (bytes 64-65; reading at 64 could
-    // run past the last row's end).
-    const __m512i sc = _mm512_srli_epi32(_mm512_i32gather_epi32(_mm512_add_epi32(rows, _mm512_set1_epi32(62)), blk, 1), 16);
-    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(sc));
-    for (int t = 0; t < NT; ++t) {
-      const __m512i isum = _mm512_sub_epi32(acc[t], _mm512_set1_epi32(block_qsum(&a[t][i])));
-      sum[t] = _mm512_add_ps(sum[t], _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(a[t][i].d))));
-    }
-  }
-  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * y_stride, sum[t]);
-}
-
-// NT tokens (1..8) for 16 rows, NT a run-time value.
-void tq2_0_rows16_n(int nt, const uint8_t* w, int64_t row_bytes, const BlockQ8K* const* a, int64_t nb, float* y,
-                    int64_t y_stride) {
-  switch (nt) {
-    case 1: return tq2_0_rows16<1>(w, row_bytes, a, nb, y, y_stride);
-    case 2: return tq2_0_rows16<2>(w, row_bytes, a, nb, y, y_stride);
-    case 3: return tq2_0_rows16<3>(w, row_bytes, a, nb, y, y_stride);
-    case 4: return tq2_0_rows16<4>(w, row_bytes, a, nb, y, y_stride);
-    case 5: return tq2_0_rows16<5>(w, row_bytes, a, nb, y, y_stride);
-    case 6: return tq2_0_rows16<6>(w, row_bytes, a, nb, y, y_stride);
-    case 7: return tq2_0_rows16<7>(w, row_bytes, a, nb, y, y_stride);
-    default: return tq2_0_rows16<8>(w, row_bytes, a, nb, y, y_stride);
-  }
-}
-
 }  // namespace
 
 // --- prefill: weights unpacked once per call, register-blocked over tokens ---
@@ -426,8 +338,11 @@ constexpr int64_t kPassTokens = 64;
 // Tokens per microkernel call: 14 x 2 accumulators + 2 weight vectors + the broadcast fill the
 // 32 zmm registers.
 constexpr int kMaxNT = 14;
-// From this many tokens on the gemm entries take the prefill path (below it the 4x4 tiles).
-constexpr int64_t kPrefillTokens = 8;
+// From how many tokens on the gemm entries take the prefill path. TQ2_0: from 4 (one thread,
+// 64 rows of 2560: 4 tokens 298 against 224 GOPS for the 4x4 tiles, 3 tokens 243 against 260).
+// I2_S's 4x4 tiles keep whole-row sums in registers and stay ahead longer (16 tokens: 627
+// against 610, 24: 618 against 686).
+constexpr int64_t kPrefillTq2 = 4, kPrefillI2s = 20;
 
 // Rows 0..15 of r (16 dwords each) become its columns: r[c] = dword c of every input row.
 inline void transpose16(__m512i* r) {
@@ -675,46 +590,18 @@ void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n
                      int64_t y_stride) {
   const int64_t nb = n / kernels::kQK_K;
   const auto* wb = static_cast<const uint8_t*>(w);
+  if (n_tokens >= kPrefillTq2) return tq2_0_prefill(wb, n_rows, a, n_tokens, nb, y, y_stride);
+  // Decode (fewer than 4 tokens): the one-token tile over the four quarters of the range, then
+  // the last n_rows % 4 rows with the dot entry.
   const auto row = [&](int64_t r) { return wb + r * nb * 66; };
-  if (n_tokens >= kPrefillTokens) return tq2_0_prefill(wb, n_rows, a, n_tokens, nb, y, y_stride);
-  int64_t r0 = 0;
-  // Decode (fewer than 4 tokens): the one-token tile over the four quarters of the range.
-  if (n_tokens < 4) {
-    r0 = for_row_quads(n_rows, n_tokens, [&](const std::array<int64_t, 4>& rows) {
-      const uint8_t* wr[4] = {row(rows[0]), row(rows[1]), row(rows[2]), row(rows[3])};
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        alignas(16) float out[4];
-        tq2_0_rows4(wr, a + t * nb, nb, out);
-        for (int r = 0; r < 4; ++r) y[t * y_stride + rows[r]] = out[r];
-      }
-    });
-  }
-  // Prefill: 16 rows x up to 8 tokens per tile, then 4x4 tiles and the one-token tile for the
-  // rows and tokens left (for decode only the last n_rows % 4 rows are left, to the dot entry).
-  for (; r0 + 16 <= n_rows; r0 += 16) {
-    for (int64_t t0 = 0; t0 < n_tokens; t0 += 8) {
-      const int nt = static_cast<int>(std::min<int64_t>(8, n_tokens - t0));
-      const BlockQ8K* at[8];
-      for (int t = 0; t < nt; ++t) at[t] = a + (t0 + t) * nb;
-      tq2_0_rows16_n(nt, row(r0), nb * 66, at, nb, y + t0 * y_stride + r0, y_stride);
-    }
-  }
-  for (; r0 + 4 <= n_rows; r0 += 4) {
-    const uint8_t* wr[4] = {row(r0), row(r0 + 1), row(r0 + 2), row(r0 + 3)};
-    int64_t t0 = 0;
-    for (; t0 + 4 <= n_tokens; t0 += 4) {
-      const BlockQ8K* at[4] = {a + t0 * nb, a + (t0 + 1) * nb, a + (t0 + 2) * nb, a + (t0 + 3) * nb};
-      alignas(64) float out[16];
-      tq2_0_tile(wr, at, nb, out);
-      for (int r = 0; r < 4; ++r)
-        for (int t = 0; t < 4; ++t) y[(t0 + t) * y_stride + r0 + r] = out[r * 4 + t];
-    }
-    for (; t0 < n_tokens; ++t0) {
+  int64_t r0 = for_row_quads(n_rows, n_tokens, [&](const std::array<int64_t, 4>& rows) {
+    const uint8_t* wr[4] = {row(rows[0]), row(rows[1]), row(rows[2]), row(rows[3])};
+    for (int64_t t = 0; t < n_tokens; ++t) {
       alignas(16) float out[4];
-      tq2_0_rows4(wr, a + t0 * nb, nb, out);
-      for (int r = 0; r < 4; ++r) y[t0 * y_stride + r0 + r] = out[r];
+      tq2_0_rows4(wr, a + t * nb, nb, out);
+      for (int r = 0; r < 4; ++r) y[t * y_stride + rows[r]] = out[r];
     }
-  }
+  });
   for (; r0 < n_rows; ++r0)
     for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r0] = dot_tq2_0_q8_k(row(r0), a + t * nb, n);
 }
@@ -753,7 +640,7 @@ void gemm_f16(const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_
 void gemm_i2s_i8(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_tokens, int64_t n, int32_t* y,
                  int64_t y_stride) {
   const int64_t row_bytes = n / 4;
-  if (n_tokens >= kPrefillTokens) return i2s_prefill(w, n_rows, q, n_tokens, n, y, y_stride);
+  if (n_tokens >= kPrefillI2s) return i2s_prefill(w, n_rows, q, n_tokens, n, y, y_stride);
   const __m512i s01 = half_shifts(6, 4), s23 = half_shifts(2, 0);
   int64_t r0 = 0;
   if (n_tokens < 4) {  // decode: the four quarters of the range, as gemm_tq2_0_q8_k
