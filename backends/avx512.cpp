@@ -377,13 +377,23 @@ inline void transpose16(__m512i* r) {
 // (I2_S), so dword d of a row holds elements 4d' .. 4d' + 3 (d' = d % 8) past 128(d / 8) + 32l:
 // transposing the 16 rows' dwords puts them in the lanes of one vector per d. (Sixteen dword
 // gathers did the same at four times the cost: a quarter of the kernel's time at 128 tokens.)
+// `ahead` (0: none) is the next chunk's distance in bytes: its lines are prefetched, since the
+// rows come from DRAM on a tile's first pass and their loads stalled the transpose (8% of the
+// kernel's time in pp512).
 template <bool kI2S>
-inline void unpack_rows(const uint8_t* base, int64_t row_bytes, __mmask16 live, int steps, __m512i* wk, int rg) {
+inline void unpack_rows(const uint8_t* base, int64_t row_bytes, __mmask16 live, int steps, __m512i* wk, int rg,
+                        int64_t ahead) {
   const __m512i mask = _mm512_set1_epi8(3);
   const auto words = static_cast<__mmask16>(steps == kSteps ? 0xFFFF : 0x00FF);
   __m512i v[16];
-  for (int j = 0; j < 16; ++j)
+  for (int j = 0; j < 16; ++j) {
+    if (ahead != 0 && ((live >> j) & 1) != 0) {
+      const char* next = reinterpret_cast<const char*>(base + j * row_bytes + ahead);
+      _mm_prefetch(next, _MM_HINT_T0);
+      _mm_prefetch(next + 63, _MM_HINT_T0);  // a 66-byte block or an unaligned chunk spans two lines
+    }
     v[j] = (live >> j) & 1 ? _mm512_maskz_loadu_epi32(words, base + j * row_bytes) : _mm512_setzero_si512();
+  }
   transpose16(v);
   for (int d = 0; d < steps / 4; ++d) {
     for (int l = 0; l < 4; ++l) {
@@ -492,18 +502,12 @@ void all_tokens(int nr, const __m512i* wk, const int8_t* a, int64_t stride, int6
 inline __mmask16 live_rows(int64_t rows) { return rows >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << rows) - 1u); }
 
 // Rows per tile of the prefill functions: their sums for kPassTokens tokens live in a
-// contiguous 16 KB buffer between blocks and go to y once at the end. (Kept in y itself, rows
-// 2560 or 6912 floats apart, the 64 tokens' lines crowd a few of the L1's 64 sets: the buffer
-// measured 1-4% faster.)
+// contiguous 16 KB buffer between blocks, and the last block's go straight to y. (Kept in y
+// itself, rows 2560 or 6912 floats apart, the 64 tokens' lines crowd a few of the L1's 64 sets:
+// the buffer measured 1-4% faster. Copied to y after the last block, the burst of stores to
+// lines not yet in cache stalled: a fifth of the kernel's own time outside the microkernel in
+// pp512; spread over the last block's microkernel calls they overlap with them.)
 constexpr int64_t kTileRows = 64;
-
-// Copies the nt x rows sums of buf (kTileRows apart) to y (y_stride apart).
-template <typename T>
-void store_tile(const T* buf, int64_t nt, int64_t rows, T* y, int64_t y_stride) {
-  for (int64_t t = 0; t < nt; ++t)
-    for (int64_t r = 0; r < rows; r += 16)
-      _mm512_mask_storeu_epi32(y + t * y_stride + r, live_rows(rows - r), _mm512_load_si512(buf + t * kTileRows + r));
-}
 
 // TQ2_0 x Q8_K, any rows and tokens. Per block: int32 sums of code x q, minus the block's sum
 // of q (codes are w + 1), then the dot entry's sum += float(isum) * (d_w * d_a), the first
@@ -535,22 +539,24 @@ void tq2_0_prefill(const uint8_t* wb, int64_t n_rows, const BlockQ8K* a, int64_t
           for (int rg = 0; rg < nr; ++rg) {
             const __mmask16 live = live_rows(rows - r0 - 16 * rg);
             const uint8_t* blk = wb + (rt + r0 + 16 * rg) * row_bytes + i * 66;
-            unpack_rows<false>(blk, row_bytes, live, kSteps, wk, rg);
+            unpack_rows<false>(blk, row_bytes, live, kSteps, wk, rg, i + 1 < nb ? 66 : 0);
             // Row j's f16 scale is the high half of the dword at byte 62 (bytes 64-65).
             const __m512i sc = _mm512_srli_epi32(
                 _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, _mm512_add_epi32(offsets, _mm512_set1_epi32(62)), blk, 1),
                 16);
             dw[rg] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(sc));
           }
+          float* yb = y + t0 * y_stride + rt + r0;
           all_tokens(nr, wk, ai->qs, stride, nt, kSteps, [&](int64_t t, int rg, __m512i sums) {
             const __m512i isum = _mm512_sub_epi32(sums, _mm512_set1_epi32(qsum[t]));
             const __m512 term = _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw[rg], _mm512_set1_ps(da[t])));
             float* sv = sum + t * kTileRows + r0 + 16 * rg;
-            _mm512_store_ps(sv, _mm512_add_ps(i == 0 ? _mm512_setzero_ps() : _mm512_load_ps(sv), term));
+            const __m512 total = _mm512_add_ps(i == 0 ? _mm512_setzero_ps() : _mm512_load_ps(sv), term);
+            if (i + 1 < nb) _mm512_store_ps(sv, total);
+            else _mm512_mask_storeu_ps(yb + t * y_stride + 16 * rg, live_rows(rows - r0 - 16 * rg), total);
           });
         }
       }
-      store_tile(reinterpret_cast<const int32_t*>(sum), nt, rows, reinterpret_cast<int32_t*>(y + t0 * y_stride + rt), y_stride);
     }
   }
 }
@@ -572,14 +578,16 @@ void i2s_prefill(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_to
           const int nr = rows - r0 > 16 ? 2 : 1;
           for (int rg = 0; rg < nr; ++rg)
             unpack_rows<true>(w + (rt + r0 + 16 * rg) * row_bytes + k0 / 4, row_bytes, live_rows(rows - r0 - 16 * rg), steps,
-                              wk, rg);
+                              wk, rg, k0 + 256 < n ? 64 : 0);
+          int32_t* yb = y + t0 * y_stride + rt + r0;
           all_tokens(nr, wk, q + t0 * n + k0, n, nt, steps, [&](int64_t t, int rg, __m512i sums) {
             int32_t* sv = sum + t * kTileRows + r0 + 16 * rg;
-            _mm512_store_si512(sv, _mm512_add_epi32(k0 == 0 ? _mm512_setzero_si512() : _mm512_load_si512(sv), sums));
+            const __m512i total = _mm512_add_epi32(k0 == 0 ? _mm512_setzero_si512() : _mm512_load_si512(sv), sums);
+            if (k0 + 256 < n) _mm512_store_si512(sv, total);
+            else _mm512_mask_storeu_epi32(yb + t * y_stride + 16 * rg, live_rows(rows - r0 - 16 * rg), total);
           });
         }
       }
-      store_tile(sum, nt, rows, y + t0 * y_stride + rt, y_stride);
     }
   }
 }
