@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <utility>
 
 #include "backends/avx2.hpp"
 #include "backends/q6k.hpp"
@@ -212,7 +213,7 @@ void f16_quarters(const uint16_t* w, int64_t w_stride, int64_t n_rows, const flo
   f16_rows<1>(w + left * w_stride, w_stride, n_rows - left, af, n, y + left, 0);
 }
 
-// --- many-token products: tiles of 4 rows x 4 tokens, 16 int32 accumulators in registers ---
+// --- decode rows and the I2_S tiles of 4 rows x 4 tokens (16 int32 accumulators) ---
 namespace {
 
 // Lane k of the result is the sum of the 16 lanes of v[k] (a transpose-and-add tree).
@@ -256,40 +257,6 @@ inline __m128 scales4(const uint8_t* const* w, int64_t off) {
   const uint64_t packed = uint64_t{u16(w[0] + off)} | uint64_t{u16(w[1] + off)} << 16 | uint64_t{u16(w[2] + off)} << 32 |
                           uint64_t{u16(w[3] + off)} << 48;
   return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(packed)));
-}
-
-// One 4x4 tile of TQ2_0 rows x Q8_K tokens, with the dot entry's per-block float order.
-void tq2_0_tile(const uint8_t* const* w, const BlockQ8K* const* a, int64_t nb, float* out /* [16], r*4+t */) {
-  const __m512i s01 = half_shifts(0, 2), s23 = half_shifts(4, 6);
-  __m512 sum = _mm512_setzero_ps();
-  for (int64_t i = 0; i < nb; ++i) {
-    __m512i acc[16];
-    for (auto& v : acc) v = _mm512_setzero_si512();
-    const int8_t* q[4];
-    for (int t = 0; t < 4; ++t) q[t] = a[t][i].qs;
-    // Elements 0-127 live in bytes 0-31 (fields 0,2,4,6 = elements 0-31,32-63,64-95,96-127),
-    // elements 128-255 in bytes 32-63.
-    for (int part = 0; part < 4; ++part) {
-      __m512i codes[4];
-      for (int r = 0; r < 4; ++r)
-        codes[r] = codes64(load256(w[r] + i * 66 + (part / 2) * 32), part % 2 == 0 ? s01 : s23);
-      tile_step(acc, codes, q, part * 64);
-    }
-    // Lane k = r * 4 + t: the block sums of q of token t, and the scale f16(d_w[r]) * d_a[t] (as
-    // the dot entry rounds it).
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i bs[4];
-    for (int t = 0; t < 4; ++t) bs[t] = _mm256_madd_epi16(load256(a[t][i].bsums), ones);
-    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(bs[0], bs[1]), _mm256_hadd_epi32(bs[2], bs[3]));
-    const __m128i qsum4 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-    const __m128 dw4 = scales4(w, i * 66 + 64);
-    const __m512 dw = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                                            _mm512_castps128_ps512(dw4));
-    const __m512 da = _mm512_broadcast_f32x4(_mm_setr_ps(a[0][i].d, a[1][i].d, a[2][i].d, a[3][i].d));
-    const __m512i isum = _mm512_sub_epi32(reduce16(acc), _mm512_broadcast_i32x4(qsum4));
-    sum = _mm512_add_ps(sum, _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, da)));
-  }
-  _mm512_storeu_ps(out, sum);
 }
 
 // Lanes 0-3 = the sums of the 16 lanes of v[0..3].
@@ -351,57 +318,278 @@ void i2s_rows4(const uint8_t* const* w, int64_t row_bytes, const int8_t* q, int6
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out), reduce4(acc));
 }
 
-// 16 TQ2_0 rows x NT tokens, one row per int32 lane: gathering dword d of the 16 rows' block puts
-// row j's codes of 4 consecutive elements (at each of the 4 shifts) in lane j, which meets a
-// broadcast of those 4 activations. The block sums then land one row per lane, with no horizontal
-// reduction, and each gathered vector serves NT tokens. Same per-block float order as the dot.
-template <int NT>
-void tq2_0_rows16(const uint8_t* w, int64_t row_bytes, const BlockQ8K* const* a, int64_t nb, float* y, int64_t y_stride) {
-  const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                          _mm512_set1_epi32(static_cast<int32_t>(row_bytes)));
+}  // namespace
+
+// --- prefill: weights unpacked once per call, register-blocked over tokens ---
+//
+// The 4x4 tiles above unpack the 2-bit codes again for every group of four tokens, and they
+// spend a horizontal reduction per (row, token) and block. Here each 256-element chunk of 16
+// rows is unpacked once into the VNNI layout (one zmm per k-step: elements 4k..4k+3 of the 16
+// rows, one row per int32 lane, as the AMX tiles hold them) and serves every token of the call.
+// The microkernel broadcasts each token's four activation bytes of a k-step straight from its
+// row and feeds them to one or two weight vectors (16 or 32 rows), keeping up to 14 x 2 int32
+// accumulators in registers. Every lane is one (row, token) sum, so the per-block epilogue
+// needs no reduction.
+namespace {
+
+constexpr int kSteps = 64;  // vpdpbusd k-steps of a 256-element chunk
+// Tokens per pass over a chunk: their 16 KB of activations, 16 KB of a 64-row tile's sums and
+// 8 KB of unpacked weights fit the 48 KB L1.
+constexpr int64_t kPassTokens = 64;
+// Tokens per microkernel call: 14 x 2 accumulators + 2 weight vectors + the broadcast fill the
+// 32 zmm registers.
+constexpr int kMaxNT = 14;
+// From how many tokens on the gemm entries take the prefill path. TQ2_0: from 4 (one thread,
+// 64 rows of 2560: 4 tokens 298 against 224 GOPS for the 4x4 tiles, 3 tokens 243 against 260).
+// I2_S's 4x4 tiles keep whole-row sums in registers and stay ahead longer (16 tokens: 627
+// against 610, 24: 618 against 686).
+constexpr int64_t kPrefillTq2 = 4, kPrefillI2s = 20;
+
+// Rows 0..15 of r (16 dwords each) become its columns: r[c] = dword c of every input row.
+inline void transpose16(__m512i* r) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4q + j]: per 128-bit lane L, dword 4L + j of rows 4q..4q+3.
+  for (int q = 0; q < 4; ++q) {
+    u[4 * q + 0] = _mm512_unpacklo_epi64(t[4 * q], t[4 * q + 2]);
+    u[4 * q + 1] = _mm512_unpackhi_epi64(t[4 * q], t[4 * q + 2]);
+    u[4 * q + 2] = _mm512_unpacklo_epi64(t[4 * q + 1], t[4 * q + 3]);
+    u[4 * q + 3] = _mm512_unpackhi_epi64(t[4 * q + 1], t[4 * q + 3]);
+  }
+  // Column 4L + j gathers lane L of u[j], u[4 + j], u[8 + j], u[12 + j].
+  for (int j = 0; j < 4; ++j) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i w0 = _mm512_shuffle_i32x4(u[j], u[4 + j], _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512i v1 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i w1 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], _MM_SHUFFLE(3, 1, 3, 1));
+    r[j] = _mm512_shuffle_i32x4(v0, v1, _MM_SHUFFLE(2, 0, 2, 0));       // lane 0
+    r[8 + j] = _mm512_shuffle_i32x4(v0, v1, _MM_SHUFFLE(3, 1, 3, 1));   // lane 2
+    r[4 + j] = _mm512_shuffle_i32x4(w0, w1, _MM_SHUFFLE(2, 0, 2, 0));   // lane 1
+    r[12 + j] = _mm512_shuffle_i32x4(w0, w1, _MM_SHUFFLE(3, 1, 3, 1));  // lane 3
+  }
+}
+
+// One chunk of 16 rows (row j's 64 packed bytes, or 32 for a half I2_S chunk, at
+// base + j * row_bytes; rows outside `live` are neither read nor used) into wk[2 * k + rg]. Both
+// formats keep element 128h + 32l + b in field l of byte 32h + b, at bit 2l (TQ2_0) or 6 - 2l
+// (I2_S), so dword d of a row holds elements 4d' .. 4d' + 3 (d' = d % 8) past 128(d / 8) + 32l:
+// transposing the 16 rows' dwords puts them in the lanes of one vector per d. (Sixteen dword
+// gathers did the same at four times the cost: a quarter of the kernel's time at 128 tokens.)
+// `ahead` (0: none) is the next chunk's distance in bytes: its lines are prefetched, since the
+// rows come from DRAM on a tile's first pass and their loads stalled the transpose (8% of the
+// kernel's time in pp512).
+template <bool kI2S>
+inline void unpack_rows(const uint8_t* base, int64_t row_bytes, __mmask16 live, int steps, __m512i* wk, int rg,
+                        int64_t ahead) {
   const __m512i mask = _mm512_set1_epi8(3);
-  __m512 sum[NT];
-  for (auto& v : sum) v = _mm512_setzero_ps();
-  for (int64_t i = 0; i < nb; ++i) {
-    const uint8_t* blk = w + i * 66;
-    __m512i acc[NT];
-    for (auto& v : acc) v = _mm512_setzero_si512();
-    for (int d = 0; d < 16; ++d) {
-      const __m512i v = _mm512_i32gather_epi32(_mm512_add_epi32(rows, _mm512_set1_epi32(4 * d)), blk, 1);
-      for (int m = 0; m < 4; ++m) {
-        const __m512i codes = _mm512_and_si512(_mm512_srli_epi32(v, 2 * m), mask);
-        const int e = (d / 8) * 128 + 32 * m + 4 * (d % 8);
-        for (int t = 0; t < NT; ++t) {
-          int32_t q4;
-          std::memcpy(&q4, a[t][i].qs + e, 4);
-          acc[t] = _mm512_dpbusd_epi32(acc[t], codes, _mm512_set1_epi32(q4));
+  const auto words = static_cast<__mmask16>(steps == kSteps ? 0xFFFF : 0x00FF);
+  __m512i v[16];
+  for (int j = 0; j < 16; ++j) {
+    if (ahead != 0 && ((live >> j) & 1) != 0) {
+      const char* next = reinterpret_cast<const char*>(base + j * row_bytes + ahead);
+      _mm_prefetch(next, _MM_HINT_T0);
+      _mm_prefetch(next + 63, _MM_HINT_T0);  // a 66-byte block or an unaligned chunk spans two lines
+    }
+    v[j] = (live >> j) & 1 ? _mm512_maskz_loadu_epi32(words, base + j * row_bytes) : _mm512_setzero_si512();
+  }
+  transpose16(v);
+  for (int d = 0; d < steps / 4; ++d) {
+    for (int l = 0; l < 4; ++l) {
+      // A 32-bit shift of at most 6 keeps each field's two bits inside their own byte.
+      const __m512i c = _mm512_and_si512(_mm512_srli_epi32(v[d], kI2S ? 6 - 2 * l : 2 * l), mask);
+      _mm512_store_si512(wk + 2 * (32 * (d / 8) + 8 * l + d % 8) + rg, c);
+    }
+  }
+}
+
+// The microkernel is written in assembly: GCC 12, given 28 accumulators as intrinsics, copies
+// every vpdpbusd result back to its variable (two register moves per product) or spills them
+// to the stack (measured: under half the speed). Accumulator of token t and row group rg:
+// zmm(2t + rg); zmm28/29 the k-step's weights; zmm30 the broadcast activations. Token t's
+// activations are at a0 + t * s (t < 7) or a7 + (t - 7) * s, addressed with s, 3s and 5s so
+// that no token needs a register of its own. Each token's sums go to out[2t + rg] at the end.
+#define BITNET_TOKENS_1(X) X(0, 0, 1, "(%[a0])")
+#define BITNET_TOKENS_2(X) BITNET_TOKENS_1(X) X(1, 2, 3, "(%[a0],%[s],1)")
+#define BITNET_TOKENS_3(X) BITNET_TOKENS_2(X) X(2, 4, 5, "(%[a0],%[s],2)")
+#define BITNET_TOKENS_4(X) BITNET_TOKENS_3(X) X(3, 6, 7, "(%[a0],%[s3],1)")
+#define BITNET_TOKENS_5(X) BITNET_TOKENS_4(X) X(4, 8, 9, "(%[a0],%[s],4)")
+#define BITNET_TOKENS_6(X) BITNET_TOKENS_5(X) X(5, 10, 11, "(%[a0],%[s5],1)")
+#define BITNET_TOKENS_7(X) BITNET_TOKENS_6(X) X(6, 12, 13, "(%[a0],%[s3],2)")
+#define BITNET_TOKENS_8(X) BITNET_TOKENS_7(X) X(7, 14, 15, "(%[a7])")
+#define BITNET_TOKENS_9(X) BITNET_TOKENS_8(X) X(8, 16, 17, "(%[a7],%[s],1)")
+#define BITNET_TOKENS_10(X) BITNET_TOKENS_9(X) X(9, 18, 19, "(%[a7],%[s],2)")
+#define BITNET_TOKENS_11(X) BITNET_TOKENS_10(X) X(10, 20, 21, "(%[a7],%[s3],1)")
+#define BITNET_TOKENS_12(X) BITNET_TOKENS_11(X) X(11, 22, 23, "(%[a7],%[s],4)")
+#define BITNET_TOKENS_13(X) BITNET_TOKENS_12(X) X(12, 24, 25, "(%[a7],%[s5],1)")
+#define BITNET_TOKENS_14(X) BITNET_TOKENS_13(X) X(13, 26, 27, "(%[a7],%[s3],2)")
+
+#define BITNET_ZERO2(t, r0, r1, at) "vpxord %%zmm" #r0 ", %%zmm" #r0 ", %%zmm" #r0 "\n\tvpxord %%zmm" #r1 ", %%zmm" #r1 ", %%zmm" #r1 "\n\t"
+#define BITNET_STEP2(t, r0, r1, at)                                                                         \
+  "vpbroadcastd " at ", %%zmm30\n\tvpdpbusd %%zmm30, %%zmm28, %%zmm" #r0 "\n\tvpdpbusd %%zmm30, %%zmm29, %%zmm" #r1 "\n\t"
+#define BITNET_STORE2(t, r0, r1, at) "vmovdqa64 %%zmm" #r0 ", " #t "*128(%[o])\n\tvmovdqa64 %%zmm" #r1 ", " #t "*128+64(%[o])\n\t"
+#define BITNET_ZERO1(t, r0, r1, at) "vpxord %%zmm" #r0 ", %%zmm" #r0 ", %%zmm" #r0 "\n\t"
+#define BITNET_STEP1(t, r0, r1, at) "vpdpbusd " at "%{1to16%}, %%zmm28, %%zmm" #r0 "\n\t"
+#define BITNET_STORE1(t, r0, r1, at) "vmovdqa64 %%zmm" #r0 ", " #t "*128(%[o])\n\t"
+
+#define BITNET_CLOBBERS                                                                                              \
+  "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", \
+      "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23",   \
+      "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30"
+
+// NT tokens x NR row groups over `steps` (> 0) k-steps: weights wk[2k + rg]; token t's four
+// bytes of step k at a + t * stride + 4k; out[2t + rg] = the int32 sums.
+template <int NT, int NR>
+void micro(const __m512i* wk, const int8_t* a, int64_t stride, int steps, __m512i* out);
+
+#define BITNET_MICRO_NR(nt, nr, loads)                                                                         \
+  template <>                                                                                                  \
+  void micro<nt, nr>(const __m512i* wk, const int8_t* a, int64_t stride, int steps, __m512i* out) {            \
+    int64_t k = steps;                                                                                         \
+    const int8_t* a7 = a + 7 * stride;                                                                         \
+    asm volatile(BITNET_TOKENS_##nt(BITNET_ZERO##nr) "1:\n\t" loads BITNET_TOKENS_##nt(BITNET_STEP##nr)         \
+                 "add $128, %[w]\n\tadd $4, %[a0]\n\tadd $4, %[a7]\n\tdec %[k]\n\tjnz 1b\n\t"                    \
+                 BITNET_TOKENS_##nt(BITNET_STORE##nr)                                                           \
+                 : [w] "+r"(wk), [a0] "+r"(a), [a7] "+r"(a7), [k] "+r"(k)                                       \
+                 : [s] "r"(stride), [s3] "r"(3 * stride), [s5] "r"(5 * stride), [o] "r"(out)                    \
+                 : BITNET_CLOBBERS);                                                                            \
+  }
+#define BITNET_MICRO(nt)                                                                            \
+  BITNET_MICRO_NR(nt, 2, "vmovdqa64 (%[w]), %%zmm28\n\tvmovdqa64 64(%[w]), %%zmm29\n\t") \
+  BITNET_MICRO_NR(nt, 1, "vmovdqa64 (%[w]), %%zmm28\n\t")
+
+BITNET_MICRO(1)
+BITNET_MICRO(2)
+BITNET_MICRO(3)
+BITNET_MICRO(4)
+BITNET_MICRO(5)
+BITNET_MICRO(6)
+BITNET_MICRO(7)
+BITNET_MICRO(8)
+BITNET_MICRO(9)
+BITNET_MICRO(10)
+BITNET_MICRO(11)
+BITNET_MICRO(12)
+BITNET_MICRO(13)
+BITNET_MICRO(14)
+
+template <int NR, int... Ns>
+void micro_n(int nt, const __m512i* wk, const int8_t* a, int64_t stride, int steps, __m512i* out,
+             std::integer_sequence<int, Ns...>) {
+  (void)((nt == Ns + 1 ? (micro<Ns + 1, NR>(wk, a, stride, steps, out), true) : false) || ...);
+}
+
+// Runs nt tokens (token t's chunk at a + t * stride) through the microkernel in near-equal
+// groups of at most kMaxNT (64 tokens: five groups of 12-13 rather than four of 14 and one of
+// 8), and hands each (token, row group) sum to epi(t, rg, sums).
+template <typename Epi>
+void all_tokens(int nr, const __m512i* wk, const int8_t* a, int64_t stride, int64_t nt, int steps, Epi&& epi) {
+  alignas(64) __m512i out[2 * kMaxNT];
+  const int64_t groups = (nt + kMaxNT - 1) / kMaxNT;
+  int64_t t0 = 0;
+  for (int64_t g = 0; g < groups; ++g) {
+    const int n = static_cast<int>(nt / groups + (g < nt % groups ? 1 : 0));
+    const int8_t* at = a + t0 * stride;
+    if (nr == 2) micro_n<2>(n, wk, at, stride, steps, out, std::make_integer_sequence<int, kMaxNT>{});
+    else micro_n<1>(n, wk, at, stride, steps, out, std::make_integer_sequence<int, kMaxNT>{});
+    for (int t = 0; t < n; ++t)
+      for (int rg = 0; rg < nr; ++rg) epi(t0 + t, rg, _mm512_load_si512(out + 2 * t + rg));
+    t0 += n;
+  }
+}
+
+inline __mmask16 live_rows(int64_t rows) { return rows >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << rows) - 1u); }
+
+// Rows per tile of the prefill functions: their sums for kPassTokens tokens live in a
+// contiguous 16 KB buffer between blocks, and the last block's go straight to y. (Kept in y
+// itself, rows 2560 or 6912 floats apart, the 64 tokens' lines crowd a few of the L1's 64 sets:
+// the buffer measured 1-4% faster. Copied to y after the last block, the burst of stores to
+// lines not yet in cache stalled: a fifth of the kernel's own time outside the microkernel in
+// pp512; spread over the last block's microkernel calls they overlap with them.)
+constexpr int64_t kTileRows = 64;
+
+// TQ2_0 x Q8_K, any rows and tokens. Per block: int32 sums of code x q, minus the block's sum
+// of q (codes are w + 1), then the dot entry's sum += float(isum) * (d_w * d_a), the first
+// block added to +0 as the dot does.
+void tq2_0_prefill(const uint8_t* wb, int64_t n_rows, const BlockQ8K* a, int64_t n_tokens, int64_t nb, float* y,
+                   int64_t y_stride) {
+  alignas(64) __m512i wk[2 * kSteps];
+  alignas(64) float sum[kPassTokens * kTileRows];
+  float da[kPassTokens];
+  int32_t qsum[kPassTokens];
+  const int64_t row_bytes = nb * 66;
+  const auto stride = static_cast<int64_t>(nb * sizeof(BlockQ8K));  // one token's blocks
+  const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                             _mm512_set1_epi32(static_cast<int32_t>(row_bytes)));
+  for (int64_t rt = 0; rt < n_rows; rt += kTileRows) {
+    const int64_t rows = std::min(kTileRows, n_rows - rt);
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += kPassTokens) {
+      const int64_t nt = std::min(kPassTokens, n_tokens - t0);
+      for (int64_t i = 0; i < nb; ++i) {
+        const BlockQ8K* ai = a + t0 * nb + i;
+        for (int64_t t = 0; t < nt; ++t) {
+          da[t] = ai[t * nb].d;
+          // The block's sum of q from its 16 bsums.
+          qsum[t] = _mm512_reduce_add_epi32(_mm512_cvtepi16_epi32(load256(ai[t * nb].bsums)));
+        }
+        for (int64_t r0 = 0; r0 < rows; r0 += 32) {
+          const int nr = rows - r0 > 16 ? 2 : 1;
+          __m512 dw[2];
+          for (int rg = 0; rg < nr; ++rg) {
+            const __mmask16 live = live_rows(rows - r0 - 16 * rg);
+            const uint8_t* blk = wb + (rt + r0 + 16 * rg) * row_bytes + i * 66;
+            unpack_rows<false>(blk, row_bytes, live, kSteps, wk, rg, i + 1 < nb ? 66 : 0);
+            // Row j's f16 scale is the high half of the dword at byte 62 (bytes 64-65).
+            const __m512i sc = _mm512_srli_epi32(
+                _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, _mm512_add_epi32(offsets, _mm512_set1_epi32(62)), blk, 1),
+                16);
+            dw[rg] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(sc));
+          }
+          float* yb = y + t0 * y_stride + rt + r0;
+          all_tokens(nr, wk, ai->qs, stride, nt, kSteps, [&](int64_t t, int rg, __m512i sums) {
+            const __m512i isum = _mm512_sub_epi32(sums, _mm512_set1_epi32(qsum[t]));
+            const __m512 term = _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw[rg], _mm512_set1_ps(da[t])));
+            float* sv = sum + t * kTileRows + r0 + 16 * rg;
+            const __m512 total = _mm512_add_ps(i == 0 ? _mm512_setzero_ps() : _mm512_load_ps(sv), term);
+            if (i + 1 < nb) _mm512_store_ps(sv, total);
+            else _mm512_mask_storeu_ps(yb + t * y_stride + 16 * rg, live_rows(rows - r0 - 16 * rg), total);
+          });
         }
       }
     }
-    // Row j's scale is the high half of the dword at byte 62 (bytes 64-65; reading at 64 could
-    // run past the last row's end).
-    const __m512i sc = _mm512_srli_epi32(_mm512_i32gather_epi32(_mm512_add_epi32(rows, _mm512_set1_epi32(62)), blk, 1), 16);
-    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(sc));
-    for (int t = 0; t < NT; ++t) {
-      const __m512i isum = _mm512_sub_epi32(acc[t], _mm512_set1_epi32(block_qsum(&a[t][i])));
-      sum[t] = _mm512_add_ps(sum[t], _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(a[t][i].d))));
-    }
   }
-  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * y_stride, sum[t]);
 }
 
-// NT tokens (1..8) for 16 rows, NT a run-time value.
-void tq2_0_rows16_n(int nt, const uint8_t* w, int64_t row_bytes, const BlockQ8K* const* a, int64_t nb, float* y,
-                    int64_t y_stride) {
-  switch (nt) {
-    case 1: return tq2_0_rows16<1>(w, row_bytes, a, nb, y, y_stride);
-    case 2: return tq2_0_rows16<2>(w, row_bytes, a, nb, y, y_stride);
-    case 3: return tq2_0_rows16<3>(w, row_bytes, a, nb, y, y_stride);
-    case 4: return tq2_0_rows16<4>(w, row_bytes, a, nb, y, y_stride);
-    case 5: return tq2_0_rows16<5>(w, row_bytes, a, nb, y, y_stride);
-    case 6: return tq2_0_rows16<6>(w, row_bytes, a, nb, y, y_stride);
-    case 7: return tq2_0_rows16<7>(w, row_bytes, a, nb, y, y_stride);
-    default: return tq2_0_rows16<8>(w, row_bytes, a, nb, y, y_stride);
+// I2_S x int8, any rows and tokens, n a multiple of 128 (a last half chunk when n % 256 = 128):
+// whole-row int32 sums, added up chunk by chunk.
+void i2s_prefill(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_tokens, int64_t n, int32_t* y,
+                 int64_t y_stride) {
+  alignas(64) __m512i wk[2 * kSteps];
+  alignas(64) int32_t sum[kPassTokens * kTileRows];
+  const int64_t row_bytes = n / 4;
+  for (int64_t rt = 0; rt < n_rows; rt += kTileRows) {
+    const int64_t rows = std::min(kTileRows, n_rows - rt);
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += kPassTokens) {
+      const int64_t nt = std::min(kPassTokens, n_tokens - t0);
+      for (int64_t k0 = 0; k0 < n; k0 += 256) {
+        const int steps = n - k0 >= 256 ? kSteps : kSteps / 2;
+        for (int64_t r0 = 0; r0 < rows; r0 += 32) {
+          const int nr = rows - r0 > 16 ? 2 : 1;
+          for (int rg = 0; rg < nr; ++rg)
+            unpack_rows<true>(w + (rt + r0 + 16 * rg) * row_bytes + k0 / 4, row_bytes, live_rows(rows - r0 - 16 * rg), steps,
+                              wk, rg, k0 + 256 < n ? 64 : 0);
+          int32_t* yb = y + t0 * y_stride + rt + r0;
+          all_tokens(nr, wk, q + t0 * n + k0, n, nt, steps, [&](int64_t t, int rg, __m512i sums) {
+            int32_t* sv = sum + t * kTileRows + r0 + 16 * rg;
+            const __m512i total = _mm512_add_epi32(k0 == 0 ? _mm512_setzero_si512() : _mm512_load_si512(sv), sums);
+            if (k0 + 256 < n) _mm512_store_si512(sv, total);
+            else _mm512_mask_storeu_epi32(yb + t * y_stride + 16 * rg, live_rows(rows - r0 - 16 * rg), total);
+          });
+        }
+      }
+    }
   }
 }
 
@@ -411,45 +599,18 @@ void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n
                      int64_t y_stride) {
   const int64_t nb = n / kernels::kQK_K;
   const auto* wb = static_cast<const uint8_t*>(w);
+  if (n_tokens >= kPrefillTq2) return tq2_0_prefill(wb, n_rows, a, n_tokens, nb, y, y_stride);
+  // Decode (fewer than 4 tokens): the one-token tile over the four quarters of the range, then
+  // the last n_rows % 4 rows with the dot entry.
   const auto row = [&](int64_t r) { return wb + r * nb * 66; };
-  int64_t r0 = 0;
-  // Decode (fewer than 4 tokens): the one-token tile over the four quarters of the range.
-  if (n_tokens < 4) {
-    r0 = for_row_quads(n_rows, n_tokens, [&](const std::array<int64_t, 4>& rows) {
-      const uint8_t* wr[4] = {row(rows[0]), row(rows[1]), row(rows[2]), row(rows[3])};
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        alignas(16) float out[4];
-        tq2_0_rows4(wr, a + t * nb, nb, out);
-        for (int r = 0; r < 4; ++r) y[t * y_stride + rows[r]] = out[r];
-      }
-    });
-  }
-  // Prefill: 16 rows x up to 8 tokens per tile, then 4x4 tiles and the one-token tile for the
-  // rows and tokens left (for decode only the last n_rows % 4 rows are left, to the dot entry).
-  for (; r0 + 16 <= n_rows; r0 += 16) {
-    for (int64_t t0 = 0; t0 < n_tokens; t0 += 8) {
-      const int nt = static_cast<int>(std::min<int64_t>(8, n_tokens - t0));
-      const BlockQ8K* at[8];
-      for (int t = 0; t < nt; ++t) at[t] = a + (t0 + t) * nb;
-      tq2_0_rows16_n(nt, row(r0), nb * 66, at, nb, y + t0 * y_stride + r0, y_stride);
-    }
-  }
-  for (; r0 + 4 <= n_rows; r0 += 4) {
-    const uint8_t* wr[4] = {row(r0), row(r0 + 1), row(r0 + 2), row(r0 + 3)};
-    int64_t t0 = 0;
-    for (; t0 + 4 <= n_tokens; t0 += 4) {
-      const BlockQ8K* at[4] = {a + t0 * nb, a + (t0 + 1) * nb, a + (t0 + 2) * nb, a + (t0 + 3) * nb};
-      alignas(64) float out[16];
-      tq2_0_tile(wr, at, nb, out);
-      for (int r = 0; r < 4; ++r)
-        for (int t = 0; t < 4; ++t) y[(t0 + t) * y_stride + r0 + r] = out[r * 4 + t];
-    }
-    for (; t0 < n_tokens; ++t0) {
+  int64_t r0 = for_row_quads(n_rows, n_tokens, [&](const std::array<int64_t, 4>& rows) {
+    const uint8_t* wr[4] = {row(rows[0]), row(rows[1]), row(rows[2]), row(rows[3])};
+    for (int64_t t = 0; t < n_tokens; ++t) {
       alignas(16) float out[4];
-      tq2_0_rows4(wr, a + t0 * nb, nb, out);
-      for (int r = 0; r < 4; ++r) y[t0 * y_stride + r0 + r] = out[r];
+      tq2_0_rows4(wr, a + t * nb, nb, out);
+      for (int r = 0; r < 4; ++r) y[t * y_stride + rows[r]] = out[r];
     }
-  }
+  });
   for (; r0 < n_rows; ++r0)
     for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r0] = dot_tq2_0_q8_k(row(r0), a + t * nb, n);
 }
@@ -488,6 +649,7 @@ void gemm_f16(const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_
 void gemm_i2s_i8(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_tokens, int64_t n, int32_t* y,
                  int64_t y_stride) {
   const int64_t row_bytes = n / 4;
+  if (n_tokens >= kPrefillI2s) return i2s_prefill(w, n_rows, q, n_tokens, n, y, y_stride);
   const __m512i s01 = half_shifts(6, 4), s23 = half_shifts(2, 0);
   int64_t r0 = 0;
   if (n_tokens < 4) {  // decode: the four quarters of the range, as gemm_tq2_0_q8_k
