@@ -48,6 +48,11 @@ inline int32_t block_qsum(const BlockQ8K* a) {
   return s;
 }
 
+// Sum of a Q8_K block's q from its 16 bsums.
+inline int32_t block_qsum_v(const BlockQ8K* a) {
+  return hsum(_mm256_madd_epi16(load(a->bsums), _mm256_set1_epi16(1)));
+}
+
 // Trits (0..2) of TQ1_0's base-3 bytes (SPEC 1.5): trit n of byte b is ((b * 3^n) mod 256) * 3 >> 8.
 inline __m256i trits(__m256i b, int pow3) {
   const __m256i lo_mask = _mm256_set1_epi16(0x00FF);
@@ -180,35 +185,68 @@ inline __m128 scales4(const uint8_t* const* w, int64_t off) {
   return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(packed)));
 }
 
+// Code x q over 2 x 128 elements of one row with one 16-bit shift per 32 packed bytes instead of
+// three: x & 3 and (x >> 4) & 3 are the fields at bits 0 and 4, x & 12 and (x >> 4) & 12 four times
+// the fields at bits 2 and 6. The second kind is summed apart and divided by 4 (exactly: a sum of
+// multiples of 4) before joining the first. x0/x1: the two 32-byte runs; q[k]: the activations of
+// the field at bit 2k of x0 (k < 4) or of x1 (k >= 4), 32 each. Bounds per int16 lane, codes up
+// to 3: the plain sum 8 * 3 * 128 = 3072, the scaled one 8 * 12 * 128 = 12288 (each vpmaddubsw
+// pair at most 3072, far from its saturation).
+inline __m256i fields_dot(__m256i x0, __m256i x1, const int8_t* const* q) {
+  const __m256i m3 = _mm256_set1_epi8(3), m12 = _mm256_set1_epi8(12);
+  const __m256i y0 = _mm256_srli_epi16(x0, 4), y1 = _mm256_srli_epi16(x1, 4);
+  const __m256i plain =
+      _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(x0, m3), load(q[0])),
+                                        _mm256_maddubs_epi16(_mm256_and_si256(y0, m3), load(q[2]))),
+                       _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(x1, m3), load(q[4])),
+                                        _mm256_maddubs_epi16(_mm256_and_si256(y1, m3), load(q[6]))));
+  const __m256i four =
+      _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(x0, m12), load(q[1])),
+                                        _mm256_maddubs_epi16(_mm256_and_si256(y0, m12), load(q[3]))),
+                       _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(x1, m12), load(q[5])),
+                                        _mm256_maddubs_epi16(_mm256_and_si256(y1, m12), load(q[7]))));
+  return _mm256_madd_epi16(_mm256_add_epi16(plain, _mm256_srai_epi16(four, 2)), _mm256_set1_epi16(1));
+}
+
 // Four TQ2_0 rows x one token: the activation loads and the block's sum of q serve all four;
 // each row gets dot_tq2_0_q8_k's integer sums and float order. `ahead`: bytes on in each row's
 // stream to prefetch.
 void tq2_0_rows4(const uint8_t* const* w, const BlockQ8K* a, int64_t nb, int64_t ahead, float* out /* [4] */) {
   __m128 sum = _mm_setzero_ps();
   for (int64_t i = 0; i < nb; ++i, ++a) {
+    // TQ2_0 fields at bit 2m of byte b of run h: element 128h + 32m + b.
+    const int8_t* q[8];
+    for (int k = 0; k < 8; ++k) q[k] = a->qs + 128 * (k / 4) + 32 * (k % 4);
     __m256i s[4];
     for (int r = 0; r < 4; ++r) {
       const uint8_t* b = w[r] + i * 66;
       _mm_prefetch(reinterpret_cast<const char*>(b + ahead), _MM_HINT_T1);
       _mm_prefetch(reinterpret_cast<const char*>(b + ahead) + 65, _MM_HINT_T1);
-      s[r] = _mm256_add_epi32(group_dot<0, 2, 4, 6>(load(b), a->qs), group_dot<0, 2, 4, 6>(load(b + 32), a->qs + 128));
+      s[r] = fields_dot(load(b), load(b + 32), q);
     }
-    const __m128i isum = _mm_sub_epi32(sum4(s), _mm_set1_epi32(block_qsum(a)));
+    const __m128i isum = _mm_sub_epi32(sum4(s), _mm_set1_epi32(block_qsum_v(a)));
     sum = _mm_add_ps(sum, _mm_mul_ps(_mm_cvtepi32_ps(isum), _mm_mul_ps(scales4(w, i * 66 + 64), _mm_set1_ps(a->d))));
   }
   _mm_storeu_ps(out, sum);
 }
 
-// Four I2_S rows x one token: int32 sums over the whole row, as dot_i2s_i8.
+// Four I2_S rows x one token: int32 sums over the whole row, as dot_i2s_i8. Two 128-element
+// groups per step (the fields at bit 6 - 2m of group g's byte b: element 128g + 32m + b).
 void i2s_rows4(const uint8_t* const* w, int64_t ahead, const int8_t* q, int64_t n, int32_t* out /* [4] */) {
   __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
-  for (int64_t g = 0; g < n / kernels::kQK_I2S; ++g) {
+  const int64_t groups = n / kernels::kQK_I2S;
+  int64_t g = 0;
+  for (; g + 2 <= groups; g += 2) {
+    const int8_t* qg = q + 128 * g;
+    const int8_t* qk[8] = {qg + 96, qg + 64, qg + 32, qg, qg + 224, qg + 192, qg + 160, qg + 128};
     for (int r = 0; r < 4; ++r) {
       const uint8_t* p = w[r] + 32 * g;
-      if ((g & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(p + ahead), _MM_HINT_T1);
-      s[r] = _mm256_add_epi32(s[r], group_dot<6, 4, 2, 0>(load(p), q + 128 * g));
+      _mm_prefetch(reinterpret_cast<const char*>(p + ahead), _MM_HINT_T1);
+      s[r] = _mm256_add_epi32(s[r], fields_dot(load(p), load(p + 32), qk));
     }
   }
+  if (g < groups)
+    for (int r = 0; r < 4; ++r) s[r] = _mm256_add_epi32(s[r], group_dot<6, 4, 2, 0>(load(w[r] + 32 * g), q + 128 * g));
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out), sum4(s));
 }
 
@@ -360,11 +398,6 @@ inline void run_block_n(int nt, const __m256i* w, const int8_t* const* act, __m2
     case 5: return run_block<5>(w, act, acc);
     default: return run_block<6>(w, act, acc);
   }
-}
-
-// Sum of a Q8_K block's q from its 16 bsums.
-inline int32_t block_qsum_v(const BlockQ8K* a) {
-  return hsum(_mm256_madd_epi16(load(a->bsums), _mm256_set1_epi16(1)));
 }
 
 // TQ2_0 rows [0, n_rows) with n_rows a multiple of 16, n_tokens tokens.
