@@ -418,8 +418,10 @@ void tq2_0_prefill(const uint8_t* wb, int64_t n_rows, const BlockQ8K* a, int64_t
         dw[g][0] = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
         dw[g][1] = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h + 8)));
       }
-      for (int64_t g = 0; g < groups; ++g) {
-        for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokens) {
+      // Token blocks outside the row groups: the block's 6 x 256 activation bytes stay in L1
+      // for the 4 groups, as do the 16 KiB of unpacked rows for all token blocks.
+      for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokens) {
+        for (int64_t g = 0; g < groups; ++g) {
           const int nt = static_cast<int>(std::min<int64_t>(kTokens, n_tokens - t0));
           const int8_t* act[kTokens];
           for (int t = 0; t < nt; ++t) act[t] = a[(t0 + t) * nb + i].qs;
@@ -460,8 +462,8 @@ void i2s_prefill(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_to
       for (int64_t g = 0; g < groups; ++g)
         for (int64_t s = 0; s < ns; ++s)
           unpack_run<true>(w + (r0 + kGroupRows * g) * row_bytes + (s0 + s) * 32, row_bytes, buf[g] + s * 2 * kHalfQuads);
-      for (int64_t g = 0; g < groups; ++g) {
-        for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokens) {
+      for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokens) {  // as TQ2_0: activations kept in L1
+        for (int64_t g = 0; g < groups; ++g) {
           const int nt = static_cast<int>(std::min<int64_t>(kTokens, n_tokens - t0));
           const int8_t* act[kTokens];
           for (int t = 0; t < nt; ++t) act[t] = q + (t0 + t) * n + s0 * kernels::kQK_I2S;
