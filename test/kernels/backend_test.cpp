@@ -15,17 +15,10 @@
 #include "core/kernels/dispatch.hpp"
 #include "core/kernels/kernels.hpp"
 #include "kernels/pack.hpp"
+#include "kernels/tables.hpp"
 
 namespace bitnet::kernels {
 namespace {
-
-std::vector<const KernelTable*> optimised_tables() {
-  backends::register_all();
-  std::vector<const KernelTable*> out;
-  for (const Backend& b : registered_backends())
-    if (b.supported() && b.name != "reference") out.push_back(&b.table());
-  return out;
-}
 
 std::vector<int8_t> random_q(std::mt19937& rng, size_t n, bool extreme) {
   std::uniform_int_distribution<int> d(-128, 127);

@@ -15,19 +15,12 @@
 #include "core/kernels/dispatch.hpp"
 #include "core/kernels/kernels.hpp"
 #include "kernels/pack.hpp"
+#include "kernels/tables.hpp"
 
 namespace bitnet::kernels {
 namespace {
 
 constexpr size_t kQ6KBytes = 210;
-
-std::vector<const KernelTable*> optimised_tables() {
-  backends::register_all();
-  std::vector<const KernelTable*> out;
-  for (const Backend& b : registered_backends())
-    if (b.supported() && b.name != "reference") out.push_back(&b.table());
-  return out;
-}
 
 uint32_t bits(float f) {
   uint32_t u;

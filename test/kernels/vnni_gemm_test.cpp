@@ -13,16 +13,15 @@
 #include "core/kernels/dispatch.hpp"
 #include "core/kernels/kernels.hpp"
 #include "kernels/pack.hpp"
+#include "kernels/tables.hpp"
 
 namespace bitnet::kernels {
 namespace {
 
 std::vector<const KernelTable*> gemm_tables() {
-  backends::register_all();
   std::vector<const KernelTable*> out;
-  for (const Backend& b : registered_backends())
-    if (b.supported() && b.name != "reference" && (b.table().gemm_tq2_0_q8_k != nullptr || b.table().gemm_i2s_i8 != nullptr))
-      out.push_back(&b.table());
+  for (const KernelTable* k : optimised_tables())
+    if (k->gemm_tq2_0_q8_k != nullptr || k->gemm_i2s_i8 != nullptr) out.push_back(k);
   return out;
 }
 
