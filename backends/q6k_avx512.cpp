@@ -17,14 +17,16 @@
 #include <cstring>
 
 #include "backends/q6k.hpp"
+#include "core/kernels/blocks.hpp"
 #include "backends/row_quads.hpp"
 
 namespace bitnet::backends::avx512 {
 namespace {
 
 using kernels::BlockQ8K;
-constexpr int64_t kBlockBytes = 210;  // ql[128], qh[64], scales[16], f16 d
-constexpr int64_t kQhOff = 128, kScOff = 192, kDOff = 208;
+using Layout = kernels::detail::Q6_KLayout;  // ql[128], qh[64], scales[16], f16 d
+constexpr int64_t kBlockBytes = Layout::bytes;
+constexpr int64_t kQhOff = Layout::qh, kScOff = Layout::scales, kDOff = Layout::d;
 
 inline __m512i load(const void* p) { return _mm512_loadu_si512(p); }
 
@@ -116,20 +118,6 @@ inline __m256i class_sums(const Weights& w, const Activations& a) {
   return _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
 }
 
-// lanes[l] += d * float(sum[l]): the reference's per-block float step (no fused multiply-add).
-inline __m256 add_block(__m256 lanes, float d, __m256i sums) {
-  return _mm256_add_ps(lanes, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sums)));
-}
-
-// The reference's final sum: lanes 0..7 added in order from 0.
-inline float lane_sum(__m256 lanes) {
-  alignas(32) float l[8];
-  _mm256_store_ps(l, lanes);
-  float s = 0.0f;
-  for (float v : l) s += v;
-  return s;
-}
-
 // Software prefetch into L2 for the decode's four streams. On the 2B model's output matrix
 // (32000 x 2560, 2 threads, a busy machine) it took the call from 3.4-3.8 ms to 1.9-2.7 ms.
 inline void prefetch_block(const uint8_t* p) {
@@ -138,91 +126,11 @@ inline void prefetch_block(const uint8_t* p) {
   for (int off = 0; off < 256; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + off, _MM_HINT_T1);
 }
 
-// Four rows (anywhere) x one token: each block's activations are laid out once for the four.
-// `ahead`: bytes on in each row's stream to prefetch (0: none).
-void rows4_token(const uint8_t* const* w, const BlockQ8K* a, int64_t nb, int64_t ahead, float* out /* [4] */) {
-  __m256 lanes[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  for (int64_t i = 0; i < nb; ++i, ++a) {
-    Activations act;
-    prepare(a->qs, act);
-    for (int r = 0; r < 4; ++r) {
-      const uint8_t* b = w[r] + i * kBlockBytes;
-      if (ahead != 0) prefetch_block(b + ahead);
-      Weights wt;
-      unpack(b, wt);
-      lanes[r] = add_block(lanes[r], f16(b + kDOff) * a->d, class_sums(wt, act));
-    }
-  }
-  for (int r = 0; r < 4; ++r) out[r] = lane_sum(lanes[r]);
-}
-
-// Four rows x up to kChunk tokens (prefill): each row's block is unpacked once for all of them.
-constexpr int kChunk = 32;
-
-void rows4_tokens(const uint8_t* const* w, const BlockQ8K* a, int64_t a_stride, int nt, int64_t nb, float* const* y,
-                  int64_t y_stride) {
-  __m256 lanes[kChunk][4];
-  for (int t = 0; t < nt; ++t)
-    for (auto& l : lanes[t]) l = _mm256_setzero_ps();
-  for (int64_t i = 0; i < nb; ++i) {
-    Weights wt[4];
-    float dw[4];
-    for (int r = 0; r < 4; ++r) {
-      unpack(w[r] + i * kBlockBytes, wt[r]);
-      dw[r] = f16(w[r] + i * kBlockBytes + kDOff);
-    }
-    for (int t = 0; t < nt; ++t) {
-      const BlockQ8K& at = a[t * a_stride + i];
-      Activations act;
-      prepare(at.qs, act);
-      for (int r = 0; r < 4; ++r) lanes[t][r] = add_block(lanes[t][r], dw[r] * at.d, class_sums(wt[r], act));
-    }
-  }
-  for (int t = 0; t < nt; ++t)
-    for (int r = 0; r < 4; ++r) y[r][t * y_stride] = lane_sum(lanes[t][r]);
-}
+// Each decode stream prefetches its block 8 rows on.
+inline void prefetch_ahead(const uint8_t* block, int64_t row_bytes) { prefetch_block(block + 8 * row_bytes); }
 
 }  // namespace
 
-float dot_q6_k_q8_k(const void* w, const BlockQ8K* a, int64_t n) {
-  const auto* b = static_cast<const uint8_t*>(w);
-  __m256 lanes = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n / kernels::kQK_K; ++i, b += kBlockBytes, ++a) {
-    Activations act;
-    prepare(a->qs, act);
-    Weights wt;
-    unpack(b, wt);
-    lanes = add_block(lanes, f16(b + kDOff) * a->d, class_sums(wt, act));
-  }
-  return lane_sum(lanes);
-}
-
-void gemm_q6_k_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n_tokens, int64_t n, float* y,
-                    int64_t y_stride) {
-  const int64_t nb = n / kernels::kQK_K;
-  const int64_t row_bytes = nb * kBlockBytes;
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto row = [&](int64_t r) { return wb + r * row_bytes; };
-  const int64_t left = for_row_quads(n_rows, n_tokens, [&](const std::array<int64_t, 4>& rows) {
-    const uint8_t* wr[4] = {row(rows[0]), row(rows[1]), row(rows[2]), row(rows[3])};
-    if (n_tokens < 4) {
-      // Decode: the four quarters of the range, each stream prefetched 8 rows on.
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        alignas(16) float out[4];
-        rows4_token(wr, a + t * nb, nb, 8 * row_bytes, out);
-        for (int r = 0; r < 4; ++r) y[t * y_stride + rows[r]] = out[r];
-      }
-      return;
-    }
-    for (int64_t t0 = 0; t0 < n_tokens; t0 += kChunk) {
-      const int nt = static_cast<int>(std::min<int64_t>(kChunk, n_tokens - t0));
-      float* yr[4];
-      for (int r = 0; r < 4; ++r) yr[r] = y + t0 * y_stride + rows[r];
-      rows4_tokens(wr, a + t0 * nb, nb, nt, nb, yr, y_stride);
-    }
-  });
-  for (int64_t r = left; r < n_rows; ++r)
-    for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = dot_q6_k_q8_k(row(r), a + t * nb, n);
-}
+#include "backends/q6k_driver.hpp"
 
 }  // namespace bitnet::backends::avx512
