@@ -99,7 +99,7 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
       tg.bandwidth_gbs = rep.bandwidth.back().gbs;
       tg.bandwidth_probe_bytes = rep.bandwidth.back().bytes;
       tg.roofline_ts = tg.bandwidth_gbs * 1e9 / static_cast<double>(tg.bytes_per_token);
-      tg.weights_bytes = infer::plan_session_memory(m, {}, opt.kernels).bytes(infer::kTagWeights);
+      tg.weights_bytes = infer::resident_total_bytes(m, *opt.kernels);
     }
     // Warm-ups: page in the weights, size the buffers.
     say("warm-up");
