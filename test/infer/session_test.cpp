@@ -114,6 +114,28 @@ TEST(Session, PromptBatchingMatchesTokenByToken) {
   EXPECT_EQ(batched.n_past(), g.prompt_ids.size());
 }
 
+// A session on a shared weight copy computes what a session with its own copy does, plans no
+// weights block, and refuses a copy made for another kernel table.
+TEST(Session, SharedWeightsGiveTheSameLogits) {
+  auto model = model::Model::load(test::fixture_file("models/bitnet-tiny-tq2_0.gguf"));
+  test::Golden g = test::read_golden(test::fixture_file("golden/bitnet-tiny-tq2_0.llama.cpp.json"));
+  Session own(*model, kernels::reference_table());
+  own.eval(g.prompt_ids);
+  ResidentWeights shared(*model, kernels::reference_table(), default_memory_pool());
+  SessionOptions opt;
+  opt.weights = &shared;
+  EXPECT_EQ(plan_session_memory(*model, opt).bytes(kTagWeights), 0u);
+  Session a(*model, kernels::reference_table(), opt);
+  a.eval(g.prompt_ids);
+  EXPECT_EQ(max_abs_diff(own.logits(), a.logits()), 0.0f);
+  static const kernels::KernelTable other = [] {
+    kernels::KernelTable t = kernels::reference_table();
+    t.name = "other";
+    return t;
+  }();
+  EXPECT_THROW(Session(*model, other, opt), Error);
+}
+
 TEST(Session, SmallBatchSizeGivesTheSameLogits) {
   auto model = model::Model::load(test::fixture_file("models/bitnet-tiny-i2_s.gguf"));
   test::Golden g = test::read_golden(test::fixture_file("golden/bitnet-tiny-i2_s.bitnet.cpp.json"));
