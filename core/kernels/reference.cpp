@@ -1,6 +1,7 @@
 // Scalar reference dot products and the reference KernelTable. Integer parts are exact; the float
 // parts round in the same order as ggml's scalar (*_generic) kernels, so these are the oracle
 // every optimised backend is compared with.
+#include <cmath>
 #include <cstring>
 
 #include "core/base/error.hpp"
@@ -119,19 +120,30 @@ float f16_lane_sum(const float* l) {
   return v[0];
 }
 
-// BF16 and F32 dots follow ggml's scalar vec_dot_{bf16,f32}: each product rounded to float
-// (exact for bf16 inputs), accumulated in double in index order, rounded once at the end.
+// BF16 and F32 dots use the F16 dot's 64 lanes and tree, for the same reason: summing in double
+// in index order (ggml's scalar vec_dot_{bf16,f32}) is an order no vector unit can follow, so
+// every optimised table would differ from the reference. Each lane takes one fused multiply-add
+// per element. fma rounds once, exactly as the vector FMA instructions do, so the tables agree bit
+// for bit; a separate multiply would not: an F32 product rounds, and a BF16 product, exact while
+// it stays in range (8-bit significands), can still overflow or underflow, since bf16 has f32's
+// exponent range. (ggml's AVX-512 F32 loop is the same shape: 4 x 16 lanes with FMA.)
 
 float dot_bf16_bf16(const uint16_t* w, const uint16_t* a, int64_t n) {
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(bf16_to_f32(w[i]) * bf16_to_f32(a[i]));
-  return static_cast<float>(sum);
+  float lane[kF16Lanes] = {};
+  for (int64_t i = 0; i < n; ++i) {
+    float& l = lane[i % kF16Lanes];
+    l = std::fma(bf16_to_f32(w[i]), bf16_to_f32(a[i]), l);
+  }
+  return f16_lane_sum(lane);
 }
 
 float dot_f32_f32(const float* w, const float* a, int64_t n) {
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(w[i] * a[i]);
-  return static_cast<float>(sum);
+  float lane[kF16Lanes] = {};
+  for (int64_t i = 0; i < n; ++i) {
+    float& l = lane[i % kF16Lanes];
+    l = std::fma(w[i], a[i], l);
+  }
+  return f16_lane_sum(lane);
 }
 
 }  // namespace bitnet::kernels::ref

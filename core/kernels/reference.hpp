@@ -21,8 +21,8 @@ float dot_q6_k_q8_k(const void* w, const BlockQ8K* a, int64_t n);
 float dot_q8_0_q8_0(const void* w, const BlockQ8_0* a, int64_t n);
 float dot_q4_0_q8_0(const void* w, const BlockQ8_0* a, int64_t n);
 float dot_f16_f16(const uint16_t* w, const uint16_t* a, int64_t n);
-// The F16 dot's lane order (see dot_f16_f16): element i of a row is summed in lane i % kF16Lanes,
-// and f16_lane_sum adds the kF16Lanes lane sums in its fixed tree.
+// The F16 dot's lane order (see dot_f16_f16), also the BF16 and F32 dots': element i of a row is
+// summed in lane i % kF16Lanes, and f16_lane_sum adds the kF16Lanes lane sums in its fixed tree.
 inline constexpr int kF16Lanes = 64;
 float f16_lane_sum(const float* lanes);
 float dot_bf16_bf16(const uint16_t* w, const uint16_t* a, int64_t n);
