@@ -10,6 +10,7 @@
 
 #include "backends/avx2.hpp"
 #include "backends/q6k.hpp"
+#include "backends/q8_0.hpp"
 #include "backends/row_quads.hpp"
 #include "backends/tables.hpp"
 #include "core/kernels/reference.hpp"
@@ -90,19 +91,56 @@ float dot_tq2_0_q8_k(const void* w, const BlockQ8K* a, int64_t n) {
   return sum;
 }
 
-float dot_f16_f16(const uint16_t* w, const uint16_t* a, int64_t n) {
-  // The reference's 64 float lanes as four 16-float accumulators; a masked load zero-pads the
-  // tail (a +0 product leaves a lane, which is never -0, unchanged). Products of two f16 values
-  // are exact in f32, so the fused multiply-add rounds as the reference's add.
+namespace {
+
+// 16 elements (those under m) as floats, the others 0: F16C's conversion and bf16's shift are exact.
+inline __m512 load16(const uint16_t* p, __mmask16 m, bool bf16) {
+  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+  return bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)) : _mm512_cvtph_ps(h);
+}
+inline __m512 load16(const float* p, __mmask16 m, bool) { return _mm512_maskz_loadu_ps(m, p); }
+
+// The reference's 64 float lanes (F16, BF16, F32 dots) as four 16-float accumulators, one fused
+// multiply-add per element like the reference's std::fma (F16 products are exact, so there it
+// also equals the reference's separate multiply and add). The tail's masked FMA leaves the lanes
+// past n as they are: adding a +0 product would turn a -0 lane (an F32 product below the
+// smallest subnormal) into +0.
+template <typename T, bool kBf16 = false>
+float lane_dot(const T* w, const T* a, int64_t n) {
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int j = 0; j < 4; ++j)
+      acc[j] = _mm512_fmadd_ps(load16(w + i + 16 * j, 0xFFFF, kBf16), load16(a + i + 16 * j, 0xFFFF, kBf16), acc[j]);
+  for (int j = 0; i < n; i += 16, ++j) {
+    const int64_t left = n - i;
+    const auto m = static_cast<__mmask16>(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
+    acc[j] = _mm512_mask3_fmadd_ps(load16(w + i, m, kBf16), load16(a + i, m, kBf16), acc[j], m);
+  }
+  return f16_lane_sum(acc);
+}
+
+}  // namespace
+
+float dot_f16_f16(const uint16_t* w, const uint16_t* a, int64_t n) { return lane_dot(w, a, n); }
+
+float dot_bf16_bf16(const uint16_t* w, const uint16_t* a, int64_t n) { return lane_dot<uint16_t, true>(w, a, n); }
+
+float dot_f32_f32(const float* w, const float* a, int64_t n) { return lane_dot(w, a, n); }
+
+void to_bf16(const float* x, int64_t n, uint16_t* y) {
+  // f32_to_bf16's integer rounding: to nearest even on the low 16 bits, NaN forced quiet.
   for (int64_t i = 0; i < n; i += 16) {
     const int64_t left = n - i;
     const auto m = static_cast<__mmask16>(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
-    const int j = static_cast<int>((i / 16) % 4);
-    acc[j] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + i)),
-                             _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, a + i)), acc[j]);
+    const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, x + i));
+    const __m512i top = _mm512_srli_epi32(u, 16);
+    const __m512i odd = _mm512_and_si512(top, _mm512_set1_epi32(1));
+    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd)), 16);
+    const __mmask16 nan =
+        _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    _mm512_mask_cvtepi32_storeu_epi16(y + i, m, _mm512_mask_or_epi32(r, nan, top, _mm512_set1_epi32(0x40)));
   }
-  return f16_lane_sum(acc);
 }
 
 // Q8_K quantization with the reference's results bit for bit: the signed value of largest
@@ -704,12 +742,18 @@ const kernels::KernelTable& avx512_table() {
     t.dot_i2s_i8 = avx512::dot_i2s_i8;
     t.dot_tq2_0_q8_k = avx512::dot_tq2_0_q8_k;
     t.dot_f16_f16 = avx512::dot_f16_f16;
+    t.dot_bf16_bf16 = avx512::dot_bf16_bf16;
+    t.dot_f32_f32 = avx512::dot_f32_f32;
+    t.to_bf16 = avx512::to_bf16;
     t.quantize_q8_k = avx512::quantize_q8_k;
     t.gemm_tq2_0_q8_k = avx512::gemm_tq2_0_q8_k;
     t.gemm_i2s_i8 = avx512::gemm_i2s_i8;
     t.gemm_f16 = avx512::gemm_f16;
     t.dot_q6_k_q8_k = avx512::dot_q6_k_q8_k;
     t.gemm_q6_k_q8_k = avx512::gemm_q6_k_q8_k;
+    t.quantize_q8_0 = avx512::quantize_q8_0;
+    t.dot_q8_0_q8_0 = avx512::dot_q8_0_q8_0;
+    t.dot_q4_0_q8_0 = avx512::dot_q4_0_q8_0;
     return t;
   }();
   return table;

@@ -1,0 +1,24 @@
+// Q8_0 and Q4_0 x Q8_0 entries of the AVX2 and AVX-512 tables and their activation quantizer,
+// one translation unit per ISA (q8_0_avx2.cpp, q8_0_avx512.cpp, each compiled with its table's
+// flags). Same contract as the KernelTable entries; every result equals the reference's bits.
+#pragma once
+
+#include <cstdint>
+
+#include "core/kernels/kernels.hpp"
+
+namespace bitnet::backends {
+
+namespace avx2 {
+void quantize_q8_0(const float* x, int64_t n, kernels::BlockQ8_0* y);
+float dot_q8_0_q8_0(const void* w, const kernels::BlockQ8_0* a, int64_t n);
+float dot_q4_0_q8_0(const void* w, const kernels::BlockQ8_0* a, int64_t n);
+}  // namespace avx2
+
+namespace avx512 {
+void quantize_q8_0(const float* x, int64_t n, kernels::BlockQ8_0* y);
+float dot_q8_0_q8_0(const void* w, const kernels::BlockQ8_0* a, int64_t n);
+float dot_q4_0_q8_0(const void* w, const kernels::BlockQ8_0* a, int64_t n);
+}  // namespace avx512
+
+}  // namespace bitnet::backends
