@@ -754,6 +754,8 @@ const kernels::KernelTable& avx512_table() {
     t.quantize_q8_0 = avx512::quantize_q8_0;
     t.dot_q8_0_q8_0 = avx512::dot_q8_0_q8_0;
     t.dot_q4_0_q8_0 = avx512::dot_q4_0_q8_0;
+    t.gemm_q8_0_q8_0 = avx512::gemm_q8_0_q8_0;
+    t.gemm_q4_0_q8_0 = avx512::gemm_q4_0_q8_0;
     return t;
   }();
   return table;

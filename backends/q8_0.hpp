@@ -19,6 +19,10 @@ namespace avx512 {
 void quantize_q8_0(const float* x, int64_t n, kernels::BlockQ8_0* y);
 float dot_q8_0_q8_0(const void* w, const kernels::BlockQ8_0* a, int64_t n);
 float dot_q4_0_q8_0(const void* w, const kernels::BlockQ8_0* a, int64_t n);
+void gemm_q8_0_q8_0(const void* w, int64_t n_rows, const kernels::BlockQ8_0* a, int64_t n_tokens, int64_t n, float* y,
+                    int64_t y_stride);
+void gemm_q4_0_q8_0(const void* w, int64_t n_rows, const kernels::BlockQ8_0* a, int64_t n_tokens, int64_t n, float* y,
+                    int64_t y_stride);
 }  // namespace avx512
 
 }  // namespace bitnet::backends

@@ -20,12 +20,16 @@ constexpr WeightFormat kFormats[] = {
     {.type = G::Q4_0,
      .act = ActFormat::q8_0,
      .dot_name = "dot_q4_0_q8_0",
+     .gemm_name = "gemm_q4_0_q8_0",
      .dot_q8_0 = &KernelTable::dot_q4_0_q8_0,
+     .gemm_q8_0 = &KernelTable::gemm_q4_0_q8_0,
      .dequant_block = dequant_q4_0},
     {.type = G::Q8_0,
      .act = ActFormat::q8_0,
      .dot_name = "dot_q8_0_q8_0",
+     .gemm_name = "gemm_q8_0_q8_0",
      .dot_q8_0 = &KernelTable::dot_q8_0_q8_0,
+     .gemm_q8_0 = &KernelTable::gemm_q8_0_q8_0,
      .dequant_block = dequant_q8_0},
     {.type = G::Q6_K,
      .act = ActFormat::q8_k,
@@ -80,7 +84,8 @@ FormatEntries format_entries(const KernelTable& k, const WeightFormat& f, int64_
       return {cols % kQK_I2S == 0 ? untyped(k.gemm_i2s_i8) : nullptr, untyped(k.dot_i2s_i8)};
     case ActFormat::q8_k:
       return {f.gemm_q8_k != nullptr ? untyped(k.*f.gemm_q8_k) : nullptr, untyped(k.*f.dot_q8_k)};
-    case ActFormat::q8_0: return {nullptr, untyped(k.*f.dot_q8_0)};
+    case ActFormat::q8_0:
+      return {f.gemm_q8_0 != nullptr ? untyped(k.*f.gemm_q8_0) : nullptr, untyped(k.*f.dot_q8_0)};
     case ActFormat::f16: return {untyped(k.gemm_f16), untyped(k.dot_f16_f16)};
     case ActFormat::bf16: return {nullptr, untyped(k.dot_bf16_bf16)};
     case ActFormat::f32: return {nullptr, untyped(k.dot_f32_f32)};

@@ -31,6 +31,8 @@ using DotQ8K = float (*)(const void* w, const BlockQ8K* a, int64_t n);
 using GemmQ8K = void (*)(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n_tokens, int64_t n, float* y,
                          int64_t y_stride);
 using DotQ8_0 = float (*)(const void* w, const BlockQ8_0* a, int64_t n);
+using GemmQ8_0 = void (*)(const void* w, int64_t n_rows, const BlockQ8_0* a, int64_t n_tokens, int64_t n, float* y,
+                          int64_t y_stride);
 
 struct WeightFormat {
   gguf::GgmlType type;
@@ -42,6 +44,7 @@ struct WeightFormat {
   DotQ8K KernelTable::*dot_q8_k = nullptr;
   GemmQ8K KernelTable::*gemm_q8_k = nullptr;
   DotQ8_0 KernelTable::*dot_q8_0 = nullptr;
+  GemmQ8_0 KernelTable::*gemm_q8_0 = nullptr;
   // One block (gguf::traits(type).block_size elements) to floats, with ggml's rounding. nullptr
   // for the element types (F32, F16, BF16) and I2_S, which dequantize() reads element by element.
   void (*dequant_block)(const uint8_t* block, float* out) = nullptr;

@@ -81,6 +81,12 @@ struct KernelTable {
   // The same for n_rows consecutive Q6_K rows: each result equals dot_q6_k_q8_k's bits.
   void (*gemm_q6_k_q8_k)(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n_tokens, int64_t n, float* y,
                          int64_t y_stride) = nullptr;
+  // The same for n_rows consecutive Q8_0 / Q4_0 rows times n_tokens Q8_0 rows (n / 32 blocks
+  // each): each result equals dot_q8_0_q8_0's / dot_q4_0_q8_0's bits.
+  void (*gemm_q8_0_q8_0)(const void* w, int64_t n_rows, const BlockQ8_0* a, int64_t n_tokens, int64_t n, float* y,
+                         int64_t y_stride) = nullptr;
+  void (*gemm_q4_0_q8_0)(const void* w, int64_t n_rows, const BlockQ8_0* a, int64_t n_tokens, int64_t n, float* y,
+                         int64_t y_stride) = nullptr;
   // n_rows consecutive I2_S rows starting at a multiple of 128 elements (`w` points at the first
   // row's codes) times n_tokens int8 rows of n elements (n a multiple of 128): raw code dots.
   void (*gemm_i2s_i8)(const uint8_t* w, int64_t n_rows, const int8_t* q, int64_t n_tokens, int64_t n, int32_t* y,

@@ -157,9 +157,11 @@ RowRunner prepare(const KernelTable& k, const WeightView& w, const float* x, int
     }
     case ActFormat::q8_0: {
       const DotQ8_0 dot = k.*f->dot_q8_0;
+      const GemmQ8_0 gemm = f->gemm_q8_0 != nullptr ? k.*f->gemm_q8_0 : nullptr;
       check_entry(k.quantize_q8_0, w, k);
       check_entry(dot, w, k);
-      return prepare_blocks<BlockQ8_0>(w, w.cols / kQK8_0, k.quantize_q8_0, dot, x, x_stride, n_tokens, scratch, pool);
+      return prepare_blocks<BlockQ8_0>(w, w.cols / kQK8_0, k.quantize_q8_0, dot, x, x_stride, n_tokens, scratch, pool,
+                                       gemm);
     }
     case ActFormat::f16: {
       check_entry(k.to_f16, w, k);

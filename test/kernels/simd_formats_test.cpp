@@ -82,6 +82,10 @@ TEST(SimdFormats, TablesHaveTheEntries) {
     EXPECT_NE(k->dot_bf16_bf16, R.dot_bf16_bf16) << k->name;
     EXPECT_NE(k->dot_f32_f32, R.dot_f32_f32) << k->name;
     EXPECT_NE(k->to_bf16, R.to_bf16) << k->name;
+    if (k->name == "avx512") {
+      EXPECT_NE(k->gemm_q8_0_q8_0, nullptr);
+      EXPECT_NE(k->gemm_q4_0_q8_0, nullptr);
+    }
   }
 }
 
@@ -133,6 +137,51 @@ TEST(SimdFormats, Q8_0DotsAreBitExactAtTheExtremes) {
       }
     }
   }
+}
+
+// Every (row, token) of the many-row entries equals the reference dot; y outside the rows is not
+// written. Row counts around the 16-row vectors and the 64-row tiles, token counts around the
+// dot fallback (below 3) and the 128-token tiles.
+TEST(SimdFormats, Q8_0GemmsAreBitExact) {
+  using GemmEntry = void (*)(const void*, int64_t, const BlockQ8_0*, int64_t, int64_t, float*, int64_t);
+  const GemmEntry KernelTable::*gemms[] = {&KernelTable::gemm_q8_0_q8_0, &KernelTable::gemm_q4_0_q8_0};
+  std::mt19937 rng(87);
+  size_t checked = 0;
+  for (const KernelTable* k : optimised_tables()) {
+    for (size_t ti = 0; ti < 2; ++ti) {
+      const Q8_0Type& type = kQ8_0Types[ti];
+      const GemmEntry gemm = k->*gemms[ti];
+      if (gemm == nullptr) continue;
+      for (int64_t n : {32, 96, 2560}) {
+        for (int64_t rows : {1, 3, 15, 16, 17, 37, 64, 65, 130}) {
+          for (int64_t tokens : {1, 2, 3, 4, 17, 130}) {
+            if (n == 2560 && rows * tokens > 2000) continue;  // the large shapes once are enough
+            SCOPED_TRACE(std::string(k->name) + " " + type.name + " n=" + std::to_string(n) +
+                         " rows=" + std::to_string(rows) + " tokens=" + std::to_string(tokens));
+            const test::Bytes w = random_blocks(rng, type.block_bytes, rows, n);
+            const std::vector<BlockQ8_0> a = random_q8_0(rng, tokens, n);
+            const int64_t y_stride = rows + 3;
+            std::vector<float> y(static_cast<size_t>(y_stride * tokens), -7.0f);
+            gemm(w.data(), rows, a.data(), tokens, n, y.data(), y_stride);
+            const size_t row_bytes = static_cast<size_t>(n / 32) * type.block_bytes;
+            for (int64_t t = 0; t < tokens; ++t) {
+              for (int64_t r = 0; r < y_stride; ++r) {
+                const float got = y[static_cast<size_t>(t * y_stride + r)];
+                if (r >= rows) {
+                  ASSERT_EQ(got, -7.0f) << "wrote past the rows: r=" << r << " t=" << t;
+                  continue;
+                }
+                const float want = (R.*type.dot)(w.data() + static_cast<size_t>(r) * row_bytes, a.data() + t * (n / 32), n);
+                ASSERT_EQ(bits(got), bits(want)) << "r=" << r << " t=" << t;
+                ++checked;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 0u);
 }
 
 void expect_same_blocks(const KernelTable& k, const std::vector<float>& x, const std::string& what) {
