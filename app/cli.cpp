@@ -21,11 +21,8 @@
 #include "core/base/error.hpp"
 #include "core/base/log.hpp"
 #include "backends/register.hpp"
-#include "core/base/cpu_features.hpp"
-#include "core/base/thread_pool.hpp"
 #include "core/fixtures/resolve.hpp"
 #include "core/kernels/dispatch.hpp"
-#include "core/model/synthetic.hpp"
 
 namespace bitnet::app {
 namespace {
@@ -155,45 +152,10 @@ log::Config logging_config(const GlobalFlags& g, bool color) {
 
 }  // namespace
 
-const kernels::KernelTable& select_kernels(const std::string& name) {
-  static log::Logger& lg = log::get("kernels");
-  kernels::Selection s = kernels::select_backend(name);
-  log::info(lg, "kernel table '{}' ({}); CPU: {}; features: {}", s.table->name, s.why, cpu_features().brand,
-            cpu_features().summary());
-  return *s.table;
-}
-
 fixtures::Manifest load_manifests(const std::vector<std::filesystem::path>& files) {
   fixtures::Manifest m = fixtures::Manifest::builtin();
   for (const auto& f : files) m.merge(fixtures::Manifest::load(f));
   return m;
-}
-
-std::filesystem::path resolve_model(const Context& ctx, std::string_view spec) {
-  if (model::is_synthetic(spec)) {
-    const model::SyntheticSpec s = model::parse_synthetic(spec);
-    if (ctx.fixtures.cache_dir.empty())
-      throw make_error(ErrorCode::failure, "'{}': synthetic models are written to a cache directory, and none is set "
-                       "(set BITNET_CACHE_DIR, XDG_CACHE_HOME or HOME)", spec);
-    ThreadPool pool(ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads());
-    const std::filesystem::path dir = ctx.fixtures.cache_dir / "synthetic";
-    // The writer's temporary name (GgufWriter::write): removed if the watchdog has to end the run.
-    std::filesystem::path tmp = dir / model::synthetic_file_name(s);
-    tmp += ".tmp-" + std::to_string(::getpid());
-    register_temp_file(tmp);
-    std::filesystem::path path;
-    try {
-      path = model::synthetic_model_path(s, dir, &pool);
-    } catch (...) {
-      unregister_temp_file(tmp);
-      throw;
-    }
-    unregister_temp_file(tmp);
-    return path;
-  }
-  if (!spec.starts_with(fixtures::kFixturePrefix)) return std::filesystem::path(spec);
-  fixtures::Fixtures fx(ctx.fixtures, load_manifests(ctx.manifests));
-  return fixtures::resolve_model(spec, fx);
 }
 
 int run(int argc, char** argv) {
@@ -248,18 +210,8 @@ int run(int argc, char** argv) {
 
   Context ctx;
   ctx.color = env("NO_COLOR").empty() && ::isatty(STDERR_FILENO);
-  ctx.backend = env("BITNET_BACKEND");
   ctx.llama_dir = env("BITNET_LLAMA_DIR");
   ctx.log_file = g.log_file;
-  if (auto t = env("BITNET_THREADS"); !t.empty()) {
-    char* end = nullptr;
-    long v = std::strtol(t.c_str(), &end, 10);
-    if (*end != '\0' || v < 1 || v > 1024) {
-      std::fprintf(stderr, "error: BITNET_THREADS='%s' is not a thread count between 1 and 1024\n", t.c_str());
-      return static_cast<int>(ErrorCode::usage);
-    }
-    ctx.threads = static_cast<int>(v);
-  }
   ctx.fixtures.fixture_dirs = split_path_list(env("BITNET_FIXTURE_PATH"));
   ctx.fixtures.cache_dir = default_cache_dir();
   ctx.fixtures.offline = env_flag("BITNET_OFFLINE");

@@ -15,21 +15,17 @@ namespace CLI {
 class App;
 }
 
-namespace bitnet::kernels {
-struct KernelTable;
-}
-
 namespace bitnet::app {
 
 // What app/ read from the environment and the global flags; core only ever sees typed values.
+// BITNET_THREADS and BITNET_BACKEND are not here: they belong to the commands' -t and --backend
+// (app/engine_options.hpp).
 struct Context {
   // BITNET_CACHE_DIR (else $XDG_CACHE_HOME/bitnet, else ~/.cache/bitnet), BITNET_FIXTURE_PATH,
   // BITNET_OFFLINE; `fixtures` flags override them.
   fixtures::FixtureConfig fixtures;
   std::vector<std::filesystem::path> manifests;     // BITNET_MANIFEST: merged over the built-in one
   bool color = true;                                // false under NO_COLOR or when not a terminal
-  std::string backend;                              // BITNET_BACKEND ("" = best for this CPU)
-  int threads = 0;                                  // BITNET_THREADS (0 = all cores)
   std::filesystem::path llama_dir;                  // BITNET_LLAMA_DIR ("" = not set up)
   std::filesystem::path log_file;                   // --log-file ("" = none)
 };
@@ -55,13 +51,6 @@ RunFn setup_memcheck(CLI::App& sub);
 // Parses argv, runs the chosen command, maps errors to exit codes (CLI.md).
 int run(int argc, char** argv);
 
-// The kernel table for --backend/BITNET_BACKEND ("" = best for this CPU); logs the choice.
-const kernels::KernelTable& select_kernels(const std::string& name);
-
-// Resolves a MODEL argument (path, fixture:NAME or synthetic:SHAPE[:TYPE]...) to a file. A fixture
-// is checksum-verified and downloaded if need be; a synthetic model is generated into
-// <cache dir>/synthetic/ the first time it is asked for.
-std::filesystem::path resolve_model(const Context& ctx, std::string_view spec);
 // The built-in manifest with every file of `files` merged over it, in order.
 fixtures::Manifest load_manifests(const std::vector<std::filesystem::path>& files);
 

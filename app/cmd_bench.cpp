@@ -16,10 +16,10 @@
 #include <fmt/format.h>
 
 #include "app/cli.hpp"
+#include "app/engine_options.hpp"
 #include "app/signals.hpp"
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
-#include "core/base/thread_pool.hpp"
 #include "core/kernels/dispatch.hpp"
 #include "diag/bench.hpp"
 #include "diag/crossval/reference.hpp"
@@ -28,12 +28,10 @@ namespace bitnet::app {
 namespace {
 
 struct BenchFlags {
-  std::string model = "fixture:stories260K";
+  EngineFlags engine;  // -m, -t (a list), --backend
   int32_t n_prompt = 512;
   int32_t n_gen = 128;
   int32_t reps = 5;
-  std::string threads;
-  std::string backend;
   std::string output = "md";
   std::string reference;
   bool kernels = false;
@@ -47,20 +45,6 @@ struct RefRows {
 
 double ratio(const diag::BenchResult& ours, const diag::BenchResult& theirs) {
   return theirs.avg_ts > 0 ? ours.avg_ts / theirs.avg_ts : 0.0;
-}
-
-std::vector<int> parse_threads(const std::string& s, int fallback) {
-  std::vector<int> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');) {
-    char* end = nullptr;
-    long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v < 1 || v > 1024)
-      throw make_error(ErrorCode::usage, "-t '{}': expected thread counts like 2 or 1,2,4", s);
-    out.push_back(static_cast<int>(v));
-  }
-  if (out.empty()) out.push_back(fallback);
-  return out;
 }
 
 std::string human_size(uint64_t b) {
@@ -213,12 +197,10 @@ std::string csv(const diag::BenchReport& r, const RefRows* ref) {
 
 RunFn setup_bench(CLI::App& sub) {
   auto f = std::make_shared<BenchFlags>();
-  sub.add_option("-m,--model", f->model, "A .gguf path or fixture:NAME (default: fixture:stories260K)");
+  add_engine_flags(sub, f->engine, {.thread_list = true, .threads_help = "Thread counts, comma-separated (default: all cores)"});
   sub.add_option("-p,--n-prompt", f->n_prompt, "Prompt tokens of the pp test (0: skip)")->check(CLI::Range(0, 1 << 20));
   sub.add_option("-n,--n-gen", f->n_gen, "Generated tokens of the tg test (0: skip)")->check(CLI::Range(0, 1 << 20));
   sub.add_option("-r,--repetitions", f->reps, "Timed repetitions after one warm-up")->check(CLI::Range(1, 1000));
-  sub.add_option("-t,--threads", f->threads, "Thread counts, comma-separated (default: BITNET_THREADS or all cores)");
-  sub.add_option("--backend", f->backend, "Kernel table (default: the best this CPU runs)");
   sub.add_option("-o,--output", f->output, "md (default), json or csv")->check(CLI::IsMember({"md", "json", "csv"}));
   sub.add_option("--reference", f->reference,
                  "Also run the tests through llama.cpp[:DIR] (DIR from BITNET_LLAMA_DIR), alternating repetitions, "
@@ -231,37 +213,37 @@ RunFn setup_bench(CLI::App& sub) {
              "  bitnet bench -m synthetic:2b4t -p 0 -n 0 --kernels -t 2");
   return [f](const Context& ctx) {
     const std::atomic<bool>& cancelled = install_interrupt_handler();
-    const kernels::KernelTable& table = select_kernels(f->backend.empty() ? ctx.backend : f->backend);
     diag::BenchOptions o;
     o.n_prompt = f->n_prompt;
     o.n_gen = f->n_gen;
     o.reps = f->reps;
-    o.threads = parse_threads(f->threads, ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads());
-    o.kernels = &table;
-    // --kernels times every backend this CPU runs, or only the one --backend names.
-    if (f->kernels && !f->backend.empty()) o.kernel_bench.tables.push_back(&table);
-    if (f->kernels && f->backend.empty())
-      for (const kernels::Backend& b : kernels::registered_backends())
-        if (b.supported()) o.kernel_bench.tables.push_back(&b.table());
     // Before every timed step: Ctrl-C or --timeout stops the run there (bench prints no partial table).
     const bool show_progress = ::isatty(STDERR_FILENO) != 0;
     o.progress = [show_progress](const std::string& what) {
       throw_if_cancelled();
       if (show_progress) std::fprintf(stderr, "\r\033[Kbench: %s", what.c_str());
     };
-    // The reference is checked before anything runs: a missing one fails at once (exit 4).
+    // The reference is checked before the model is resolved: a missing one fails at once (exit 4).
     std::optional<diag::ReferenceSpec> ref_spec;
-    if (!f->reference.empty()) {
+    auto check_reference = [&](const Engine& e) {
+      if (f->reference.empty()) return;
       try {
-        ref_spec = diag::parse_reference(f->reference, ctx.llama_dir, o.threads.front());
-      } catch (Error& e) {
-        throw e.wrap(fmt::format("bitnet bench --reference {}", f->reference));
+        ref_spec = diag::parse_reference(f->reference, ctx.llama_dir, e.threads);
+      } catch (Error& err) {
+        throw err.wrap(fmt::format("bitnet bench --reference {}", f->reference));
       }
       if (ref_spec->kind != diag::RefKind::llama_cpp)
         throw make_error(ErrorCode::usage, "bench --reference '{}': only llama.cpp[:DIR] can be benchmarked", f->reference);
-    }
-    std::filesystem::path path = resolve_model(ctx, f->model);
-    auto model = model::Model::load(path);
+    };
+    Engine e = resolve_engine(ctx, f->engine, {.model = true}, check_reference);
+    const std::filesystem::path& path = e.model_path;
+    o.threads = e.thread_counts;
+    o.kernels = e.kernels;
+    // --kernels times every backend this CPU runs, or only the one --backend (BITNET_BACKEND) names.
+    if (f->kernels && !f->engine.backend.empty()) o.kernel_bench.tables.push_back(e.kernels);
+    if (f->kernels && f->engine.backend.empty())
+      for (const kernels::Backend& b : kernels::registered_backends())
+        if (b.supported()) o.kernel_bench.tables.push_back(&b.table());
     // Theirs, one repetition (after its own warm-ups) after each of ours.
     std::map<int, diag::RefBenchRun> theirs;
     if (ref_spec) {
@@ -280,7 +262,7 @@ RunFn setup_bench(CLI::App& sub) {
         acc.tg_seconds.insert(acc.tg_seconds.end(), run.tg_seconds.begin(), run.tg_seconds.end());
       };
     }
-    diag::BenchReport r = diag::run_bench(path.string(), *model, o);
+    diag::BenchReport r = diag::run_bench(path.string(), *e.model, o);
     throw_if_cancelled();  // cancelled during the last step
     if (show_progress) std::fputs("\r\033[K", stderr);
     RefRows ref_rows;

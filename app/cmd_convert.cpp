@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "app/cli.hpp"
+#include "app/engine_options.hpp"
 #include "core/base/error.hpp"
 #include "core/gguf/reader.hpp"
 #include "core/model/convert.hpp"
@@ -17,6 +18,7 @@ namespace bitnet::app {
 namespace {
 
 struct ConvertFlags {
+  EngineFlags engine;  // -t, for a synthetic IN
   std::string in;
   std::string out;
   std::string type;
@@ -39,6 +41,9 @@ RunFn setup_convert(CLI::App& sub) {
   sub.add_option("OUT", f->out, "The .gguf file to write (replaced atomically)")->required();
   sub.add_option("--type", f->type, "Ternary weight format: i2_s (bitnet.cpp), tq2_0 or tq1_0 (llama.cpp), f16, f32")
       ->required();
+  add_engine_flags(sub, f->engine,
+                   {.model = EngineFlagSet::Model::none, .backend = false,
+                    .threads_help = "Threads for generating a synthetic IN (default: all cores)"});
   sub.add_option("--arch", f->arch, "Rename the architecture: bitnet, bitnet-b1.58 or bitnet-25");
   sub.add_flag("--requantize", f->requantize,
                "Quantize weights that are not exactly ternary (or not exactly representable in --type) with "
@@ -49,7 +54,7 @@ RunFn setup_convert(CLI::App& sub) {
              "ternary or cannot be held exactly by --type (unless --requantize), or does not fit its block size.");
   return [f](const Context& ctx) {
     const gguf::GgmlType type = target_type(f->type);
-    const gguf::GgufFile in = gguf::GgufFile::open(resolve_model(ctx, f->in));
+    const gguf::GgufFile in = gguf::GgufFile::open(resolve_model(ctx, f->in, resolved_threads(f->engine)));
     model::ConvertOptions opt;
     opt.type = type;
     opt.arch = f->arch;

@@ -11,17 +11,17 @@
 #include <fmt/format.h>
 
 #include "app/cli.hpp"
+#include "app/engine_options.hpp"
 #include "app/signals.hpp"
 #include "app/crossval_print.hpp"
 #include "core/base/error.hpp"
-#include "core/base/thread_pool.hpp"
 #include "diag/crossval/crossval.hpp"
 
 namespace bitnet::app {
 namespace {
 
 struct CrossvalFlags {
-  std::string model = "fixture:stories260K";
+  EngineFlags engine;  // -m, -t, --backend, --pre
   std::string reference;
   std::vector<std::string> prompts;
   std::string prompts_file;
@@ -29,10 +29,7 @@ struct CrossvalFlags {
   int top_k = 8;
   std::string prompt_batch = "all";
   double timeout = 300;
-  int threads = 0;
   int ref_threads = 1;
-  std::string backend;
-  std::string pre;
   // Threshold flags: the value, and the option to ask whether it was given (else the default).
   double max_logit_diff = 0, rel_logit_diff = 0, max_kl = 0, min_top1 = 0, tie = 0;
   CLI::Option *max_logit_diff_opt = nullptr, *rel_logit_diff_opt = nullptr, *max_kl_opt = nullptr, *min_top1_opt = nullptr,
@@ -84,7 +81,7 @@ std::optional<double> given(const CLI::Option* opt, double v) { return opt->coun
 
 RunFn setup_crossval(CLI::App& sub) {
   auto f = std::make_shared<CrossvalFlags>();
-  sub.add_option("-m,--model", f->model, "A .gguf path or fixture:NAME (default: fixture:stories260K)");
+  add_engine_flags(sub, f->engine, {.pre = true, .threads_help = "Threads for our engine (default: all cores)"});
   sub.add_option("-r,--reference", f->reference,
                  "llama.cpp[:DIR] (default; DIR from BITNET_LLAMA_DIR), cmd:COMMAND, golden:FILE or backend:NAME");
   sub.add_option("-p,--prompt", f->prompts, "A prompt (repeatable; default \"Once upon a time\")");
@@ -101,14 +98,10 @@ RunFn setup_crossval(CLI::App& sub) {
                         ->check(CLI::Range(0.0, 1.0));
   f->tie_opt = sub.add_option("--tie", f->tie, "Reference top-2 margin under which a greedy difference is a near-tie, not a failure");
   sub.add_option("--timeout", f->timeout, "Seconds a reference program may take per prompt (default 300)")->check(CLI::Range(0.1, 86400.0));
-  sub.add_option("-t,--threads", f->threads, "Threads for our engine (default: BITNET_THREADS or all cores)")
-      ->check(CLI::Range(1, 1024));
   sub.add_option("--ref-threads", f->ref_threads,
                  "Threads for the llama.cpp reference (default 1: its workers spin-wait, which on a busy machine can be "
                  "100x slower; results do not depend on it)")
       ->check(CLI::Range(1, 1024));
-  sub.add_option("--backend", f->backend, "Our kernel table (default: the best for this CPU)");
-  sub.add_option("--pre", f->pre, "Byte-level BPE pre-tokenizer instead of the file's");
   sub.add_flag("--json", f->json, "Print the report as JSON instead of the table");
   sub.add_flag("--steps", f->steps, "Show every step in the table");
   sub.add_option("--junit", f->junit, "Also write JUnit XML here (one test case per prompt)");
@@ -120,18 +113,17 @@ RunFn setup_crossval(CLI::App& sub) {
              "  bitnet crossval -m bitnet-tiny-i2_s.gguf --reference golden:bitnet-tiny-i2_s.bitnet.cpp.json --prompt-batch 1\n"
              "  bitnet crossval -m model.gguf --reference cmd:./my-engine --json --junit crossval.xml");
   return [f](const Context& ctx) {
+    Engine e = resolve_engine(ctx, f->engine, {.pool = true});
     diag::CrossvalOptions o;
-    o.model = resolve_model(ctx, f->model);
+    o.model = e.model_path;
     o.overrides.max_logit_diff = given(f->max_logit_diff_opt, f->max_logit_diff);
     o.overrides.rel_logit_diff = given(f->rel_logit_diff_opt, f->rel_logit_diff);
     o.overrides.max_kl = given(f->max_kl_opt, f->max_kl);
     o.overrides.min_top1 = given(f->min_top1_opt, f->min_top1);
     o.overrides.tie = given(f->tie_opt, f->tie);
-    const int threads = f->threads > 0 ? f->threads : ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads();
-    ThreadPool pool(threads);
-    o.pool = &pool;
+    o.pool = e.pool.get();
     o.cancel = &install_interrupt_handler();
-    o.kernels = &select_kernels(f->backend.empty() ? ctx.backend : f->backend);
+    o.kernels = e.kernels;
     std::string ref = f->reference;
     if (ref.empty() && f->record.empty()) ref = "llama.cpp";
     if (!ref.empty()) {
@@ -147,7 +139,7 @@ RunFn setup_crossval(CLI::App& sub) {
     o.top_k = static_cast<size_t>(f->top_k);
     o.batch = f->prompt_batch == "1" ? diag::PromptBatch::one : diag::PromptBatch::all;
     o.timeout = std::chrono::milliseconds(static_cast<int64_t>(f->timeout * 1000));
-    if (!f->pre.empty()) o.pre = f->pre;
+    o.pre = e.pre;
     o.record = !f->record.empty();
 
     const diag::CrossvalReport r = diag::run_crossval(o);

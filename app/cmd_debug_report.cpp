@@ -15,9 +15,9 @@
 
 #include "app/build_info.hpp"
 #include "app/cli.hpp"
+#include "app/engine_options.hpp"
 #include "backends/register.hpp"
 #include "core/base/error.hpp"
-#include "core/base/thread_pool.hpp"
 #include "diag/debug_report.hpp"
 
 extern char** environ;
@@ -26,6 +26,7 @@ namespace bitnet::app {
 namespace {
 
 struct DebugReportOptions {
+  EngineFlags engine;  // BITNET_THREADS and BITNET_BACKEND, through hidden -t and --backend
   std::string model;
   std::string output;
   std::string format;  // "" = from the -o extension, else md
@@ -127,11 +128,12 @@ diag::DebugReport gather(const Context& ctx, const DebugReportOptions& o) {
   r.tool = {build::version, build::commit, build::build_type, build::compiler, build::compile_flags, build::dirty,
             words(std::string("reference ") + backends::compiled()), self_exe()};
   r.machine = diag::gather_machine_info();
-  r.kernels = diag::gather_kernels(ctx.backend);
+  // Described, not selected: an impossible BITNET_BACKEND is part of the report, not its failure.
+  r.kernels = diag::gather_kernels(o.engine.backend);
 
   diag::ConfigInfo& c = r.config;
-  c.threads = ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads();
-  c.threads_source = ctx.threads > 0 ? "BITNET_THREADS" : "all cores";
+  c.threads = resolved_threads(o.engine);
+  c.threads_source = o.engine.threads_opt->count() > 0 ? "BITNET_THREADS" : "all cores";
   c.cache_dir = ctx.fixtures.cache_dir.string();
   for (const auto& d : ctx.fixtures.fixture_dirs) c.fixture_dirs.push_back(d.string());
   c.offline = ctx.fixtures.offline;
@@ -141,7 +143,7 @@ diag::DebugReport gather(const Context& ctx, const DebugReportOptions& o) {
   Context offline = ctx;
   offline.fixtures.offline = true;
   if (!o.model.empty())
-    r.model = diag::gather_model(o.model, [&](std::string_view spec) { return resolve_model(offline, spec); }, !o.no_hash);
+    r.model = diag::gather_model(o.model, [&](std::string_view spec) { return resolve_model(offline, spec, c.threads); }, !o.no_hash);
 
   std::optional<diag::Failure> manifest_error;
   fixtures::Manifest manifest = fixtures::Manifest::builtin();
@@ -167,6 +169,8 @@ diag::DebugReport gather(const Context& ctx, const DebugReportOptions& o) {
 
 RunFn setup_debug_report(CLI::App& sub) {
   auto o = std::make_shared<DebugReportOptions>();
+  // What a run would get from the environment; the -- ARGS run inherits that environment.
+  add_engine_flags(sub, o->engine, {.model = EngineFlagSet::Model::none, .hidden = true});
   sub.add_option("-m,--model", o->model, "Describe this model too: a .gguf path, fixture:NAME or synthetic:SHAPE (never downloaded)");
   sub.add_option("-o,--output", o->output, "Write the report to FILE (.md or .json, + .zst to compress) instead of stdout");
   sub.add_option("--format", o->format, "md (default) or json; without it, the extension of -o decides")

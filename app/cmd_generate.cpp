@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "app/cli.hpp"
+#include "app/engine_options.hpp"
 #include "app/signals.hpp"
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
@@ -30,7 +31,7 @@ namespace bitnet::app {
 namespace {
 
 struct GenerateFlags {
-  std::string model = "fixture:stories260K";
+  EngineFlags engine;  // -m, -t, -c, --backend, --pre
   std::string prompt;
   bool prompt_given = false;
   std::string prompt_file;
@@ -42,16 +43,12 @@ struct GenerateFlags {
   float repeat_penalty = 1.0f;
   int32_t repeat_last_n = 64;
   int64_t seed = -1;
-  int threads = 0;
-  uint32_t ctx = 0;
-  std::string backend;
   std::vector<std::string> stop;
   bool ignore_eos = false;
   bool chat = false;
   bool json = false;
   bool no_echo = false;
   std::string kv_type = "f16";
-  std::string pre;
   std::string system;
 };
 
@@ -191,7 +188,7 @@ int run_chat(const GenerateFlags& f, Loaded& m, infer::Session& session, infer::
 
 RunFn setup_generate(CLI::App& sub) {
   auto f = std::make_shared<GenerateFlags>();
-  sub.add_option("-m,--model", f->model, "A .gguf path, fixture:NAME or synthetic:SHAPE[:TYPE] (default: fixture:stories260K)");
+  add_engine_flags(sub, f->engine, {.ctx = true, .pre = true});
   sub.add_option("-p,--prompt", f->prompt, "Prompt text (else -f FILE, else stdin when it is not a terminal)")
       ->each([f](const std::string&) { f->prompt_given = true; });
   sub.add_option("-f,--file", f->prompt_file, "Read the prompt from FILE");
@@ -203,15 +200,11 @@ RunFn setup_generate(CLI::App& sub) {
   sub.add_option("--repeat-penalty", f->repeat_penalty, "Penalty for tokens seen in the last --repeat-last-n (1: off)");
   sub.add_option("--repeat-last-n", f->repeat_last_n, "Window for the repeat penalty");
   sub.add_option("--seed", f->seed, "Random seed (default: from the clock, printed with -v)");
-  sub.add_option("-t,--threads", f->threads, "Threads (default: BITNET_THREADS or all cores)")->check(CLI::Range(1, 1024));
-  sub.add_option("-c,--ctx-size", f->ctx, "Context size (default: the model's, at most 4096)");
-  sub.add_option("--backend", f->backend, "Kernel table: reference, avx2, avx512 (default: the best this CPU runs)");
   sub.add_option("--stop", f->stop, "Stop when this text appears (repeatable); it is not printed");
   sub.add_flag("--ignore-eos", f->ignore_eos, "Keep going past end-of-generation tokens");
   sub.add_flag("--chat", f->chat, "Interactive conversation in the model's chat format");
   sub.add_flag("--json", f->json, "One JSON object per token, then a summary line");
   sub.add_flag("--no-echo", f->no_echo, "Do not print the prompt before the continuation");
-  sub.add_option("--pre", f->pre, "Byte-level BPE pre-tokenizer instead of the file's (default: bitnet.cpp's choice)");
   sub.add_option("--system", f->system, "With --chat: a system message for the conversation");
   sub.add_option("--kv-type", f->kv_type, "KV cache precision: f16 (like llama.cpp) or f32")
       ->check(CLI::IsMember({"f16", "f32"}));
@@ -221,20 +214,13 @@ RunFn setup_generate(CLI::App& sub) {
   return [f](const Context& ctx) {
     static log::Logger& lg = log::get("generate");
     const std::atomic<bool>& interrupted = install_interrupt_handler();
-    const kernels::KernelTable& table = select_kernels(f->backend.empty() ? ctx.backend : f->backend);
-    std::filesystem::path path = resolve_model(ctx, f->model);
-    auto model = model::Model::load(path);
-    tokenizer::VocabLoadOptions vo;
-    if (!f->pre.empty()) vo.pre = f->pre;
-    tokenizer::Tokenizer tok(tokenizer::read_vocab(model->file(), vo));
-    Loaded m{std::move(model), std::move(tok)};
-    const int threads = f->threads > 0 ? f->threads : ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads();
-    ThreadPool pool(threads);
+    Engine e = resolve_engine(ctx, f->engine, {.model = true, .vocab = true, .pool = true});
+    Loaded m{std::move(e.model), std::move(*e.tokenizer)};
     infer::SessionOptions so;
-    so.pool = &pool;
-    so.n_ctx = f->ctx;
+    so.pool = e.pool.get();
+    so.n_ctx = e.n_ctx;
     so.kv_type = f->kv_type == "f32" ? infer::KvType::f32 : infer::KvType::f16;
-    infer::Session session(*m.model, table, so);
+    infer::Session session(*m.model, *e.kernels, so);
     infer::GenerateOptions g;
     g.n_predict = f->n_predict;
     g.stop = f->stop;
@@ -247,7 +233,7 @@ RunFn setup_generate(CLI::App& sub) {
     g.sampling.repeat_last_n = f->repeat_last_n;
     g.sampling.seed = f->seed >= 0 ? static_cast<uint64_t>(f->seed)
                                    : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-    log::info(lg, "backend {}, {} threads, seed {}, context {}", table.name, threads, g.sampling.seed, session.n_ctx());
+    log::info(lg, "backend {}, {} threads, seed {}, context {}", e.kernels->name, e.threads, g.sampling.seed, session.n_ctx());
     if (f->chat) return run_chat(*f, m, session, g, interrupted);
     return run_once(*f, m, session, g, interrupted);
   };

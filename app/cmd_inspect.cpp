@@ -9,6 +9,7 @@
 
 #include "core/base/units.hpp"
 #include "app/cli.hpp"
+#include "app/engine_options.hpp"
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
 #include "diag/model_report.hpp"
@@ -17,7 +18,7 @@ namespace bitnet::app {
 namespace {
 
 struct InspectOptions {
-  std::string model = "fixture:stories260K";
+  EngineFlags engine;  // MODEL, and -t for a synthetic model
   bool tensors = false;
   bool json = false;
   bool no_hash = false;
@@ -117,15 +118,17 @@ std::string print_json(const diag::ModelReport& r, bool with_tensors) {
 
 RunFn setup_inspect(CLI::App& sub) {
   auto opt = std::make_shared<InspectOptions>();
-  sub.add_option("MODEL", opt->model, "A .gguf path, fixture:NAME or synthetic:SHAPE[:TYPE] (default: fixture:stories260K)");
+  add_engine_flags(sub, opt->engine,
+                   {.model = EngineFlagSet::Model::positional, .backend = false,
+                    .threads_help = "Threads for generating a synthetic model (default: all cores)"});
   sub.add_flag("--tensors", opt->tensors, "List every tensor: name, type, shape, offset, size");
   sub.add_flag("--json", opt->json, "One JSON object instead of text");
   sub.add_flag("--no-hash", opt->no_hash, "Skip the SHA-256 of the file (faster on large models)");
   sub.footer("Example:\n  bitnet inspect fixture:stories260K --tensors\n"
              "Exit status 3 when the file is not a valid model this engine can run.");
   return [opt](const Context& ctx) {
-    std::filesystem::path path = resolve_model(ctx, opt->model);
-    diag::ModelReport r = diag::build_model_report(path, {.hash = !opt->no_hash});
+    const Engine engine = resolve_engine(ctx, opt->engine, {});
+    diag::ModelReport r = diag::build_model_report(engine.model_path, {.hash = !opt->no_hash});
     std::string out = opt->json ? print_json(r, opt->tensors) : print_text(r, opt->tensors);
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fflush(stdout);

@@ -8,24 +8,21 @@
 #include <fmt/format.h>
 
 #include "app/cli.hpp"
+#include "app/engine_options.hpp"
 #include "app/signals.hpp"
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
-#include "core/base/thread_pool.hpp"
 #include "diag/memcheck.hpp"
 
 namespace bitnet::app {
 namespace {
 
 struct MemcheckFlags {
-  std::string model = "fixture:stories260K";
+  EngineFlags engine;  // -m, -t, -c, --backend
   std::string prompt = "Once upon a time";
   int32_t n_gen = 16;
   int32_t repeat = 1;
   std::string budget;
-  int threads = 0;
-  uint32_t ctx = 0;
-  std::string backend;
   bool json = false;
   std::string test_leak;  // hidden: see MemcheckOptions::test_leak_tag
 };
@@ -157,15 +154,12 @@ Error failure(const diag::MemcheckReport& r, uint64_t budget) {
 
 RunFn setup_memcheck(CLI::App& sub) {
   auto f = std::make_shared<MemcheckFlags>();
-  sub.add_option("-m,--model", f->model, "A .gguf path, fixture:NAME or synthetic:SHAPE[:TYPE] (default: fixture:stories260K)");
+  add_engine_flags(sub, f->engine, {.ctx = true});
   sub.add_option("-p,--prompt", f->prompt, "Prompt of each workload (default: \"Once upon a time\")");
   sub.add_option("-n,--n-predict", f->n_gen, "Tokens generated per workload")->check(CLI::Range(0, 1 << 20));
   sub.add_option("--repeat", f->repeat, "Workloads, each in a fresh session; growth between them fails")
       ->check(CLI::Range(1, 1000));
   sub.add_option("--budget", f->budget, "Fail (exit 6) when the tracked peak passes this many bytes (512K, 64M, 2G)");
-  sub.add_option("-t,--threads", f->threads, "Threads (default: BITNET_THREADS or all cores)")->check(CLI::Range(1, 1024));
-  sub.add_option("-c,--ctx-size", f->ctx, "Context size (default: the model's, at most 4096)");
-  sub.add_option("--backend", f->backend, "Kernel table (default: the best this CPU runs)");
   sub.add_flag("--json", f->json, "One JSON object instead of the tables");
   // Test-only: hold a block under this tag past teardown, to prove leaks are caught and named.
   sub.add_option("--test-leak", f->test_leak)->group("");
@@ -178,13 +172,14 @@ RunFn setup_memcheck(CLI::App& sub) {
     o.n_gen = f->n_gen;
     o.repeat = f->repeat;
     o.budget = f->budget.empty() ? 0 : parse_bytes(f->budget);
-    o.n_ctx = f->ctx;
-    o.threads = f->threads > 0 ? f->threads : ctx.threads > 0 ? ctx.threads : ThreadPool::default_threads();
-    o.kernels = &select_kernels(f->backend.empty() ? ctx.backend : f->backend);
     o.test_leak_tag = f->test_leak;
     o.cancel = &install_interrupt_handler();
-    const std::filesystem::path path = resolve_model(ctx, f->model);
-    const diag::MemcheckReport r = diag::run_memcheck(path, o);
+    // Only the path: memcheck loads the model itself, under the tracker, with its own pool.
+    const Engine e = resolve_engine(ctx, f->engine, {});
+    o.n_ctx = e.n_ctx;
+    o.threads = e.threads;
+    o.kernels = e.kernels;
+    const diag::MemcheckReport r = diag::run_memcheck(e.model_path, o);
     const std::string out = f->json ? json(r, o.budget) : text(r);
     std::fwrite(out.data(), 1, out.size(), stdout);
     if (!r.ok()) throw failure(r, o.budget);

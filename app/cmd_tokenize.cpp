@@ -14,10 +14,10 @@
 #include <fmt/format.h>
 
 #include "app/cli.hpp"
+#include "app/engine_options.hpp"
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
 #include "core/base/log.hpp"
-#include "core/gguf/reader.hpp"
 #include "core/tokenizer/tokenizer.hpp"
 #include "core/tokenizer/utf8.hpp"
 #include "core/tokenizer/vocab_gguf.hpp"
@@ -28,12 +28,11 @@ namespace {
 using tokenizer::TokenId;
 
 struct TokenizeOptions {
-  std::string model = "fixture:stories260K";
+  EngineFlags engine;  // -m, --pre, and -t for a synthetic model
   std::string text;    // positional TEXT
   std::string prompt;  // -p
   std::string file;    // -f
   std::string decode;  // --decode "1 2 3"
-  std::string pre;
   bool ids = false;
   bool pieces = false;
   bool json = false;
@@ -144,7 +143,8 @@ void write_out(const std::string& s) {
 
 RunFn setup_tokenize(CLI::App& sub) {
   auto opt = std::make_shared<TokenizeOptions>();
-  sub.add_option("-m,--model", opt->model, "A .gguf path, fixture:NAME or synthetic:SHAPE[:TYPE] (default: fixture:stories260K)");
+  add_engine_flags(sub, opt->engine,
+                   {.backend = false, .pre = true, .threads_help = "Threads for generating a synthetic model (default: all cores)"});
   // Counted rather than tested for emptiness: "" is a valid text to tokenize.
   CLI::Option* text_opt = sub.add_option("TEXT", opt->text, "Text to tokenize (else -p, -f, or standard input)");
   CLI::Option* prompt_opt = sub.add_option("-p,--prompt", opt->prompt, "Text to tokenize");
@@ -156,9 +156,6 @@ RunFn setup_tokenize(CLI::App& sub) {
   sub.add_flag("--no-parse-special", opt->no_parse_special,
                "Treat control-token text like <|eot_id|> as plain text (with --decode: omit control tokens)");
   CLI::Option* decode_opt = sub.add_option("--decode", opt->decode, "Decode these ids instead (\"1 15043 3186\" or \"[1, 15043, 3186]\")");
-  sub.add_option("--pre", opt->pre,
-                 "Byte-level BPE pre-tokenizer instead of the file's: default (bitnet.cpp's choice for files "
-                 "without one), llama3, gpt-2");
   sub.footer("Examples:\n  bitnet tokenize -m fixture:stories260K \"Once upon a time\"\n"
              "  echo 'Hello world' | bitnet tokenize -m model.gguf --pieces\n"
              "  bitnet tokenize -m model.gguf --decode \"1 15043 3186\"\n"
@@ -171,12 +168,9 @@ RunFn setup_tokenize(CLI::App& sub) {
     if (decode && sources) usage("--decode takes ids, not text; drop TEXT/-p/-f");
 
     auto t0 = std::chrono::steady_clock::now();
-    std::filesystem::path path = resolve_model(ctx, opt->model);
-    gguf::GgufFile f = gguf::GgufFile::open(path);
-    tokenizer::VocabLoadOptions load;
-    if (!opt->pre.empty()) load.pre = opt->pre;
-    tokenizer::Tokenizer tok(tokenizer::read_vocab(f, load));
-    log::debug(lg, "vocabulary of {} loaded in {:.1f} ms", path.string(),
+    Engine e = resolve_engine(ctx, opt->engine, {.vocab = true});
+    const tokenizer::Tokenizer& tok = *e.tokenizer;
+    log::debug(lg, "vocabulary of {} loaded in {:.1f} ms", e.model_path.string(),
                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
 
     if (decode) {
