@@ -63,9 +63,6 @@ std::string read_prompt(const GenerateFlags& f) {
   return "";
 }
 
-// The tokenizer speaks uint32 ids, the engine int32 (llama.cpp's convention); ids are < 2^24.
-std::vector<int32_t> to_engine(const std::vector<tokenizer::TokenId>& ids) { return {ids.begin(), ids.end()}; }
-
 struct Loaded {
   std::unique_ptr<model::Model> model;
   tokenizer::Tokenizer tok;
@@ -85,10 +82,10 @@ std::string timings(const infer::GenerateResult& r) {
                      r.first_token_seconds, infer::stop_reason_name(r.reason));
 }
 
-std::string json_summary(const infer::GenerateResult& r, std::span<const int32_t> prompt) {
+std::string json_summary(const infer::GenerateResult& r, std::span<const TokenId> prompt) {
   JsonWriter j(false);
   j.begin_object().key("done").value(true).key("reason").value(infer::stop_reason_name(r.reason)).key("prompt_ids").begin_array();
-  for (int32_t id : prompt) j.value(static_cast<int64_t>(id));
+  for (TokenId id : prompt) j.value(static_cast<int64_t>(id));
   j.end_array();
   j.key("n_prompt").value(static_cast<uint64_t>(r.n_prompt)).key("n_gen").value(static_cast<uint64_t>(r.tokens.size()));
   j.key("prefill_tps").value(r.prefill_seconds > 0 ? static_cast<double>(r.n_prompt) / r.prefill_seconds : 0.0);
@@ -100,13 +97,13 @@ std::string json_summary(const infer::GenerateResult& r, std::span<const int32_t
 int run_once(const GenerateFlags& f, Loaded& m, infer::Session& session, const infer::GenerateOptions& gopt,
              const std::atomic<bool>& interrupted) {
   std::string text = read_prompt(f);
-  std::vector<int32_t> prompt = to_engine(m.tok.encode_ids(text, /*add_special=*/true, /*parse_special=*/true));
+  std::vector<TokenId> prompt = m.tok.encode_ids(text, /*add_special=*/true, /*parse_special=*/true);
   if (prompt.empty())
     throw make_error(ErrorCode::usage, "the prompt is empty and the model adds no BOS token; give one with -p");
   infer::GenerateEvents ev;
-  ev.piece = [&](int32_t id) { return m.tok.token_piece(static_cast<tokenizer::TokenId>(id), false); };
+  ev.piece = [&](TokenId id) { return m.tok.token_piece(id, false); };
   if (f.json) {
-    ev.on_token = [](int32_t id, std::string_view piece) {
+    ev.on_token = [](TokenId id, std::string_view piece) {
       JsonWriter j(false);
       j.begin_object().key("id").value(static_cast<int64_t>(id)).key("piece").value(piece);
       if (!is_valid_utf8(piece)) {
@@ -122,7 +119,7 @@ int run_once(const GenerateFlags& f, Loaded& m, infer::Session& session, const i
     if (!f.no_echo) write_out(text);
     ev.on_text = write_out;
   }
-  const std::vector<int32_t> eog = to_engine(m.tok.eog_ids());
+  const std::vector<TokenId> eog = m.tok.eog_ids();
   infer::GenerateResult r = infer::generate(session, prompt, eog, gopt, ev, &interrupted);
   if (f.json) write_out(json_summary(r, prompt));
   else if (!r.text.empty() && r.text.back() != '\n') write_out("\n");
@@ -157,7 +154,7 @@ int run_chat(const GenerateFlags& f, Loaded& m, infer::Session& session, infer::
     gopt.stop.push_back("\nUser:");
   }
   const bool tty = ::isatty(STDIN_FILENO);
-  const std::vector<int32_t> eog = to_engine(m.tok.eog_ids());
+  const std::vector<TokenId> eog = m.tok.eog_ids();
   bool first = true, after_eog = false;
   std::string line;
   for (;;) {
@@ -165,9 +162,9 @@ int run_chat(const GenerateFlags& f, Loaded& m, infer::Session& session, infer::
     if (!std::getline(std::cin, line) || line == "/exit") break;
     if (line.empty()) continue;
     std::string text = fmt_.turn(line, first, after_eog, f.system);
-    std::vector<int32_t> ids = to_engine(m.tok.encode_ids(text, /*add_special=*/first, /*parse_special=*/true));
+    std::vector<TokenId> ids = m.tok.encode_ids(text, /*add_special=*/first, /*parse_special=*/true);
     infer::GenerateEvents ev;
-    ev.piece = [&](int32_t id) { return m.tok.token_piece(static_cast<tokenizer::TokenId>(id), false); };
+    ev.piece = [&](TokenId id) { return m.tok.token_piece(id, false); };
     ev.on_text = write_out;
     infer::GenerateResult r = infer::generate(session, ids, eog, gopt, ev, &interrupted);
     write_out("\n");
@@ -175,8 +172,8 @@ int run_chat(const GenerateFlags& f, Loaded& m, infer::Session& session, infer::
     if (r.reason == infer::StopReason::interrupt) return static_cast<int>(ErrorCode::interrupted);
     // The reply's tokens except the last were fed; feed the last so the cache holds the turn.
     if (r.reason != infer::StopReason::eos && !r.tokens.empty() && session.n_past() < session.n_ctx()) {
-      const int32_t last = r.tokens.back();
-      session.eval(std::span<const int32_t>(&last, 1));
+      const TokenId last = r.tokens.back();
+      session.eval(std::span<const TokenId>(&last, 1));
     }
     after_eog = r.reason == infer::StopReason::eos;
     first = false;

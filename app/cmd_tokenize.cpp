@@ -25,8 +25,6 @@
 namespace bitnet::app {
 namespace {
 
-using tokenizer::TokenId;
-
 struct TokenizeOptions {
   EngineFlags engine;  // -m, --pre, and -t for a synthetic model
   std::string text;    // positional TEXT

@@ -30,7 +30,7 @@ std::string tail(const std::string& s, size_t max_bytes = 160) {
   return "..." + shown(s.substr(start));
 }
 
-std::string ids(const std::vector<int32_t>& v, size_t around, size_t max = 24) {
+std::string ids(const std::vector<TokenId>& v, size_t around, size_t max = 24) {
   // Long lists are shown around the first difference.
   size_t from = around > max / 2 ? around - max / 2 : 0;
   size_t to = std::min(v.size(), from + max);
@@ -133,9 +133,9 @@ void json_mismatch(JsonWriter& j, const Mismatch& m) {
   j.end_object();
 }
 
-void json_ids(JsonWriter& j, const std::vector<int32_t>& v) {
+void json_ids(JsonWriter& j, const std::vector<TokenId>& v) {
   j.begin_array();
-  for (int32_t id : v) j.value(static_cast<int64_t>(id));
+  for (TokenId id : v) j.value(static_cast<int64_t>(id));
   j.end_array();
 }
 

@@ -17,17 +17,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::vector<int32_t> token_ids(const model::Model& m, int32_t n) {
+std::vector<TokenId> token_ids(const model::Model& m, int32_t n) {
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> d(0, static_cast<int32_t>(m.config().n_vocab) - 1);
-  std::vector<int32_t> ids(static_cast<size_t>(n));
+  std::vector<TokenId> ids(static_cast<size_t>(n));
   for (auto& id : ids) id = d(rng);
   return ids;
 }
 
 // Seconds to feed `ids` into a fresh session: all at once (a prompt) or one by one (generation).
 // `huge`, when given, receives the process's huge-page bytes with the session loaded.
-double time_eval(const infer::ResidentWeights& w, ThreadPool& pool, const std::vector<int32_t>& ids, bool one_by_one,
+double time_eval(const infer::ResidentWeights& w, ThreadPool& pool, const std::vector<TokenId>& ids, bool one_by_one,
                  std::optional<uint64_t>* huge = nullptr) {
   infer::SessionOptions so;
   so.n_ctx = static_cast<uint32_t>(ids.size());
@@ -37,7 +37,7 @@ double time_eval(const infer::ResidentWeights& w, ThreadPool& pool, const std::v
   if (huge != nullptr) *huge = read_anon_huge_pages();
   const auto t0 = Clock::now();
   if (one_by_one) {
-    for (int32_t id : ids) s.eval(std::span<const int32_t>(&id, 1));
+    for (TokenId id : ids) s.eval(std::span<const TokenId>(&id, 1));
   } else {
     s.eval(ids);
   }
@@ -72,7 +72,7 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
   rep.model_type = fmt::format("{} {}x{} {}", c.arch_name, c.n_embd, c.n_layer,
                                gguf::type_name(c.n_layer > 0 ? m.layer(0).wq.type : m.token_embd().type));
   rep.kernel_table = std::string(opt.kernels->name);
-  const std::vector<int32_t> prompt = token_ids(m, opt.n_prompt), gen = token_ids(m, opt.n_gen);
+  const std::vector<TokenId> prompt = token_ids(m, opt.n_prompt), gen = token_ids(m, opt.n_gen);
   // One copy of the weights for every session of every thread count, made with the first pool.
   std::unique_ptr<infer::ResidentWeights> weights;
   for (int threads : opt.threads) {
@@ -107,7 +107,7 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
       weights = std::make_unique<infer::ResidentWeights>(m, *opt.kernels, default_memory_pool(), &pool);
     if (opt.n_prompt > 0) time_eval(*weights, pool, prompt, false);
     if (opt.n_gen > 0)
-      time_eval(*weights, pool, std::vector<int32_t>(gen.begin(), gen.begin() + std::min<int32_t>(opt.n_gen, 8)), true);
+      time_eval(*weights, pool, std::vector<TokenId>(gen.begin(), gen.begin() + std::min<int32_t>(opt.n_gen, 8)), true);
     for (int i = 0; i < opt.reps; ++i) {
       say(fmt::format("repetition {}/{}", i + 1, opt.reps));
       if (opt.n_prompt > 0) pp.seconds.push_back(time_eval(*weights, pool, prompt, false));

@@ -37,9 +37,7 @@ MemcheckRound run_round(const model::Model& m, const tokenizer::Tokenizer& tok, 
   pool.tracker().reset_peaks();
   {
     infer::Session session(m, *opt.kernels, so);
-    std::vector<int32_t> prompt;
-    for (tokenizer::TokenId id : tok.encode_ids(opt.prompt, /*add_special=*/true, /*parse_special=*/true))
-      prompt.push_back(static_cast<int32_t>(id));
+    const std::vector<TokenId> prompt = tok.encode_ids(opt.prompt, /*add_special=*/true, /*parse_special=*/true);
     if (prompt.empty())
       throw make_error(ErrorCode::usage, "memcheck: the prompt is empty and the model adds no BOS token; give one with -p");
     infer::GenerateOptions g;
@@ -47,9 +45,8 @@ MemcheckRound run_round(const model::Model& m, const tokenizer::Tokenizer& tok, 
     g.ignore_eos = true;  // the same work every round
     g.sampling.temp = 0;
     infer::GenerateEvents ev;
-    ev.piece = [&](int32_t id) { return tok.token_piece(static_cast<tokenizer::TokenId>(id), false); };
-    std::vector<int32_t> eog;
-    for (tokenizer::TokenId id : tok.eog_ids()) eog.push_back(static_cast<int32_t>(id));
+    ev.piece = [&](TokenId id) { return tok.token_piece(id, false); };
+    const std::vector<TokenId> eog = tok.eog_ids();
     const infer::GenerateResult res = infer::generate(session, prompt, eog, g, ev, opt.cancel);
     if (res.reason == infer::StopReason::interrupt) throw make_error(ErrorCode::interrupted, "memcheck: cancelled");
     round.n_prompt = res.n_prompt;

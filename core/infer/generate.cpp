@@ -47,12 +47,12 @@ size_t stop_prefix_tail(std::string_view s, const std::vector<std::string>& stop
 
 }  // namespace
 
-GenerateResult generate(Session& session, std::span<const int32_t> prompt, std::span<const int32_t> eog,
+GenerateResult generate(Session& session, std::span<const TokenId> prompt, std::span<const TokenId> eog,
                         const GenerateOptions& opt, const GenerateEvents& ev, const std::atomic<bool>* interrupt) {
   GenerateResult r;
   r.n_prompt = prompt.size();
   Sampler sampler(opt.sampling);
-  for (int32_t t : prompt) sampler.accept(t);
+  for (TokenId t : prompt) sampler.accept(t);
 
   const auto t0 = Clock::now();
   session.eval(prompt);
@@ -73,7 +73,7 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt, std::
       r.reason = StopReason::interrupt;
       break;
     }
-    int32_t id = sampler.sample(session.logits());
+    TokenId id = sampler.sample(session.logits());
     if (i == 0) r.first_token_seconds = seconds_since(t0);
     if (!opt.ignore_eos && std::find(eog.begin(), eog.end(), id) != eog.end()) {
       r.reason = StopReason::eos;
@@ -99,7 +99,7 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt, std::
       r.reason = StopReason::ctx;
       break;
     }
-    const int32_t next[1] = {id};
+    const TokenId next[1] = {id};
     session.eval(next);
   }
   show(pending.size());

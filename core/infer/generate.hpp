@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/base/token_id.hpp"
 #include "core/infer/sampler.hpp"
 #include "core/infer/session.hpp"
 
@@ -25,8 +26,8 @@ struct GenerateOptions {
 };
 
 struct GenerateEvents {
-  std::function<std::string(int32_t)> piece;                  // token -> text bytes (required)
-  std::function<void(int32_t, std::string_view)> on_token;    // every generated token and its piece
+  std::function<std::string(TokenId)> piece;                  // token -> text bytes (required)
+  std::function<void(TokenId, std::string_view)> on_token;    // every generated token and its piece
   std::function<void(std::string_view)> on_text;              // text safe to show, in order
 };
 
@@ -36,7 +37,7 @@ std::string_view stop_reason_name(StopReason r);
 
 struct GenerateResult {
   StopReason reason = StopReason::n;
-  std::vector<int32_t> tokens;  // generated ids (a stop string's tokens included)
+  std::vector<TokenId> tokens;  // generated ids (a stop string's tokens included)
   std::string text;             // the text shown (stop string excluded)
   double prefill_seconds = 0;
   double decode_seconds = 0;
@@ -46,7 +47,7 @@ struct GenerateResult {
 
 // `eog`: ids that end generation (EOS, EOT). The prompt is evaluated in the session after
 // whatever it already holds (chat turns keep their cache).
-GenerateResult generate(Session& session, std::span<const int32_t> prompt, std::span<const int32_t> eog,
+GenerateResult generate(Session& session, std::span<const TokenId> prompt, std::span<const TokenId> eog,
                         const GenerateOptions& opt, const GenerateEvents& ev,
                         const std::atomic<bool>* interrupt = nullptr);
 

@@ -6,16 +6,16 @@
 
 namespace bitnet::infer {
 
-int32_t argmax(std::span<const float> logits) {
-  int32_t best = 0;
+TokenId argmax(std::span<const float> logits) {
+  TokenId best = 0;
   for (size_t i = 1; i < logits.size(); ++i)
-    if (logits[i] > logits[static_cast<size_t>(best)]) best = static_cast<int32_t>(i);
+    if (logits[i] > logits[static_cast<size_t>(best)]) best = static_cast<TokenId>(i);
   return best;
 }
 
 Sampler::Sampler(const SamplerOptions& opt) : opt_(opt), rng_(opt.seed) {}
 
-void Sampler::accept(int32_t token) {
+void Sampler::accept(TokenId token) {
   if (opt_.repeat_last_n <= 0) return;
   recent_.push_back(token);
   while (recent_.size() > static_cast<size_t>(opt_.repeat_last_n)) recent_.pop_front();
@@ -36,17 +36,17 @@ void softmax_candidates(auto& cand) {
 
 }  // namespace
 
-int32_t Sampler::sample(std::span<const float> logits) {
+TokenId Sampler::sample(std::span<const float> logits) {
   cand_.clear();
   cand_.reserve(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) cand_.push_back({static_cast<int32_t>(i), logits[i], 0.0f});
+  for (size_t i = 0; i < logits.size(); ++i) cand_.push_back({static_cast<TokenId>(i), logits[i], 0.0f});
 
   if (opt_.repeat_penalty != 1.0f) {
     // Each distinct recent token once: positive logits divided, negative multiplied.
-    std::vector<int32_t> seen(recent_.begin(), recent_.end());
+    std::vector<TokenId> seen(recent_.begin(), recent_.end());
     std::sort(seen.begin(), seen.end());
     seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
-    for (int32_t id : seen) {
+    for (TokenId id : seen) {
       if (id < 0 || static_cast<size_t>(id) >= cand_.size()) continue;
       float& l = cand_[static_cast<size_t>(id)].logit;
       l = l > 0 ? l / opt_.repeat_penalty : l * opt_.repeat_penalty;

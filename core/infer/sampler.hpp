@@ -9,6 +9,8 @@
 #include <span>
 #include <vector>
 
+#include "core/base/token_id.hpp"
+
 namespace bitnet::infer {
 
 struct SamplerOptions {
@@ -25,22 +27,22 @@ class Sampler {
  public:
   explicit Sampler(const SamplerOptions& opt);
   // Picks the next token from logits (copied; the input is not modified).
-  int32_t sample(std::span<const float> logits);
+  TokenId sample(std::span<const float> logits);
   // Records a token (prompt or generated) for the repeat penalty.
-  void accept(int32_t token);
+  void accept(TokenId token);
 
  private:
   struct Candidate {
-    int32_t id;
+    TokenId id;
     float logit;
     float p;
   };
   SamplerOptions opt_;
   std::mt19937_64 rng_;
-  std::deque<int32_t> recent_;
+  std::deque<TokenId> recent_;
   std::vector<Candidate> cand_;
 };
 
-int32_t argmax(std::span<const float> logits);
+TokenId argmax(std::span<const float> logits);
 
 }  // namespace bitnet::infer

@@ -59,7 +59,7 @@ Session::Session(const model::Model& model, const kernels::KernelTable& kernels,
   if (const uint64_t s = plan.find("matmul").bytes; s > 0) scratch_.get(s);
 }
 
-void Session::eval(std::span<const int32_t> tokens, bool all_logits) {
+void Session::eval(std::span<const TokenId> tokens, bool all_logits) {
   for (int32_t t : tokens)
     if (t < 0 || static_cast<uint32_t>(t) >= c_.n_vocab)
       throw make_error(ErrorCode::invalid_input, "token id {} is outside the vocabulary (0..{})", t, c_.n_vocab - 1);
@@ -207,7 +207,7 @@ void Session::for_each_range(int64_t n, const std::function<void(int64_t, int64_
   pool_->parallel_for(n, fn, 256);
 }
 
-void Session::forward_batch(std::span<const int32_t> tokens, bool want_logits) {
+void Session::forward_batch(std::span<const TokenId> tokens, bool want_logits) {
   const int64_t T = static_cast<int64_t>(tokens.size());
   const int64_t E = c_.n_embd, hd = c_.head_dim(), QW = hd * c_.n_head, KW = c_.n_embd_kv(), F = c_.n_ff;
   const auto at = [](auto& v, int64_t t, int64_t width) { return &v[static_cast<size_t>(t * width)]; };

@@ -68,7 +68,7 @@ class Session {
   // Feeds tokens at positions n_past() ..; afterwards logits() holds the last token's logits, or
   // with all_logits, logits_at(i) those of every token of this call. Throws bitnet::Error
   // (invalid_input) for an id outside the vocabulary or when the context would overflow.
-  void eval(std::span<const int32_t> tokens, bool all_logits = false);
+  void eval(std::span<const TokenId> tokens, bool all_logits = false);
 
   std::span<const float> logits() const;
   std::span<const float> logits_at(size_t i) const;
@@ -78,7 +78,7 @@ class Session {
   void reset() { n_past_ = 0; }
 
  private:
-  void forward_batch(std::span<const int32_t> tokens, bool all_logits);
+  void forward_batch(std::span<const TokenId> tokens, bool all_logits);
   void for_each_token(int64_t T, const std::function<void(int64_t)>& fn);
   void for_each_range(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
   void attention(uint32_t layer, int64_t n_tokens);

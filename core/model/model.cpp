@@ -103,7 +103,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
   return m;
 }
 
-void Model::embedding(int32_t token, float* out) const {
+void Model::embedding(TokenId token, float* out) const {
   BITNET_CHECK(token >= 0 && token < static_cast<int32_t>(config_.n_vocab));
   const int64_t n = config_.n_embd;
   kernels::dequantize(token_embd_.type, token_embd_.data, static_cast<int64_t>(token) * n, n, out, token_embd_.i2s_scale);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/base/token_id.hpp"
 #include "core/gguf/reader.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/model/metadata.hpp"
@@ -38,7 +39,7 @@ class Model {
   bool tied_output() const { return tied_output_; }
 
   // One embedding row as f32 (dequantized from the stored type). out: [n_embd].
-  void embedding(int32_t token, float* out) const;
+  void embedding(TokenId token, float* out) const;
 
  private:
   explicit Model(gguf::GgufFile f) : file_(std::move(f)) {}

@@ -69,14 +69,14 @@ std::string Tokenizer::Impl::piece(TokenId id, bool special_text) const {
 }
 
 std::string Tokenizer::token_piece(TokenId id, bool special) const {
-  if (id >= n_tokens()) throw make_error(ErrorCode::invalid_input, "token id {} is outside the vocabulary of {} tokens", id, n_tokens());
+  if (id < 0 || static_cast<uint32_t>(id) >= n_tokens()) throw make_error(ErrorCode::invalid_input, "token id {} is outside the vocabulary of {} tokens", id, n_tokens());
   return impl_->piece(id, special);
 }
 
 std::string Tokenizer::decode(std::span<const TokenId> ids, const DecodeOptions& opt) const {
   const Vocab& v = impl_->vocab;
   for (TokenId id : ids)
-    if (id >= v.size()) throw make_error(ErrorCode::invalid_input, "token id {} is outside the vocabulary of {} tokens", id, v.size());
+    if (id < 0 || static_cast<uint32_t>(id) >= v.size()) throw make_error(ErrorCode::invalid_input, "token id {} is outside the vocabulary of {} tokens", id, v.size());
 
   // SentencePiece's added space is taken off the first piece. llama.cpp keeps it when a leading
   // BOS is removed (remove_special); that is reproduced, odd as it is.

@@ -7,7 +7,7 @@
 namespace bitnet::tokenizer {
 
 SpecialTokens::SpecialTokens(const Vocab& v) : vocab_(v) {
-  for (TokenId id = 0; id < v.size(); ++id) {
+  for (TokenId id = 0; static_cast<uint32_t>(id) < v.size(); ++id) {
     TokenType t = v.type[id];
     bool special = t == TokenType::control || t == TokenType::user_defined || t == TokenType::unknown;
     if (special && !v.text[id].empty()) ids_.push_back(id);  // an empty text would match everywhere

@@ -2,6 +2,7 @@
 #include "vocab.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include "core/base/error.hpp"
 #include "core/base/log.hpp"
@@ -62,6 +63,8 @@ void finish_vocab(Vocab& v) {
   static log::Logger& lg = log::get("tokenizer");
   const size_t n = v.text.size();
   if (n == 0) bad_vocab("no tokens");
+  // Ids are TokenId (int32_t) everywhere past the tokenizer.
+  if (n > static_cast<size_t>(std::numeric_limits<TokenId>::max())) bad_vocab(fmt::format("{} tokens is too many", n));
   if (v.type.empty()) v.type.assign(n, TokenType::normal);  // llama.cpp's default without token_type
   if (v.score.empty()) v.score.assign(n, 0.0f);
   if (v.type.size() != n) bad_vocab(fmt::format("{} token types for {} tokens", v.type.size(), n));
@@ -72,7 +75,7 @@ void finish_vocab(Vocab& v) {
     if (static_cast<uint8_t>(v.type[i]) > 6) bad_vocab(fmt::format("token {} has type {}", i, static_cast<int>(v.type[i])));
   }
   for (auto* id : {&v.bos, &v.eos, &v.unk, &v.eot, &v.eom, &v.pad, &v.sep})
-    if (*id && **id >= n) bad_vocab(fmt::format("special token id {} is outside the {} tokens", **id, n));
+    if (*id && (**id < 0 || static_cast<size_t>(**id) >= n)) bad_vocab(fmt::format("special token id {} is outside the {} tokens", **id, n));
   if (v.kind == VocabKind::bpe && v.pre == PreTokenizer::none) bad_vocab("byte-level BPE needs a pre-tokenizer");
   if (v.add_bos && !v.bos) bad_vocab("add_bos is set but there is no BOS token");
   if (v.add_eos && !v.eos) bad_vocab("add_eos is set but there is no EOS token");

@@ -10,9 +10,11 @@
 #include <string_view>
 #include <vector>
 
+#include "core/base/token_id.hpp"
+
 namespace bitnet::tokenizer {
 
-using TokenId = uint32_t;
+using bitnet::TokenId;
 
 // tokenizer.ggml.token_type values (SPEC.md 3.1).
 enum class TokenType : uint8_t { undefined = 0, normal = 1, unknown = 2, control = 3, user_defined = 4, unused = 5, byte = 6 };

@@ -12,7 +12,7 @@ namespace {
 // llama.cpp keeps its default when an id key is absent, "none" (-1) or out of range.
 std::optional<TokenId> or_default(std::optional<uint32_t> from_file, std::optional<TokenId> fallback, uint32_t n) {
   if (from_file) return *from_file;
-  if (fallback && *fallback < n) return fallback;
+  if (fallback && *fallback >= 0 && static_cast<uint32_t>(*fallback) < n) return fallback;
   return std::nullopt;
 }
 

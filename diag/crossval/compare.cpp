@@ -37,7 +37,7 @@ Thresholds default_thresholds(bool quantized) {
 
 std::vector<TopEntry> top_k(std::span<const float> logits, size_t k) {
   std::vector<TopEntry> all(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) all[i] = {static_cast<int32_t>(i), logits[i]};
+  for (size_t i = 0; i < logits.size(); ++i) all[i] = {static_cast<TokenId>(i), logits[i]};
   k = std::min(k, all.size());
   std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end(),
                     [](const TopEntry& a, const TopEntry& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); });
@@ -76,7 +76,7 @@ double kl_divergence(std::span<const float> ref_logits, std::span<const float> o
   return std::max(kl, 0.0);  // rounding can leave -1e-17
 }
 
-std::optional<size_t> first_difference(std::span<const int32_t> a, std::span<const int32_t> b) {
+std::optional<size_t> first_difference(std::span<const TokenId> a, std::span<const TokenId> b) {
   const size_t n = std::min(a.size(), b.size());
   for (size_t i = 0; i < n; ++i)
     if (a[i] != b[i]) return i;
@@ -110,13 +110,13 @@ void compare_steps(const Golden& ref, std::span<const OurStep> ours, const Thres
                    PromptReport& r) {
   if (r.tokens.checked && r.tokens.first_diff) {
     const size_t i = *r.tokens.first_diff;
-    auto at = [&](const std::vector<int32_t>& v) { return i < v.size() ? fmt::to_string(v[i]) : std::string("(end)"); };
+    auto at = [&](const std::vector<TokenId>& v) { return i < v.size() ? fmt::to_string(v[i]) : std::string("(end)"); };
     r.failures.push_back(fmt::format("tokenization differs at index {}: ours {}, reference {}", i, at(r.tokens.ours),
                                      at(r.tokens.ref)));
   }
   const size_t n = std::min(ref.steps.size(), ours.size());
   r.n_steps = n;
-  std::vector<int32_t> context = ref.prompt_ids;
+  std::vector<TokenId> context = ref.prompt_ids;
   double sum_overlap = 0, sum_kl = 0;
   size_t n_top1 = 0;
   const StepReport* worst_abs = nullptr;

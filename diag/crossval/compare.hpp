@@ -16,7 +16,7 @@ namespace bitnet::diag {
 
 // What our engine computed at one step, teacher-forced (fed the reference's tokens).
 struct OurStep {
-  int32_t id = 0;               // our greedy choice (argmax, ties to the lower id)
+  TokenId id = 0;               // our greedy choice (argmax, ties to the lower id)
   std::vector<TopEntry> top;    // our top-k
   std::vector<float> at_ref;    // our logits at the reference's top ids, in its order
 };
@@ -43,12 +43,12 @@ double top_k_overlap(std::span<const TopEntry> a, std::span<const TopEntry> b);
 // KL(p || q) in nats, p = softmax(ref), q = softmax(ours), both over the same ids.
 double kl_divergence(std::span<const float> ref_logits, std::span<const float> our_logits);
 // First index where the lists differ (the shorter length when one is a prefix; nullopt if equal).
-std::optional<size_t> first_difference(std::span<const int32_t> a, std::span<const int32_t> b);
+std::optional<size_t> first_difference(std::span<const TokenId> a, std::span<const TokenId> b);
 
 struct StepReport {
   size_t step = 0;
-  int32_t ref_id = 0;
-  int32_t our_id = 0;
+  TokenId ref_id = 0;
+  TokenId our_id = 0;
   double ref_margin = 0;   // reference top-1 minus top-2 logit
   bool top1 = false;       // our argmax == the reference's top-1
   double overlap = 0;
@@ -59,7 +59,7 @@ struct StepReport {
 
 struct Mismatch {
   size_t step = 0;
-  int32_t ref_id = 0, our_id = 0;
+  TokenId ref_id = 0, our_id = 0;
   std::string ref_piece, our_piece;
   std::string text_before;  // the prompt and reference continuation before this step
   double ref_margin = 0;
@@ -68,7 +68,7 @@ struct Mismatch {
 
 struct TokenizationCheck {
   bool checked = false;     // false when the reference did not say what the prompt text was
-  std::vector<int32_t> ours, ref;
+  std::vector<TokenId> ours, ref;
   std::optional<size_t> first_diff;
   bool ok() const { return !first_diff; }
 };
@@ -90,8 +90,8 @@ struct PromptReport {
 
 // How the report names tokens: `piece` one id, `text` a sequence (prompt + continuation).
 struct Naming {
-  std::function<std::string(int32_t)> piece;
-  std::function<std::string(std::span<const int32_t>)> text;
+  std::function<std::string(TokenId)> piece;
+  std::function<std::string(std::span<const TokenId>)> text;
 };
 // Fills everything about one prompt except the tokenization check and timings (the caller's),
 // and adds the failures of the tokenization check when it was made.

@@ -134,7 +134,7 @@ CrossvalReport run_crossval(const CrossvalOptions& o) {
     const std::optional<std::string>& prompt = prompts[i];
     if (o.reference && o.reference->kind != RefKind::golden && !prompt)
       throw make_error(ErrorCode::usage, "reference '{}' needs prompt text", o.reference->text);
-    std::vector<int32_t> our_ids = prompt ? ours.tokenize(*prompt) : golden->prompt_ids;
+    std::vector<TokenId> our_ids = prompt ? ours.tokenize(*prompt) : golden->prompt_ids;
     if (o.record) {
       log::info(lg, "recording our run for prompt {}", i + 1);
       rep.recorded.push_back(ours.generate(our_ids, prompt, n_predict, o.top_k, o.batch));
@@ -163,8 +163,8 @@ CrossvalReport run_crossval(const CrossvalOptions& o) {
     const std::vector<OurStep> steps = ours.follow(run.golden, o.top_k, o.batch);
     pr.seconds_ours = since(t1);
     Naming naming;
-    naming.piece = [&](int32_t id) { return ours.piece(id); };
-    naming.text = [&](std::span<const int32_t> ids) { return ours.text(ids); };
+    naming.piece = [&](TokenId id) { return ours.piece(id); };
+    naming.text = [&](std::span<const TokenId> ids) { return ours.text(ids); };
     compare_steps(run.golden, steps, rep.thresholds, naming, pr);
     log::info(lg, "prompt {}: {}/{} greedy ids agree, max |logit diff| {:.4g}", i + 1, pr.n_match, pr.n_steps, pr.max_abs);
     rep.prompts.push_back(std::move(pr));

@@ -10,8 +10,6 @@
 namespace bitnet::diag {
 namespace {
 
-using tokenizer::TokenId;
-
 bool is_float_type(gguf::GgmlType t) {
   return t == gguf::GgmlType::F32 || t == gguf::GgmlType::F16 || t == gguf::GgmlType::BF16;
 }
@@ -19,7 +17,7 @@ bool is_float_type(gguf::GgmlType t) {
 // Runs the prompt, then n_steps steps: at each, observe(step, logits), then feed next(step).
 template <typename Observe, typename Next>
 void run_steps(const model::Model& model, const kernels::KernelTable& kernels, ThreadPool* pool,
-               const infer::ResidentWeights& weights, std::span<const int32_t> prompt, size_t n_steps, PromptBatch batch, Observe observe, Next next) {
+               const infer::ResidentWeights& weights, std::span<const TokenId> prompt, size_t n_steps, PromptBatch batch, Observe observe, Next next) {
   infer::SessionOptions so;
   so.pool = pool;
   so.weights = &weights;
@@ -30,13 +28,13 @@ void run_steps(const model::Model& model, const kernels::KernelTable& kernels, T
   if (batch == PromptBatch::all) {
     s.eval(prompt);
   } else {
-    for (const int32_t& id : prompt) s.eval(std::span<const int32_t>(&id, 1));
+    for (const TokenId& id : prompt) s.eval(std::span<const TokenId>(&id, 1));
   }
   for (size_t step = 0; step < n_steps; ++step) {
     observe(step, s.logits());
     if (step + 1 < n_steps) {
-      const int32_t id = next(step);
-      s.eval(std::span<const int32_t>(&id, 1));
+      const TokenId id = next(step);
+      s.eval(std::span<const TokenId>(&id, 1));
     }
   }
 }
@@ -54,20 +52,19 @@ const infer::ResidentWeights& Engine::weights() const {
   return *weights_;
 }
 
-std::vector<int32_t> Engine::tokenize(std::string_view text) const {
-  std::vector<TokenId> ids = tok_.encode_ids(text, /*add_special=*/true, /*parse_special=*/true);
-  return {ids.begin(), ids.end()};
+std::vector<TokenId> Engine::tokenize(std::string_view text) const {
+  return tok_.encode_ids(text, /*add_special=*/true, /*parse_special=*/true);
 }
 
-std::string Engine::piece(int32_t id) const {
+std::string Engine::piece(TokenId id) const {
   if (id < 0 || static_cast<uint32_t>(id) >= tok_.n_tokens()) return "";
-  return tok_.token_piece(static_cast<TokenId>(id), true);
+  return tok_.token_piece(id, true);
 }
 
-std::string Engine::text(std::span<const int32_t> ids) const {
+std::string Engine::text(std::span<const TokenId> ids) const {
   std::vector<TokenId> in;
-  for (int32_t id : ids)
-    if (id >= 0 && static_cast<uint32_t>(id) < tok_.n_tokens()) in.push_back(static_cast<TokenId>(id));
+  for (TokenId id : ids)
+    if (id >= 0 && static_cast<uint32_t>(id) < tok_.n_tokens()) in.push_back(id);
   // Drop BOS ourselves: the decoder then also drops SPM's added leading space, as for user text.
   const auto& bos = tok_.vocab().bos;
   if (!in.empty() && bos && in.front() == *bos) in.erase(in.begin());
@@ -88,7 +85,7 @@ VocabFacts Engine::vocab_facts() const {
 
 std::string Engine::name() const { return "bitnet (" + std::string(kernels_.name) + " kernels)"; }
 
-Golden Engine::generate(const std::vector<int32_t>& prompt_ids, const std::optional<std::string>& prompt,
+Golden Engine::generate(const std::vector<TokenId>& prompt_ids, const std::optional<std::string>& prompt,
                         size_t n_predict, size_t k, PromptBatch batch) const {
   Golden g;
   g.engine = name();
@@ -112,12 +109,12 @@ Golden Engine::generate(const std::vector<int32_t>& prompt_ids, const std::optio
 
 std::vector<OurStep> Engine::follow(const Golden& ref, size_t k, PromptBatch batch) const {
   const uint32_t n_vocab = model_.config().n_vocab;
-  auto check = [&](int32_t id, std::string_view where) {
+  auto check = [&](TokenId id, std::string_view where) {
     if (id < 0 || static_cast<uint32_t>(id) >= n_vocab)
       throw make_error(ErrorCode::invalid_input, "the reference's {} holds token {}, outside this model's vocabulary of {}",
                        where, id, n_vocab);
   };
-  for (int32_t id : ref.prompt_ids) check(id, "prompt");
+  for (TokenId id : ref.prompt_ids) check(id, "prompt");
   for (const GoldenStep& s : ref.steps) {
     check(s.id, "continuation");
     for (const TopEntry& t : s.top) check(t.id, "top-k");

@@ -35,15 +35,15 @@ class Engine {
   ~Engine();
 
   // BOS as the vocabulary says, control tokens in the text parsed (as llama.cpp's adapter does).
-  std::vector<int32_t> tokenize(std::string_view text) const;
-  std::string piece(int32_t id) const;                  // "" for an id outside the vocabulary
-  std::string text(std::span<const int32_t> ids) const; // decoded, ids outside the vocabulary skipped
+  std::vector<TokenId> tokenize(std::string_view text) const;
+  std::string piece(TokenId id) const;                  // "" for an id outside the vocabulary
+  std::string text(std::span<const TokenId> ids) const; // decoded, ids outside the vocabulary skipped
   VocabFacts vocab_facts() const;
   std::string name() const;                             // "bitnet (reference kernels)"
 
   // Greedy for n_predict steps, past end-of-generation tokens (as the adapter does), as a golden.
   // `prompt` is the text of prompt_ids, when known (it is written into the golden).
-  Golden generate(const std::vector<int32_t>& prompt_ids, const std::optional<std::string>& prompt, size_t n_predict,
+  Golden generate(const std::vector<TokenId>& prompt_ids, const std::optional<std::string>& prompt, size_t n_predict,
                   size_t k, PromptBatch batch) const;
   // Teacher-forced along ref: step i's logits after the reference's prompt and its first i tokens.
   // Throws bitnet::Error(invalid_input) when the reference uses ids outside our vocabulary.

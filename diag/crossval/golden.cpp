@@ -22,11 +22,11 @@ using simdjson::dom::element;
   throw make_error(ErrorCode::invalid_input, "{}: not the golden format: {}", source, what);
 }
 
-int32_t token_id(element e, std::string_view source, const std::string& where) {
+TokenId token_id(element e, std::string_view source, const std::string& where) {
   int64_t v = 0;
-  if (e.get_int64().get(v) || v < 0 || v > std::numeric_limits<int32_t>::max())
+  if (e.get_int64().get(v) || v < 0 || v > std::numeric_limits<TokenId>::max())
     bad(source, where + " is not a token id (a non-negative integer)");
-  return static_cast<int32_t>(v);
+  return static_cast<TokenId>(v);
 }
 
 std::optional<int64_t> optional_id(element obj, const char* key) {
@@ -128,7 +128,7 @@ std::string write_golden(const Golden& g) {
     j.end_object();
   }
   j.key("prompt_ids").begin_array();
-  for (int32_t id : g.prompt_ids) j.value(static_cast<int64_t>(id));
+  for (TokenId id : g.prompt_ids) j.value(static_cast<int64_t>(id));
   j.end_array();
   j.key("steps").begin_array();
   for (const GoldenStep& s : g.steps) {

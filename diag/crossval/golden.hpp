@@ -10,15 +10,17 @@
 #include <string_view>
 #include <vector>
 
+#include "core/base/token_id.hpp"
+
 namespace bitnet::diag {
 
 struct TopEntry {
-  int32_t id = 0;
+  TokenId id = 0;
   float logit = 0;
 };
 
 struct GoldenStep {
-  int32_t id = 0;              // the token chosen at this step
+  TokenId id = 0;              // the token chosen at this step
   std::string piece;           // informative only; may be empty
   std::vector<TopEntry> top;   // best first, as the engine ranked them
 };
@@ -33,7 +35,7 @@ struct Golden {
   std::string engine;                 // "llama.cpp 0.5.0-dev", "" when not stated
   std::optional<std::string> prompt;  // the prompt text, when stated
   std::optional<VocabFacts> vocab;
-  std::vector<int32_t> prompt_ids;
+  std::vector<TokenId> prompt_ids;
   std::vector<GoldenStep> steps;
 };
 

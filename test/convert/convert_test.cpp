@@ -291,7 +291,7 @@ TEST_F(Convert, NonTernaryIsRefusedUnlessRequantized) {
   // Generation runs on the requantized model.
   infer::Session session(*m, kernels::reference_table());
   const int32_t bos = 1;
-  session.eval(std::span<const int32_t>(&bos, 1));
+  session.eval(std::span<const TokenId>(&bos, 1));
   for (float l : session.logits()) ASSERT_TRUE(std::isfinite(l));
 }
 

@@ -210,7 +210,7 @@ TEST_F(Synthetic, RunsWithoutNanAndDoesNotEcho) {
     infer::Session s(*m, kernels::reference_table());
     int32_t next = 1;
     for (int step = 0; step < 24; ++step) {
-      s.eval(std::span<const int32_t>(&next, 1));
+      s.eval(std::span<const TokenId>(&next, 1));
       for (float l : s.logits()) ASSERT_TRUE(std::isfinite(l));
       next = infer::argmax(s.logits());
     }
@@ -237,7 +237,7 @@ TEST_F(Synthetic, TokenizersAreValid) {
     tokenizer::Tokenizer bpe(tokenizer::read_vocab(GgufFile::open(make("synthetic:tiny:tok=bpe"))));
     EXPECT_EQ(bpe.n_tokens(), 512u);
     expect_round_trip(bpe, text);
-    EXPECT_EQ(bpe.encode_ids("", true, false), std::vector<tokenizer::TokenId>{510});
+    EXPECT_EQ(bpe.encode_ids("", true, false), std::vector<TokenId>{510});
   }
 }
 

@@ -86,7 +86,7 @@ std::vector<OurStep> follow_exactly(const Golden& g) {
 Naming names() {
   Naming n;
   n.piece = [](int32_t id) { return "<" + std::to_string(id) + ">"; };
-  n.text = [](std::span<const int32_t> ids) { return std::to_string(ids.size()) + " tokens"; };
+  n.text = [](std::span<const TokenId> ids) { return std::to_string(ids.size()) + " tokens"; };
   return n;
 }
 

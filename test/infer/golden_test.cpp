@@ -67,7 +67,7 @@ TEST_P(GoldenLogits, MatchReference) {
   if (c.batch_prompt) {
     s.eval(g.prompt_ids);
   } else {
-    for (int32_t id : g.prompt_ids) s.eval(std::span<const int32_t>(&id, 1));
+    for (TokenId id : g.prompt_ids) s.eval(std::span<const TokenId>(&id, 1));
   }
   bool diverged = false;  // past the reference's first near-tie, greedy ids may differ
   float worst = 0;
@@ -87,7 +87,7 @@ TEST_P(GoldenLogits, MatchReference) {
                            << " reference " << ref;
     }
     const int32_t next = gs.id;
-    s.eval(std::span<const int32_t>(&next, 1));
+    s.eval(std::span<const TokenId>(&next, 1));
   }
   RecordProperty("max_abs_logit_diff", std::to_string(worst));
   std::printf("%s: max |logit diff| over top-8 = %.5f\n", c.golden.c_str(), static_cast<double>(worst));

@@ -17,7 +17,7 @@
 namespace bitnet::infer {
 namespace {
 
-const std::vector<int32_t> kPrompt = {1, 15, 200, 33, 7, 99, 4};
+const std::vector<TokenId> kPrompt = {1, 15, 200, 33, 7, 99, 4};
 
 TEST(SessionMemory, TheDefaultPoolTracksSessionsBuiltWithoutOne) {
   auto model = model::Model::load(test::fixture_file("models/stories260K.gguf"));
@@ -46,7 +46,7 @@ TEST(SessionMemory, ASessionTakesExactlyItsPlanAndNothingPerToken) {
       Session s(*model, kernels::reference_table(), so);
       const uint64_t allocs = pool.tracker().snapshot().allocs;
       s.eval(kPrompt);  // two batches of 4 and 3
-      for (int32_t id : {5, 6, 7}) s.eval(std::span<const int32_t>(&id, 1));
+      for (TokenId id : {5, 6, 7}) s.eval(std::span<const TokenId>(&id, 1));
       const TrackerSnapshot snap = pool.tracker().snapshot();
       EXPECT_EQ(snap.allocs, allocs) << file << ": no allocation after construction";
       for (std::string_view tag : {kTagKvCache, kTagActivations, kTagLogits, kTagScratch})
@@ -92,7 +92,7 @@ TEST(SessionMemory, ReusedBlocksGiveTheSameLogitsAsFreshOnes) {
     Session a(*model, kernels::reference_table(), so);
     a.eval(kPrompt);
     first.assign(a.logits().begin(), a.logits().end());
-    const std::vector<int32_t> other = {3, 3, 3, 3, 3, 3, 3, 3, 3, 3};
+    const std::vector<TokenId> other = {3, 3, 3, 3, 3, 3, 3, 3, 3, 3};
     a.eval(other);  // leave different data behind in the blocks
   }
   const uint64_t system = pool.cache_stats().system_allocs;

@@ -36,7 +36,7 @@ TEST(Session, ResultsDoNotDependOnTheThreadCount) {
   const kernels::KernelTable* best = kernels::select_backend("").table;
   for (const char* file : {"models/bitnet-tiny-tq2_0.gguf", "models/bitnet-tiny-i2_s.gguf", "models/stories260K.gguf"}) {
     auto model = model::Model::load(test::fixture_file(file));
-    std::vector<int32_t> prompt(40);
+    std::vector<TokenId> prompt(40);
     for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 37 + 3) % model->config().n_vocab);
     for (const kernels::KernelTable* k : {&kernels::reference_table(), best}) {
       std::vector<std::vector<float>> runs;
@@ -48,7 +48,7 @@ TEST(Session, ResultsDoNotDependOnTheThreadCount) {
         s.eval(prompt);
         std::vector<float> all(s.logits().begin(), s.logits().end());
         for (int32_t t : {5, 17, 2}) {
-          s.eval(std::vector<int32_t>{t});
+          s.eval(std::vector<TokenId>{t});
           all.insert(all.end(), s.logits().begin(), s.logits().end());
         }
         runs.push_back(std::move(all));
@@ -82,7 +82,7 @@ TEST(Session, Tq1RepackedAtLoadMatchesTheReference) {
   if (repacks) {
     EXPECT_GT(plan_session_memory(*model, {}, best).bytes(kTagWeights), file_bytes);
   }
-  std::vector<int32_t> prompt(33);
+  std::vector<TokenId> prompt(33);
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 11 + 1) % model->config().n_vocab);
   ThreadPool pool(2);
   SessionOptions so;
@@ -93,8 +93,8 @@ TEST(Session, Tq1RepackedAtLoadMatchesTheReference) {
   EXPECT_EQ(std::vector<float>(fast.logits().begin(), fast.logits().end()),
             std::vector<float>(ref.logits().begin(), ref.logits().end()));
   for (int32_t t : {3, 9}) {
-    fast.eval(std::vector<int32_t>{t});
-    ref.eval(std::vector<int32_t>{t});
+    fast.eval(std::vector<TokenId>{t});
+    ref.eval(std::vector<TokenId>{t});
     EXPECT_EQ(std::vector<float>(fast.logits().begin(), fast.logits().end()),
               std::vector<float>(ref.logits().begin(), ref.logits().end()));
   }
@@ -107,7 +107,7 @@ TEST(Session, PromptBatchingMatchesTokenByToken) {
   batched.eval(g.prompt_ids, /*all_logits=*/true);
   Session single(*model, kernels::reference_table());
   for (size_t i = 0; i < g.prompt_ids.size(); ++i) {
-    single.eval(std::span<const int32_t>(&g.prompt_ids[i], 1));
+    single.eval(std::span<const TokenId>(&g.prompt_ids[i], 1));
     // The same maths per token; only the F16 rounding points are shared, so results are equal.
     EXPECT_EQ(max_abs_diff(single.logits(), batched.logits_at(i)), 0.0f) << "token " << i;
   }
@@ -168,7 +168,7 @@ TEST(Session, ContextLimitIsAClearError) {
   SessionOptions opt;
   opt.n_ctx = 4;
   Session s(*model, kernels::reference_table(), opt);
-  std::vector<int32_t> ids = {1, 2, 3};
+  std::vector<TokenId> ids = {1, 2, 3};
   s.eval(ids);
   try {
     s.eval(ids);
@@ -183,7 +183,7 @@ TEST(Session, ContextLimitIsAClearError) {
 TEST(Session, TokenOutsideVocabularyIsRejected) {
   auto model = model::Model::load(test::fixture_file("models/stories260K.gguf"));
   Session s(*model, kernels::reference_table());
-  std::vector<int32_t> ids = {1, 512};
+  std::vector<TokenId> ids = {1, 512};
   EXPECT_THROW(s.eval(ids), Error);
   ids = {-1};
   EXPECT_THROW(s.eval(ids), Error);

@@ -11,15 +11,17 @@
 #include <utility>
 #include <vector>
 
+#include "core/base/token_id.hpp"
+
 namespace bitnet::test {
 
 struct GoldenStep {
-  int32_t id = 0;
-  std::vector<std::pair<int32_t, float>> top;  // best first
+  TokenId id = 0;
+  std::vector<std::pair<TokenId, float>> top;  // best first
 };
 
 struct Golden {
-  std::vector<int32_t> prompt_ids;
+  std::vector<TokenId> prompt_ids;
   std::vector<GoldenStep> steps;
 };
 
