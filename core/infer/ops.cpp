@@ -7,9 +7,26 @@
 
 namespace bitnet::infer {
 
+namespace {
+
+// Sums f(i) for i < n in double over eight interleaved partial sums: a single running sum waits
+// for the previous add every time (four cycles), which made the norms and the softmax a tenth of
+// a prompt's time. The grouping moves only the double's last bits, below what the float
+// results keep. The same n always gives the same grouping, whatever the thread.
+template <typename F>
+double sum_double(int64_t n, F f) {
+  double part[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) part[j] += static_cast<double>(f(i + j));
+  for (int j = 0; i < n; ++i, ++j) part[j] += static_cast<double>(f(i));
+  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
+}  // namespace
+
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y) {
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i] * x[i]);
+  const double sum = sum_double(n, [x](int64_t i) { return x[i] * x[i]; });
   const float mean = static_cast<float>(sum / static_cast<double>(n));
   const float scale = 1.0f / std::sqrt(mean + eps);
   for (int64_t i = 0; i < n; ++i) {
@@ -58,11 +75,8 @@ void rope_neox(float* x, int64_t n_rot, const float* cs) {
 void softmax(float* x, int64_t n) {
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += static_cast<double>(x[i]);
-  }
+  for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i] - mx);
+  const double sum = sum_double(n, [x](int64_t i) { return x[i]; });
   const float inv = static_cast<float>(1.0 / sum);
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }

@@ -1,6 +1,6 @@
 // Element-wise and per-row operations of the forward pass, written to follow ggml's CPU
-// numerics (which the reference engines use) so that outputs agree closely:
-// sums of squares in double, 1/sqrtf scale, rope angles advanced by repeated multiplication.
+// numerics (which the reference engines use) so that outputs agree closely: sums of squares in
+// double (in eight partial sums), 1/sqrtf scale, rope angles advanced by repeated multiplication.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +18,8 @@ void rope_angles(int64_t n_rot, int32_t pos, float freq_base, float* cs);
 void rope_norm(float* x, int64_t n_rot, const float* cs);
 void rope_neox(float* x, int64_t n_rot, const float* cs);
 
-// In-place softmax over n values: exp(x - max) summed in double, then scaled by 1/sum.
+// In-place softmax over n values: exp(x - max) summed in double (eight partial sums), then
+// scaled by 1/sum.
 void softmax(float* x, int64_t n);
 
 // Activations in place: silu(g) * u and relu(g)^2 * u, result in g.

@@ -118,10 +118,12 @@ void Session::store_kv(uint32_t layer, int64_t T) {
 // reads kv head h / (n_head / n_head_kv)). Writes att_ [T][n_head * head_dim]. Work item =
 // (token, KV head): the query heads sharing a KV head are done together, so with an F16 cache
 // each K and V row is converted once for all of them (kernels::f16_products, the query heads as
-// its tokens). Items are split into one part per thread, part p using workspace slot p; every
-// result is computed by the same table code whichever thread runs it. With an F16 cache the
-// query and the softmax weights are rounded to F16 first (ggml's F16 matmul does the same);
-// products of two F16 values are exact, and every table sums them in the same float lanes.
+// its tokens). Part p (one per thread, using workspace slot p) takes every parts-th item: a
+// later token has more keys, so contiguous ranges would leave the last part most of the work
+// of a causal prompt. Every result is computed by the same table code whichever thread runs
+// it. With an F16 cache the query and the softmax weights are rounded to F16 first (ggml's F16
+// matmul does the same); products of two F16 values are exact, and every table sums them in
+// the same float lanes.
 void Session::attention(uint32_t layer, int64_t T) {
   const int64_t hd = c_.head_dim(), n_head = c_.n_head, n_kv = c_.n_head_kv, group = n_head / n_kv;
   const size_t W = c_.n_embd_kv();
@@ -134,7 +136,7 @@ void Session::attention(uint32_t layer, int64_t T) {
     float* scores = scores_.data() + static_cast<size_t>(p * group) * n_ctx_;              // [group][n_ctx]
     uint16_t* p16 = f16 ? p16_.data() + static_cast<size_t>(p * group) * n_ctx_ : nullptr;  // [group][n_ctx]
     uint16_t* q16 = f16 ? q16_.data() + static_cast<size_t>(p * group * hd) : nullptr;      // [group][hd]
-    for (int64_t item = n_items * p / parts; item < n_items * (p + 1) / parts; ++item) {
+    for (int64_t item = p; item < n_items; item += parts) {
       const int64_t t = item / n_kv, g = item % n_kv;
       const auto n_keys = static_cast<int64_t>(n_past_) + t + 1;
       const size_t first = static_cast<size_t>((t * n_head + g * group) * hd);  // the group's first query head
