@@ -11,6 +11,7 @@
 #include "core/base/error.hpp"
 #include "core/base/thread_pool.hpp"
 #include "core/infer/ops.hpp"
+#include "core/infer/session_buffers.hpp"
 
 namespace bitnet::infer {
 
@@ -21,32 +22,10 @@ Session::Session(const model::Model& model, const kernels::KernelTable& kernels,
   const SessionMemoryPlan plan = plan_session_memory(model, opt, &kernels);
   n_ctx_ = plan.n_ctx;
   n_batch_ = plan.n_batch;
-  auto take = [&]<typename T>(PoolArray<T>& a, std::string_view name) {
-    const PlannedBuffer& b = plan.find(name);
-    a = PoolArray<T>(*memory_, b.tag, b.elements);
-  };
-  if (kv_type_ == KvType::f16) {
-    take(k16_, "k");
-    take(v16_, "v");
-  } else {
-    take(k32_, "k");
-    take(v32_, "v");
-  }
-  take(x_, "x");
-  take(h_, "h");
-  take(q_, "q");
-  take(k_cur_, "k_cur");
-  take(v_cur_, "v_cur");
-  take(att_, "att");
-  take(g_, "g");
-  take(u_, "u");
-  take(tmp_, "tmp");
-  take(rope_, "rope");
-  take(scores_, "scores");
-  take(p16_, "p16");
-  take(q16_, "q16");
-  take(v_row_, "v_row");
-  take(logits_, "logits");
+  each_buffer(c_, buffer_shape(n_ctx_, n_batch_, opt),
+              [&]<typename T>(std::string_view tag, std::string_view, uint64_t elements, PoolArray<T> Session::*member) {
+                this->*member = PoolArray<T>(*memory_, tag, elements);
+              });
   logits_.set_size(0);
   if (opt.weights != nullptr) {
     if (&opt.weights->model() != &model || &opt.weights->kernels() != &kernels)

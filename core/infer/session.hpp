@@ -84,6 +84,18 @@ class Session {
   void attention(uint32_t layer, int64_t n_tokens);
   void store_kv(uint32_t layer, int64_t n_tokens);
 
+  // What the buffers' sizes depend on besides the model.
+  struct BufferShape {
+    uint32_t n_ctx = 0, n_batch = 0;
+    uint64_t threads = 1;
+    KvType kv = KvType::f16;
+  };
+  static BufferShape buffer_shape(uint32_t n_ctx, uint32_t n_batch, const SessionOptions& opt);
+  // The one list of the pool buffers below (session_buffers.hpp).
+  template <typename F>
+  static void each_buffer(const model::ModelConfig& c, const BufferShape& s, F&& f);
+  friend SessionMemoryPlan plan_session_memory(const model::Model&, const SessionOptions&, const kernels::KernelTable*);
+
   const model::Model& model_;
   const kernels::KernelTable& k_;
   const model::ModelConfig& c_;

@@ -1,10 +1,12 @@
-// The memory plan of a Session: the one place that knows how big each of its buffers is. The
-// constructor allocates exactly these, so planned and tracked bytes can be compared exactly.
+// The memory plan of a Session: its pool buffers (session_buffers.hpp, the list the constructor
+// allocates from), the matmul scratch and the weight copy, so planned and tracked bytes can be
+// compared exactly.
 #include <algorithm>
 
 #include "core/base/error.hpp"
 #include "core/base/thread_pool.hpp"
 #include "core/infer/session.hpp"
+#include "core/infer/session_buffers.hpp"
 
 namespace bitnet::infer {
 
@@ -28,6 +30,10 @@ const PlannedBuffer& SessionMemoryPlan::find(std::string_view name) const {
   return buffers.front();
 }
 
+Session::BufferShape Session::buffer_shape(uint32_t n_ctx, uint32_t n_batch, const SessionOptions& opt) {
+  return {n_ctx, n_batch, opt.pool ? static_cast<uint64_t>(opt.pool->size()) : 1, opt.kv_type};
+}
+
 SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOptions& opt,
                                       const kernels::KernelTable* kernels) {
   const model::ModelConfig& c = model.config();
@@ -37,30 +43,11 @@ SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOp
   auto add = [&](std::string_view tag, std::string_view name, uint64_t elements, uint64_t elem_bytes) {
     p.buffers.push_back({tag, name, elements, pool_block_bytes(elements * elem_bytes)});
   };
-  const uint64_t kv = uint64_t{c.n_layer} * p.n_ctx * c.n_embd_kv();
-  const uint64_t kv_elem = opt.kv_type == KvType::f16 ? 2 : 4;
-  add(kTagKvCache, "k", kv, kv_elem);
-  add(kTagKvCache, "v", kv, kv_elem);
-  const uint64_t B = p.n_batch, q_width = uint64_t{c.head_dim()} * c.n_head;
-  add(kTagActivations, "x", B * c.n_embd, 4);
-  add(kTagActivations, "h", B * std::max<uint64_t>(c.n_embd, q_width), 4);
-  add(kTagActivations, "q", B * q_width, 4);
-  add(kTagActivations, "k_cur", B * c.n_embd_kv(), 4);
-  add(kTagActivations, "v_cur", B * c.n_embd_kv(), 4);
-  add(kTagActivations, "att", B * q_width, 4);
-  add(kTagActivations, "g", B * c.n_ff, 4);
-  add(kTagActivations, "u", B * c.n_ff, 4);
-  add(kTagActivations, "tmp", B * c.n_embd, 4);
-  add(kTagActivations, "rope", B * c.n_rot, 4);
-  // Attention: one slot per thread (the work is split into that many parts).
-  const uint64_t threads = opt.pool ? static_cast<uint64_t>(opt.pool->size()) : 1;
-  // Each slot holds the query heads sharing one KV head; the f16 copies only with an F16 cache.
-  const uint64_t group = c.n_head_kv ? c.n_head / c.n_head_kv : 1;
-  add(kTagActivations, "scores", threads * group * p.n_ctx, 4);
-  add(kTagActivations, "p16", opt.kv_type == KvType::f16 ? threads * group * p.n_ctx : 0, 2);
-  add(kTagActivations, "q16", opt.kv_type == KvType::f16 ? threads * group * c.head_dim() : 0, 2);
-  add(kTagActivations, "v_row", opt.kv_type == KvType::f16 ? c.n_embd_kv() : 0, 2);
-  add(kTagLogits, "logits", c.n_vocab, 4);
+  auto plan_one = [&]<typename T>(std::string_view tag, std::string_view name, uint64_t elements, PoolArray<T> Session::*) {
+    add(tag, name, elements, sizeof(T));
+  };
+  Session::each_buffer(c, Session::buffer_shape(p.n_ctx, p.n_batch, opt), plan_one);
+  const uint64_t B = p.n_batch;
   // The largest matmul workspace of any weight for a full batch (the output matmul sees at most
   // one batch of tokens too).
   uint64_t scratch = kernels::matmul_scratch_bytes(model.output(), B);
