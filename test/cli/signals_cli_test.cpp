@@ -22,9 +22,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A generate run that would last minutes, printing one JSON line per token.
+// A generate run that would last well past the tests' limits, printing one JSON line per token.
+// The tiny model decodes over 3000 tokens a second, so a 4096-token context filled up in 1.3 s,
+// before a --timeout of 1.5; 32768 tokens take more than 20 s.
 const std::vector<std::string> kEndlessGenerate = {"generate", "-p", "Once upon a time", "-n", "-1", "--ignore-eos",
-                                                   "-c", "4096", "-t", "1", "--json"};
+                                                   "-c", "32768", "-t", "1", "--json"};
 
 size_t count_lines(const std::string& s, const std::string& needle) {
   size_t n = 0;
