@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "backends/avx2.hpp"
+#include "backends/exp.hpp"
 #include "backends/q6k.hpp"
 #include "backends/q8_0.hpp"
 #include "backends/row_quads.hpp"
@@ -570,6 +571,7 @@ const kernels::KernelTable& avx2_table() {
     t.dot_f32_f32 = avx2::dot_f32_f32;
     t.to_f16 = avx2::to_f16;
     t.to_bf16 = avx2::to_bf16;
+    t.exp_f32 = avx2::exp_f32;
     t.gemm_tq2_0_q8_k = avx2::gemm_tq2_0_q8_k;
     t.gemm_i2s_i8 = avx2::gemm_i2s_i8;
     t.dot_q6_k_q8_k = avx2::dot_q6_k_q8_k;

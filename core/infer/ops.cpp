@@ -72,17 +72,25 @@ void rope_neox(float* x, int64_t n_rot, const float* cs) {
   rope(x, n_rot, cs, [half](int64_t i) { return std::pair<int64_t, int64_t>{i, i + half}; });
 }
 
-void softmax(float* x, int64_t n) {
+void softmax(const kernels::KernelTable& k, float* x, int64_t n) {
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
-  for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i] - mx);
+  for (int64_t i = 0; i < n; ++i) x[i] -= mx;
+  k.exp_f32(x, n, x);
   const double sum = sum_double(n, [x](int64_t i) { return x[i]; });
   const float inv = static_cast<float>(1.0 / sum);
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void silu_mul(float* g, const float* u, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+void silu_mul(const kernels::KernelTable& k, float* g, const float* u, int64_t n) {
+  constexpr int64_t kChunk = 256;
+  float e[kChunk];
+  for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
+    const int64_t m = std::min(kChunk, n - i0);
+    for (int64_t i = 0; i < m; ++i) e[i] = -g[i0 + i];
+    k.exp_f32(e, m, e);
+    for (int64_t i = 0; i < m; ++i) g[i0 + i] = g[i0 + i] / (1.0f + e[i]) * u[i0 + i];
+  }
 }
 
 void relu2_mul(float* g, const float* u, int64_t n) {

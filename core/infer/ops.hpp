@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "core/kernels/kernels.hpp"
+
 namespace bitnet::infer {
 
 // y = x / sqrt(mean(x^2) + eps) * w   (w may be null: no weight multiply). y may alias x.
@@ -18,12 +20,13 @@ void rope_angles(int64_t n_rot, int32_t pos, float freq_base, float* cs);
 void rope_norm(float* x, int64_t n_rot, const float* cs);
 void rope_neox(float* x, int64_t n_rot, const float* cs);
 
-// In-place softmax over n values: exp(x - max) summed in double (eight partial sums), then
-// scaled by 1/sum.
-void softmax(float* x, int64_t n);
+// In-place softmax over n values: exp(x - max) (the table's exp_f32) summed in double (eight
+// partial sums), then scaled by 1/sum.
+void softmax(const kernels::KernelTable& k, float* x, int64_t n);
 
-// Activations in place: silu(g) * u and relu(g)^2 * u, result in g.
-void silu_mul(float* g, const float* u, int64_t n);
+// Activations in place: silu(g) * u (exp through the table's exp_f32) and relu(g)^2 * u, result
+// in g.
+void silu_mul(const kernels::KernelTable& k, float* g, const float* u, int64_t n);
 void relu2_mul(float* g, const float* u, int64_t n);
 
 }  // namespace bitnet::infer

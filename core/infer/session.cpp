@@ -133,7 +133,7 @@ void Session::attention(uint32_t layer, int64_t T) {
       for (int64_t h = 0; h < group; ++h) {
         float* s = scores + static_cast<size_t>(h) * n_ctx_;
         for (int64_t j = 0; j < n_keys; ++j) s[j] *= scale;
-        softmax(s, n_keys);
+        softmax(k_, s, n_keys);
         if (f16) k_.to_f16(s, n_keys, p16 + static_cast<size_t>(h) * n_ctx_);
       }
       if (f16) {
@@ -233,7 +233,7 @@ void Session::forward_batch(std::span<const TokenId> tokens, bool want_logits) {
       scale_rows(g, e - b, L.gate_scale);
       scale_rows(u, e - b, L.up_scale);
       if (c_.ffn_act == model::FfnAct::relu2) relu2_mul(g, u, e - b);
-      else silu_mul(g, u, e - b);
+      else silu_mul(k_, g, u, e - b);
     });
     if (c_.sub_norms)
       for_each_token(T, [&](int64_t t) { rms_norm(at(g_, t, F), L.ffn_sub_norm.data(), F, c_.rms_eps, at(g_, t, F)); });

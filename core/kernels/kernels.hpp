@@ -55,6 +55,8 @@ struct KernelTable {
   void (*to_f16)(const float* x, int64_t n, uint16_t* y) = nullptr;
   // f32 -> bf16 (round to nearest even), for BF16 weights.
   void (*to_bf16)(const float* x, int64_t n, uint16_t* y) = nullptr;
+  // y[i] = exp_f32(x[i]) (below), bit for bit; y may be x. Softmax and SiLU.
+  void (*exp_f32)(const float* x, int64_t n, float* y) = nullptr;
 
   // --- dot products of one weight row (n elements) with one activation row ---
   // I2_S: sum over k of code[k] * q[k] with raw codes {0,1,2} (= w+1). `w` is the tensor's packed
@@ -107,6 +109,18 @@ float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 float bf16_to_f32(uint16_t h);
 uint16_t f32_to_bf16(float f);
+
+// exp(x) in float, within 1.5 ulp of the exact value for normal results; NaN stays NaN, below
+// kExpMin 0 and above kExpMax inf (from the clamped input, not a special case). A definition
+// rather than libm's expf, so that the vector entries can give the same bits: n = x log2(e)
+// rounded to even, r = x - n ln2 (two fmas), a degree-7 polynomial in r, times 2^n.
+float exp_f32(float x);
+inline constexpr float kExpMin = -104.0f, kExpMax = 89.0f;
+inline constexpr float kExpLog2e = 1.44269504088896341f;
+inline constexpr float kExpLn2Hi = 0.693359375f, kExpLn2Lo = -2.12194440e-4f;
+// p(r) = ((((c0 r + c1) r + c2) r + c3) r + c4) r + c5; exp(r) ~ 1 + r + r^2 p(r).
+inline constexpr float kExpPoly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                                      4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
 
 // Dequantizes n elements starting at flat element index `first` of a tensor of type `type`
 // whose packed data starts at `data`. For block types `first` and `n` are multiples of the
