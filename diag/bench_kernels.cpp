@@ -15,6 +15,7 @@
 #include "core/base/thread_pool.hpp"
 #include "core/infer/session.hpp"
 #include "core/kernels/formats.hpp"
+#include "core/model/tensor_names.hpp"
 
 namespace bitnet::diag {
 namespace {
@@ -30,20 +31,23 @@ struct Shape {
 };
 
 std::vector<Shape> model_shapes(const model::Model& m) {
-  std::vector<std::pair<const char*, const kernels::WeightView*>> all;
+  using model::Tensor;
+  std::vector<std::pair<Tensor, const kernels::WeightView*>> all;
   if (m.config().n_layer > 0) {
     const model::LayerWeights& l = m.layer(0);
-    all = {{"attn_q", &l.wq},   {"attn_k", &l.wk},  {"attn_v", &l.wv},     {"attn_output", &l.wo},
-           {"ffn_gate", &l.gate}, {"ffn_up", &l.up}, {"ffn_down", &l.down}};
+    all = {{Tensor::attn_q, &l.wq},      {Tensor::attn_k, &l.wk},     {Tensor::attn_v, &l.wv},
+           {Tensor::attn_output, &l.wo}, {Tensor::ffn_gate, &l.gate}, {Tensor::ffn_up, &l.up},
+           {Tensor::ffn_down, &l.down}};
   }
-  all.emplace_back("output", &m.output());
+  all.emplace_back(Tensor::output, &m.output());
   std::vector<Shape> out;
-  for (const auto& [name, w] : all) {
+  for (const auto& [t, w] : all) {
+    const std::string_view name = model::tensor_base_name(t);
     auto same = std::find_if(out.begin(), out.end(), [&](const Shape& s) {
       return s.w.type == w->type && s.w.rows == w->rows && s.w.cols == w->cols;
     });
     if (same == out.end()) {
-      out.push_back({*w, name});
+      out.push_back({*w, std::string(name)});
     } else {
       same->tensors.append(",").append(name);
     }

@@ -3,8 +3,8 @@
 #include "core/model/convert.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <memory>
+#include <optional>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -12,6 +12,7 @@
 #include "core/base/error.hpp"
 #include "core/base/log.hpp"
 #include "core/gguf/writer.hpp"
+#include "core/model/tensor_names.hpp"
 #include "core/model/ternary.hpp"
 
 namespace bitnet::model {
@@ -19,7 +20,6 @@ namespace {
 
 using gguf::GgmlType;
 
-constexpr std::string_view kWeightNames[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
 // Architectures --arch converts between: the same tensors, differing only in the FFN activation.
 constexpr std::string_view kBitnetArchs[] = {"bitnet", "bitnet-b1.58", "bitnet-25"};
 constexpr std::string_view kHiddenAct = "hidden_activation";
@@ -136,15 +136,8 @@ std::vector<std::byte> convert_weight(const gguf::GgufFile& in, const gguf::Tens
 }  // namespace
 
 bool is_ternary_weight_name(std::string_view name) {
-  if (!name.starts_with("blk.") || !name.ends_with(".weight")) return false;
-  std::string_view rest = name.substr(4, name.size() - 4 - 7);  // "N.what"
-  const size_t dot = rest.find('.');
-  if (dot == 0 || dot == std::string_view::npos) return false;
-  if (!std::all_of(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(dot),
-                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }))
-    return false;
-  const std::string_view what = rest.substr(dot + 1);
-  return std::find(std::begin(kWeightNames), std::end(kWeightNames), what) != std::end(kWeightNames);
+  const std::optional<Tensor> t = parse_layer_tensor_name(name);
+  return t && std::ranges::find(kTernaryMatrices, *t) != std::end(kTernaryMatrices);
 }
 
 ConvertStats convert_model(const gguf::GgufFile& in, const std::filesystem::path& out, const ConvertOptions& opt) {

@@ -9,6 +9,7 @@
 #include "core/base/error.hpp"
 #include "core/kernels/formats.hpp"
 #include "core/base/log.hpp"
+#include "core/model/tensor_names.hpp"
 
 namespace bitnet::model {
 namespace {
@@ -208,30 +209,29 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
   const int64_t embd = c.n_embd, vocab = c.n_vocab, ff = c.n_ff;
   const int64_t q = static_cast<int64_t>(c.head_dim()) * c.n_head, kv = c.n_embd_kv();
   std::vector<ExpectedTensor> out = {
-      {"token_embd.weight", {embd, vocab}, true},
-      {"output_norm.weight", {embd}, true},
-      {"output.weight", {embd, vocab}, false},
-      {"rope_freqs.weight", {static_cast<int64_t>(c.n_rot / 2)}, false},
+      {tensor_name(Tensor::token_embd), {embd, vocab}, true},
+      {tensor_name(Tensor::output_norm), {embd}, true},
+      {tensor_name(Tensor::output), {embd, vocab}, false},
+      {tensor_name(Tensor::rope_freqs), {static_cast<int64_t>(c.n_rot / 2)}, false},
   };
   for (uint32_t l = 0; l < c.n_layer; ++l) {
-    auto n = [&](std::string_view what) { return fmt::format("blk.{}.{}.weight", l, what); };
-    out.push_back({n("attn_norm"), {embd}, true});
-    out.push_back({n("attn_q"), {embd, q}, true});
-    out.push_back({n("attn_k"), {embd, kv}, true});
-    out.push_back({n("attn_v"), {embd, kv}, true});
-    out.push_back({n("attn_output"), {q, embd}, true});
-    out.push_back({n("ffn_norm"), {embd}, true});
-    out.push_back({n("ffn_gate"), {embd, ff}, true});
-    out.push_back({n("ffn_up"), {embd, ff}, true});
-    out.push_back({n("ffn_down"), {ff, embd}, true});
+    auto n = [&](Tensor t) { return tensor_name(t, l); };
+    out.push_back({n(Tensor::attn_norm), {embd}, true});
+    out.push_back({n(Tensor::attn_q), {embd, q}, true});
+    out.push_back({n(Tensor::attn_k), {embd, kv}, true});
+    out.push_back({n(Tensor::attn_v), {embd, kv}, true});
+    out.push_back({n(Tensor::attn_output), {q, embd}, true});
+    out.push_back({n(Tensor::ffn_norm), {embd}, true});
+    out.push_back({n(Tensor::ffn_gate), {embd, ff}, true});
+    out.push_back({n(Tensor::ffn_up), {embd, ff}, true});
+    out.push_back({n(Tensor::ffn_down), {ff, embd}, true});
     if (c.sub_norms) {
-      out.push_back({n("attn_sub_norm"), {embd}, true});
-      out.push_back({n("ffn_sub_norm"), {ff}, true});
+      out.push_back({n(Tensor::attn_sub_norm), {embd}, true});
+      out.push_back({n(Tensor::ffn_sub_norm), {ff}, true});
     }
     if (c.arch == Arch::bitnet) {
       // Per-matrix output multipliers from the pre-TQ converters (SPEC.md 2.3).
-      for (std::string_view m : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
-        out.push_back({fmt::format("blk.{}.{}.scale", l, m), {1}, false});
+      for (Tensor m : kTernaryMatrices) out.push_back({tensor_name(m, l, "scale"), {1}, false});
     }
   }
   return out;
@@ -257,7 +257,7 @@ TensorCheck check_tensors(const gguf::GgufFile& f, const ModelConfig& c) {
     if (kernels::find_format(t->type) == nullptr)
       r.not_runnable.push_back(fmt::format("{} ({})", t->name, gguf::type_name(t->type)));
   }
-  r.tied_output = f.find_tensor("output.weight") == nullptr;
+  r.tied_output = f.find_tensor(tensor_name(Tensor::output)) == nullptr;
   for (const auto& t : f.tensors())
     if (!used.count(t.name)) r.unused.push_back(t.name);
   if (!r.unused.empty())

@@ -7,6 +7,7 @@
 #include "core/base/error.hpp"
 #include "core/base/log.hpp"
 #include "core/kernels/formats.hpp"
+#include "core/model/tensor_names.hpp"
 
 namespace bitnet::model {
 
@@ -67,35 +68,35 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
   TensorCheck tc = check_tensors(f, c);
   m->tied_output_ = tc.tied_output;
 
-  m->token_embd_ = weight(f, "token_embd.weight");
-  m->output_ = tc.tied_output ? m->token_embd_ : weight(f, "output.weight");
-  m->output_norm_ = vector_f32(f, "output_norm.weight");
+  m->token_embd_ = weight(f, tensor_name(Tensor::token_embd));
+  m->output_ = tc.tied_output ? m->token_embd_ : weight(f, tensor_name(Tensor::output));
+  m->output_norm_ = vector_f32(f, tensor_name(Tensor::output_norm));
   m->layers_.resize(c.n_layer);
   for (uint32_t l = 0; l < c.n_layer; ++l) {
     LayerWeights& L = m->layers_[l];
-    auto n = [&](const char* what) { return fmt::format("blk.{}.{}.weight", l, what); };
-    auto s = [&](const char* what) { return fmt::format("blk.{}.{}.scale", l, what); };
-    L.attn_norm = vector_f32(f, n("attn_norm"));
-    L.ffn_norm = vector_f32(f, n("ffn_norm"));
+    auto n = [&](Tensor t) { return tensor_name(t, l); };
+    auto s = [&](Tensor t) { return tensor_name(t, l, "scale"); };
+    L.attn_norm = vector_f32(f, n(Tensor::attn_norm));
+    L.ffn_norm = vector_f32(f, n(Tensor::ffn_norm));
     if (c.sub_norms) {
-      L.attn_sub_norm = vector_f32(f, n("attn_sub_norm"));
-      L.ffn_sub_norm = vector_f32(f, n("ffn_sub_norm"));
+      L.attn_sub_norm = vector_f32(f, n(Tensor::attn_sub_norm));
+      L.ffn_sub_norm = vector_f32(f, n(Tensor::ffn_sub_norm));
     }
-    L.wq = weight(f, n("attn_q"));
-    L.wk = weight(f, n("attn_k"));
-    L.wv = weight(f, n("attn_v"));
-    L.wo = weight(f, n("attn_output"));
-    L.gate = weight(f, n("ffn_gate"));
-    L.up = weight(f, n("ffn_up"));
-    L.down = weight(f, n("ffn_down"));
+    L.wq = weight(f, n(Tensor::attn_q));
+    L.wk = weight(f, n(Tensor::attn_k));
+    L.wv = weight(f, n(Tensor::attn_v));
+    L.wo = weight(f, n(Tensor::attn_output));
+    L.gate = weight(f, n(Tensor::ffn_gate));
+    L.up = weight(f, n(Tensor::ffn_up));
+    L.down = weight(f, n(Tensor::ffn_down));
     if (c.arch == Arch::bitnet) {
-      L.wq_scale = optional_scale(f, s("attn_q"));
-      L.wk_scale = optional_scale(f, s("attn_k"));
-      L.wv_scale = optional_scale(f, s("attn_v"));
-      L.wo_scale = optional_scale(f, s("attn_output"));
-      L.gate_scale = optional_scale(f, s("ffn_gate"));
-      L.up_scale = optional_scale(f, s("ffn_up"));
-      L.down_scale = optional_scale(f, s("ffn_down"));
+      L.wq_scale = optional_scale(f, s(Tensor::attn_q));
+      L.wk_scale = optional_scale(f, s(Tensor::attn_k));
+      L.wv_scale = optional_scale(f, s(Tensor::attn_v));
+      L.wo_scale = optional_scale(f, s(Tensor::attn_output));
+      L.gate_scale = optional_scale(f, s(Tensor::ffn_gate));
+      L.up_scale = optional_scale(f, s(Tensor::ffn_up));
+      L.down_scale = optional_scale(f, s(Tensor::ffn_down));
     }
   }
   log::info(lg, "{}: {} ({}), {} layers, n_embd {}, vocab {}, weights {}", path.string(), c.arch_name, c.name,

@@ -19,6 +19,7 @@
 #include "core/base/thread_pool.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/kernels/ternary.hpp"
+#include "core/model/tensor_names.hpp"
 #include "core/model/ternary.hpp"
 
 namespace bitnet::model {
@@ -328,27 +329,27 @@ void add_synthetic_model(const SyntheticSpec& s, gguf::GgufWriter& w, ThreadPool
     w.add_tensor(name, s.type, {n_in, n_out}, [tt, pool](gguf::ByteSink& out) { produce_ternary(tt, out, pool); });
   };
   {
-    const std::string name = "token_embd.weight";
+    const std::string name = tensor_name(Tensor::token_embd);
     const uint64_t key = tensor_key(seed, name);
     const int64_t n = embd * s.n_vocab;
     w.add_tensor(name, GgmlType::F16, {embd, static_cast<int64_t>(s.n_vocab)},
                  [key, n, pool](gguf::ByteSink& out) { produce_embedding(key, n, out, pool); });
   }
   for (uint32_t l = 0; l < s.n_layer; ++l) {
-    auto n = [l](std::string_view what) { return fmt::format("blk.{}.{}.weight", l, what); };
-    norm(n("attn_norm"), embd);
-    ternary(n("attn_q"), embd, embd);
-    ternary(n("attn_k"), embd, kv);
-    ternary(n("attn_v"), embd, kv);
-    ternary(n("attn_output"), embd, embd);
-    norm(n("attn_sub_norm"), embd);
-    norm(n("ffn_norm"), embd);
-    ternary(n("ffn_gate"), embd, ff);
-    ternary(n("ffn_up"), embd, ff);
-    ternary(n("ffn_down"), ff, embd);
-    norm(n("ffn_sub_norm"), ff);
+    auto n = [l](Tensor t) { return tensor_name(t, l); };
+    norm(n(Tensor::attn_norm), embd);
+    ternary(n(Tensor::attn_q), embd, embd);
+    ternary(n(Tensor::attn_k), embd, kv);
+    ternary(n(Tensor::attn_v), embd, kv);
+    ternary(n(Tensor::attn_output), embd, embd);
+    norm(n(Tensor::attn_sub_norm), embd);
+    norm(n(Tensor::ffn_norm), embd);
+    ternary(n(Tensor::ffn_gate), embd, ff);
+    ternary(n(Tensor::ffn_up), embd, ff);
+    ternary(n(Tensor::ffn_down), ff, embd);
+    norm(n(Tensor::ffn_sub_norm), ff);
   }
-  norm("output_norm.weight", embd);
+  norm(tensor_name(Tensor::output_norm), embd);
 }
 
 std::filesystem::path synthetic_model_path(const SyntheticSpec& spec, const std::filesystem::path& dir, ThreadPool* pool) {
