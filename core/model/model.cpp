@@ -57,6 +57,21 @@ float optional_scale(const gguf::GgufFile& f, const std::string& name) {
   return v[0];
 }
 
+// Where each of the seven ternary matrices (kTernaryMatrices) and its optional scale go.
+struct MatrixMembers {
+  Tensor t;
+  kernels::WeightView LayerWeights::*w;
+  float LayerWeights::*scale;
+};
+constexpr MatrixMembers kMatrixMembers[] = {
+    {Tensor::attn_q, &LayerWeights::wq, &LayerWeights::wq_scale},
+    {Tensor::attn_k, &LayerWeights::wk, &LayerWeights::wk_scale},
+    {Tensor::attn_v, &LayerWeights::wv, &LayerWeights::wv_scale},
+    {Tensor::attn_output, &LayerWeights::wo, &LayerWeights::wo_scale},
+    {Tensor::ffn_gate, &LayerWeights::gate, &LayerWeights::gate_scale},
+    {Tensor::ffn_up, &LayerWeights::up, &LayerWeights::up_scale},
+    {Tensor::ffn_down, &LayerWeights::down, &LayerWeights::down_scale},
+};
 }  // namespace
 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
@@ -82,21 +97,9 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
       L.attn_sub_norm = vector_f32(f, n(Tensor::attn_sub_norm));
       L.ffn_sub_norm = vector_f32(f, n(Tensor::ffn_sub_norm));
     }
-    L.wq = weight(f, n(Tensor::attn_q));
-    L.wk = weight(f, n(Tensor::attn_k));
-    L.wv = weight(f, n(Tensor::attn_v));
-    L.wo = weight(f, n(Tensor::attn_output));
-    L.gate = weight(f, n(Tensor::ffn_gate));
-    L.up = weight(f, n(Tensor::ffn_up));
-    L.down = weight(f, n(Tensor::ffn_down));
-    if (c.arch == Arch::bitnet) {
-      L.wq_scale = optional_scale(f, s(Tensor::attn_q));
-      L.wk_scale = optional_scale(f, s(Tensor::attn_k));
-      L.wv_scale = optional_scale(f, s(Tensor::attn_v));
-      L.wo_scale = optional_scale(f, s(Tensor::attn_output));
-      L.gate_scale = optional_scale(f, s(Tensor::ffn_gate));
-      L.up_scale = optional_scale(f, s(Tensor::ffn_up));
-      L.down_scale = optional_scale(f, s(Tensor::ffn_down));
+    for (const MatrixMembers& mat : kMatrixMembers) {
+      L.*mat.w = weight(f, n(mat.t));
+      if (c.arch == Arch::bitnet) L.*mat.scale = optional_scale(f, s(mat.t));
     }
   }
   log::info(lg, "{}: {} ({}), {} layers, n_embd {}, vocab {}, weights {}", path.string(), c.arch_name, c.name,
