@@ -73,13 +73,18 @@ void write_out(std::string_view s) {
   std::fflush(stdout);
 }
 
+// Decode speed counts the evals that were timed (n_decode_evals), not the tokens shown: with
+// -n 1 nothing was decoded, and N tokens take N - 1 evals.
+double decode_tps(const infer::GenerateResult& r) {
+  return r.decode_seconds > 0 ? static_cast<double>(r.n_decode_evals) / r.decode_seconds : 0;
+}
+
 std::string timings(const infer::GenerateResult& r) {
   const double ptps = r.prefill_seconds > 0 ? static_cast<double>(r.n_prompt) / r.prefill_seconds : 0;
-  const double dtps = r.decode_seconds > 0 ? static_cast<double>(r.tokens.size()) / r.decode_seconds : 0;
-  return fmt::format("prefill: {} tokens in {:.3f} s ({:.1f} tok/s); decode: {} tokens in {:.3f} s ({:.1f} tok/s); "
-                     "first token after {:.3f} s; stop: {}",
-                     r.n_prompt, r.prefill_seconds, ptps, r.tokens.size(), r.decode_seconds, dtps,
-                     r.first_token_seconds, infer::stop_reason_name(r.reason));
+  return fmt::format("prefill: {} tokens in {:.3f} s ({:.1f} tok/s); decode: {} tokens, {} evals in {:.3f} s ({:.1f} "
+                     "tok/s); first token after {:.3f} s; stop: {}",
+                     r.n_prompt, r.prefill_seconds, ptps, r.tokens.size(), r.n_decode_evals, r.decode_seconds,
+                     decode_tps(r), r.first_token_seconds, infer::stop_reason_name(r.reason));
 }
 
 std::string json_summary(const infer::GenerateResult& r, std::span<const TokenId> prompt) {
@@ -89,7 +94,7 @@ std::string json_summary(const infer::GenerateResult& r, std::span<const TokenId
   j.end_array();
   j.key("n_prompt").value(static_cast<uint64_t>(r.n_prompt)).key("n_gen").value(static_cast<uint64_t>(r.tokens.size()));
   j.key("prefill_tps").value(r.prefill_seconds > 0 ? static_cast<double>(r.n_prompt) / r.prefill_seconds : 0.0);
-  j.key("decode_tps").value(r.decode_seconds > 0 ? static_cast<double>(r.tokens.size()) / r.decode_seconds : 0.0);
+  j.key("n_decode_evals").value(static_cast<uint64_t>(r.n_decode_evals)).key("decode_tps").value(decode_tps(r));
   j.end_object();
   return j.str() + "\n";
 }

@@ -67,7 +67,6 @@ GenerateResult generate(Session& session, std::span<const TokenId> prompt, std::
     pending.erase(0, n);
   };
 
-  const auto t1 = Clock::now();
   for (int32_t i = 0; opt.n_predict < 0 || i < opt.n_predict; ++i) {
     if (interrupt && interrupt->load()) {
       r.reason = StopReason::interrupt;
@@ -100,10 +99,12 @@ GenerateResult generate(Session& session, std::span<const TokenId> prompt, std::
       break;
     }
     const TokenId next[1] = {id};
+    const auto t1 = Clock::now();
     session.eval(next);
+    r.decode_seconds += seconds_since(t1);
+    ++r.n_decode_evals;
   }
   show(pending.size());
-  r.decode_seconds = seconds_since(t1);
   return r;
 }
 

@@ -40,6 +40,9 @@ struct GenerateResult {
   std::vector<TokenId> tokens;  // generated ids (a stop string's tokens included)
   std::string text;             // the text shown (stop string excluded)
   double prefill_seconds = 0;
+  // The evals of generated tokens fed back (every generated token but the last, the first one
+  // coming from the prompt's logits) and their time: decode speed is the one over the other.
+  size_t n_decode_evals = 0;
   double decode_seconds = 0;
   double first_token_seconds = 0;
   size_t n_prompt = 0;

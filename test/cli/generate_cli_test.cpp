@@ -75,6 +75,29 @@ TEST(GenerateCli, TextModeEchoesPromptThenStreamsTheSameTokens) {
   EXPECT_EQ(quiet.out, j.pieces + "\n");
 }
 
+// Issue #20, point 3: decode speed over the evals that were timed. -n 1 used to report thousands
+// of tok/s: one token over the time of no eval at all.
+TEST(GenerateCli, DecodeSpeedCountsTheTimedEvals) {
+  simdjson::dom::parser parser;
+  auto summary = [&](const std::string& out) {
+    const std::string last = out.substr(out.rfind('{'));
+    simdjson::dom::element e;
+    EXPECT_EQ(parser.parse(last).get(e), simdjson::SUCCESS) << last;
+    return std::pair<int64_t, double>{e["n_decode_evals"].is_int64() ? int64_t(e["n_decode_evals"]) : -1,
+                                      double(e["decode_tps"])};
+  };
+  RunResult one = run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-n", "1", "--ignore-eos", "--json"});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_EQ(summary(one.out), (std::pair<int64_t, double>{0, 0.0}));
+  RunResult five = run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-n", "5", "--ignore-eos", "--json"});
+  ASSERT_EQ(five.exit_code, 0) << five.err;
+  const auto [evals, tps] = summary(five.out);
+  EXPECT_EQ(evals, 4);
+  EXPECT_GT(tps, 0.0);
+  RunResult text = run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-n", "1", "--ignore-eos"});
+  EXPECT_NE(text.err.find("decode: 1 tokens, 0 evals in 0.000 s (0.0 tok/s)"), std::string::npos) << text.err;
+}
+
 TEST(GenerateCli, StopStringEndsGenerationAndIsNotPrinted) {
   RunResult full = run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-n", "64", "--no-echo"});
   ASSERT_EQ(full.exit_code, 0);
