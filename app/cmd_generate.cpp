@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <sstream>
 
@@ -186,6 +187,18 @@ int run_chat(const GenerateFlags& f, Loaded& m, infer::Session& session, infer::
   return 0;
 }
 
+// A float in (0, max], the message worded as CLI::Range's.
+CLI::Validator positive_up_to(float max) {
+  return CLI::Validator(
+      [max](std::string& text) -> std::string {
+        float v = 0;
+        if (!CLI::detail::lexical_cast(text, v)) return "Value " + text + " is not a number";
+        if (!(v > 0.0f && v <= max)) return fmt::format("Value {} not in range above 0 to {}", text, max);
+        return "";
+      },
+      fmt::format("(0 - {}]", max));
+}
+
 }  // namespace
 
 RunFn setup_generate(CLI::App& sub) {
@@ -194,13 +207,18 @@ RunFn setup_generate(CLI::App& sub) {
   sub.add_option("-p,--prompt", f->prompt, "Prompt text (else -f FILE, else stdin when it is not a terminal)")
       ->each([f](const std::string&) { f->prompt_given = true; });
   sub.add_option("-f,--file", f->prompt_file, "Read the prompt from FILE");
-  sub.add_option("-n,--n-predict", f->n_predict, "Tokens to generate (-1: until end of generation)");
+  constexpr int32_t kIntMax = std::numeric_limits<int32_t>::max();
+  sub.add_option("-n,--n-predict", f->n_predict, "Tokens to generate (-1: until end of generation)")
+      ->check(CLI::Range(-1, kIntMax));
   sub.add_option("--temp", f->temp, "Temperature; 0 = greedy")->check(CLI::Range(0.0f, 100.0f));
-  sub.add_option("--top-k", f->top_k, "Keep the K most likely tokens (0: off)");
+  sub.add_option("--top-k", f->top_k, "Keep the K most likely tokens (0: off)")->check(CLI::Range(0, kIntMax));
   sub.add_option("--top-p", f->top_p, "Nucleus sampling threshold (1: off)")->check(CLI::Range(0.0f, 1.0f));
   sub.add_option("--min-p", f->min_p, "Drop tokens below min-p x the best probability (0: off)")->check(CLI::Range(0.0f, 1.0f));
-  sub.add_option("--repeat-penalty", f->repeat_penalty, "Penalty for tokens seen in the last --repeat-last-n (1: off)");
-  sub.add_option("--repeat-last-n", f->repeat_last_n, "Window for the repeat penalty");
+  // Above 0: a penalty of 0 divides the logits of every recent token by zero.
+  sub.add_option("--repeat-penalty", f->repeat_penalty, "Penalty for tokens seen in the last --repeat-last-n (1: off)")
+      ->check(positive_up_to(100.0f));
+  sub.add_option("--repeat-last-n", f->repeat_last_n, "Window for the repeat penalty (0: off)")
+      ->check(CLI::Range(0, kIntMax));
   sub.add_option("--seed", f->seed, "Random seed (default: from the clock, printed with -v)");
   sub.add_option("--stop", f->stop, "Stop when this text appears (repeatable); it is not printed");
   sub.add_flag("--ignore-eos", f->ignore_eos, "Keep going past end-of-generation tokens");

@@ -98,6 +98,30 @@ TEST(GenerateCli, DecodeSpeedCountsTheTimedEvals) {
   EXPECT_NE(text.err.find("decode: 1 tokens, 0 evals in 0.000 s (0.0 tok/s)"), std::string::npos) << text.err;
 }
 
+// Issue #20, point 8: out-of-range sampling and size flags are usage errors naming the range
+// (--repeat-penalty 0 used to print BOS forever; negative --top-k, --repeat-last-n and -n below -1
+// were taken). The edges of each range still run.
+TEST(GenerateCli, SamplingFlagsOutOfRangeAreUsageErrors) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"--repeat-penalty", "0"}, "error: --repeat-penalty: Value 0 not in range above 0 to 100"},
+      {{"--repeat-penalty", "-1"}, "error: --repeat-penalty: Value -1 not in range above 0 to 100"},
+      {{"--top-k", "-1"}, "error: --top-k: Value -1 not in range 0 to 2147483647"},
+      {{"--repeat-last-n", "-5"}, "error: --repeat-last-n: Value -5 not in range 0 to 2147483647"},
+      {{"-n", "-2"}, "error: --n-predict: Value -2 not in range -1 to 2147483647"},
+  };
+  for (const auto& [flags, message] : bad) {
+    std::vector<std::string> args = {"generate", "-p", "Once upon a time"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    RunResult r = run_bitnet(args);
+    EXPECT_EQ(r.exit_code, 2) << flags[0] << " " << flags[1] << "\n" << r.err;
+    EXPECT_EQ(r.err.substr(0, r.err.find('\n')), message);
+    EXPECT_EQ(r.out, "");
+  }
+  RunResult edges = run_bitnet({"generate", "-p", "Once upon a time", "-n", "3", "--repeat-penalty", "0.5", "--top-k",
+                                "0", "--repeat-last-n", "0"});
+  EXPECT_EQ(edges.exit_code, 0) << edges.err;
+}
+
 TEST(GenerateCli, StopStringEndsGenerationAndIsNotPrinted) {
   RunResult full = run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-n", "64", "--no-echo"});
   ASSERT_EQ(full.exit_code, 0);
