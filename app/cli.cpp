@@ -179,8 +179,8 @@ int run(int argc, char** argv) {
   app.add_flag("--version", version, "Print version, commit, build type, compiler, flags and backends");
   app.add_option("--log-level", g.log_level, "Log level or spec: trace|debug|info|warn|error|off, or 'info,gguf=debug'");
   app.add_option("--log-file", g.log_file, "Also append logs to this file");
-  app.add_flag("-v,--verbose", g.verbose, "More logging (-v info, -vv debug, -vvv trace)");
-  app.add_flag("-q,--quiet", g.quiet, "Only errors on stderr");
+  CLI::Option* verbose = app.add_flag("-v,--verbose", g.verbose, "More logging (-v info, -vv debug, -vvv trace)");
+  app.add_flag("-q,--quiet", g.quiet, "Only errors on stderr")->excludes(verbose);
   double timeout = 0;
   app.add_option("--timeout", timeout,
                  "Wall-clock limit in seconds for the command: it stops, flushes what it has and exits 124")

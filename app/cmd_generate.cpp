@@ -204,9 +204,10 @@ CLI::Validator positive_up_to(float max) {
 RunFn setup_generate(CLI::App& sub) {
   auto f = std::make_shared<GenerateFlags>();
   add_engine_flags(sub, f->engine, {.ctx = true, .pre = true});
-  sub.add_option("-p,--prompt", f->prompt, "Prompt text (else -f FILE, else stdin when it is not a terminal)")
-      ->each([f](const std::string&) { f->prompt_given = true; });
-  sub.add_option("-f,--file", f->prompt_file, "Read the prompt from FILE");
+  CLI::Option* prompt = sub.add_option("-p,--prompt", f->prompt, "Prompt text (else -f FILE, else stdin when it is not a terminal)")
+                            ->each([f](const std::string&) { f->prompt_given = true; });
+  // Two prompts, or a system message without a chat, are errors rather than one silently winning.
+  sub.add_option("-f,--file", f->prompt_file, "Read the prompt from FILE")->excludes(prompt);
   constexpr int32_t kIntMax = std::numeric_limits<int32_t>::max();
   sub.add_option("-n,--n-predict", f->n_predict, "Tokens to generate (-1: until end of generation)")
       ->check(CLI::Range(-1, kIntMax));
@@ -222,10 +223,10 @@ RunFn setup_generate(CLI::App& sub) {
   sub.add_option("--seed", f->seed, "Random seed (default: from the clock, printed with -v)");
   sub.add_option("--stop", f->stop, "Stop when this text appears (repeatable); it is not printed");
   sub.add_flag("--ignore-eos", f->ignore_eos, "Keep going past end-of-generation tokens");
-  sub.add_flag("--chat", f->chat, "Interactive conversation in the model's chat format");
+  CLI::Option* chat = sub.add_flag("--chat", f->chat, "Interactive conversation in the model's chat format");
   sub.add_flag("--json", f->json, "One JSON object per token, then a summary line");
   sub.add_flag("--no-echo", f->no_echo, "Do not print the prompt before the continuation");
-  sub.add_option("--system", f->system, "With --chat: a system message for the conversation");
+  sub.add_option("--system", f->system, "With --chat: a system message for the conversation")->needs(chat);
   sub.add_option("--kv-type", f->kv_type, "KV cache precision: f16 (like llama.cpp) or f32")
       ->check(CLI::IsMember({"f16", "f32"}));
   sub.footer("Examples:\n  bitnet generate -p \"Once upon a time\"\n"

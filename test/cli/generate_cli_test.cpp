@@ -122,6 +122,23 @@ TEST(GenerateCli, SamplingFlagsOutOfRangeAreUsageErrors) {
   EXPECT_EQ(edges.exit_code, 0) << edges.err;
 }
 
+// Issue #20, point 10: contradictory flags are usage errors, not a silent winner (-f used to
+// replace -p; --system without --chat, -v with -q and --ids with --pieces were ignored).
+TEST(GenerateCli, ContradictoryFlagsAreUsageErrors) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"generate", "-p", "Once", "-f", BITNET_TEST_SOURCE_DIR "/CMakeLists.txt", "-n", "1"}, "error: --prompt excludes --file"},
+      {{"generate", "-p", "Once", "--system", "Be brief.", "-n", "1"}, "error: --system requires --chat"},
+      {{"-v", "-q", "generate", "-p", "Once", "-n", "1"}, "error: --verbose excludes --quiet"},
+      {{"tokenize", "--ids", "--pieces", "Once"}, "error: --ids excludes --pieces"},
+  };
+  for (const auto& [args, message] : cases) {
+    RunResult r = run_bitnet(args);
+    EXPECT_EQ(r.exit_code, 2) << args[1] << "\n" << r.err;
+    EXPECT_EQ(r.err.substr(0, r.err.find('\n')), message);
+    EXPECT_EQ(r.out, "");
+  }
+}
+
 TEST(GenerateCli, StopStringEndsGenerationAndIsNotPrinted) {
   RunResult full = run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-n", "64", "--no-echo"});
   ASSERT_EQ(full.exit_code, 0);
