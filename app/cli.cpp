@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "app/build_info.hpp"
+#include "app/command_names.hpp"
 #include "app/crash_handler.hpp"
 #include "app/signals.hpp"
 #include "app/watchdog.hpp"
@@ -176,7 +178,7 @@ int run(int argc, char** argv) {
   app.fallthrough();
   GlobalFlags g;
   bool version = false;
-  app.add_flag("--version", version, "Print version, commit, build type, compiler, flags and backends");
+  app.add_flag("-V,--version", version, "Print version, commit, build type, compiler, flags and backends");
   app.add_option("--log-level", g.log_level, "Log level or spec: trace|debug|info|warn|error|off, or 'info,gguf=debug'");
   app.add_option("--log-file", g.log_file, "Also append logs to this file");
   CLI::Option* verbose = app.add_flag("-v,--verbose", g.verbose, "More logging (-v info, -vv debug, -vvv trace)");
@@ -187,11 +189,22 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(0.001, 1e7));
 
   std::vector<std::pair<CLI::App*, RunFn>> commands;
+  std::vector<std::string_view> names;
   for (const CommandSpec& c : kCommands) {
     CLI::App* sub = app.add_subcommand(std::string(c.name), std::string(c.summary));
     commands.emplace_back(sub, c.setup(*sub));
+    names.push_back(c.name);
   }
+  // `bitnet help [COMMAND]`, as git and cargo users type it: the same text as --help, on stdout.
+  CLI::App* help = app.add_subcommand("help", "This help, or a command's: bitnet help COMMAND");
+  std::string help_topic;
+  help->add_option("COMMAND", help_topic, "The command to explain");
+  names.push_back("help");
 
+  auto usage_error = [](const std::string& message) {
+    std::fprintf(stderr, "error: %s\n  (run 'bitnet --help' or 'bitnet COMMAND --help' for usage)\n", message.c_str());
+    return static_cast<int>(ErrorCode::usage);
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -199,8 +212,25 @@ int run(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s\n  (run 'bitnet --help' or 'bitnet COMMAND --help' for usage)\n", e.what());
-    return static_cast<int>(ErrorCode::usage);
+    // A first word that names no command is reported as such, with the nearest names, rather than
+    // as CLI11's "arguments were not expected".
+    const std::optional<std::string> word = command_word(argc, argv);
+    if (word && std::find(names.begin(), names.end(), *word) == names.end()) return usage_error(unknown_command(*word, names));
+    return usage_error(e.what());
+  }
+
+  if (help->parsed()) {
+    // Not app.help(): with a subcommand parsed it explains that one, here `help` itself.
+    if (help_topic.empty()) {
+      std::fputs(app.get_formatter()->make_help(&app, app.get_name(), CLI::AppFormatMode::Normal).c_str(), stdout);
+      return 0;
+    }
+    for (auto& [sub, fn] : commands)
+      if (sub->get_name() == help_topic) {
+        std::fputs(sub->help(app.get_name()).c_str(), stdout);
+        return 0;
+      }
+    return usage_error(unknown_command(help_topic, names));
   }
 
   if (version) {

@@ -1,0 +1,50 @@
+// The command word itself (issue #20, point 13): a mistyped command is named with the nearest
+// ones, `bitnet help [COMMAND]` prints the --help text, -V is --version.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "support/run.hpp"
+
+namespace bitnet::test {
+namespace {
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+TEST(CommandsCli, UnknownCommandIsNamedWithTheNearest) {
+  const std::string all =
+      " (commands: bench, convert, crossval, debug-report, fixtures, generate, help, inspect, memcheck, tokenize)";
+  RunResult gen = run_bitnet({"gen"});
+  EXPECT_EQ(gen.exit_code, 2);
+  EXPECT_EQ(first_line(gen.err), "error: unknown command 'gen'; did you mean 'generate'?" + all);
+  RunResult typo = run_bitnet({"--timeout", "5", "tokenise", "Hello"});  // after a global flag's value
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_EQ(first_line(typo.err), "error: unknown command 'tokenise'; did you mean 'tokenize'?" + all);
+  RunResult none = run_bitnet({"frobnicate"});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_EQ(first_line(none.err), "error: unknown command 'frobnicate'" + all);
+  // A known command's bad flag keeps CLI11's own message.
+  RunResult flag = run_bitnet({"generate", "--no-such-flag"});
+  EXPECT_EQ(flag.exit_code, 2);
+  EXPECT_EQ(flag.err.find("unknown command"), std::string::npos) << flag.err;
+}
+
+TEST(CommandsCli, HelpCommandAndDashVWork) {
+  RunResult help = run_bitnet({"help"}), dash_help = run_bitnet({"--help"});
+  EXPECT_EQ(help.exit_code, 0) << help.err;
+  EXPECT_NE(help.out.find("Subcommands:"), std::string::npos);
+  EXPECT_EQ(help.out, dash_help.out);
+  RunResult gen = run_bitnet({"help", "generate"}), gen_help = run_bitnet({"generate", "--help"});
+  EXPECT_EQ(gen.exit_code, 0) << gen.err;
+  EXPECT_EQ(gen.out, gen_help.out);
+  RunResult bad = run_bitnet({"help", "generat"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("unknown command 'generat'; did you mean 'generate'?"), std::string::npos) << bad.err;
+  RunResult v = run_bitnet({"-V"}), version = run_bitnet({"--version"});
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(v.out, version.out);
+  EXPECT_EQ(v.out.rfind("bitnet ", 0), 0u) << v.out;
+}
+
+}  // namespace
+}  // namespace bitnet::test
