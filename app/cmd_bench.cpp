@@ -201,7 +201,10 @@ RunFn setup_bench(CLI::App& sub) {
   sub.add_option("-p,--n-prompt", f->n_prompt, "Prompt tokens of the pp test (0: skip)")->check(CLI::Range(0, 1 << 20));
   sub.add_option("-n,--n-gen", f->n_gen, "Generated tokens of the tg test (0: skip)")->check(CLI::Range(0, 1 << 20));
   sub.add_option("-r,--repetitions", f->reps, "Timed repetitions after one warm-up")->check(CLI::Range(1, 1000));
-  sub.add_option("-o,--output", f->output, "md (default), json or csv")->check(CLI::IsMember({"md", "json", "csv"}));
+  CLI::Option* output =
+      sub.add_option("-o,--output", f->output, "md (default), json or csv")->check(CLI::IsMember({"md", "json", "csv"}));
+  sub.add_flag_callback("--json", [f] { f->output = "json"; }, "The same as -o json (every command's spelling)")
+      ->excludes(output);
   sub.add_option("--reference", f->reference,
                  "Also run the tests through llama.cpp[:DIR] (DIR from BITNET_LLAMA_DIR), alternating repetitions, "
                  "and print the ratio ours/theirs");

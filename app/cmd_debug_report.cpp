@@ -173,8 +173,10 @@ RunFn setup_debug_report(CLI::App& sub) {
   add_engine_flags(sub, o->engine, {.model = EngineFlagSet::Model::none, .hidden = true});
   sub.add_option("-m,--model", o->model, "Describe this model too: a .gguf path, fixture:NAME or synthetic:SHAPE (never downloaded)");
   sub.add_option("-o,--output", o->output, "Write the report to FILE (.md or .json, + .zst to compress) instead of stdout");
-  sub.add_option("--format", o->format, "md (default) or json; without it, the extension of -o decides")
-      ->check(CLI::IsMember({"md", "json"}));
+  CLI::Option* format = sub.add_option("--format", o->format, "md (default) or json; without it, the extension of -o decides")
+                            ->check(CLI::IsMember({"md", "json"}));
+  sub.add_flag_callback("--json", [o] { o->format = "json"; }, "The same as --format json (every command's spelling)")
+      ->excludes(format);
   sub.add_option("--timeout", o->timeout, "Seconds the -- ARGS run may take before it is killed (default 120)")
       ->check(CLI::Range(0.001, 86400.0));
   sub.add_flag("--no-hash", o->no_hash, "Skip SHA-256 of the model and of local fixtures (fixtures then show 'present')");

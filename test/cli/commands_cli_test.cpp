@@ -46,5 +46,26 @@ TEST(CommandsCli, HelpCommandAndDashVWork) {
   EXPECT_EQ(v.out.rfind("bitnet ", 0), 0u) << v.out;
 }
 
+// Issue #20, point 14: --json is the one spelling in every command that prints JSON (bench's
+// -o json and debug-report's --format json stay as they were).
+TEST(CommandsCli, JsonIsSpelledTheSameEverywhere) {
+  for (const char* cmd : {"generate", "tokenize", "inspect", "crossval", "memcheck", "bench", "debug-report"}) {
+    RunResult h = run_bitnet({cmd, "--help"});
+    EXPECT_NE(h.out.find("--json"), std::string::npos) << cmd;
+  }
+  RunResult list = run_bitnet({"fixtures", "list", "--help"});
+  EXPECT_NE(list.out.find("--json"), std::string::npos);
+  RunResult bench = run_bitnet({"bench", "-p", "4", "-n", "2", "-r", "1", "-t", "1", "--json"});
+  ASSERT_EQ(bench.exit_code, 0) << bench.err;
+  EXPECT_EQ(bench.out.rfind("[", 0), 0u) << bench.out;
+  EXPECT_NE(bench.out.find("\"avg_ts\""), std::string::npos) << bench.out;
+  RunResult both = run_bitnet({"bench", "-o", "csv", "--json"});
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_EQ(first_line(both.err), "error: --output excludes --json");
+  RunResult report = run_bitnet({"debug-report", "--no-hash", "--json"});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  EXPECT_EQ(report.out.rfind("{", 0), 0u) << report.out.substr(0, 200);
+}
+
 }  // namespace
 }  // namespace bitnet::test
