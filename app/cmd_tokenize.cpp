@@ -36,6 +36,8 @@ struct TokenizeOptions {
   bool json = false;
   bool no_bos = false;
   bool no_parse_special = false;
+  bool from_stdin = false;  // --stdin, as llama-tokenize
+  bool show_count = false;  // llama-tokenize's "Total number of tokens: N" line
 };
 
 [[noreturn]] void usage(const std::string& msg) { throw Error(ErrorCode::usage, msg); }
@@ -153,17 +155,22 @@ RunFn setup_tokenize(CLI::App& sub) {
   sub.add_flag("--no-bos", opt->no_bos, "Do not add BOS/EOS even if the model asks for them");
   sub.add_flag("--no-parse-special", opt->no_parse_special,
                "Treat control-token text like <|eot_id|> as plain text (with --decode: omit control tokens)");
+  CLI::Option* stdin_opt =
+      sub.add_flag("--stdin", opt->from_stdin, "Read the text from standard input (the default without TEXT, -p or -f)");
+  sub.add_flag("--show-count", opt->show_count, "Also print 'Total number of tokens: N' (llama-tokenize's line)")
+      ->excludes("--json");
   CLI::Option* decode_opt = sub.add_option("--decode", opt->decode, "Decode these ids instead (\"1 15043 3186\" or \"[1, 15043, 3186]\")");
   sub.footer("Examples:\n  bitnet tokenize -m fixture:stories260K \"Once upon a time\"\n"
              "  echo 'Hello world' | bitnet tokenize -m model.gguf --pieces\n"
              "  bitnet tokenize -m model.gguf --decode \"1 15043 3186\"\n"
              "Exit status 2 for bad flags, 3 for an unreadable model or text file.");
-  return [opt, text_opt, prompt_opt, file_opt, decode_opt](const Context& ctx) {
+  return [opt, text_opt, prompt_opt, file_opt, stdin_opt, decode_opt](const Context& ctx) {
     static log::Logger& lg = log::get("tokenizer");
     const bool decode = decode_opt->count() > 0;
-    const int sources = (text_opt->count() > 0) + (prompt_opt->count() > 0) + (file_opt->count() > 0);
-    if (sources > 1) usage("give the text only once: TEXT, -p or -f");
-    if (decode && sources) usage("--decode takes ids, not text; drop TEXT/-p/-f");
+    const int sources =
+        (text_opt->count() > 0) + (prompt_opt->count() > 0) + (file_opt->count() > 0) + (stdin_opt->count() > 0);
+    if (sources > 1) usage("give the text only once: TEXT, -p, -f or --stdin");
+    if (decode && sources) usage("--decode takes ids, not text; drop TEXT/-p/-f/--stdin");
 
     auto t0 = std::chrono::steady_clock::now();
     Engine e = resolve_engine(ctx, opt->engine, {.vocab = true});
@@ -196,6 +203,7 @@ RunFn setup_tokenize(CLI::App& sub) {
     if (opt->json) write_out(json_object(tok, enc, nullptr));
     else if (opt->pieces) write_out(pieces_lines(tok, enc.ids));
     else write_out(ids_line(enc.ids));
+    if (opt->show_count) write_out(fmt::format("Total number of tokens: {}\n", enc.ids.size()));
     return 0;
   };
 }

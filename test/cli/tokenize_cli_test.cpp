@@ -2,6 +2,7 @@
 // against known vectors (llama.cpp's vocab .out files and the golden prompts), and exit codes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "support/run.hpp"
@@ -108,6 +109,23 @@ TEST(TokenizeCli, ExitCodes) {
   EXPECT_EQ(r.exit_code, 2);
   r = run_bitnet({"tokenize", "-m", spm(), "-p", "a", "b"});
   EXPECT_EQ(r.exit_code, 2);
+}
+
+// Issue #20, point 16: llama-tokenize's --stdin and --show-count.
+TEST(TokenizeCli, StdinAndShowCountAsLlamaTokenize) {
+  RunResult plain = run_bitnet({"tokenize", "Hello world"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  RunResult piped = run_bitnet({"tokenize", "--stdin", "--show-count"}, "Hello world");
+  ASSERT_EQ(piped.exit_code, 0) << piped.err;
+  const size_t n = static_cast<size_t>(std::count(plain.out.begin(), plain.out.end(), ',')) + 1;
+  EXPECT_EQ(piped.out, plain.out + "Total number of tokens: " + std::to_string(n) + "\n");
+  RunResult pieces = run_bitnet({"tokenize", "--pieces", "--show-count", "Hello world"});
+  EXPECT_NE(pieces.out.find("\nTotal number of tokens: " + std::to_string(n) + "\n"), std::string::npos) << pieces.out;
+  RunResult twice = run_bitnet({"tokenize", "--stdin", "Hello"}, "world");
+  EXPECT_EQ(twice.exit_code, 2);
+  EXPECT_NE(twice.err.find("give the text only once"), std::string::npos) << twice.err;
+  RunResult json = run_bitnet({"tokenize", "--json", "--show-count", "Hello"});
+  EXPECT_EQ(json.exit_code, 2);
 }
 
 }  // namespace
