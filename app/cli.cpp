@@ -242,6 +242,7 @@ int run(int argc, char** argv) {
   ctx.color = env("NO_COLOR").empty() && ::isatty(STDERR_FILENO);
   ctx.llama_dir = env("BITNET_LLAMA_DIR");
   ctx.log_file = g.log_file;
+  ctx.quiet = g.quiet;
   ctx.fixtures.fixture_dirs = split_path_list(env("BITNET_FIXTURE_PATH"));
   ctx.fixtures.cache_dir = default_cache_dir();
   ctx.fixtures.offline = env_flag("BITNET_OFFLINE");

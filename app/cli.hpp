@@ -28,6 +28,7 @@ struct Context {
   bool color = true;                                // false under NO_COLOR or when not a terminal
   std::filesystem::path llama_dir;                  // BITNET_LLAMA_DIR ("" = not set up)
   std::filesystem::path log_file;                   // --log-file ("" = none)
+  bool quiet = false;                               // -q: nothing on stderr but errors
 };
 
 using RunFn = std::function<int(const Context&)>;

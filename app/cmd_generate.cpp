@@ -49,6 +49,7 @@ struct GenerateFlags {
   bool chat = false;
   bool json = false;
   bool no_echo = false;
+  bool quiet = false;  // the global -q: no timings line
   std::string kv_type = "f16";
   std::string system;
 };
@@ -88,13 +89,14 @@ std::string timings(const infer::GenerateResult& r) {
                      decode_tps(r), r.first_token_seconds, infer::stop_reason_name(r.reason));
 }
 
-std::string json_summary(const infer::GenerateResult& r, std::span<const TokenId> prompt) {
+std::string json_summary(const infer::GenerateResult& r, std::span<const TokenId> prompt, uint64_t seed) {
   JsonWriter j(false);
   j.begin_object().key("done").value(true).key("reason").value(infer::stop_reason_name(r.reason)).key("prompt_ids").begin_array();
   for (TokenId id : prompt) j.value(static_cast<int64_t>(id));
   j.end_array();
   j.key("n_prompt").value(static_cast<uint64_t>(r.n_prompt)).key("n_gen").value(static_cast<uint64_t>(r.tokens.size()));
   j.key("prefill_tps").value(r.prefill_seconds > 0 ? static_cast<double>(r.n_prompt) / r.prefill_seconds : 0.0);
+  j.key("seed").value(seed);
   j.key("n_decode_evals").value(static_cast<uint64_t>(r.n_decode_evals)).key("decode_tps").value(decode_tps(r));
   j.end_object();
   return j.str() + "\n";
@@ -127,9 +129,9 @@ int run_once(const GenerateFlags& f, Loaded& m, infer::Session& session, const i
   }
   const std::vector<TokenId> eog = m.tok.eog_ids();
   infer::GenerateResult r = infer::generate(session, prompt, eog, gopt, ev, &interrupted);
-  if (f.json) write_out(json_summary(r, prompt));
+  if (f.json) write_out(json_summary(r, prompt, gopt.sampling.seed));
   else if (!r.text.empty() && r.text.back() != '\n') write_out("\n");
-  std::fprintf(stderr, "%s\n", timings(r).c_str());
+  if (!f.quiet) std::fprintf(stderr, "%s\n", timings(r).c_str());
   return r.reason == infer::StopReason::interrupt ? static_cast<int>(ErrorCode::interrupted) : 0;
 }
 
@@ -233,6 +235,7 @@ RunFn setup_generate(CLI::App& sub) {
              "  bitnet generate -m model.gguf -p \"The capital of France is\" -n 16 --temp 0\n"
              "  echo \"Hello\" | bitnet generate -m model.gguf --json");
   return [f](const Context& ctx) {
+    f->quiet = ctx.quiet;
     static log::Logger& lg = log::get("generate");
     const std::atomic<bool>& interrupted = install_interrupt_handler();
     Engine e = resolve_engine(ctx, f->engine, {.model = true, .vocab = true, .pool = true});

@@ -139,6 +139,18 @@ TEST(GenerateCli, ContradictoryFlagsAreUsageErrors) {
   }
 }
 
+// Issue #20, point 18 (part): -q leaves stderr to errors (the timings line went there anyway),
+// and the --json summary carries the seed, so a sampled run can be repeated.
+TEST(GenerateCli, QuietIsSilentAndJsonCarriesTheSeed) {
+  RunResult q = run_bitnet({"-q", "generate", "-p", "Once upon a time", "-n", "4", "--seed", "42", "--json"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_EQ(q.err, "");
+  EXPECT_NE(q.out.find("\"seed\":42,"), std::string::npos) << q.out;
+  RunResult again = run_bitnet({"generate", "-p", "Once upon a time", "-n", "4", "--seed", "42", "--json"});
+  EXPECT_NE(again.err.find("prefill: "), std::string::npos) << again.err;  // without -q the timings stay
+  EXPECT_EQ(parse_json_lines(again.out).ids, parse_json_lines(q.out).ids);
+}
+
 TEST(GenerateCli, StopStringEndsGenerationAndIsNotPrinted) {
   RunResult full = run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-n", "64", "--no-echo"});
   ASSERT_EQ(full.exit_code, 0);
