@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <sstream>
 
@@ -15,6 +16,7 @@
 #include "core/base/cpu_features.hpp"
 #include "core/base/error.hpp"
 #include "core/base/log.hpp"
+#include "core/base/thread_pool.hpp"
 #include "core/fixtures/resolve.hpp"
 #include "core/gguf/reader.hpp"
 #include "core/kernels/dispatch.hpp"
@@ -119,10 +121,21 @@ Engine resolve_engine(const Context& ctx, const EngineFlags& f, const EngineNeed
   e.thread_counts = f.declared.thread_list ? parse_thread_list(f.thread_list, threads) : std::vector<int>{threads};
   e.threads = e.thread_counts.front();
   e.n_ctx = f.ctx;
+  static log::Logger& lg = log::get("engine");
+  // Allowed, as llama.cpp allows them, but rarely what was meant: say so once.
+  const int most = *std::max_element(e.thread_counts.begin(), e.thread_counts.end());
+  if (most > ThreadPool::default_threads())
+    log::warn(lg, "-t {}: this machine runs {} threads at once; the extra threads wait for CPUs (slower, not faster)",
+              most, ThreadPool::default_threads());
   if (!f.pre.empty()) e.pre = f.pre;
   if (before_model) before_model(e);
   e.model_path = resolve_model(ctx, f.model, e.threads);
-  if (needs.model) e.model = model::Model::load(e.model_path);
+  if (needs.model) {
+    e.model = model::Model::load(e.model_path);
+    if (const uint32_t train = e.model->config().n_ctx_train; train > 0 && e.n_ctx > train)
+      log::warn(lg, "-c {}: the model was trained on {} tokens of context; past that its output may degrade", e.n_ctx,
+                train);
+  }
   if (needs.vocab) {
     // The tokenizer alone needs no weights: only the GGUF's metadata is read.
     if (e.model) e.tokenizer.emplace(tokenizer::read_vocab(e.model->file(), e.vocab_options()));

@@ -151,6 +151,22 @@ TEST(GenerateCli, QuietIsSilentAndJsonCarriesTheSeed) {
   EXPECT_EQ(parse_json_lines(again.out).ids, parse_json_lines(q.out).ids);
 }
 
+// Issue #20, point 12 (part): more threads than CPUs, or a context past the model's training
+// length, run (llama.cpp allows both) with one warning each; -q silences them.
+TEST(GenerateCli, ThreadsAndContextPastTheMachineOrModelWarn) {
+  RunResult t = run_bitnet({"tokenize", "-t", "1024", "Once"});  // tokenize starts no threads
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_NE(t.err.find("warning [engine] -t 1024: this machine runs "), std::string::npos) << t.err;
+  RunResult c = run_bitnet({"generate", "-p", "Once", "-n", "1", "-c", "4096"});  // stories260K: 2048
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(c.err.find("warning [engine] -c 4096: the model was trained on 2048 tokens of context"), std::string::npos)
+      << c.err;
+  RunResult fits = run_bitnet({"generate", "-p", "Once", "-n", "1", "-c", "2048", "-t", "1"});
+  EXPECT_EQ(fits.err.find("warning"), std::string::npos) << fits.err;
+  RunResult quiet = run_bitnet({"-q", "tokenize", "-t", "1024", "Once"});
+  EXPECT_EQ(quiet.err, "");
+}
+
 TEST(GenerateCli, StopStringEndsGenerationAndIsNotPrinted) {
   RunResult full = run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-n", "64", "--no-echo"});
   ASSERT_EQ(full.exit_code, 0);
