@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -160,7 +162,8 @@ fixtures::Manifest load_manifests(const std::vector<std::filesystem::path>& file
   return m;
 }
 
-int run(int argc, char** argv) {
+// The command line, parsed and run; run() adds the check of standard output.
+static int run_command(int argc, char** argv) {
   install_crash_handlers();
   backends::register_all();
   CLI::App app{"bitnet: run and check BitNet b1.58 (ternary) language models on the CPU"};
@@ -279,5 +282,24 @@ int run(int argc, char** argv) {
     return static_cast<int>(ErrorCode::failure);
   }
 }
+
+void write_stdout(std::string_view s) {
+  if (std::fwrite(s.data(), 1, s.size(), stdout) != s.size() || std::fflush(stdout) != 0 || std::ferror(stdout))
+    throw make_error(ErrorCode::failure, "cannot write standard output: {}", std::strerror(errno));
+}
+
+// Output that did not reach standard output is a failure whatever the command returned:
+// `bitnet inspect m.gguf > /dev/full` must not exit 0. A command that failed keeps its code.
+static int check_stdout(int code) {
+  errno = 0;
+  bool ok = std::fflush(stdout) == 0 && !std::ferror(stdout);
+  int err = errno;
+  if (ok && std::fclose(stdout) != 0) ok = false, err = errno;  // a close can report a lost write
+  if (ok || code != 0) return code;
+  std::fprintf(stderr, "error: cannot write standard output: %s\n", err != 0 ? std::strerror(err) : "a write failed");
+  return static_cast<int>(ErrorCode::failure);
+}
+
+int run(int argc, char** argv) { return check_stdout(run_command(argc, argv)); }
 
 }  // namespace bitnet::app

@@ -49,8 +49,14 @@ RunFn setup_convert(CLI::App& sub);
 RunFn setup_debug_report(CLI::App& sub);
 RunFn setup_memcheck(CLI::App& sub);
 
-// Parses argv, runs the chosen command, maps errors to exit codes (CLI.md).
+// Parses argv, runs the chosen command, maps errors to exit codes (CLI.md). Output that could
+// not be written to standard output makes a successful command exit 1.
 int run(int argc, char** argv);
+
+// Writes s to standard output and flushes it. A write the system refuses (a full disk) throws
+// Error(failure) "cannot write standard output: REASON", so no command reports success for
+// output that was lost.
+void write_stdout(std::string_view s);
 
 // The built-in manifest with every file of `files` merged over it, in order.
 fixtures::Manifest load_manifests(const std::vector<std::filesystem::path>& files);

@@ -281,7 +281,7 @@ RunFn setup_bench(CLI::App& sub) {
     }
     const RefRows* ref = ref_spec ? &ref_rows : nullptr;
     std::string out = f->output == "json" ? json(r, ref) : f->output == "csv" ? csv(r, ref) : markdown(r, ref);
-    std::fwrite(out.data(), 1, out.size(), stdout);
+    write_stdout(out);
     return 0;
   };
 }

@@ -63,7 +63,7 @@ RunFn setup_convert(CLI::App& sub) {
     std::string line = fmt::format("{}: {} weight tensors as {}", f->out, st.converted, gguf::type_name(type));
     if (st.requantized > 0) line += fmt::format(" ({} requantized, lossy)", st.requantized);
     line += fmt::format(", {} tensors copied\n", st.copied);
-    std::fwrite(line.data(), 1, line.size(), stdout);
+    write_stdout(line);
     return 0;
   };
 }

@@ -148,8 +148,7 @@ RunFn setup_crossval(CLI::App& sub) {
     if (!o.reference) return 0;
     if (!f->junit.empty()) write_file(f->junit, crossval_junit(r));
     const std::string out = f->json ? crossval_json(r) : crossval_table(r, f->steps);
-    std::fwrite(out.data(), 1, out.size(), stdout);
-    std::fflush(stdout);
+    write_stdout(out);
     return r.pass() ? 0 : static_cast<int>(ErrorCode::crossval_mismatch);
   };
 }

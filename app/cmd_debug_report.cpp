@@ -192,8 +192,7 @@ RunFn setup_debug_report(CLI::App& sub) {
     const diag::DebugReport r = gather(ctx, *o);
     const std::string text = format == "json" ? diag::render_json(r) : diag::render_markdown(r);
     if (o->output.empty()) {
-      std::fwrite(text.data(), 1, text.size(), stdout);
-      std::fflush(stdout);
+      write_stdout(text);
       return 0;
     }
     write_atomically(o->output, zst ? zstd_compress(text) : text);

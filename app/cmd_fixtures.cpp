@@ -29,7 +29,7 @@ struct FixturesOptions {
   bool json = false;
 };
 
-void out(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
+void out(const std::string& s) { write_stdout(s); }
 
 fixtures::Fixtures make_fixtures(const Context& ctx, const FixturesOptions& o) {
   fixtures::FixtureConfig cfg = ctx.fixtures;

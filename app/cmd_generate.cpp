@@ -70,10 +70,8 @@ struct Loaded {
   tokenizer::Tokenizer tok;
 };
 
-void write_out(std::string_view s) {
-  std::fwrite(s.data(), 1, s.size(), stdout);
-  std::fflush(stdout);
-}
+// Each token is flushed as it comes; a full disk ends the run there (write_stdout).
+void write_out(std::string_view s) { write_stdout(s); }
 
 // Decode speed counts the evals that were timed (n_decode_evals), not the tokens shown: with
 // -n 1 nothing was decoded, and N tokens take N - 1 evals.

@@ -181,7 +181,7 @@ RunFn setup_memcheck(CLI::App& sub) {
     o.kernels = e.kernels;
     const diag::MemcheckReport r = diag::run_memcheck(e.model_path, o);
     const std::string out = f->json ? json(r, o.budget) : text(r);
-    std::fwrite(out.data(), 1, out.size(), stdout);
+    write_stdout(out);
     if (!r.ok()) throw failure(r, o.budget);
     return 0;
   };

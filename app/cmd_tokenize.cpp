@@ -134,10 +134,7 @@ std::string json_object(const tokenizer::Tokenizer& tok, const tokenizer::Encodi
   return j.str() + "\n";
 }
 
-void write_out(const std::string& s) {
-  std::fwrite(s.data(), 1, s.size(), stdout);
-  std::fflush(stdout);
-}
+void write_out(const std::string& s) { write_stdout(s); }
 
 }  // namespace
 

@@ -2,7 +2,12 @@
 // ones, `bitnet help [COMMAND]` prints the --help text, -V is --version.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <string>
+#include <vector>
 
 #include "support/run.hpp"
 
@@ -10,6 +15,25 @@ namespace bitnet::test {
 namespace {
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+// Runs bitnet with its standard output on /dev/full (every write fails with ENOSPC).
+RunResult run_to_full_disk(const std::vector<std::string>& args) {
+  int err_pipe[2];
+  if (pipe(err_pipe) != 0) throw std::runtime_error("pipe failed");
+  const int in = open("/dev/null", O_RDONLY), full = open("/dev/full", O_WRONLY);
+  const pid_t pid = spawn_bitnet(args, in, full, err_pipe[1], {err_pipe[0], err_pipe[1], in, full});
+  close(in);
+  close(full);
+  close(err_pipe[1]);
+  RunResult r;
+  char buf[4096];
+  for (ssize_t n; (n = read(err_pipe[0], buf, sizeof buf)) > 0;) r.err.append(buf, static_cast<size_t>(n));
+  close(err_pipe[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
 
 TEST(CommandsCli, UnknownCommandIsNamedWithTheNearest) {
   const std::string all =
@@ -65,6 +89,22 @@ TEST(CommandsCli, JsonIsSpelledTheSameEverywhere) {
   RunResult report = run_bitnet({"debug-report", "--no-hash", "--json"});
   ASSERT_EQ(report.exit_code, 0) << report.err;
   EXPECT_EQ(report.out.rfind("{", 0), 0u) << report.out.substr(0, 200);
+}
+
+// Issue #20, point 1: output that could not be written is exit 1 naming the stream and the
+// reason; every command used to exit 0 with its output lost.
+TEST(CommandsCli, AFailedWriteToStandardOutputIsExit1) {
+  if (access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no /dev/full here";
+  const std::vector<std::vector<std::string>> commands = {
+      {"--version"}, {"help"}, {"tokenize", "Hello"}, {"generate", "-p", "Once", "-n", "3"},
+      {"bench", "-p", "4", "-n", "2", "-r", "1", "-t", "1"}, {"fixtures", "list"}, {"inspect", "--no-hash"}};
+  for (const auto& args : commands) {
+    RunResult r = run_to_full_disk(args);
+    EXPECT_EQ(r.exit_code, 1) << args[0] << "\n" << r.err;
+    EXPECT_NE(r.err.find("error: cannot write standard output: "), std::string::npos) << args[0] << "\n" << r.err;
+  }
+  RunResult tok = run_to_full_disk({"tokenize", "Hello"});
+  EXPECT_NE(tok.err.find("error: cannot write standard output: No space left on device"), std::string::npos) << tok.err;
 }
 
 }  // namespace
