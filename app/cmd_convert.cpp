@@ -9,6 +9,7 @@
 
 #include "app/cli.hpp"
 #include "app/engine_options.hpp"
+#include "app/output_path.hpp"
 #include "core/base/error.hpp"
 #include "core/gguf/reader.hpp"
 #include "core/model/convert.hpp"
@@ -54,6 +55,7 @@ RunFn setup_convert(CLI::App& sub) {
              "ternary or cannot be held exactly by --type (unless --requantize), or does not fit its block size.");
   return [f](const Context& ctx) {
     const gguf::GgmlType type = target_type(f->type);
+    check_output_path("OUT", f->out);
     const gguf::GgufFile in = gguf::GgufFile::open(resolve_model(ctx, f->in, resolved_threads(f->engine)));
     model::ConvertOptions opt;
     opt.type = type;

@@ -12,6 +12,7 @@
 
 #include "app/cli.hpp"
 #include "app/engine_options.hpp"
+#include "app/output_path.hpp"
 #include "app/signals.hpp"
 #include "app/crossval_print.hpp"
 #include "core/base/error.hpp"
@@ -50,22 +51,6 @@ std::vector<std::string> read_prompts(const std::string& path) {
   }
   if (out.empty()) throw make_error(ErrorCode::invalid_input, "{}: no prompts (one per line)", path);
   return out;
-}
-
-// Writes through a temporary name so a reader never sees half a file.
-void write_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  register_temp_file(tmp);
-  struct Unregister {
-    std::string p;
-    ~Unregister() { unregister_temp_file(p); }
-  } unregister{tmp};
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out.flush()) throw make_error(ErrorCode::failure, "{}: cannot write", tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw make_error(ErrorCode::failure, "{}: cannot rename into place", path);
 }
 
 // --record FILE with several prompts: FILE.p1.json, FILE.p2.json (the fixtures' naming).
@@ -142,13 +127,16 @@ RunFn setup_crossval(CLI::App& sub) {
     o.pre = e.pre;
     o.record = !f->record.empty();
 
+    // Output paths first: a typo in a directory must not cost the whole run.
+    if (!f->record.empty()) check_output_path("--record", f->record);
+    if (!f->junit.empty()) check_output_path("--junit", f->junit);
     const diag::CrossvalReport r = diag::run_crossval(o);
+    // The report before the files: if one cannot be written, the run's result is still shown.
+    if (o.reference) write_stdout(f->json ? crossval_json(r) : crossval_table(r, f->steps));
     for (size_t i = 0; i < r.recorded.size(); ++i)
-      write_file(record_path(f->record, i, r.recorded.size()), diag::write_golden(r.recorded[i]));
+      write_file_atomically(record_path(f->record, i, r.recorded.size()), diag::write_golden(r.recorded[i]));
     if (!o.reference) return 0;
-    if (!f->junit.empty()) write_file(f->junit, crossval_junit(r));
-    const std::string out = f->json ? crossval_json(r) : crossval_table(r, f->steps);
-    write_stdout(out);
+    if (!f->junit.empty()) write_file_atomically(f->junit, crossval_junit(r));
     return r.pass() ? 0 : static_cast<int>(ErrorCode::crossval_mismatch);
   };
 }

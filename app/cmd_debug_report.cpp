@@ -16,6 +16,7 @@
 #include "app/build_info.hpp"
 #include "app/cli.hpp"
 #include "app/engine_options.hpp"
+#include "app/output_path.hpp"
 #include "backends/register.hpp"
 #include "core/base/error.hpp"
 #include "diag/debug_report.hpp"
@@ -98,28 +99,6 @@ std::string zstd_compress(const std::string& text) {
   return out;
 }
 
-// Written beside the target and renamed, so a reader never sees half a report.
-void write_atomically(const std::filesystem::path& file, const std::string& bytes) {
-  std::filesystem::path tmp = file;
-  tmp += fmt::format(".tmp-{}", ::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) {
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      throw make_error(ErrorCode::failure, "cannot write the debug report to '{}'", file.string());
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, file, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw make_error(ErrorCode::failure, "cannot write the debug report to '{}': {}", file.string(), ec.message());
-  }
-}
-
 diag::DebugReport gather(const Context& ctx, const DebugReportOptions& o) {
   diag::DebugReport r;
   r.generated_at = utc_now();
@@ -173,10 +152,10 @@ RunFn setup_debug_report(CLI::App& sub) {
   add_engine_flags(sub, o->engine, {.model = EngineFlagSet::Model::none, .hidden = true});
   sub.add_option("-m,--model", o->model, "Describe this model too: a .gguf path, fixture:NAME or synthetic:SHAPE (never downloaded)");
   sub.add_option("-o,--output", o->output, "Write the report to FILE (.md or .json, + .zst to compress) instead of stdout");
-  CLI::Option* format = sub.add_option("--format", o->format, "md (default) or json; without it, the extension of -o decides")
+  CLI::Option* format_opt = sub.add_option("--format", o->format, "md (default) or json; without it, the extension of -o decides")
                             ->check(CLI::IsMember({"md", "json"}));
   sub.add_flag_callback("--json", [o] { o->format = "json"; }, "The same as --format json (every command's spelling)")
-      ->excludes(format);
+      ->excludes(format_opt);
   sub.add_option("--timeout", o->timeout, "Seconds the -- ARGS run may take before it is killed (default 120)")
       ->check(CLI::Range(0.001, 86400.0));
   sub.add_flag("--no-hash", o->no_hash, "Skip SHA-256 of the model and of local fixtures (fixtures then show 'present')");
@@ -189,13 +168,14 @@ RunFn setup_debug_report(CLI::App& sub) {
   return [o](const Context& ctx) {
     auto [ext_format, zst] = format_of(o->output);
     const std::string format = !o->format.empty() ? o->format : !ext_format.empty() ? ext_format : "md";
+    if (!o->output.empty()) check_output_path("-o", o->output);
     const diag::DebugReport r = gather(ctx, *o);
     const std::string text = format == "json" ? diag::render_json(r) : diag::render_markdown(r);
     if (o->output.empty()) {
       write_stdout(text);
       return 0;
     }
-    write_atomically(o->output, zst ? zstd_compress(text) : text);
+    write_file_atomically(o->output, zst ? zstd_compress(text) : text);
     std::fprintf(stderr, "debug report written to %s\n", o->output.c_str());
     return 0;
   };

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,31 @@ TEST(CommandsCli, AFailedWriteToStandardOutputIsExit1) {
   }
   RunResult tok = run_to_full_disk({"tokenize", "Hello"});
   EXPECT_NE(tok.err.find("error: cannot write standard output: No space left on device"), std::string::npos) << tok.err;
+}
+
+// Issue #20, point 4: output files are checked before the work (crossval used to run to the end
+// and then fail on --junit's missing directory, printing no report and leaving a 0-byte temp).
+TEST(CommandsCli, OutputPathsAreCheckedBeforeTheWork) {
+  char tmpl[] = "/tmp/bitnet-out-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl, missing = dir + "/no-such-dir";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"crossval", "-r", "backend:reference", "-n", "2", "--junit", missing + "/j.xml"},
+       "error: --junit " + missing + "/j.xml: cannot create it: the directory " + missing + " does not exist"},
+      {{"crossval", "-r", "backend:reference", "-n", "2", "--record", dir},
+       "error: --record " + dir + ": cannot create it: it is a directory"},
+      {{"debug-report", "--no-hash", "-o", missing + "/r.md"},
+       "error: -o " + missing + "/r.md: cannot create it: the directory " + missing + " does not exist"},
+      {{"convert", "fixture:stories260K", missing + "/o.gguf", "--type", "f32"},
+       "error: OUT " + missing + "/o.gguf: cannot create it: the directory " + missing + " does not exist"},
+  };
+  for (const auto& [args, message] : cases) {
+    RunResult r = run_bitnet(args);
+    EXPECT_EQ(r.exit_code, 1) << args[0] << "\n" << r.err;
+    EXPECT_EQ(first_line(r.err), message);
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir)) << "something was left in " << dir;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -276,7 +276,9 @@ TEST_F(DebugReportCli, OutputFilesByExtensionWithZstd) {
 
   r = run_bitnet({"debug-report", "-o", (dir.path() / "no" / "such" / "dir.md").string()});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(r.err.starts_with("error: cannot write the debug report")) << r.err;
+  // Refused before the report is gathered (issue #20, point 4).
+  EXPECT_TRUE(r.err.starts_with("error: -o " + (dir.path() / "no" / "such" / "dir.md").string() + ": cannot create it"))
+      << r.err;
 }
 
 TEST_F(DebugReportCli, BadBackendAndBadManifestAreDescribedNotFatal) {
