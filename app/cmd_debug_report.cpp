@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <memory>
@@ -19,6 +20,7 @@
 #include "app/output_path.hpp"
 #include "backends/register.hpp"
 #include "core/base/error.hpp"
+#include "core/base/thread_pool.hpp"
 #include "diag/debug_report.hpp"
 
 extern char** environ;
@@ -111,8 +113,22 @@ diag::DebugReport gather(const Context& ctx, const DebugReportOptions& o) {
   r.kernels = diag::gather_kernels(o.engine.backend);
 
   diag::ConfigInfo& c = r.config;
-  c.threads = resolved_threads(o.engine);
-  c.threads_source = o.engine.threads_opt->count() > 0 ? "BITNET_THREADS" : "all cores";
+  c.threads = ThreadPool::default_threads();
+  c.threads_source = "all cores";
+  // Read here rather than by -t's envname: a bad value is part of the report, not its failure.
+  if (o.engine.threads > 0) {
+    c.threads = o.engine.threads;
+    c.threads_source = "-t";
+  } else if (const char* v = std::getenv("BITNET_THREADS"); v != nullptr && *v != '\0') {
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    if (*end == '\0' && n >= 1 && n <= 1024) {
+      c.threads = static_cast<int>(n);
+      c.threads_source = "BITNET_THREADS";
+    } else {
+      c.threads_error = fmt::format("BITNET_THREADS='{}' is not a thread count from 1 to 1024", v);
+    }
+  }
   c.cache_dir = ctx.fixtures.cache_dir.string();
   for (const auto& d : ctx.fixtures.fixture_dirs) c.fixture_dirs.push_back(d.string());
   c.offline = ctx.fixtures.offline;

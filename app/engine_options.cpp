@@ -53,8 +53,9 @@ void add_engine_flags(CLI::App& sub, EngineFlags& f, const EngineFlagSet& which)
     CLI::Option* t = which.thread_list
                          ? sub.add_option("-t,--threads", f.thread_list, which.threads_help)
                          : sub.add_option("-t,--threads", f.threads, which.threads_help)->check(CLI::Range(1, 1024));
-    f.threads_opt = t->envname("BITNET_THREADS");
+    // Hidden (debug-report): no envname, so a bad BITNET_THREADS is described, not fatal.
     if (which.hidden) t->group("");
+    else f.threads_opt = t->envname("BITNET_THREADS");
   }
   if (which.ctx) sub.add_option("-c,--ctx-size", f.ctx, "Context size (default: the model's, at most 4096)");
   if (which.backend) {

@@ -53,7 +53,8 @@ struct EnvEntry {
 };
 struct ConfigInfo {
   int threads = 0;
-  std::string threads_source;  // "BITNET_THREADS" or "all cores"
+  std::string threads_source;  // "-t", "BITNET_THREADS" or "all cores"
+  std::string threads_error;   // why BITNET_THREADS was not used ("" = it was fine or unset)
   std::string cache_dir;
   std::vector<std::string> fixture_dirs;
   bool offline = false;

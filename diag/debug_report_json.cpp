@@ -135,7 +135,7 @@ std::string render_json(const DebugReport& r) {
   const ConfigInfo& c = r.config;
   j.key("config").begin_object();
   j.key("threads").value(c.threads);
-  o.str("threads_source", c.threads_source).str_or_null("cache_dir", c.cache_dir).strings("fixture_dirs", c.fixture_dirs);
+  o.str("threads_source", c.threads_source).str_or_null("threads_error", c.threads_error).str_or_null("cache_dir", c.cache_dir).strings("fixture_dirs", c.fixture_dirs);
   j.key("offline").value(c.offline);
   j.key("env").begin_array();
   for (const EnvEntry& e : c.env) {

@@ -202,6 +202,7 @@ std::string render_markdown(const DebugReport& r) {
   md.heading("Configuration");
   md.kv_table();
   md.row("threads", fmt::format("{} ({})", c.threads, c.threads_source));
+  if (!c.threads_error.empty()) md.row("threads problem", c.threads_error);
   md.row("cache dir", c.cache_dir.empty() ? "(none)" : c.cache_dir);
   md.row("fixture dirs", c.fixture_dirs.empty() ? "(none)" : split_lines_join(c.fixture_dirs, ":"));
   md.row("offline", c.offline ? "yes" : "no");

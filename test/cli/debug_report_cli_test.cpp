@@ -300,6 +300,26 @@ TEST_F(DebugReportCli, BadBackendAndBadManifestAreDescribedNotFatal) {
   EXPECT_EQ(simdjson::dom::array(doc["summary"]).size(), 2u);
 }
 
+// Issue #20, point 12: a bad BITNET_THREADS stopped debug-report with "error: : Value abc not in
+// range 1 to 1024"; it is now described in the report, which a bug report needs most.
+TEST_F(DebugReportCli, BadThreadsIsDescribedNotFatal) {
+  ScopedEnv threads("BITNET_THREADS", "abc");
+  RunResult r = run_bitnet({"debug-report", "--no-hash", "--format", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(errors_text(schema_errors(r.out)), "");
+  simdjson::dom::element doc = parse(r.out);
+  EXPECT_EQ(std::string_view(doc["config"]["threads_source"]), "all cores");
+  EXPECT_EQ(std::string_view(doc["config"]["threads_error"]), "BITNET_THREADS='abc' is not a thread count from 1 to 1024");
+  RunResult md = run_bitnet({"debug-report", "--no-hash"});
+  EXPECT_NE(md.out.find("| threads problem | BITNET_THREADS='abc' is not a thread count from 1 to 1024 |"), std::string::npos);
+  ScopedEnv good("BITNET_THREADS", "3");
+  RunResult ok = run_bitnet({"debug-report", "--no-hash", "--format", "json"});
+  simdjson::dom::element d2 = parse(ok.out);
+  EXPECT_EQ(int64_t(d2["config"]["threads"]), 3);
+  EXPECT_EQ(std::string_view(d2["config"]["threads_source"]), "BITNET_THREADS");
+  EXPECT_TRUE(d2["config"]["threads_error"].is_null());
+}
+
 TEST(DebugReportPrivacy, HomeIsReplacedOnlyAsAWholePathComponent) {
   diag::Privacy p{"/home/al", {"s3cr3t-value", "abc"}};
   EXPECT_EQ(p.clean("/home/alice /home/al/x /home/al /home/al.d:/home/al"), "/home/alice ~/x ~ /home/al.d:~");
