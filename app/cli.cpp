@@ -162,12 +162,25 @@ fixtures::Manifest load_manifests(const std::vector<std::filesystem::path>& file
   return m;
 }
 
+// Defaults of 0, -1 and [] are placeholders in this CLI ("all cores", "the model's context",
+// "from the clock", "none"), which the options' texts spell out: "=0" in the help would mislead.
+void blank_placeholder_defaults(CLI::App& app) {
+  for (CLI::Option* o : app.get_options()) {
+    const std::string d = o->get_default_str();
+    if (d == "0" || d == "-1" || d == "[]") o->default_str("");
+  }
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) blank_placeholder_defaults(*sub);
+}
+
 // The command line, parsed and run; run() adds the check of standard output.
 static int run_command(int argc, char** argv) {
   install_crash_handlers();
   backends::register_all();
   CLI::App app{"bitnet: run and check BitNet b1.58 (ternary) language models on the CPU"};
   app.require_subcommand(0, 1);
+  // Every option's help shows its default (subcommands inherit this; placeholders are blanked
+  // below, once all are declared).
+  app.option_defaults()->always_capture_default();
   app.footer("Examples:\n  bitnet inspect fixture:stories260K\n  bitnet inspect model.gguf --tensors --json\n"
              "  bitnet fixtures list\n"
              "  bitnet inspect synthetic:2b4t    (a seeded 2B-4T-shaped model, generated once into the cache)\n"
@@ -203,6 +216,8 @@ static int run_command(int argc, char** argv) {
   std::string help_topic;
   help->add_option("COMMAND", help_topic, "The command to explain");
   names.push_back("help");
+
+  blank_placeholder_defaults(app);
 
   auto usage_error = [](const std::string& message) {
     std::fprintf(stderr, "error: %s\n  (run 'bitnet --help' or 'bitnet COMMAND --help' for usage)\n", message.c_str());

@@ -133,5 +133,22 @@ TEST(CommandsCli, OutputPathsAreCheckedBeforeTheWork) {
   std::filesystem::remove_all(dir);
 }
 
+// Issue #20, point 13 (part): help shows each option's default, except placeholders (0, -1, [])
+// whose meaning the option's text gives ("default: all cores").
+TEST(CommandsCli, HelpShowsDefaults) {
+  RunResult gen = run_bitnet({"generate", "--help"});
+  auto line_of = [&](const std::string& flag) {
+    const size_t at = gen.out.find(flag);
+    return at == std::string::npos ? std::string() : gen.out.substr(at, gen.out.find('\n', at) - at);
+  };
+  EXPECT_NE(line_of("-n,--n-predict").find("=128"), std::string::npos) << gen.out;
+  EXPECT_NE(line_of("--temp").find("=0.8"), std::string::npos);
+  EXPECT_NE(line_of("--kv-type").find("=f16"), std::string::npos);
+  EXPECT_EQ(line_of("-t,--threads").find("="), std::string::npos) << line_of("-t,--threads");
+  EXPECT_EQ(line_of("--seed").find("=-1"), std::string::npos);
+  RunResult bench = run_bitnet({"bench", "--help"});
+  EXPECT_NE(bench.out.find("-p,--n-prompt INT:INT in [0 - 1048576]=512"), std::string::npos) << bench.out;
+}
+
 }  // namespace
 }  // namespace bitnet::test
