@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <sstream>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -14,6 +15,7 @@
 #include "app/engine_options.hpp"
 #include "app/output_path.hpp"
 #include "app/signals.hpp"
+#include "app/text_file.hpp"
 #include "app/crossval_print.hpp"
 #include "core/base/error.hpp"
 #include "diag/crossval/crossval.hpp"
@@ -42,8 +44,7 @@ struct CrossvalFlags {
 };
 
 std::vector<std::string> read_prompts(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw make_error(ErrorCode::invalid_input, "{}: cannot read the prompts file", path);
+  std::istringstream in(read_text_file(path, "the prompts file"));
   std::vector<std::string> out;
   for (std::string line; std::getline(in, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();

@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <limits>
@@ -18,6 +17,7 @@
 #include "app/cli.hpp"
 #include "app/engine_options.hpp"
 #include "app/signals.hpp"
+#include "app/text_file.hpp"
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
 #include "core/base/log.hpp"
@@ -56,11 +56,7 @@ struct GenerateFlags {
 
 std::string read_prompt(const GenerateFlags& f) {
   if (f.prompt_given) return f.prompt;
-  if (!f.prompt_file.empty()) {
-    std::ifstream in(f.prompt_file, std::ios::binary);
-    if (!in) throw make_error(ErrorCode::invalid_input, "{}: cannot read the prompt file", f.prompt_file);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
+  if (!f.prompt_file.empty()) return read_text_file(f.prompt_file, "the prompt file");
   if (!::isatty(STDIN_FILENO)) return std::string(std::istreambuf_iterator<char>(std::cin), {});
   return "";
 }

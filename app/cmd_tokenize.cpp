@@ -3,7 +3,6 @@
 // llama-tokenize: BOS as the model asks, special tokens parsed.
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <memory>
@@ -15,6 +14,7 @@
 
 #include "app/cli.hpp"
 #include "app/engine_options.hpp"
+#include "app/text_file.hpp"
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
 #include "core/base/log.hpp"
@@ -41,14 +41,6 @@ struct TokenizeOptions {
 };
 
 [[noreturn]] void usage(const std::string& msg) { throw Error(ErrorCode::usage, msg); }
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw make_error(ErrorCode::invalid_input, "cannot read text file '{}'", path);
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw make_error(ErrorCode::invalid_input, "error reading text file '{}'", path);
-  return s;
-}
 
 std::string read_stdin() {
   std::string s((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
@@ -190,7 +182,7 @@ RunFn setup_tokenize(CLI::App& sub) {
     }
 
     std::string text = text_opt->count() ? opt->text : prompt_opt->count() ? opt->prompt
-                       : file_opt->count() ? read_file(opt->file) : read_stdin();
+                       : file_opt->count() ? read_text_file(opt->file, "the text file") : read_stdin();
     auto t1 = std::chrono::steady_clock::now();
     // As llama-tokenize: add_special follows the model's add_bos (so EOS, too, only then).
     const bool add_special = tok.vocab().add_bos && !opt->no_bos;

@@ -13,6 +13,7 @@
 #include "support/fixtures.hpp"
 #include "support/golden.hpp"
 #include "support/run.hpp"
+#include "support/scoped.hpp"
 
 namespace bitnet::test {
 namespace {
@@ -225,6 +226,26 @@ TEST(GenerateCli, ErrorsHaveTheirExitCodes) {
   EXPECT_NE(ctx.err.find("context size 4"), std::string::npos) << ctx.err;
   RunResult threads = run_bitnet({"generate", "-p", "x", "-t", "0"});
   EXPECT_EQ(threads.exit_code, 2);
+}
+
+TEST(GenerateCli, PromptFileThatCannotBeReadIsInvalidInput) {
+  TempDir dir;
+  RunResult r = run_bitnet({"generate", "-f", dir.path().string(), "-n", "1"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_TRUE(r.out.empty());
+  EXPECT_EQ(r.err, "error: " + dir.path().string() + ": cannot read the prompt file: is a directory\n");
+  const std::string missing = (dir / "missing.txt").string();
+  r = run_bitnet({"generate", "-f", missing, "-n", "1"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find(missing + ": cannot read the prompt file: No such file"), std::string::npos) << r.err;
+  if (::geteuid() != 0) {  // root reads any file
+    const std::string locked = (dir / "locked.txt").string();
+    std::ofstream(locked) << "Once upon a time";
+    std::filesystem::permissions(locked, std::filesystem::perms::none);
+    r = run_bitnet({"generate", "-f", locked, "-n", "1"});
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_NE(r.err.find(locked + ": cannot read the prompt file: Permission denied"), std::string::npos) << r.err;
+  }
 }
 
 TEST(GenerateCli, CtrlCStopsCleanlyWithExit130) {

@@ -7,6 +7,7 @@
 
 #include "support/run.hpp"
 #include "support/fixtures.hpp"
+#include "support/scoped.hpp"
 
 namespace bitnet::test {
 namespace {
@@ -97,6 +98,13 @@ TEST(TokenizeCli, ExitCodes) {
   EXPECT_NE(r.err.find("not a GGUF"), std::string::npos) << r.err;
   r = run_bitnet({"tokenize", "-m", spm(), "-f", "/nonexistent/text.txt"});
   EXPECT_EQ(r.exit_code, 3);
+  {
+    TempDir dir;
+    r = run_bitnet({"tokenize", "-m", spm(), "-f", dir.path().string()});
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_TRUE(r.out.empty());
+    EXPECT_EQ(r.err, "error: " + dir.path().string() + ": cannot read the text file: is a directory\n");
+  }
   // Usage errors (2): unknown flag, bad ids, an unknown pre-tokenizer, two text sources.
   r = run_bitnet({"tokenize", "-m", spm(), "--no-such-flag", "x"});
   EXPECT_EQ(r.exit_code, 2);
