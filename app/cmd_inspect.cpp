@@ -1,5 +1,5 @@
 // `bitnet inspect MODEL [--tensors] [--json]`: prints the model report; exit 3 unless the file
-// is valid and runnable (or a valid vocabulary-only file).
+// is valid and runnable (a vocabulary-only file is reported in full, then exit 3: not a model).
 #include <cstdio>
 #include <memory>
 
@@ -125,17 +125,20 @@ RunFn setup_inspect(CLI::App& sub) {
   sub.add_flag("--json", opt->json, "One JSON object instead of text");
   sub.add_flag("--no-hash", opt->no_hash, "Skip the SHA-256 of the file (faster on large models)");
   sub.footer("Example:\n  bitnet inspect fixture:stories260K --tensors\n"
-             "Exit status 3 when the file is not a valid model this engine can run.");
+             "Exit status 3 when the file is not a valid model this engine can run (a vocabulary-only\n"
+             "file included: its report is printed, then one error line).");
   return [opt](const Context& ctx) {
     const Engine engine = resolve_engine(ctx, opt->engine, {});
     diag::ModelReport r = diag::build_model_report(engine.model_path, {.hash = !opt->no_hash});
     std::string out = opt->json ? print_json(r, opt->tensors) : print_text(r, opt->tensors);
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fflush(stdout);
-    if (r.verdict == diag::Verdict::ok || r.verdict == diag::Verdict::vocab_only) return 0;
-    Error e(ErrorCode::invalid_input, fmt::format("{}: {}: {}", r.path, diag::verdict_name(r.verdict),
-                                                  r.problems.empty() ? "" : r.problems.front()));
-    throw e;
+    if (r.verdict == diag::Verdict::ok) return 0;
+    const std::string why = r.verdict == diag::Verdict::vocab_only
+                                ? "no tensors, a tokenizer-only file and not a model (use it with `bitnet tokenize`)"
+                            : r.problems.empty() ? "not a model this engine can run"
+                                                 : r.problems.front();
+    throw make_error(ErrorCode::invalid_input, "{}: {}: {}", r.path, diag::verdict_name(r.verdict), why);
   };
 }
 

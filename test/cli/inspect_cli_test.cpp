@@ -64,11 +64,16 @@ TEST(InspectCli, EveryModelFixtureReportsArchitectureShapesAndChecksum) {
   }
 }
 
+// README and --help: exit 3 unless the file is valid and runnable. A vocabulary-only file is
+// valid but not a model: the full report on stdout, then one error line and exit 3.
 TEST(InspectCli, VocabFilesAreVocabOnly) {
   for (const char* file : {"vocab/ggml-vocab-llama-spm.gguf", "vocab/ggml-vocab-llama-bpe.gguf",
                            "vocab/ggml-vocab-gpt-2.gguf"}) {
-    RunResult r = run_bitnet({"inspect", "--json", "--no-hash", fixture_file(file).string()});
-    ASSERT_EQ(r.exit_code, 0) << file << r.err;
+    const std::string path = fixture_file(file).string();
+    RunResult r = run_bitnet({"inspect", "--json", "--no-hash", path});
+    EXPECT_EQ(r.exit_code, 3) << file << r.err;
+    EXPECT_EQ(r.err.rfind("error: " + path + ": vocab-only: no tensors", 0), 0u) << r.err;
+    EXPECT_EQ(count_lines_with(r.err, "error: "), 1u) << r.err;
     simdjson::dom::parser parser;
     simdjson::dom::element doc;
     ASSERT_EQ(parser.parse(r.out).get(doc), simdjson::SUCCESS);
