@@ -109,11 +109,19 @@ TEST(InspectCli, MissingFileIsExit3WithOneErrorLine) {
   EXPECT_EQ(r.err, "error: /nonexistent/model.gguf: no such file\n");
 }
 
-TEST(InspectCli, UnknownFixtureIsExit4SayingTheManifestDoesNotListIt) {
-  RunResult r = run_bitnet({"inspect", "fixture:no-such-model"});
-  EXPECT_EQ(r.exit_code, 4);
-  EXPECT_EQ(count_lines_starting(r.err, "error: "), 1) << r.err;
-  EXPECT_NE(r.err.find("unknown fixture 'no-such-model': it is not in the manifest"), std::string::npos) << r.err;
+// A mistyped name is a usage error (2), not a download failure (4), and says what exists.
+TEST(InspectCli, UnknownFixtureIsExit2ListingTheKnownNames) {
+  for (const char* cmd : {"inspect", "generate"}) {
+    RunResult r = std::string(cmd) == "inspect" ? run_bitnet({cmd, "fixture:no-such-model"})
+                                                : run_bitnet({cmd, "-m", "fixture:no-such-model", "-p", "x"});
+    EXPECT_EQ(r.exit_code, 2) << cmd;
+    EXPECT_TRUE(r.out.empty());
+    EXPECT_EQ(count_lines_starting(r.err, "error: "), 1) << r.err;
+    EXPECT_NE(r.err.find("unknown fixture 'no-such-model': it is not in the manifest (known: stories260K, "),
+              std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("ggml-vocab-llama-spm"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("'bitnet fixtures list'"), std::string::npos) << r.err;
+  }
 }
 
 TEST(InspectCli, UsageErrorsAreExit2) {
