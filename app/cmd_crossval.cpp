@@ -72,7 +72,8 @@ RunFn setup_crossval(CLI::App& sub) {
                  "llama.cpp[:DIR] (default; DIR from BITNET_LLAMA_DIR), cmd:COMMAND, golden:FILE or backend:NAME");
   sub.add_option("-p,--prompt", f->prompts, "A prompt (repeatable; default \"Once upon a time\")");
   sub.add_option("--prompts", f->prompts_file, "Read prompts from FILE, one per line");
-  sub.add_option("-n,--n-predict", f->n_predict, "Steps to compare (default: the golden's length, else 32)")->check(CLI::Range(0, 100000));
+  sub.add_option("-n,--n-predict", f->n_predict, "Steps to compare, 1 to 100000 (default: the golden's length, else 32)")
+      ->check(CLI::Range(1, 100000));
   sub.add_option("--top-k", f->top_k, "Logits kept per step (default 8, as the goldens)")->check(CLI::Range(1, 1000));
   sub.add_option("--prompt-batch", f->prompt_batch, "Feed the prompt one token at a time (1, as bitnet.cpp) or at once (all)")
       ->check(CLI::IsMember({"1", "all"}));
