@@ -55,8 +55,15 @@ std::string mismatch_text(const Mismatch& m) {
 void prompt_table(std::string& o, const PromptReport& p, size_t index, bool with_steps) {
   line(o, "prompt {}  {}  {}", index + 1, p.prompt.empty() ? "(ids from the reference)" : shown(p.prompt),
        p.pass() ? "PASS" : "FAIL");
-  if (!p.tokens.checked) {
-    line(o, "  tokens   not checked (the reference gave ids only): {} ids", p.tokens.ref.size());
+  if (!p.tokens.checked && !(p.tokens.from_ids && p.tokens.first_diff)) {
+    line(o, "  tokens   not checked (the reference gave ids only): {} ids{}", p.tokens.ref.size(),
+         p.tokens.from_ids ? ", and our tokenizer reads their text back to them" : "");
+  } else if (!p.tokens.checked) {
+    const size_t d = *p.tokens.first_diff;
+    line(o, "  tokens   not checked (the reference gave ids only), but its prompt ids DIFFER at index {} from what our", d);
+    line(o, "           tokenizer makes of their text: recorded with another model (or another --pre)?");
+    line(o, "           ours      {}", ids(p.tokens.ours, d));
+    line(o, "           reference {}", ids(p.tokens.ref, d));
   } else if (p.tokens.ok()) {
     line(o, "  tokens   {} ids, identical", p.tokens.ours.size());
   } else {
@@ -146,7 +153,7 @@ void json_prompt(JsonWriter& j, const PromptReport& p) {
   j.key("failures").begin_array();
   for (const auto& f : p.failures) j.value(f);
   j.end_array();
-  j.key("tokens").begin_object().key("checked").value(p.tokens.checked);
+  j.key("tokens").begin_object().key("checked").value(p.tokens.checked).key("from_ids").value(p.tokens.from_ids);
   j.key("ours");
   json_ids(j, p.tokens.ours);
   j.key("reference");

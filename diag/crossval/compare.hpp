@@ -68,6 +68,10 @@ struct Mismatch {
 
 struct TokenizationCheck {
   bool checked = false;     // false when the reference did not say what the prompt text was
+  // The reference gave ids only (checked stays false): `ours` is our tokenizer re-reading their
+  // decoded text. A difference is shown as a hint, not a failure: ids from another model's
+  // vocabulary differ, but so do a same-model golden's made with another pre-tokenizer.
+  bool from_ids = false;
   std::vector<TokenId> ours, ref;
   std::optional<size_t> first_diff;
   bool ok() const { return !first_diff; }

@@ -75,6 +75,18 @@ RefRun ask_reference(const CrossvalOptions& o, const Engine* ref_engine, const s
   return r;
 }
 
+// The reference's prompt ids decoded and tokenized again by our tokenizer, with the leading
+// BOS as the reference has it (a golden may or may not start with one). A golden recorded with
+// another model's vocabulary does not survive this; one recorded with ours does.
+std::vector<TokenId> reread_ids(const Engine& ours, const std::vector<TokenId>& ref) {
+  std::vector<TokenId> ids = ours.tokenize(ours.text(ref));
+  const std::optional<int64_t> bos = ours.vocab_facts().bos;
+  auto starts_with_bos = [&](const std::vector<TokenId>& v) { return bos && !v.empty() && v.front() == *bos; };
+  if (starts_with_bos(ids) && !starts_with_bos(ref)) ids.erase(ids.begin());
+  else if (!starts_with_bos(ids) && starts_with_bos(ref)) ids.insert(ids.begin(), ref.front());
+  return ids;
+}
+
 }  // namespace
 
 bool CrossvalReport::metadata_ok() const {
@@ -156,6 +168,10 @@ CrossvalReport run_crossval(const CrossvalOptions& o) {
     if (prompt) {
       pr.tokens.checked = true;
       pr.tokens.ours = our_ids;
+      pr.tokens.first_diff = first_difference(pr.tokens.ours, pr.tokens.ref);
+    } else {
+      pr.tokens.from_ids = true;
+      pr.tokens.ours = reread_ids(ours, pr.tokens.ref);
       pr.tokens.first_diff = first_difference(pr.tokens.ours, pr.tokens.ref);
     }
     check_cancel(i);
