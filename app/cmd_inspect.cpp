@@ -131,8 +131,7 @@ RunFn setup_inspect(CLI::App& sub) {
     const Engine engine = resolve_engine(ctx, opt->engine, {});
     diag::ModelReport r = diag::build_model_report(engine.model_path, {.hash = !opt->no_hash});
     std::string out = opt->json ? print_json(r, opt->tensors) : print_text(r, opt->tensors);
-    std::fwrite(out.data(), 1, out.size(), stdout);
-    std::fflush(stdout);
+    write_stdout(out);
     if (r.verdict == diag::Verdict::ok) return 0;
     const std::string why = r.verdict == diag::Verdict::vocab_only
                                 ? "no tensors, a tokenizer-only file and not a model (use it with `bitnet tokenize`)"

@@ -138,8 +138,8 @@ RunFn setup_tokenize(CLI::App& sub) {
   CLI::Option* text_opt = sub.add_option("TEXT", opt->text, "Text to tokenize (else -p, -f, or standard input)");
   CLI::Option* prompt_opt = sub.add_option("-p,--prompt", opt->prompt, "Text to tokenize");
   CLI::Option* file_opt = sub.add_option("-f,--file", opt->file, "Read the text from this file (bytes as they are)");
-  CLI::Option* ids = sub.add_flag("--ids", opt->ids, "Print the ids as [1, 15043, ...] (the default)");
-  sub.add_flag("--pieces", opt->pieces, "Print one 'id -> piece' line per token")->excludes(ids);
+  CLI::Option* ids_flag = sub.add_flag("--ids", opt->ids, "Print the ids as [1, 15043, ...] (the default)");
+  sub.add_flag("--pieces", opt->pieces, "Print one 'id -> piece' line per token")->excludes(ids_flag);
   sub.add_flag("--json", opt->json, "Print {\"ids\": [...], \"pieces\": [...], \"offsets\": [[begin, end], ...]}");
   sub.add_flag("--no-bos", opt->no_bos, "Do not add BOS/EOS even if the model asks for them");
   sub.add_flag("--no-parse-special", opt->no_parse_special,
