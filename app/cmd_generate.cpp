@@ -49,15 +49,49 @@ struct GenerateFlags {
   bool chat = false;
   bool json = false;
   bool no_echo = false;
-  bool quiet = false;  // the global -q: no timings line
+  bool quiet = false;  // the global -q: no timings line, no stdin notice
+  bool escape = true;  // -p's \n, \t, ... become characters (--no-escape: taken as they are)
+  bool no_stdin = false;
   std::string kv_type = "f16";
   std::string system;
 };
 
+// -p's escapes, as llama-cli's -e (on by default): \n \r \t \\ \" \' become the character; any
+// other backslash stays as it is.
+std::string unescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char next = i + 1 < s.size() ? s[i + 1] : '\0';
+    const char* to = nullptr;
+    if (s[i] == '\\') to = next == 'n' ? "\n" : next == 'r' ? "\r" : next == 't' ? "\t" : next == '\\' ? "\\"
+                          : next == '"' ? "\"" : next == '\'' ? "'" : nullptr;
+    if (to != nullptr) {
+      out += to;
+      ++i;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// A prompt from standard input (-f -, or implicitly when stdin is not a terminal) is announced,
+// since a `while read` loop around bitnet otherwise loses its input without a word, and an
+// empty one is refused rather than silently generating from BOS alone.
+std::string read_stdin_prompt(const GenerateFlags& f) {
+  if (!f.quiet) std::fputs("reading the prompt from standard input (give -p or --no-stdin to skip it)\n", stderr);
+  std::string text((std::istreambuf_iterator<char>(std::cin)), {});
+  if (text.empty())
+    throw make_error(ErrorCode::usage, "the prompt from standard input is empty; give one with -p, or --no-stdin to "
+                     "generate from BOS alone");
+  return text;
+}
+
 std::string read_prompt(const GenerateFlags& f) {
-  if (f.prompt_given) return f.prompt;
+  if (f.prompt_given) return f.escape ? unescape(f.prompt) : f.prompt;
+  if (f.prompt_file == "-") return read_stdin_prompt(f);
   if (!f.prompt_file.empty()) return read_text_file(f.prompt_file, "the prompt file");
-  if (!::isatty(STDIN_FILENO)) return std::string(std::istreambuf_iterator<char>(std::cin), {});
+  if (!f.no_stdin && !::isatty(STDIN_FILENO)) return read_stdin_prompt(f);
   return "";
 }
 
@@ -203,7 +237,10 @@ RunFn setup_generate(CLI::App& sub) {
   CLI::Option* prompt = sub.add_option("-p,--prompt", f->prompt, "Prompt text (else -f FILE, else stdin when it is not a terminal)")
                             ->each([f](const std::string&) { f->prompt_given = true; });
   // Two prompts, or a system message without a chat, are errors rather than one silently winning.
-  sub.add_option("-f,--file", f->prompt_file, "Read the prompt from FILE")->excludes(prompt);
+  sub.add_option("-f,--file", f->prompt_file, "Read the prompt from FILE (- for standard input)")->excludes(prompt);
+  sub.add_flag("--no-stdin", f->no_stdin, "Never read the prompt from standard input (scripts; without -p: from BOS)");
+  sub.add_flag("-e,--escape,!--no-escape", f->escape,
+               "Turn \\n, \\r, \\t, \\\\, \\\" and \\' in -p into characters (on by default, as llama-cli; --no-escape: off)");
   constexpr int32_t kIntMax = std::numeric_limits<int32_t>::max();
   sub.add_option("-n,--n-predict", f->n_predict, "Tokens to generate (-1: until end of generation)")
       ->check(CLI::Range(-1, kIntMax));

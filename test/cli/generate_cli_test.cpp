@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "support/fixtures.hpp"
@@ -166,6 +167,58 @@ TEST(GenerateCli, ThreadsAndContextPastTheMachineOrModelWarn) {
   EXPECT_EQ(fits.err.find("warning"), std::string::npos) << fits.err;
   RunResult quiet = run_bitnet({"-q", "tokenize", "-t", "1024", "Once"});
   EXPECT_EQ(quiet.err, "");
+}
+
+// Issue #20, point 9: a prompt from standard input is announced (a `while read` loop lost its
+// input to it silently), `-f -` asks for it, an empty one is refused instead of generating from
+// BOS alone, and --no-stdin skips it.
+TEST(GenerateCli, StdinPromptIsAnnouncedAndMayNotBeEmpty) {
+  const std::vector<std::string> args = {"generate", "-n", "4", "--temp", "0", "--json"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = args;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  RunResult given = run_bitnet(with({"-p", "Once upon a time"}));
+  RunResult piped = run_bitnet(args, "Once upon a time");
+  ASSERT_EQ(piped.exit_code, 0) << piped.err;
+  EXPECT_NE(piped.err.find("reading the prompt from standard input"), std::string::npos) << piped.err;
+  EXPECT_EQ(parse_json_lines(piped.out).prompt_ids, parse_json_lines(given.out).prompt_ids);
+  RunResult dash = run_bitnet(with({"-f", "-"}), "Once upon a time");
+  EXPECT_EQ(dash.exit_code, 0) << dash.err;
+  EXPECT_EQ(parse_json_lines(dash.out).ids, parse_json_lines(given.out).ids);
+  RunResult empty = run_bitnet(args, "");
+  EXPECT_EQ(empty.exit_code, 2);
+  EXPECT_NE(empty.err.find("error: the prompt from standard input is empty"), std::string::npos) << empty.err;
+  EXPECT_EQ(empty.out, "");
+  RunResult skip = run_bitnet(with({"--no-stdin"}), "ignored");
+  ASSERT_EQ(skip.exit_code, 0) << skip.err;
+  EXPECT_EQ(parse_json_lines(skip.out).prompt_ids, std::vector<int32_t>{1});  // BOS alone
+  EXPECT_EQ(skip.err.find("reading the prompt"), std::string::npos);
+  RunResult quiet = run_bitnet({"-q", "generate", "-n", "2"}, "Once");
+  EXPECT_EQ(quiet.err, "");
+}
+
+// Issue #20, point 11: -p's escapes are characters by default (llama-cli's -e), --no-escape
+// keeps them; the prompt then tokenizes as the same text read from a file.
+TEST(GenerateCli, PromptEscapesAreCharactersByDefault) {
+  TempDir dir;
+  const std::string real = (dir / "real.txt").string(), literal = (dir / "literal.txt").string();
+  std::ofstream(real) << "Once\tupon\na \"time\"";
+  std::ofstream(literal) << "Once\\nupon";
+  auto ids = [](const RunResult& r) { return parse_json_lines(r.out).prompt_ids; };
+  const std::vector<std::string> common = {"generate", "-n", "1", "--temp", "0", "--json"};
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = common;
+    a.insert(a.end(), extra.begin(), extra.end());
+    RunResult r = run_bitnet(a);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r;
+  };
+  EXPECT_EQ(ids(run({"-p", "Once\\tupon\\na \\\"time\\\""})), ids(run({"-f", real})));
+  EXPECT_EQ(ids(run({"-e", "-p", "Once\\tupon\\na \\\"time\\\""})), ids(run({"-f", real})));
+  EXPECT_EQ(ids(run({"--no-escape", "-p", "Once\\nupon"})), ids(run({"-f", literal})));
+  EXPECT_NE(ids(run({"-p", "Once\\nupon"})), ids(run({"-f", literal})));
 }
 
 TEST(GenerateCli, StopStringEndsGenerationAndIsNotPrinted) {
