@@ -27,6 +27,7 @@
 #include "core/model/model.hpp"
 #include "core/tokenizer/tokenizer.hpp"
 #include "core/tokenizer/vocab_gguf.hpp"
+#include "diag/check_tensors.hpp"
 
 namespace bitnet::app {
 namespace {
@@ -53,6 +54,7 @@ struct GenerateFlags {
   bool escape = true;  // -p's \n, \t, ... become characters (--no-escape: taken as they are)
   bool no_stdin = false;
   std::string kv_type = "f16";
+  bool check_tensors = false;
   std::string system;
 };
 
@@ -256,6 +258,7 @@ RunFn setup_generate(CLI::App& sub) {
   sub.add_option("--seed", f->seed, "Random seed (default: from the clock, printed with -v)");
   sub.add_option("--stop", f->stop, "Stop when this text appears (repeatable); it is not printed");
   sub.add_flag("--ignore-eos", f->ignore_eos, "Keep going past end-of-generation tokens");
+  sub.add_flag("--check-tensors", f->check_tensors, "First read every weight and refuse NaN or Inf (names the tensor)");
   CLI::Option* chat = sub.add_flag("--chat", f->chat, "Interactive conversation in the model's chat format");
   sub.add_flag("--json", f->json, "One JSON object per token, then a summary line");
   sub.add_flag("--no-echo", f->no_echo, "Do not print the prompt before the continuation");
@@ -270,6 +273,9 @@ RunFn setup_generate(CLI::App& sub) {
     static log::Logger& lg = log::get("generate");
     const std::atomic<bool>& interrupted = install_interrupt_handler();
     Engine e = resolve_engine(ctx, f->engine, {.model = true, .vocab = true, .pool = true});
+    if (f->check_tensors)
+      if (const diag::TensorCheckResult c = diag::check_tensor_values(e.model->file()); c.problem)
+        throw make_error(ErrorCode::invalid_input, "{}: {}: the weights are not finite", e.model_path.string(), *c.problem);
     Loaded m{std::move(e.model), std::move(*e.tokenizer)};
     infer::SessionOptions so;
     so.pool = e.pool.get();

@@ -12,6 +12,7 @@
 #include "app/engine_options.hpp"
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
+#include "diag/check_tensors.hpp"
 #include "diag/model_report.hpp"
 
 namespace bitnet::app {
@@ -22,6 +23,8 @@ struct InspectOptions {
   bool tensors = false;
   bool json = false;
   bool no_hash = false;
+  bool kv = false;
+  bool check_tensors = false;
 };
 
 template <typename... Args>
@@ -32,7 +35,7 @@ void add_line(std::string& o, fmt::format_string<Args...> f, Args&&... args) {
 
 std::string id_or_none(const std::optional<uint32_t>& id) { return id ? fmt::to_string(*id) : "none"; }
 
-std::string print_text(const diag::ModelReport& r, bool with_tensors) {
+std::string print_text(const diag::ModelReport& r, bool with_tensors, bool with_kv) {
   std::string o;
   add_line(o, "file          {}", r.path);
   add_line(o, "size          {} ({} bytes)", human_bytes(r.file_size), r.file_size);
@@ -59,6 +62,10 @@ std::string print_text(const diag::ModelReport& r, bool with_tensors) {
     add_line(o, "              bos {}, eos {}, eot {}, unk {}, add_bos {}, add_eos {}, chat template {}", id_or_none(t.bos),
          id_or_none(t.eos), id_or_none(t.eot), id_or_none(t.unk), t.add_bos, t.add_eos, t.has_chat_template ? "yes" : "no");
   }
+  if (with_kv) {
+    add_line(o, "metadata      {} keys", r.metadata.size());
+    for (const auto& m : r.metadata) add_line(o, "  {:<40} {:<14} {}", m.key, m.type, m.value);
+  }
   if (!r.type_histogram.empty()) {
     add_line(o, "tensor types  {} parameters", r.n_params);
     for (const auto& [type, c] : r.type_histogram)
@@ -75,7 +82,7 @@ std::string print_text(const diag::ModelReport& r, bool with_tensors) {
   return o;
 }
 
-std::string print_json(const diag::ModelReport& r, bool with_tensors) {
+std::string print_json(const diag::ModelReport& r, bool with_tensors, bool with_kv) {
   JsonWriter j;
   j.begin_object();
   j.key("file").value(r.path);
@@ -103,6 +110,12 @@ std::string print_json(const diag::ModelReport& r, bool with_tensors) {
     }
     j.end_array();
   }
+  if (with_kv) {
+    j.key("metadata").begin_array();
+    for (const auto& m : r.metadata)
+      j.begin_object().key("key").value(m.key).key("type").value(m.type).key("value").value(m.value).end_object();
+    j.end_array();
+  }
   j.key("notes").begin_array();
   for (const auto& n : r.notes) j.value(n);
   j.end_array();
@@ -122,6 +135,8 @@ RunFn setup_inspect(CLI::App& sub) {
                    {.model = EngineFlagSet::Model::positional, .backend = false,
                     .threads_help = "Threads for generating a synthetic model (default: all cores)"});
   sub.add_flag("--tensors", opt->tensors, "List every tensor: name, type, shape, offset, size");
+  sub.add_flag("--kv", opt->kv, "List every metadata key, its type and value (arrays summarised)");
+  sub.add_flag("--check-tensors", opt->check_tensors, "Read every weight and report the first NaN or Inf (exit 3)");
   sub.add_flag("--json", opt->json, "One JSON object instead of text");
   sub.add_flag("--no-hash", opt->no_hash, "Skip the SHA-256 of the file (faster on large models)");
   sub.footer("Example:\n  bitnet inspect fixture:stories260K --tensors\n"
@@ -129,8 +144,29 @@ RunFn setup_inspect(CLI::App& sub) {
              "file included: its report is printed, then one error line).");
   return [opt](const Context& ctx) {
     const Engine engine = resolve_engine(ctx, opt->engine, {});
-    diag::ModelReport r = diag::build_model_report(engine.model_path, {.hash = !opt->no_hash});
-    std::string out = opt->json ? print_json(r, opt->tensors) : print_text(r, opt->tensors);
+    diag::ModelReport r;
+    try {
+      r = diag::build_model_report(engine.model_path, {.hash = !opt->no_hash});
+    } catch (const Error& e) {
+      // A file too broken to report on still gets its verdict in JSON, for scripts that parse it.
+      if (opt->json && e.code() == ErrorCode::invalid_input) {
+        JsonWriter j;
+        j.begin_object().key("file").value(engine.model_path.string()).key("verdict").value("invalid");
+        j.key("error").value(std::string(e.what())).end_object();
+        write_stdout(j.str() + "\n");
+      }
+      throw;
+    }
+    if (opt->check_tensors) {
+      const diag::TensorCheckResult c = diag::check_tensor_values(gguf::GgufFile::open(engine.model_path));
+      r.notes.push_back(fmt::format("--check-tensors: {} tensors read, {} of types not checked{}", c.checked, c.skipped,
+                                    c.problem ? "" : ", every value finite"));
+      if (c.problem) {
+        r.problems.insert(r.problems.begin(), *c.problem + ": not finite");
+        r.verdict = diag::Verdict::invalid;
+      }
+    }
+    std::string out = opt->json ? print_json(r, opt->tensors, opt->kv) : print_text(r, opt->tensors, opt->kv);
     write_stdout(out);
     if (r.verdict == diag::Verdict::ok) return 0;
     const std::string why = r.verdict == diag::Verdict::vocab_only

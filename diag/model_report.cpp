@@ -47,6 +47,7 @@ ModelReport build_model_report(const std::filesystem::path& path, const ModelRep
   r.alignment = f.alignment();
   r.data_offset = f.data_offset();
   r.n_kv = f.kvs().size();
+  r.metadata = metadata_rows(f);
   for (const auto& t : f.tensors()) {
     r.tensors.push_back(TensorRow{t.name, std::string(gguf::type_name(t.type)),
                                   std::vector<int64_t>(t.dims().begin(), t.dims().end()), f.data_offset() + t.offset,

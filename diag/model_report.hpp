@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/model/metadata.hpp"
+#include "diag/metadata_rows.hpp"
 
 namespace bitnet {
 class JsonWriter;
@@ -56,6 +57,7 @@ struct ModelReport {
   std::optional<model::TokenizerInfo> tokenizer;
   std::map<std::string, TypeCount> type_histogram;
   std::vector<TensorRow> tensors;
+  std::vector<MetadataRow> metadata;  // every key, as text (inspect --kv)
   bool tied_output = false;
   Verdict verdict = Verdict::ok;
   std::vector<std::string> problems;  // why the verdict is not ok

@@ -4,12 +4,14 @@
 
 #include <simdjson.h>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 
 #include "support/fixtures.hpp"
 #include "support/run.hpp"
+#include "support/scoped.hpp"
 
 namespace bitnet::test {
 namespace {
@@ -151,6 +153,55 @@ TEST(VersionCli, NamesVersionCommitBuildCompilerFlagsBackends) {
   for (const char* field : {"\ncommit: ", "\nbuild type: ", "\ncompiler: ", "\ncompile flags: ", "\nbackends: "})
     EXPECT_NE(r.out.find(field), std::string::npos) << field;
   EXPECT_NE(r.out.find("backends: reference"), std::string::npos);
+}
+
+// Issue #20, point 19: --kv lists every metadata key; --json still gives a verdict for a file
+// too broken to report on; --check-tensors finds a NaN weight and names the tensor (inspect and
+// generate), where it used to surface only as garbage output.
+TEST(InspectCli, KvListsEveryKey) {
+  RunResult r = run_bitnet({"inspect", "--kv", "--no-hash"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("metadata      19 keys"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("llama.embedding_length"), std::string::npos);
+  EXPECT_NE(r.out.find("[512 x string: \"<unk>\", \"<s>\", \"</s>\", \"<0x00>\", ...]"), std::string::npos) << r.out;
+  RunResult j = run_bitnet({"inspect", "--kv", "--no-hash", "--json"});
+  EXPECT_NE(j.out.find("\"key\": \"llama.block_count\""), std::string::npos) << j.out;
+}
+
+TEST(InspectCli, JsonOnABrokenFileStillGivesTheVerdict) {
+  TempDir dir;
+  const std::string bad = (dir / "bad.gguf").string();
+  std::ofstream(bad) << "not gguf";
+  RunResult r = run_bitnet({"inspect", bad, "--json"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.out.find("\"verdict\": \"invalid\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"error\": \"" + bad + ": at byte 0"), std::string::npos) << r.out;
+}
+
+TEST(InspectCli, CheckTensorsNamesANanWeight) {
+  TempDir dir;
+  const std::filesystem::path copy = dir / "nan.gguf";
+  std::filesystem::copy_file(fixture_file("models/stories260K.gguf"), copy);
+  {
+    // output_norm.weight (F32, stories260K) starts at byte 145248: its element 3 becomes a NaN.
+    std::fstream f(copy, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(145248 + 3 * 4);
+    const uint32_t nan_bits = 0x7fc00000u;
+    f.write(reinterpret_cast<const char*>(&nan_bits), 4);
+  }
+  RunResult clean = run_bitnet({"inspect", "--check-tensors", "--no-hash"});
+  EXPECT_EQ(clean.exit_code, 0) << clean.err;
+  EXPECT_NE(clean.out.find("every value finite"), std::string::npos) << clean.out;
+  RunResult r = run_bitnet({"inspect", copy.string(), "--check-tensors", "--no-hash"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("tensor 'output_norm.weight': element 3 is nan"), std::string::npos) << r.err;
+  RunResult unchecked = run_bitnet({"inspect", copy.string(), "--no-hash"});
+  EXPECT_EQ(unchecked.exit_code, 0) << "without the flag the values are not read";
+  RunResult g = run_bitnet({"generate", "-m", copy.string(), "-p", "Once", "-n", "2", "--check-tensors"});
+  EXPECT_EQ(g.exit_code, 3);
+  EXPECT_NE(g.err.find("tensor 'output_norm.weight': element 3 is nan: the weights are not finite"), std::string::npos)
+      << g.err;
+  EXPECT_EQ(g.out, "");
 }
 
 }  // namespace
