@@ -66,8 +66,9 @@ void add_engine_flags(CLI::App& sub, EngineFlags& f, const EngineFlagSet& which)
   }
   if (which.pre)
     sub.add_option("--pre", f.pre,
-                   "Byte-level BPE pre-tokenizer instead of the file's: default (bitnet.cpp's choice for files "
-                   "without one), llama3, gpt-2");
+                   "Byte-level BPE pre-tokenizer: default, llama3 or gpt-2. Without it: the file's "
+                   "tokenizer.ggml.pre, and for a file without one (the official 2B-4T) llama3, as Hugging Face "
+                   "tokenizes it; bitnet.cpp uses 'default' there");
   // CLI11 reads an envname when the command line is done, and for every subcommand that has no
   // callback of this kind: a bad BITNET_THREADS would then break `bitnet fixtures list` and
   // `bitnet --help` too. With one, only the command that was asked for reads its variables.

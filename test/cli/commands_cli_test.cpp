@@ -146,6 +146,9 @@ TEST(CommandsCli, HelpShowsDefaults) {
   EXPECT_NE(line_of("--kv-type").find("=f16"), std::string::npos);
   EXPECT_EQ(line_of("-t,--threads").find("="), std::string::npos) << line_of("-t,--threads");
   EXPECT_EQ(line_of("--seed").find("=-1"), std::string::npos);
+  // --pre's default depends on the file: the text says what it is (issue #20, point 13).
+  EXPECT_NE(gen.out.find("Without it: the file's tokenizer.ggml.pre, and for a file without one"), std::string::npos)
+      << gen.out;
   RunResult bench = run_bitnet({"bench", "--help"});
   EXPECT_NE(bench.out.find("-p,--n-prompt INT:INT in [0 - 1048576]=512"), std::string::npos) << bench.out;
 }
