@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
+#include <limits>
 
 namespace bitnet::infer {
 
@@ -59,9 +61,25 @@ GenerateResult generate(Session& session, std::span<const TokenId> prompt, std::
   r.prefill_seconds = seconds_since(t0);
 
   std::string pending;  // generated text not shown yet
+  // Token events wait with their text: a token whose piece starts in text that is then shown is
+  // reported, one that lies wholly inside a stop string never is. start: its offset in pending.
+  struct HeldToken {
+    TokenId id;
+    std::string piece;
+    size_t start;
+  };
+  std::deque<HeldToken> held;
+  auto report_tokens = [&](size_t shown) {
+    while (!held.empty() && held.front().start < shown) {
+      if (ev.on_token) ev.on_token(held.front().id, held.front().piece);
+      held.pop_front();
+    }
+    for (HeldToken& h : held) h.start -= std::min(h.start, shown);
+  };
   auto show = [&](size_t n) {
     if (n == 0) return;
     std::string_view chunk(pending.data(), n);
+    report_tokens(n);
     if (ev.on_text) ev.on_text(chunk);
     r.text += chunk;
     pending.erase(0, n);
@@ -81,7 +99,7 @@ GenerateResult generate(Session& session, std::span<const TokenId> prompt, std::
     sampler.accept(id);
     r.tokens.push_back(id);
     std::string piece = ev.piece(id);
-    if (ev.on_token) ev.on_token(id, piece);
+    held.push_back({id, piece, pending.size()});
     pending += piece;
     size_t cut = std::string::npos;  // the earliest stop string wins
     for (const auto& stop : opt.stop)
@@ -105,6 +123,8 @@ GenerateResult generate(Session& session, std::span<const TokenId> prompt, std::
     ++r.n_decode_evals;
   }
   show(pending.size());
+  // Tokens with empty pieces still waiting, unless a stop string ended the text before them.
+  if (r.reason != StopReason::stop) report_tokens(std::numeric_limits<size_t>::max());
   return r;
 }
 

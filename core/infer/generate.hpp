@@ -27,7 +27,9 @@ struct GenerateOptions {
 
 struct GenerateEvents {
   std::function<std::string(TokenId)> piece;                  // token -> text bytes (required)
-  std::function<void(TokenId, std::string_view)> on_token;    // every generated token and its piece
+  // Each generated token and its piece, when its text is released (held back like the text while
+  // it may begin a stop string); the tokens of a stop string are not reported.
+  std::function<void(TokenId, std::string_view)> on_token;
   std::function<void(std::string_view)> on_text;              // text safe to show, in order
 };
 

@@ -153,5 +153,21 @@ TEST(CommandsCli, HelpShowsDefaults) {
   EXPECT_NE(bench.out.find("-p,--n-prompt INT:INT in [0 - 1048576]=512"), std::string::npos) << bench.out;
 }
 
+// Issue #20, point 18 (part): every command's output ends with a newline, whatever its format
+// (this already held; the test keeps it so).
+TEST(CommandsCli, OutputEndsWithANewline) {
+  const std::vector<std::vector<std::string>> commands = {
+      {"generate", "-p", "Once", "-n", "3", "--stop", "e"}, {"generate", "-p", "Once", "-n", "3", "--json"},
+      {"tokenize", "Once"}, {"tokenize", "--json", "Once"}, {"tokenize", "--decode", "1 403"},
+      {"inspect", "--no-hash"}, {"inspect", "--no-hash", "--json"}, {"fixtures", "list"}, {"fixtures", "list", "--json"},
+      {"bench", "-p", "4", "-n", "2", "-r", "1", "-t", "1", "-o", "csv"}, {"--version"}, {"help"}};
+  for (const auto& args : commands) {
+    RunResult r = run_bitnet(args);
+    ASSERT_EQ(r.exit_code, 0) << args[0] << "\n" << r.err;
+    ASSERT_FALSE(r.out.empty()) << args[0];
+    EXPECT_EQ(r.out.back(), '\n') << args[0] << " " << (args.size() > 1 ? args[1] : "");
+  }
+}
+
 }  // namespace
 }  // namespace bitnet::test

@@ -234,6 +234,19 @@ TEST(GenerateCli, StopStringEndsGenerationAndIsNotPrinted) {
   EXPECT_NE(stopped.err.find("stop: stop"), std::string::npos) << stopped.err;
 }
 
+// Issue #20, point 18: the tokens of a stop string are not token events either, so --json's
+// pieces add up to the text the text mode prints.
+TEST(GenerateCli, StopStringTokensAreNotEvents) {
+  RunResult text = run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-n", "64", "--no-echo", "--stop", " the"});
+  RunResult json =
+      run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-n", "64", "--json", "--stop", " the"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const JsonRun j = parse_json_lines(json.out);
+  EXPECT_EQ(j.reason, "stop");
+  EXPECT_EQ(j.pieces + "\n", text.out);
+  EXPECT_EQ(j.pieces.find(" the"), std::string::npos) << j.pieces;
+}
+
 TEST(GenerateCli, OutputDoesNotDependOnThreadCount) {
   // Sampling (temperature 1, fixed seed) amplifies any numeric difference into other tokens.
   auto run = [](const char* threads) {
