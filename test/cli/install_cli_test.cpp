@@ -13,6 +13,15 @@
 namespace bitnet::test {
 namespace {
 
+// 'text', for a shell line. (Built by appending: GCC 12 -O3 warns, falsely, of overlapping
+// memcpy in "literal" + std::string&&, and the build treats warnings as errors.)
+std::string shell_quoted(const std::string& text) {
+  std::string q = "'";
+  q += text;
+  q += "'";
+  return q;
+}
+
 // Runs a shell command line, its stdout captured.
 std::string shell(const std::string& line, int* status) {
   std::string out;
@@ -29,12 +38,14 @@ TEST(InstallCli, BinaryManPageAndCompletionUnderAPrefix) {
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::filesystem::path prefix = tmpl;
   int status = 0;
-  const std::string log = shell("cmake --install '" BITNET_TEST_BUILD_DIR "' --prefix '" + prefix.string() + "' 2>&1", &status);
+  std::string install = "cmake --install ";
+  install += shell_quoted(BITNET_TEST_BUILD_DIR) + " --prefix " + shell_quoted(prefix.string()) + " 2>&1";
+  const std::string log = shell(install, &status);
   ASSERT_EQ(status, 0) << log;
 
   const std::filesystem::path bin = prefix / "bin" / "bitnet";
   ASSERT_TRUE(std::filesystem::exists(bin)) << log;
-  const std::string version = shell("'" + bin.string() + "' --version", &status);
+  const std::string version = shell(shell_quoted(bin.string()) + " --version", &status);
   EXPECT_EQ(status, 0);
   EXPECT_EQ(version.rfind("bitnet ", 0), 0u) << version;
 
@@ -49,10 +60,18 @@ TEST(InstallCli, BinaryManPageAndCompletionUnderAPrefix) {
 
   const std::filesystem::path completion = prefix / "share" / "bash-completion" / "completions" / "bitnet";
   ASSERT_TRUE(std::filesystem::exists(completion));
-  const std::string words = shell("bash -c 'source \"" + completion.string() + "\"; COMP_WORDS=(\"" + bin.string() +
-                                      "\" gen); COMP_CWORD=1; _bitnet; echo \"${COMPREPLY[*]}\"; COMP_WORDS=(\"" +
-                                      bin.string() + "\" generate --repeat-p); COMP_CWORD=2; _bitnet; echo \"${COMPREPLY[*]}\"'",
-                                  &status);
+  // In bash: source the completion, then complete "gen" and "generate --repeat-p".
+  const std::string b = bin.string();
+  std::string script = "source \"";
+  script += completion.string();
+  script += "\"; COMP_WORDS=(\"";
+  script += b;
+  script += "\" gen); COMP_CWORD=1; _bitnet; echo \"${COMPREPLY[*]}\"; COMP_WORDS=(\"";
+  script += b;
+  script += "\" generate --repeat-p); COMP_CWORD=2; _bitnet; echo \"${COMPREPLY[*]}\"";
+  std::string line = "bash -c ";
+  line += shell_quoted(script);
+  const std::string words = shell(line, &status);
   EXPECT_EQ(words, "generate\n--repeat-penalty\n");
   std::filesystem::remove_all(prefix);
 }
