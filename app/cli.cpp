@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -296,6 +297,15 @@ static int run_command(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return static_cast<int>(ErrorCode::failure);
   }
+}
+
+std::string utc_now() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 void write_stdout(std::string_view s) {

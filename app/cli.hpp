@@ -53,6 +53,9 @@ RunFn setup_memcheck(CLI::App& sub);
 // not be written to standard output makes a successful command exit 1.
 int run(int argc, char** argv);
 
+// The current time as ISO 8601 UTC, "2026-12-07T12:00:00Z" (reports, bench's test_time).
+std::string utc_now();
+
 // Writes s to standard output and flushes it. A write the system refuses (a full disk) throws
 // Error(failure) "cannot write standard output: REASON", so no command reports success for
 // output that was lost.

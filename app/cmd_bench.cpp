@@ -7,17 +7,21 @@
 
 #include <cstdio>
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "app/build_info.hpp"
 #include "app/cli.hpp"
 #include "app/engine_options.hpp"
 #include "app/signals.hpp"
+#include "core/base/cpu_features.hpp"
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
 #include "core/kernels/dispatch.hpp"
@@ -113,7 +117,28 @@ std::string markdown(const diag::BenchReport& r, const RefRows* ref) {
   return o;
 }
 
-std::string json(const diag::BenchReport& r, const RefRows* ref) {
+// llama-bench's per-sample fields from the sample times: mean and sample standard deviation in
+// nanoseconds, and each sample's tokens per second.
+struct SampleStats {
+  double avg_ns = 0, stddev_ns = 0;
+  std::vector<double> ts;
+};
+SampleStats sample_stats(const std::vector<double>& seconds, int64_t tokens) {
+  SampleStats s;
+  if (seconds.empty()) return s;
+  for (double x : seconds) {
+    s.avg_ns += x * 1e9 / static_cast<double>(seconds.size());
+    s.ts.push_back(x > 0 ? static_cast<double>(tokens) / x : 0.0);
+  }
+  double sq = 0;
+  for (double x : seconds) sq += (x * 1e9 - s.avg_ns) * (x * 1e9 - s.avg_ns);
+  s.stddev_ns = seconds.size() > 1 ? std::sqrt(sq / static_cast<double>(seconds.size() - 1)) : 0.0;
+  return s;
+}
+
+// `started`: when the run began, as every row's test_time (llama-bench stamps each test; ours run
+// back to back in one invocation).
+std::string json(const diag::BenchReport& r, const RefRows* ref, const std::string& started) {
   JsonWriter j;
   j.begin_array();
   for (size_t i = 0; i < r.results.size() * (ref ? 2 : 1); ++i) {
@@ -129,12 +154,18 @@ std::string json(const diag::BenchReport& r, const RefRows* ref) {
       j.key("backends").value("CPU").key("kernel_table").value(r.kernel_table);
       if (ref) j.key("ratio").value(ratio(x, ref->rows[k]));
     }
+    j.key("build_commit").value(build::commit).key("cpu_info").value(cpu_features().brand);
     j.key("n_threads").value(x.n_threads).key("n_prompt").value(x.n_prompt).key("n_gen").value(x.n_gen);
-    j.key("test").value(x.test);
+    j.key("test").value(x.test).key("test_time").value(started);
+    const SampleStats st = sample_stats(x.seconds, x.n_prompt + x.n_gen);
+    j.key("avg_ns").value(static_cast<uint64_t>(st.avg_ns)).key("stddev_ns").value(static_cast<uint64_t>(st.stddev_ns));
     j.key("samples_ns").begin_array();
     for (double s : x.seconds) j.value(static_cast<uint64_t>(s * 1e9));
     j.end_array();
     j.key("avg_ts").value(x.avg_ts).key("stddev_ts").value(x.stddev_ts);
+    j.key("samples_ts").begin_array();
+    for (double t : st.ts) j.value(t);
+    j.end_array();
     if (!theirs && x.roofline_ts > 0) {
       j.key("bytes_per_token").value(x.bytes_per_token).key("bandwidth_gbs").value(x.bandwidth_gbs);
       j.key("bandwidth_probe_bytes").value(x.bandwidth_probe_bytes);
@@ -215,6 +246,9 @@ RunFn setup_bench(CLI::App& sub) {
              "  bitnet bench -m model.gguf -t 2 --reference llama.cpp\n"
              "  bitnet bench -m synthetic:2b4t -p 0 -n 0 --kernels -t 2");
   return [f](const Context& ctx) {
+    if (f->n_prompt == 0 && f->n_gen == 0 && !f->kernels)
+      throw make_error(ErrorCode::usage, "nothing to run: -p and -n are both 0 (give one, or --kernels)");
+    const std::string started = utc_now();
     const std::atomic<bool>& cancelled = install_interrupt_handler();
     diag::BenchOptions o;
     o.n_prompt = f->n_prompt;
@@ -280,7 +314,7 @@ RunFn setup_bench(CLI::App& sub) {
       }
     }
     const RefRows* ref = ref_spec ? &ref_rows : nullptr;
-    std::string out = f->output == "json" ? json(r, ref) : f->output == "csv" ? csv(r, ref) : markdown(r, ref);
+    std::string out = f->output == "json" ? json(r, ref, started) : f->output == "csv" ? csv(r, ref) : markdown(r, ref);
     write_stdout(out);
     return 0;
   };

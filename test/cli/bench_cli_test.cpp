@@ -314,5 +314,32 @@ TEST(BenchCli, AgainstLlamaCpp) {
   check_reference_rows(r.out, 2, 2);
 }
 
+// Issue #20, point 15 (part): llama-bench's JSON fields that scripts read (build_commit,
+// cpu_info, test_time, avg_ns, stddev_ns, samples_ts), and -p 0 -n 0 says there is nothing to do
+// instead of printing nothing with exit 0.
+TEST(BenchCli, JsonHasLlamaBenchFieldsAndEmptyRunsAreRefused) {
+  RunResult r = run_bitnet({"bench", "-p", "4", "-n", "2", "-r", "2", "-t", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(r.out).get(doc), simdjson::SUCCESS) << r.out;
+  for (simdjson::dom::element row : doc.get_array()) {
+    EXPECT_EQ(std::string_view(row["build_commit"]).size(), 12u);
+    EXPECT_TRUE(row["cpu_info"].is_string());
+    EXPECT_EQ(std::string_view(row["test_time"]).size(), 20u);  // 2026-12-07T12:00:00Z
+    const simdjson::dom::array ns = row["samples_ns"], ts = row["samples_ts"];
+    ASSERT_EQ(ns.size(), 2u);
+    ASSERT_EQ(ts.size(), 2u);
+    const double a = double(int64_t(ns.at(0))), b = double(int64_t(ns.at(1)));
+    EXPECT_NEAR(double(int64_t(row["avg_ns"])), (a + b) / 2, 1.0);
+    EXPECT_NEAR(double(int64_t(row["stddev_ns"])), std::abs(a - b) / std::sqrt(2.0), 1.0);
+    const double tokens = double(int64_t(row["n_prompt"]) + int64_t(row["n_gen"]));
+    EXPECT_NEAR(double(ts.at(0)), tokens / (a * 1e-9), tokens / (a * 1e-9) * 1e-6);
+  }
+  RunResult none = run_bitnet({"bench", "-p", "0", "-n", "0"});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_NE(none.err.find("error: nothing to run: -p and -n are both 0"), std::string::npos) << none.err;
+}
+
 }  // namespace
 }  // namespace bitnet::test
