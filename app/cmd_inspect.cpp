@@ -12,7 +12,6 @@
 #include "app/engine_options.hpp"
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
-#include "diag/check_tensors.hpp"
 #include "diag/model_report.hpp"
 
 namespace bitnet::app {
@@ -146,7 +145,7 @@ RunFn setup_inspect(CLI::App& sub) {
     const Engine engine = resolve_engine(ctx, opt->engine, {});
     diag::ModelReport r;
     try {
-      r = diag::build_model_report(engine.model_path, {.hash = !opt->no_hash});
+      r = diag::build_model_report(engine.model_path, {.hash = !opt->no_hash, .check_values = opt->check_tensors});
     } catch (const Error& e) {
       // A file too broken to report on still gets its verdict in JSON, for scripts that parse it.
       if (opt->json && e.code() == ErrorCode::invalid_input) {
@@ -156,15 +155,6 @@ RunFn setup_inspect(CLI::App& sub) {
         write_stdout(j.str() + "\n");
       }
       throw;
-    }
-    if (opt->check_tensors) {
-      const diag::TensorCheckResult c = diag::check_tensor_values(gguf::GgufFile::open(engine.model_path));
-      r.notes.push_back(fmt::format("--check-tensors: {} tensors read, {} of types not checked{}", c.checked, c.skipped,
-                                    c.problem ? "" : ", every value finite"));
-      if (c.problem) {
-        r.problems.insert(r.problems.begin(), *c.problem + ": not finite");
-        r.verdict = diag::Verdict::invalid;
-      }
     }
     std::string out = opt->json ? print_json(r, opt->tensors, opt->kv) : print_text(r, opt->tensors, opt->kv);
     write_stdout(out);

@@ -5,6 +5,7 @@
 #include "core/base/json_writer.hpp"
 #include "core/base/sha256.hpp"
 #include "core/gguf/reader.hpp"
+#include "diag/check_tensors.hpp"
 
 namespace bitnet::diag {
 
@@ -36,10 +37,8 @@ bool record(ModelReport& r, F&& check) {
   }
 }
 
-}  // namespace
-
-ModelReport build_model_report(const std::filesystem::path& path, const ModelReportOptions& opt) {
-  gguf::GgufFile f = gguf::GgufFile::open(path);
+// Everything but the optional value check, from the open file.
+ModelReport describe(const gguf::GgufFile& f, const std::filesystem::path& path, const ModelReportOptions& opt) {
   ModelReport r;
   r.path = path.string();
   r.file_size = f.file_size();
@@ -106,6 +105,24 @@ ModelReport build_model_report(const std::filesystem::path& path, const ModelRep
   if (r.tokenizer && r.tokenizer->model == "gpt2" && r.tokenizer->pre.empty())
     r.notes.push_back("no 'tokenizer.ggml.pre' key: LLaMA-3 pre-tokenizer rules are assumed (bitnet.cpp would "
                       "use its 'default' chain)");
+  return r;
+}
+
+}  // namespace
+
+ModelReport build_model_report(const std::filesystem::path& path, const ModelReportOptions& opt) {
+  const gguf::GgufFile f = gguf::GgufFile::open(path);
+  ModelReport r = describe(f, path, opt);
+  if (opt.check_values) {
+    // After the other checks, on the same open file: a NaN makes any verdict invalid.
+    const TensorCheckResult c = check_tensor_values(f);
+    r.notes.push_back(fmt::format("--check-tensors: {} tensors read, {} of types not checked{}", c.checked, c.skipped,
+                                  c.problem ? "" : ", every value finite"));
+    if (c.problem) {
+      r.problems.insert(r.problems.begin(), *c.problem + ": not finite");
+      r.verdict = Verdict::invalid;
+    }
+  }
   return r;
 }
 

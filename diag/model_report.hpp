@@ -66,6 +66,7 @@ struct ModelReport {
 
 struct ModelReportOptions {
   bool hash = true;
+  bool check_values = false;  // read every weight for NaN/Inf (inspect --check-tensors)
 };
 
 // Throws bitnet::Error(invalid_input) when the container itself is broken (nothing to report);
