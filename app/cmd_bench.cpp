@@ -117,9 +117,11 @@ std::string markdown(const diag::BenchReport& r, const RefRows* ref) {
   return o;
 }
 
-// llama-bench's per-sample fields from the sample times: mean and sample standard deviation in
-// nanoseconds, and each sample's tokens per second.
+// llama-bench's per-sample fields: each sample in whole nanoseconds, their mean and sample
+// standard deviation (computed from the printed integers, so a script that recomputes them from
+// samples_ns gets the same numbers up to the final truncation), and each sample's tokens per second.
 struct SampleStats {
+  std::vector<uint64_t> ns;
   double avg_ns = 0, stddev_ns = 0;
   std::vector<double> ts;
 };
@@ -127,12 +129,13 @@ SampleStats sample_stats(const std::vector<double>& seconds, int64_t tokens) {
   SampleStats s;
   if (seconds.empty()) return s;
   for (double x : seconds) {
-    s.avg_ns += x * 1e9 / static_cast<double>(seconds.size());
+    s.ns.push_back(static_cast<uint64_t>(x * 1e9));
     s.ts.push_back(x > 0 ? static_cast<double>(tokens) / x : 0.0);
   }
+  for (uint64_t v : s.ns) s.avg_ns += static_cast<double>(v) / static_cast<double>(s.ns.size());
   double sq = 0;
-  for (double x : seconds) sq += (x * 1e9 - s.avg_ns) * (x * 1e9 - s.avg_ns);
-  s.stddev_ns = seconds.size() > 1 ? std::sqrt(sq / static_cast<double>(seconds.size() - 1)) : 0.0;
+  for (uint64_t v : s.ns) sq += (static_cast<double>(v) - s.avg_ns) * (static_cast<double>(v) - s.avg_ns);
+  s.stddev_ns = s.ns.size() > 1 ? std::sqrt(sq / static_cast<double>(s.ns.size() - 1)) : 0.0;
   return s;
 }
 
@@ -160,7 +163,7 @@ std::string json(const diag::BenchReport& r, const RefRows* ref, const std::stri
     const SampleStats st = sample_stats(x.seconds, x.n_prompt + x.n_gen);
     j.key("avg_ns").value(static_cast<uint64_t>(st.avg_ns)).key("stddev_ns").value(static_cast<uint64_t>(st.stddev_ns));
     j.key("samples_ns").begin_array();
-    for (double s : x.seconds) j.value(static_cast<uint64_t>(s * 1e9));
+    for (uint64_t v : st.ns) j.value(v);
     j.end_array();
     j.key("avg_ts").value(x.avg_ts).key("stddev_ts").value(x.stddev_ts);
     j.key("samples_ts").begin_array();
