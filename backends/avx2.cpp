@@ -134,86 +134,6 @@ float dot_tq1_0_q8_k(const void* w, const BlockQ8K* a, int64_t n) {
   return sum;
 }
 
-// The last three levels of f16_lane_sum's tree over 8 lanes: j + j+4, then j + j+2, then 0 + 1.
-inline float hsum8_tree(__m256 u) {
-  const __m128 t = _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
-  const __m128 s = _mm_add_ps(t, _mm_movehl_ps(t, t));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
-
-namespace {
-
-// Eight elements as floats: F16C's conversion and bf16's shift are exact.
-inline __m256 load8(const uint16_t* p, bool bf16) {
-  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  return bf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)) : _mm256_cvtph_ps(h);
-}
-inline __m256 load8(const float* p, bool) { return _mm256_loadu_ps(p); }
-
-// The reference's 64 float lanes (F16, BF16, F32 dots) as eight 8-float accumulators: acc[k]
-// holds lanes 8k..8k+7, one fused multiply-add per element like the reference's std::fma (F16
-// products are exact, so there it also equals the reference's separate multiply and add).
-template <typename T, bool kBf16 = false>
-float lane_dot(const T* w, const T* a, int64_t n) {
-  __m256 acc[8];
-  for (auto& v : acc) v = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 64 <= n; i += 64)
-    for (int k = 0; k < 8; ++k) acc[k] = _mm256_fmadd_ps(load8(w + i + 8 * k, kBf16), load8(a + i + 8 * k, kBf16), acc[k]);
-  // The tail from zero-padded copies, blended into the live lanes only: a lane may hold -0 (an
-  // F32 product below the smallest subnormal), which adding a +0 product would turn into +0.
-  for (int k = 0; i < n; ++k, i += 8) {
-    T wt[8] = {}, at[8] = {};
-    const int64_t m = std::min<int64_t>(8, n - i);
-    std::memcpy(wt, w + i, static_cast<size_t>(m) * sizeof(T));
-    std::memcpy(at, a + i, static_cast<size_t>(m) * sizeof(T));
-    const __m256 live = _mm256_castsi256_ps(
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(m)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
-    acc[k] = _mm256_blendv_ps(acc[k], _mm256_fmadd_ps(load8(wt, kBf16), load8(at, kBf16), acc[k]), live);
-  }
-  // f16_lane_sum's tree: lanes j and j+16 are acc[k] and acc[k+2], j+32 and j+48 acc[k+4], acc[k+6].
-  const __m256 v0 = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[4], acc[6]));
-  const __m256 v1 = _mm256_add_ps(_mm256_add_ps(acc[1], acc[3]), _mm256_add_ps(acc[5], acc[7]));
-  return hsum8_tree(_mm256_add_ps(v0, v1));
-}
-
-}  // namespace
-
-float dot_f16_f16(const uint16_t* w, const uint16_t* a, int64_t n) { return lane_dot(w, a, n); }
-
-float dot_bf16_bf16(const uint16_t* w, const uint16_t* a, int64_t n) { return lane_dot<uint16_t, true>(w, a, n); }
-
-float dot_f32_f32(const float* w, const float* a, int64_t n) { return lane_dot(w, a, n); }
-
-void to_f16(const float* x, int64_t n, uint16_t* y) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
-  for (; i < n; ++i) y[i] = kernels::f32_to_f16(x[i]);
-}
-
-void to_bf16(const float* x, int64_t n, uint16_t* y) {
-  // f32_to_bf16's integer rounding (to nearest even on the low 16 bits, NaN forced quiet), 16
-  // elements a step.
-  const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff), magnitude = _mm256_set1_epi32(0x7fffffff);
-  const __m256i inf = _mm256_set1_epi32(0x7f800000), quiet = _mm256_set1_epi32(0x40);
-  auto round8 = [&](const float* p) {
-    const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(p));
-    const __m256i top = _mm256_srli_epi32(u, 16);
-    const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(top, one))), 16);
-    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, magnitude), inf);
-    return _mm256_blendv_epi8(r, _mm256_or_si256(top, quiet), nan);
-  };
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    // Both halves are 0..0xffff, so the unsigned-saturating pack is exact; it interleaves 128-bit
-    // lanes, which the 64-bit permute puts back in order.
-    const __m256i packed = _mm256_packus_epi32(round8(x + i), round8(x + i + 8));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), _mm256_permute4x64_epi64(packed, 0xD8));
-  }
-  for (; i < n; ++i) y[i] = kernels::f32_to_bf16(x[i]);
-}
-
 namespace {
 
 // Lanes 0-3: the sums of the eight int32 lanes of s[0..3].
@@ -570,6 +490,7 @@ const kernels::KernelTable& avx2_table() {
     t.dot_bf16_bf16 = avx2::dot_bf16_bf16;
     t.dot_f32_f32 = avx2::dot_f32_f32;
     t.to_f16 = avx2::to_f16;
+    t.gemm_f16 = avx2::gemm_f16;
     t.to_bf16 = avx2::to_bf16;
     t.exp_f32 = avx2::exp_f32;
     t.gemm_tq2_0_q8_k = avx2::gemm_tq2_0_q8_k;

@@ -15,6 +15,8 @@ float dot_f16_f16(const uint16_t* w, const uint16_t* a, int64_t n);
 float dot_bf16_bf16(const uint16_t* w, const uint16_t* a, int64_t n);
 float dot_f32_f32(const float* w, const float* a, int64_t n);
 void to_f16(const float* x, int64_t n, uint16_t* y);
+void gemm_f16(const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_t* a, int64_t a_stride, int64_t n_tokens,
+              int64_t n, float* y, int64_t y_stride);
 void to_bf16(const float* x, int64_t n, uint16_t* y);
 void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const kernels::BlockQ8K* a, int64_t n_tokens, int64_t n, float* y,
                      int64_t y_stride);

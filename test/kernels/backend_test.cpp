@@ -251,7 +251,7 @@ TEST(Backends, GemmF16BitExact) {
   size_t checked = 0;
   for (const KernelTable* k : optimised_tables()) {
     if (k->gemm_f16 == nullptr) continue;
-    for (int64_t n : {1, 15, 16, 17, 63, 65, 128, 300, 2560, 5000}) {
+    for (int64_t n : {1, 15, 16, 17, 63, 65, 128, 300, 2560, 5000, 9000}) {
       for (auto [rows, tokens] : {std::pair<int64_t, int64_t>{3, 1}, {13, 1}, {8, 1}, {5, 4}, {7, 6}, {2, 9}}) {
         const int64_t w_stride = n + 5, a_stride = n + 3, y_stride = rows + 2;
         std::vector<uint16_t> w = test::random_f16(rng, static_cast<size_t>(w_stride * rows), -2.0f, 2.0f);
