@@ -103,6 +103,56 @@ int32_t dot_i2s_i8(const uint8_t* w, int64_t first, const int8_t* q, int64_t n) 
   return hsum(acc);
 }
 
+// Q8_K quantization with the reference's bits (the AVX-512 entry's method in 8-float vectors):
+// the signed value of largest magnitude, the first on ties, fixes the scale; products round to
+// nearest even; a block holding a NaN or an infinity goes to the reference.
+void quantize_q8_k(const float* x, int64_t n, BlockQ8K* y) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256i exponent = _mm256_set1_epi32(0x7f800000);
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK, ++y) {
+    __m256 vmax = _mm256_setzero_ps();
+    __m256i bad = _mm256_setzero_si256();
+    for (int j = 0; j < kQK / 8; ++j) {
+      const __m256 v = _mm256_loadu_ps(x + 8 * j);
+      bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), exponent), exponent));
+      vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, v));
+    }
+    if (!_mm256_testz_si256(bad, bad)) {
+      kernels::reference_table().quantize_q8_k(x, kQK, y);
+      continue;
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    if (amax == 0.0f) {
+      std::memset(y, 0, sizeof *y);
+      continue;
+    }
+    float max = 0.0f;
+    for (int j = 0; j < kQK / 8; ++j) {
+      const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * j));
+      const int m = _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(amax), _CMP_EQ_OQ));
+      if (m != 0) {
+        max = x[8 * j + __builtin_ctz(static_cast<unsigned>(m))];
+        break;
+      }
+    }
+    const float iscale = -127.0f / max;
+    const __m256 vs = _mm256_set1_ps(iscale);
+    const __m256i top = _mm256_set1_epi32(127);
+    for (int j = 0; j < kQK / 16; ++j) {
+      const __m256i v0 = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(x + 16 * j))), top);
+      const __m256i v1 = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(x + 16 * j + 8))), top);
+      // packs works within 128-bit lanes: the 64-bit permute puts the 16 int16 back in order.
+      const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0xD8);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y->qs + 16 * j),
+                       _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
+      y->bsums[j] = static_cast<int16_t>(hsum(_mm256_add_epi32(v0, v1)));
+    }
+    y->d = 1.0f / iscale;
+  }
+}
+
 float dot_tq2_0_q8_k(const void* w, const BlockQ8K* a, int64_t n) {
   const auto* b = static_cast<const uint8_t*>(w);
   float sum = 0.0f;
@@ -485,6 +535,7 @@ const kernels::KernelTable& avx2_table() {
     t.name = "avx2";
     t.dot_i2s_i8 = avx2::dot_i2s_i8;
     t.dot_tq2_0_q8_k = avx2::dot_tq2_0_q8_k;
+    t.quantize_q8_k = avx2::quantize_q8_k;
     t.dot_tq1_0_q8_k = avx2::dot_tq1_0_q8_k;
     t.dot_f16_f16 = avx2::dot_f16_f16;
     t.dot_bf16_bf16 = avx2::dot_bf16_bf16;

@@ -9,6 +9,7 @@
 namespace bitnet::backends::avx2 {
 
 int32_t dot_i2s_i8(const uint8_t* w, int64_t first, const int8_t* q, int64_t n);
+void quantize_q8_k(const float* x, int64_t n, kernels::BlockQ8K* y);
 float dot_tq2_0_q8_k(const void* w, const kernels::BlockQ8K* a, int64_t n);
 float dot_tq1_0_q8_k(const void* w, const kernels::BlockQ8K* a, int64_t n);
 float dot_f16_f16(const uint16_t* w, const uint16_t* a, int64_t n);
