@@ -224,8 +224,14 @@ static int run_command(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n  (run 'bitnet --help' or 'bitnet COMMAND --help' for usage)\n", message.c_str());
     return static_cast<int>(ErrorCode::usage);
   };
+  // llama-bench's -pg: CLI11 would read it as -p g, so bench gets it as --pg (for other commands
+  // -pg keeps its meaning, e.g. generate -pg: the prompt "g").
+  std::vector<const char*> args(argv, argv + argc);
+  if (command_word(argc, argv) == std::optional<std::string>("bench"))
+    for (const char*& a : args)
+      if (std::string_view(a) == "-pg") a = "--pg";
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(args.size()), args.data());
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
@@ -299,10 +305,11 @@ static int run_command(int argc, char** argv) {
   }
 }
 
-std::string utc_now() {
-  std::time_t now = std::time(nullptr);
+std::string utc_now() { return utc_text(std::time(nullptr)); }
+
+std::string utc_text(std::time_t t) {
   std::tm tm{};
-  ::gmtime_r(&now, &tm);
+  ::gmtime_r(&t, &tm);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;

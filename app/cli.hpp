@@ -2,6 +2,7 @@
 // place where bitnet::Error becomes an exit code.
 #pragma once
 
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -53,7 +54,8 @@ RunFn setup_memcheck(CLI::App& sub);
 // not be written to standard output makes a successful command exit 1.
 int run(int argc, char** argv);
 
-// The current time as ISO 8601 UTC, "2026-12-07T12:00:00Z" (reports, bench's test_time).
+// A time as ISO 8601 UTC, "2026-12-07T12:00:00Z" (reports, bench's test_time); utc_now: now.
+std::string utc_text(std::time_t t);
 std::string utc_now();
 
 // Writes s to standard output and flushes it. A write the system refuses (a full disk) throws

@@ -32,20 +32,55 @@ namespace bitnet::app {
 namespace {
 
 struct BenchFlags {
-  EngineFlags engine;  // -m, -t (a list), --backend
-  int32_t n_prompt = 512;
-  int32_t n_gen = 128;
+  EngineFlags engine;  // -m (a list), -t (a list), --backend
+  std::string n_prompt = "512";  // lists, as llama-bench's: "128,512"
+  std::string n_gen = "128";
+  std::vector<std::string> pg;   // --pg PP,TG (llama-bench's -pg), repeatable
   int32_t reps = 5;
   std::string output = "md";
   std::string reference;
   bool kernels = false;
 };
 
-// The reference's rows, one per row of ours (same test and thread count), and its name.
-struct RefRows {
-  std::string name;  // "llama.cpp"
-  std::vector<diag::BenchResult> rows;
-};
+constexpr int32_t kMaxTestTokens = 1 << 20;
+
+// "512" or "128,512": each a whole number in [0, kMaxTestTokens].
+std::vector<int32_t> parse_lengths(std::string_view flag, const std::string& text) {
+  std::vector<int32_t> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || v < 0 || v > kMaxTestTokens)
+      throw make_error(ErrorCode::usage, "bench {} '{}': '{}' is not a token count in [0, {}]", flag, text, item,
+                       kMaxTestTokens);
+    out.push_back(static_cast<int32_t>(v));
+  }
+  if (out.empty()) throw make_error(ErrorCode::usage, "bench {} '': give a token count in [0, {}]", flag, kMaxTestTokens);
+  return out;
+}
+
+// llama-bench's order: every pp test, then every tg, then every pg.
+std::vector<diag::BenchTest> bench_tests(const BenchFlags& f) {
+  std::vector<diag::BenchTest> tests;
+  for (int32_t p : parse_lengths("-p", f.n_prompt))
+    if (p > 0) tests.push_back({p, 0});
+  for (int32_t n : parse_lengths("-n", f.n_gen))
+    if (n > 0) tests.push_back({0, n});
+  for (const std::string& pg : f.pg) {
+    const std::vector<int32_t> v = parse_lengths("--pg", pg);
+    if (v.size() != 2 || v[0] == 0 || v[1] == 0)
+      throw make_error(ErrorCode::usage, "bench --pg '{}': give PP,TG, two positive token counts (e.g. 512,128)", pg);
+    tests.push_back({v[0], v[1]});
+  }
+  return tests;
+}
 
 double ratio(const diag::BenchResult& ours, const diag::BenchResult& theirs) {
   return theirs.avg_ts > 0 ? ours.avg_ts / theirs.avg_ts : 0.0;
@@ -60,61 +95,6 @@ std::string human_params(uint64_t n) {
   if (n >= 1000000000ull) return fmt::format("{:.2f} B", static_cast<double>(n) / 1e9);
   if (n >= 1000000ull) return fmt::format("{:.2f} M", static_cast<double>(n) / 1e6);
   return fmt::format("{:.2f} K", static_cast<double>(n) / 1e3);
-}
-
-std::string markdown(const diag::BenchReport& r, const RefRows* ref) {
-  std::string o;
-  if (!r.results.empty()) o.append("| model | size | params | backend | threads | test | t/s |");
-  if (!r.results.empty()) {
-    o.append(ref ? " ratio |\n" : "\n");
-    o.append("| --- | ---: | ---: | --- | ---: | ---: | ---: |");
-    o.append(ref ? " ---: |\n" : "\n");
-  }
-  for (size_t i = 0; i < r.results.size(); ++i) {
-    const auto& x = r.results[i];
-    o.append(fmt::format("| {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} |", r.model_type, human_size(r.model_size),
-                         human_params(r.model_n_params), r.kernel_table, x.n_threads, x.test, x.avg_ts, x.stddev_ts));
-    if (!ref) {
-      o.append("\n");
-      continue;
-    }
-    const auto& y = ref->rows[i];
-    o.append(fmt::format(" {:.2f} |\n", ratio(x, y)));
-    o.append(fmt::format("| {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | |\n", r.model_type, human_size(r.model_size),
-                         human_params(r.model_n_params), ref->name, y.n_threads, y.test, y.avg_ts, y.stddev_ts));
-  }
-  if (ref) o.append(fmt::format("\nratio: t/s of ours / t/s of {} (repetitions alternated)\n", ref->name));
-  for (const auto& x : r.results) {
-    if (x.roofline_ts <= 0) continue;
-    o.append(fmt::format("\ndecode roofline, {} thread{}: read bandwidth {:.1f} GB/s (over {:.1f} MB), {:.1f} MB "
-                         "read per token -> at most {:.2f} t/s; {} ran at {:.0f}% of it\n",
-                         x.n_threads, x.n_threads == 1 ? "" : "s", x.bandwidth_gbs,
-                         static_cast<double>(x.bandwidth_probe_bytes) / 1e6,
-                         static_cast<double>(x.bytes_per_token) / 1e6, x.roofline_ts, x.test,
-                         100.0 * x.avg_ts / x.roofline_ts));
-    if (x.huge_page_bytes && x.weights_bytes > 0) {
-      // The weights stream from huge pages only where the kernel grants them (docs/memcheck.md).
-      const uint64_t huge = std::min(*x.huge_page_bytes, x.weights_bytes);
-      o.append(fmt::format("weights in 2 MiB pages: {:.1f} of {:.1f} MB{}\n", static_cast<double>(huge) / 1e6,
-                           static_cast<double>(x.weights_bytes) / 1e6,
-                           huge * 10 < x.weights_bytes * 9 ? " (transparent huge pages refused or off: decode reads 4 KiB "
-                                                             "pages, about 15% slower; see debug-report)"
-                                                           : ""));
-    }
-  }
-  if (!r.kernels.empty()) {
-    o.append(fmt::format("{}{} ({}, {} params)\n\n| kernel table |", o.empty() ? "" : "\n", r.model_type,
-                         human_size(r.model_size), human_params(r.model_n_params)));
-    o.append(" entry | tensors | type | rows x cols | tokens | threads | us/call | GOPS | GB/s |\n"
-             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-    for (const auto& k : r.kernels)
-      o.append(fmt::format("| {} | {} | {} | {} | {} x {} | {} | {} | {:.1f} | {} | {:.2f} |\n", k.backend, k.entry,
-                           k.tensors, k.type, k.rows, k.cols, k.n_tokens, k.n_threads, k.best_seconds * 1e6,
-                           k.gops > 0 ? fmt::format("{:.1f}", k.gops) : std::string("-"), k.gbs));
-    o.append("\nus/call: fastest of the samples; a matmul entry's time includes quantizing its activations. "
-             "GOPS: 2 x rows x cols x tokens per second; GB/s: weight bytes (a quantizer: its f32 input) per second.\n");
-  }
-  return o;
 }
 
 // llama-bench's per-sample fields: each sample in whole nanoseconds, their mean and sample
@@ -139,28 +119,134 @@ SampleStats sample_stats(const std::vector<double>& seconds, int64_t tokens) {
   return s;
 }
 
-// `started`: when the run began, as every row's test_time (llama-bench stamps each test; ours run
-// back to back in one invocation).
-std::string json(const diag::BenchReport& r, const RefRows* ref, const std::string& started) {
-  JsonWriter j;
-  j.begin_array();
-  for (size_t i = 0; i < r.results.size() * (ref ? 2 : 1); ++i) {
-    const bool theirs = ref && i % 2 == 1;
-    const size_t k = ref ? i / 2 : i;
-    const auto& x = theirs ? ref->rows[k] : r.results[k];
-    j.begin_object();
-    j.key("model_filename").value(r.model_path).key("model_type").value(r.model_type);
-    j.key("model_size").value(r.model_size).key("model_n_params").value(r.model_n_params);
-    if (theirs) {
-      j.key("backends").value(ref->name);
+// The report, written row by row as the tests finish (Markdown table, JSON array or CSV), so that
+// Ctrl-C or --timeout keeps every finished row on standard output; close() writes what only the
+// end can say (ratio legend, roofline notes, kernel tables) or, for an interrupted run, just
+// closes the JSON array.
+class ReportWriter {
+ public:
+  ReportWriter(std::string format, std::string ref_name) : format_(std::move(format)), ref_name_(std::move(ref_name)) {}
+
+  void row(const diag::BenchReport& model, const diag::BenchResult& x, const diag::BenchResult* theirs) {
+    std::string o;
+    if (format_ == "md") {
+      if (rows_ == 0) {
+        o.append("| model | size | params | backend | threads | test | t/s |");
+        o.append(ref() ? " ratio |\n" : "\n");
+        o.append("| --- | ---: | ---: | --- | ---: | ---: | ---: |");
+        o.append(ref() ? " ---: |\n" : "\n");
+      }
+      o.append(md_row(model, model.kernel_table, x));
+      o.append(theirs ? fmt::format(" {:.2f} |\n", ratio(x, *theirs)) : "\n");
+      if (theirs) o.append(md_row(model, ref_name_, *theirs)).append(" |\n");
+      if (x.roofline_ts > 0) notes_.append(roofline_note(x));
+    } else if (format_ == "json") {
+      o.append(json_row(model, x, theirs, false));
+      if (theirs) o.append(json_row(model, *theirs, &x, true));
     } else {
-      j.key("backends").value("CPU").key("kernel_table").value(r.kernel_table);
-      if (ref) j.key("ratio").value(ratio(x, ref->rows[k]));
+      if (rows_ == 0) o.append(csv_header());
+      o.append(csv_row(model, x, "CPU", model.kernel_table)).append(theirs ? fmt::format(",{:.6f}\n", ratio(x, *theirs)) : "\n");
+      if (theirs) o.append(csv_row(model, *theirs, ref_name_, "")).append(",\n");
+    }
+    ++rows_;
+    write_stdout(o);
+  }
+
+  void kernels(const diag::BenchReport& model) {
+    if (model.kernels.empty()) return;
+    if (format_ == "md") {
+      kernel_md_.append(fmt::format("\n{} ({}, {} params)\n\n| kernel table |", model.model_type,
+                                    human_size(model.model_size), human_params(model.model_n_params)));
+      kernel_md_.append(" entry | tensors | type | rows x cols | tokens | threads | us/call | GOPS | GB/s |\n"
+                        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+      for (const auto& k : model.kernels)
+        kernel_md_.append(fmt::format("| {} | {} | {} | {} | {} x {} | {} | {} | {:.1f} | {} | {:.2f} |\n", k.backend,
+                                      k.entry, k.tensors, k.type, k.rows, k.cols, k.n_tokens, k.n_threads,
+                                      k.best_seconds * 1e6,
+                                      k.gops > 0 ? fmt::format("{:.1f}", k.gops) : std::string("-"), k.gbs));
+      return;
+    }
+    std::string o;
+    if (format_ == "csv" && rows_ == 0) o.append(csv_header());
+    for (const auto& k : model.kernels) {
+      if (format_ == "json") {
+        o.append(json_kernel(model, k));
+      } else {
+        o.append(fmt::format("\"{}\",\"{}\",{},{},CPU,{},{},0,0,kernel,,,,{},\"{}\",{},{},{},{},{:.6f},{:.6f}",
+                             model.model_path, model.model_type, model.model_size, model.model_n_params, k.backend,
+                             k.n_threads, k.entry, k.tensors, k.rows, k.cols, k.n_tokens,
+                             static_cast<uint64_t>(k.best_seconds * 1e9), k.gops, k.gbs));
+        o.append(ref() ? ",\n" : "\n");
+      }
+      ++rows_;
+    }
+    write_stdout(o);
+  }
+
+  // complete: every test ran (false: interrupted, only the JSON array is closed).
+  void close(bool complete) {
+    if (format_ == "json") {
+      // An interrupted run closes the array it started; one that failed before its first row
+      // printed nothing and adds nothing.
+      if (json_elements_ > 0 || complete) write_stdout(json_elements_ == 0 ? "[]\n" : "\n]\n");
+      return;
+    }
+    if (format_ != "md" || !complete) return;
+    std::string o;
+    if (ref() && rows_ > 0) o.append(fmt::format("\nratio: t/s of ours / t/s of {} (repetitions alternated)\n", ref_name_));
+    o.append(notes_);
+    if (!kernel_md_.empty()) o.append(rows_ == 0 ? kernel_md_.substr(1) : kernel_md_);
+    if (!kernel_md_.empty())
+      o.append("\nus/call: fastest of the samples; a matmul entry's time includes quantizing its activations. "
+               "GOPS: 2 x rows x cols x tokens per second; GB/s: weight bytes (a quantizer: its f32 input) per second.\n");
+    write_stdout(o);
+  }
+
+ private:
+  bool ref() const { return !ref_name_.empty(); }
+
+  static std::string md_row(const diag::BenchReport& m, const std::string& backend, const diag::BenchResult& x) {
+    return fmt::format("| {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} |", m.model_type, human_size(m.model_size),
+                       human_params(m.model_n_params), backend, x.n_threads, x.test, x.avg_ts, x.stddev_ts);
+  }
+
+  static std::string roofline_note(const diag::BenchResult& x) {
+    std::string o = fmt::format("\ndecode roofline, {} thread{}: read bandwidth {:.1f} GB/s (over {:.1f} MB), {:.1f} MB "
+                                "read per token -> at most {:.2f} t/s; {} ran at {:.0f}% of it\n",
+                                x.n_threads, x.n_threads == 1 ? "" : "s", x.bandwidth_gbs,
+                                static_cast<double>(x.bandwidth_probe_bytes) / 1e6,
+                                static_cast<double>(x.bytes_per_token) / 1e6, x.roofline_ts, x.test,
+                                100.0 * x.avg_ts / x.roofline_ts);
+    if (x.huge_page_bytes && x.weights_bytes > 0) {
+      // The weights stream from huge pages only where the kernel grants them (docs/memcheck.md).
+      const uint64_t huge = std::min(*x.huge_page_bytes, x.weights_bytes);
+      o.append(fmt::format("weights in 2 MiB pages: {:.1f} of {:.1f} MB{}\n", static_cast<double>(huge) / 1e6,
+                           static_cast<double>(x.weights_bytes) / 1e6,
+                           huge * 10 < x.weights_bytes * 9 ? " (transparent huge pages refused or off: decode reads 4 KiB "
+                                                             "pages, about 15% slower; see debug-report)"
+                                                           : ""));
+    }
+    return o;
+  }
+
+  // One array element (with the separator before it). theirs: a reference row, `other` is ours;
+  // otherwise `other` is the reference's row of the same test, if any.
+  std::string json_row(const diag::BenchReport& m, const diag::BenchResult& x, const diag::BenchResult* other,
+                       bool theirs) {
+    JsonWriter j;
+    j.begin_object();
+    j.key("model_filename").value(m.model_path).key("model_type").value(m.model_type);
+    j.key("model_size").value(m.model_size).key("model_n_params").value(m.model_n_params);
+    if (theirs) {
+      j.key("backends").value(ref_name_);
+    } else {
+      j.key("backends").value("CPU").key("kernel_table").value(m.kernel_table);
+      if (other) j.key("ratio").value(ratio(x, *other));
     }
     j.key("build_commit").value(build::commit).key("cpu_info").value(cpu_features().brand);
     j.key("n_threads").value(x.n_threads).key("n_prompt").value(x.n_prompt).key("n_gen").value(x.n_gen);
-    j.key("test").value(x.test).key("test_time").value(started);
-    const SampleStats st = sample_stats(x.seconds, x.n_prompt + x.n_gen);
+    j.key("test").value(x.test).key("test_time").value(utc_text(x.started));
+    const SampleStats st = sample_stats(x.seconds, int64_t{x.n_prompt} + x.n_gen);
     j.key("avg_ns").value(static_cast<uint64_t>(st.avg_ns)).key("stddev_ns").value(static_cast<uint64_t>(st.stddev_ns));
     j.key("samples_ns").begin_array();
     for (uint64_t v : st.ns) j.value(v);
@@ -177,9 +263,13 @@ std::string json(const diag::BenchReport& r, const RefRows* ref, const std::stri
       if (x.huge_page_bytes) j.key("huge_page_bytes").value(*x.huge_page_bytes);
     }
     j.end_object();
+    return element(j.str());
   }
-  for (const auto& k : r.kernels) {
+
+  std::string json_kernel(const diag::BenchReport& m, const diag::KernelBenchRow& k) {
+    JsonWriter j;
     j.begin_object();
+    j.key("model_filename").value(m.model_path);
     j.key("test").value("kernel").key("backends").value("CPU").key("kernel_table").value(k.backend);
     j.key("entry").value(k.entry).key("tensors").value(k.tensors).key("type").value(k.type);
     j.key("rows").value(k.rows).key("cols").value(k.cols).key("n_tokens").value(k.n_tokens);
@@ -190,41 +280,45 @@ std::string json(const diag::BenchReport& r, const RefRows* ref, const std::stri
     j.key("best_ns").value(static_cast<uint64_t>(k.best_seconds * 1e9)).key("bytes").value(k.bytes);
     j.key("gops").value(k.gops).key("gbs").value(k.gbs);
     j.end_object();
+    return element(j.str());
   }
-  j.end_array();
-  return j.str() + "\n";
-}
 
-std::string csv(const diag::BenchReport& r, const RefRows* ref) {
-  std::string o = "model_filename,model_type,model_size,model_n_params,backends,kernel_table,n_threads,n_prompt,n_gen,"
-                  "test,avg_ts,stddev_ts,roofline_pct,entry,tensors,rows,cols,n_tokens,best_ns,gops,gbs";
-  o.append(ref ? ",ratio\n" : "\n");
-  auto row = [&](const diag::BenchResult& x, const std::string& backends, const std::string& table) {
-    o.append(fmt::format("\"{}\",\"{}\",{},{},{},{},{},{},{},{},{:.6f},{:.6f},", r.model_path, r.model_type, r.model_size,
-                         r.model_n_params, backends, table, x.n_threads, x.n_prompt, x.n_gen, x.test, x.avg_ts, x.stddev_ts));
-    if (table.empty() || x.roofline_ts <= 0) {
-      o.append(",,,,,,,,");
-    } else {
-      o.append(fmt::format("{:.2f},,,,,,,,", 100.0 * x.avg_ts / x.roofline_ts));
-    }
-  };
-  for (size_t i = 0; i < r.results.size(); ++i) {
-    row(r.results[i], "CPU", r.kernel_table);
-    if (!ref) {
-      o.append("\n");
-      continue;
-    }
-    o.append(fmt::format(",{:.6f}\n", ratio(r.results[i], ref->rows[i])));
-    row(ref->rows[i], ref->name, "");
-    o.append(",\n");
+  // An element of the streamed array: "[\n" before the first, ",\n" before the others.
+  std::string element(const std::string& object) {
+    std::string o = json_elements_ == 0 ? "[\n" : ",\n";
+    ++json_elements_;
+    return o.append(object);
   }
-  for (const auto& k : r.kernels) {
-    o.append(fmt::format("\"{}\",\"{}\",{},{},CPU,{},{},0,0,kernel,,,,{},\"{}\",{},{},{},{},{:.6f},{:.6f}", r.model_path,
-                         r.model_type, r.model_size, r.model_n_params, k.backend, k.n_threads, k.entry, k.tensors, k.rows,
-                         k.cols, k.n_tokens, static_cast<uint64_t>(k.best_seconds * 1e9), k.gops, k.gbs));
-    o.append(ref ? ",\n" : "\n");
+
+  std::string csv_header() const {
+    std::string o = "model_filename,model_type,model_size,model_n_params,backends,kernel_table,n_threads,n_prompt,n_gen,"
+                    "test,avg_ts,stddev_ts,roofline_pct,entry,tensors,rows,cols,n_tokens,best_ns,gops,gbs";
+    return o.append(ref() ? ",ratio\n" : "\n");
   }
-  return o;
+
+  static std::string csv_row(const diag::BenchReport& m, const diag::BenchResult& x, const std::string& backends,
+                             const std::string& table) {
+    std::string o = fmt::format("\"{}\",\"{}\",{},{},{},{},{},{},{},{},{:.6f},{:.6f},", m.model_path, m.model_type,
+                                m.model_size, m.model_n_params, backends, table, x.n_threads, x.n_prompt, x.n_gen,
+                                x.test, x.avg_ts, x.stddev_ts);
+    if (table.empty() || x.roofline_ts <= 0) return o.append(",,,,,,,,");
+    return o.append(fmt::format("{:.2f},,,,,,,,", 100.0 * x.avg_ts / x.roofline_ts));
+  }
+
+  std::string format_, ref_name_;
+  size_t rows_ = 0, json_elements_ = 0;
+  std::string notes_, kernel_md_;
+};
+
+// Bench's -m list: "a.gguf,b.gguf", or -m given more than once (joined with commas by CLI11).
+std::vector<std::string> model_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!item.empty()) out.push_back(item);
+  if (out.empty()) throw make_error(ErrorCode::usage, "bench -m '{}': give a model", text);
+  return out;
 }
 
 }  // namespace
@@ -232,93 +326,122 @@ std::string csv(const diag::BenchReport& r, const RefRows* ref) {
 RunFn setup_bench(CLI::App& sub) {
   auto f = std::make_shared<BenchFlags>();
   add_engine_flags(sub, f->engine, {.thread_list = true, .threads_help = "Thread counts, comma-separated (default: all cores)"});
-  sub.add_option("-p,--n-prompt", f->n_prompt, "Prompt tokens of the pp test (0: skip)")->check(CLI::Range(0, 1 << 20));
-  sub.add_option("-n,--n-gen", f->n_gen, "Generated tokens of the tg test (0: skip)")->check(CLI::Range(0, 1 << 20));
+  // -m a,b or -m a -m b: one model after the other, as llama-bench.
+  sub.get_option("-m")
+      ->multi_option_policy(CLI::MultiOptionPolicy::Join)
+      ->delimiter(',')
+      ->type_name("MODEL[,MODEL...]")
+      ->description("Models, comma-separated or -m repeated (path, fixture:NAME or synthetic:SHAPE[:TYPE]...)");
+  sub.add_option("-p,--n-prompt", f->n_prompt, "Prompt lengths of the pp tests, comma-separated (0: none)")
+      ->type_name("N[,N...]");
+  sub.add_option("-n,--n-gen", f->n_gen, "Generation lengths of the tg tests, comma-separated (0: none)")
+      ->type_name("N[,N...]");
+  sub.add_option("--pg", f->pg,
+                 "PP,TG: a prompt of PP tokens, then TG generated after it, timed together (llama-bench's -pg; "
+                 "-pg is accepted too; repeatable)")
+      ->type_name("PP,TG");
   sub.add_option("-r,--repetitions", f->reps, "Timed repetitions after one warm-up")->check(CLI::Range(1, 1000));
   CLI::Option* output =
       sub.add_option("-o,--output", f->output, "md (default), json or csv")->check(CLI::IsMember({"md", "json", "csv"}));
   sub.add_flag_callback("--json", [f] { f->output = "json"; }, "The same as -o json (every command's spelling)")
       ->excludes(output);
   sub.add_option("--reference", f->reference,
-                 "Also run the tests through llama.cpp[:DIR] (DIR from BITNET_LLAMA_DIR), alternating repetitions, "
-                 "and print the ratio ours/theirs");
+                 "Also run the pp and tg tests through llama.cpp[:DIR] (DIR from BITNET_LLAMA_DIR), alternating "
+                 "repetitions, and print the ratio ours/theirs");
   sub.add_flag("--kernels", f->kernels,
                "Also time each kernel-table entry at the model's shapes on every backend this CPU runs "
                "(only --backend's when given)");
-  sub.footer("Examples:\n  bitnet bench -m model.gguf -p 512 -n 128 -t 1,2 -o json\n"
+  sub.footer("Rows are printed as each test finishes; Ctrl-C or --timeout keeps the finished ones.\n\n"
+             "Examples:\n  bitnet bench -m model.gguf -p 512 -n 128 -t 1,2 -o json\n"
+             "  bitnet bench -m a.gguf,b.gguf -p 128,512 -n 0 -pg 512,128\n"
              "  bitnet bench -m model.gguf -t 2 --reference llama.cpp\n"
              "  bitnet bench -m synthetic:2b4t -p 0 -n 0 --kernels -t 2");
   return [f](const Context& ctx) {
-    if (f->n_prompt == 0 && f->n_gen == 0 && !f->kernels)
+    const std::vector<diag::BenchTest> tests = bench_tests(*f);
+    if (tests.empty() && !f->kernels)
       throw make_error(ErrorCode::usage, "nothing to run: -p and -n are both 0 (give one, or --kernels)");
-    const std::string started = utc_now();
-    const std::atomic<bool>& cancelled = install_interrupt_handler();
+    if (!f->reference.empty() && !f->pg.empty())
+      throw make_error(ErrorCode::usage, "bench --pg with --reference: the llama.cpp adapter runs pp and tg tests only");
+    const std::vector<std::string> models = model_list(f->engine.model);
+    install_interrupt_handler();
     diag::BenchOptions o;
-    o.n_prompt = f->n_prompt;
-    o.n_gen = f->n_gen;
+    o.tests = tests;
     o.reps = f->reps;
-    // Before every timed step: Ctrl-C or --timeout stops the run there (bench prints no partial table).
+    // Before every timed step: Ctrl-C or --timeout stops the run there.
     const bool show_progress = ::isatty(STDERR_FILENO) != 0;
+    auto clear_progress = [show_progress] {
+      if (show_progress) std::fputs("\r\033[K", stderr);
+    };
     o.progress = [show_progress](const std::string& what) {
       throw_if_cancelled();
       if (show_progress) std::fprintf(stderr, "\r\033[Kbench: %s", what.c_str());
     };
-    // The reference is checked before the model is resolved: a missing one fails at once (exit 4).
-    std::optional<diag::ReferenceSpec> ref_spec;
-    auto check_reference = [&](const Engine& e) {
-      if (f->reference.empty()) return;
-      try {
-        ref_spec = diag::parse_reference(f->reference, ctx.llama_dir, e.threads);
-      } catch (Error& err) {
-        throw err.wrap(fmt::format("bitnet bench --reference {}", f->reference));
+    ReportWriter out(f->output, f->reference.empty() ? "" : "llama.cpp");
+    try {
+      for (const std::string& model : models) {
+        EngineFlags ef = f->engine;
+        ef.model = model;
+        // The reference is checked before the model is resolved: a missing one fails at once (exit 4).
+        std::optional<diag::ReferenceSpec> ref_spec;
+        auto check_reference = [&](const Engine& e) {
+          if (f->reference.empty()) return;
+          try {
+            ref_spec = diag::parse_reference(f->reference, ctx.llama_dir, e.threads);
+          } catch (Error& err) {
+            throw err.wrap(fmt::format("bitnet bench --reference {}", f->reference));
+          }
+          if (ref_spec->kind != diag::RefKind::llama_cpp)
+            throw make_error(ErrorCode::usage, "bench --reference '{}': only llama.cpp[:DIR] can be benchmarked",
+                             f->reference);
+        };
+        Engine e = resolve_engine(ctx, ef, {.model = true}, check_reference);
+        const std::filesystem::path& path = e.model_path;
+        o.threads = e.thread_counts;
+        o.kernels = e.kernels;
+        o.kernel_bench.tables.clear();
+        // --kernels times every backend this CPU runs, or only the one --backend (BITNET_BACKEND) names.
+        if (f->kernels && !f->engine.backend.empty()) o.kernel_bench.tables.push_back(e.kernels);
+        if (f->kernels && f->engine.backend.empty())
+          for (const kernels::Backend& b : kernels::registered_backends())
+            if (b.supported()) o.kernel_bench.tables.push_back(&b.table());
+        const diag::BenchReport model_info = diag::describe_bench_model(path.string(), *e.model, *e.kernels);
+        // Theirs: one repetition of the same test (after its own warm-ups) after each of ours.
+        std::vector<double> their_seconds;
+        if (ref_spec) {
+          o.after_rep = [&](int threads, const diag::BenchTest& t, int) {
+            diag::RefBenchRequest q;
+            q.model = std::filesystem::absolute(path);
+            q.n_prompt = t.n_prompt;
+            q.n_gen = t.n_gen;
+            q.reps = 1;
+            q.threads = threads;
+            q.cancel = &cancel_flag();
+            throw_if_cancelled();
+            const diag::RefBenchRun run = diag::run_reference_bench(*ref_spec, q, std::chrono::hours(1));
+            const auto& s = t.n_prompt > 0 ? run.pp_seconds : run.tg_seconds;
+            their_seconds.insert(their_seconds.end(), s.begin(), s.end());
+          };
+        }
+        o.on_result = [&](const diag::BenchResult& x) {
+          clear_progress();
+          if (!ref_spec) return out.row(model_info, x, nullptr);
+          diag::BenchResult y = x;
+          y.seconds = std::exchange(their_seconds, {});
+          y.roofline_ts = 0;
+          diag::summarize(y, static_cast<double>(x.n_prompt) + x.n_gen);
+          out.row(model_info, x, &y);
+        };
+        const diag::BenchReport r = diag::run_bench(path.string(), *e.model, o);
+        throw_if_cancelled();  // cancelled during the last step
+        clear_progress();
+        out.kernels(r);
       }
-      if (ref_spec->kind != diag::RefKind::llama_cpp)
-        throw make_error(ErrorCode::usage, "bench --reference '{}': only llama.cpp[:DIR] can be benchmarked", f->reference);
-    };
-    Engine e = resolve_engine(ctx, f->engine, {.model = true}, check_reference);
-    const std::filesystem::path& path = e.model_path;
-    o.threads = e.thread_counts;
-    o.kernels = e.kernels;
-    // --kernels times every backend this CPU runs, or only the one --backend (BITNET_BACKEND) names.
-    if (f->kernels && !f->engine.backend.empty()) o.kernel_bench.tables.push_back(e.kernels);
-    if (f->kernels && f->engine.backend.empty())
-      for (const kernels::Backend& b : kernels::registered_backends())
-        if (b.supported()) o.kernel_bench.tables.push_back(&b.table());
-    // Theirs, one repetition (after its own warm-ups) after each of ours.
-    std::map<int, diag::RefBenchRun> theirs;
-    if (ref_spec) {
-      o.after_rep = [&](int threads, int) {
-        diag::RefBenchRequest q;
-        q.model = std::filesystem::absolute(path);
-        q.n_prompt = o.n_prompt;
-        q.n_gen = o.n_gen;
-        q.reps = 1;
-        q.threads = threads;
-        q.cancel = &cancelled;
-        throw_if_cancelled();
-        diag::RefBenchRun run = diag::run_reference_bench(*ref_spec, q, std::chrono::hours(1));
-        auto& acc = theirs[threads];
-        acc.pp_seconds.insert(acc.pp_seconds.end(), run.pp_seconds.begin(), run.pp_seconds.end());
-        acc.tg_seconds.insert(acc.tg_seconds.end(), run.tg_seconds.begin(), run.tg_seconds.end());
-      };
+    } catch (const Error& err) {
+      clear_progress();
+      out.close(false);
+      throw;
     }
-    diag::BenchReport r = diag::run_bench(path.string(), *e.model, o);
-    throw_if_cancelled();  // cancelled during the last step
-    if (show_progress) std::fputs("\r\033[K", stderr);
-    RefRows ref_rows;
-    ref_rows.name = "llama.cpp";
-    if (ref_spec) {
-      for (const auto& x : r.results) {
-        diag::BenchResult y = x;
-        const bool pp = x.n_prompt > 0;
-        y.seconds = pp ? theirs[x.n_threads].pp_seconds : theirs[x.n_threads].tg_seconds;
-        diag::summarize(y, pp ? x.n_prompt : x.n_gen);
-        ref_rows.rows.push_back(std::move(y));
-      }
-    }
-    const RefRows* ref = ref_spec ? &ref_rows : nullptr;
-    std::string out = f->output == "json" ? json(r, ref, started) : f->output == "csv" ? csv(r, ref) : markdown(r, ref);
-    write_stdout(out);
+    out.close(true);
     return 0;
   };
 }

@@ -25,23 +25,24 @@ std::vector<TokenId> token_ids(const model::Model& m, int32_t n) {
   return ids;
 }
 
-// Seconds to feed `ids` into a fresh session: all at once (a prompt) or one by one (generation).
-// `huge`, when given, receives the process's huge-page bytes with the session loaded.
-double time_eval(const infer::ResidentWeights& w, ThreadPool& pool, const std::vector<TokenId>& ids, bool one_by_one,
-                 std::optional<uint64_t>* huge = nullptr) {
+// Seconds to run `test` in a fresh session: the prompt all at once, then the generated tokens one
+// by one. `huge`, when given, receives the process's huge-page bytes with the session loaded.
+double time_test(const infer::ResidentWeights& w, ThreadPool& pool, const std::vector<TokenId>& prompt,
+                 const std::vector<TokenId>& gen, std::optional<uint64_t>* huge = nullptr) {
   infer::SessionOptions so;
-  so.n_ctx = static_cast<uint32_t>(ids.size());
+  so.n_ctx = static_cast<uint32_t>(prompt.size() + gen.size());
   so.pool = &pool;
   so.weights = &w;
   infer::Session s(w.model(), w.kernels(), so);
   if (huge != nullptr) *huge = read_anon_huge_pages();
   const auto t0 = Clock::now();
-  if (one_by_one) {
-    for (TokenId id : ids) s.eval(std::span<const TokenId>(&id, 1));
-  } else {
-    s.eval(ids);
-  }
+  if (!prompt.empty()) s.eval(prompt);
+  for (TokenId id : gen) s.eval(std::span<const TokenId>(&id, 1));
   return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::vector<TokenId> first(const std::vector<TokenId>& ids, int32_t n) {
+  return {ids.begin(), ids.begin() + std::min<int64_t>(n, static_cast<int64_t>(ids.size()))};
 }
 
 }  // namespace
@@ -58,32 +59,45 @@ void summarize(BenchResult& r, double tokens) {
   r.stddev_ts = ts.size() > 1 ? std::sqrt(var / static_cast<double>(ts.size() - 1)) : 0.0;
 }
 
-BenchReport run_bench(const std::string& model_path, const model::Model& m, const BenchOptions& opt) {
-  BITNET_CHECK(opt.kernels != nullptr);
+std::string test_name(const BenchTest& t) {
+  if (t.n_prompt > 0 && t.n_gen > 0) return fmt::format("pp{}+tg{}", t.n_prompt, t.n_gen);
+  return t.n_prompt > 0 ? fmt::format("pp{}", t.n_prompt) : fmt::format("tg{}", t.n_gen);
+}
+
+BenchReport describe_bench_model(const std::string& model_path, const model::Model& m,
+                                 const kernels::KernelTable& kernels) {
   const model::ModelConfig& c = m.config();
-  if (static_cast<uint64_t>(opt.n_prompt) > c.n_ctx_train || static_cast<uint64_t>(opt.n_gen) > c.n_ctx_train)
-    throw make_error(ErrorCode::usage, "-p {} / -n {} exceed the model's context of {} tokens", opt.n_prompt,
-                     opt.n_gen, c.n_ctx_train);
-  if (opt.reps < 1) throw make_error(ErrorCode::usage, "-r must be at least 1");
   BenchReport rep;
   rep.model_path = model_path;
   rep.model_size = m.file().file_size();
   for (const auto& t : m.file().tensors()) rep.model_n_params += static_cast<uint64_t>(t.n_elements());
   rep.model_type = fmt::format("{} {}x{} {}", c.arch_name, c.n_embd, c.n_layer,
                                gguf::type_name(c.n_layer > 0 ? m.layer(0).wq.type : m.token_embd().type));
-  rep.kernel_table = std::string(opt.kernels->name);
-  const std::vector<TokenId> prompt = token_ids(m, opt.n_prompt), gen = token_ids(m, opt.n_gen);
+  rep.kernel_table = std::string(kernels.name);
+  return rep;
+}
+
+BenchReport run_bench(const std::string& model_path, const model::Model& m, const BenchOptions& opt) {
+  BITNET_CHECK(opt.kernels != nullptr);
+  const model::ModelConfig& c = m.config();
+  int32_t longest_prompt = 0, longest_gen = 0;
+  for (const BenchTest& t : opt.tests) {
+    if (t.n_prompt < 0 || t.n_gen < 0 || (t.n_prompt == 0 && t.n_gen == 0))
+      throw make_error(ErrorCode::usage, "bench test pp{} tg{}: give a positive prompt or generation length", t.n_prompt,
+                       t.n_gen);
+    if (static_cast<uint64_t>(t.n_prompt) + static_cast<uint64_t>(t.n_gen) > c.n_ctx_train)
+      throw make_error(ErrorCode::usage, "bench test {}: {} tokens exceed the model's context of {} tokens",
+                       test_name(t), int64_t{t.n_prompt} + t.n_gen, c.n_ctx_train);
+    longest_prompt = std::max(longest_prompt, t.n_prompt);
+    longest_gen = std::max(longest_gen, t.n_gen);
+  }
+  if (opt.reps < 1) throw make_error(ErrorCode::usage, "-r must be at least 1");
+  BenchReport rep = describe_bench_model(model_path, m, *opt.kernels);
+  const std::vector<TokenId> prompt = token_ids(m, longest_prompt), gen = token_ids(m, longest_gen);
   // One copy of the weights for every session of every thread count, made with the first pool.
   std::unique_ptr<infer::ResidentWeights> weights;
   for (int threads : opt.threads) {
     ThreadPool pool(threads);
-    BenchResult pp, tg;
-    pp.test = fmt::format("pp{}", opt.n_prompt);
-    pp.n_threads = threads;
-    pp.n_prompt = opt.n_prompt;
-    tg.test = fmt::format("tg{}", opt.n_gen);
-    tg.n_threads = threads;
-    tg.n_gen = opt.n_gen;
     auto say = [&](const std::string& what) {
       if (opt.progress) opt.progress(fmt::format("{}, {} thread{}", what, threads, threads == 1 ? "" : "s"));
     };
@@ -92,35 +106,46 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
       auto rows = run_kernel_bench(m, pool, opt.kernel_bench);
       rep.kernels.insert(rep.kernels.end(), rows.begin(), rows.end());
     }
-    if (opt.n_gen > 0 && opt.bandwidth_bytes > 0) {
+    // One bandwidth probe per thread count, sized for the longest tg test's decode step.
+    std::optional<BandwidthProbe> probe;
+    int32_t probe_gen = 0;
+    for (const BenchTest& t : opt.tests)
+      if (t.n_prompt == 0) probe_gen = std::max(probe_gen, t.n_gen);
+    if (probe_gen > 0 && opt.bandwidth_bytes > 0) {
       say("memory read bandwidth");
-      tg.bytes_per_token = decode_bytes_per_token(m, *opt.kernels, static_cast<uint32_t>(opt.n_gen / 2));
-      rep.bandwidth.push_back(probe_read_bandwidth(pool, probe_bytes_for(opt.bandwidth_bytes, tg.bytes_per_token), 10));
-      tg.bandwidth_gbs = rep.bandwidth.back().gbs;
-      tg.bandwidth_probe_bytes = rep.bandwidth.back().bytes;
-      tg.roofline_ts = tg.bandwidth_gbs * 1e9 / static_cast<double>(tg.bytes_per_token);
-      tg.weights_bytes = infer::resident_total_bytes(m, *opt.kernels);
+      const uint64_t step = decode_bytes_per_token(m, *opt.kernels, static_cast<uint32_t>(probe_gen / 2));
+      probe = probe_read_bandwidth(pool, probe_bytes_for(opt.bandwidth_bytes, step), 10);
+      rep.bandwidth.push_back(*probe);
     }
     // Warm-ups: page in the weights, size the buffers.
-    say("warm-up");
-    if (!weights && (opt.n_prompt > 0 || opt.n_gen > 0))
-      weights = std::make_unique<infer::ResidentWeights>(m, *opt.kernels, default_memory_pool(), &pool);
-    if (opt.n_prompt > 0) time_eval(*weights, pool, prompt, false);
-    if (opt.n_gen > 0)
-      time_eval(*weights, pool, std::vector<TokenId>(gen.begin(), gen.begin() + std::min<int32_t>(opt.n_gen, 8)), true);
-    for (int i = 0; i < opt.reps; ++i) {
-      say(fmt::format("repetition {}/{}", i + 1, opt.reps));
-      if (opt.n_prompt > 0) pp.seconds.push_back(time_eval(*weights, pool, prompt, false));
-      if (opt.n_gen > 0) tg.seconds.push_back(time_eval(*weights, pool, gen, true, &tg.huge_page_bytes));
-      if (opt.after_rep) opt.after_rep(threads, i);
-    }
-    if (opt.n_prompt > 0) {
-      summarize(pp, opt.n_prompt);
-      rep.results.push_back(std::move(pp));
-    }
-    if (opt.n_gen > 0) {
-      summarize(tg, opt.n_gen);
-      rep.results.push_back(std::move(tg));
+    if (!opt.tests.empty()) say("warm-up");
+    if (!weights && !opt.tests.empty()) weights = std::make_unique<infer::ResidentWeights>(m, *opt.kernels, default_memory_pool(), &pool);
+    if (longest_prompt > 0 && weights) time_test(*weights, pool, prompt, {});
+    if (longest_gen > 0 && weights) time_test(*weights, pool, {}, first(gen, 8));
+    for (const BenchTest& t : opt.tests) {
+      BenchResult r;
+      r.test = test_name(t);
+      r.n_threads = threads;
+      r.n_prompt = t.n_prompt;
+      r.n_gen = t.n_gen;
+      const bool tg = t.n_prompt == 0;
+      if (tg && probe) {
+        r.bytes_per_token = decode_bytes_per_token(m, *opt.kernels, static_cast<uint32_t>(t.n_gen / 2));
+        r.bandwidth_gbs = probe->gbs;
+        r.bandwidth_probe_bytes = probe->bytes;
+        r.roofline_ts = r.bandwidth_gbs * 1e9 / static_cast<double>(r.bytes_per_token);
+        r.weights_bytes = infer::resident_total_bytes(m, *opt.kernels);
+      }
+      const std::vector<TokenId> p = first(prompt, t.n_prompt), g = first(gen, t.n_gen);
+      r.started = std::time(nullptr);
+      for (int i = 0; i < opt.reps; ++i) {
+        say(fmt::format("{} repetition {}/{}", r.test, i + 1, opt.reps));
+        r.seconds.push_back(time_test(*weights, pool, p, g, tg ? &r.huge_page_bytes : nullptr));
+        if (opt.after_rep) opt.after_rep(threads, t, i);
+      }
+      summarize(r, static_cast<double>(t.n_prompt) + t.n_gen);
+      if (opt.on_result) opt.on_result(r);
+      rep.results.push_back(std::move(r));
     }
   }
   return rep;

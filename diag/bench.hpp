@@ -1,10 +1,12 @@
-// End-to-end speed of this engine on a model: prompt processing (prefill of n_prompt tokens
-// from an empty context) and generation (n_gen single-token steps), each repeated after a
-// warm-up, as llama-bench measures them. Builds result rows; never prints.
+// End-to-end speed of this engine on a model, as llama-bench measures it: prompt processing (pp:
+// prefill of n_prompt tokens from an empty context), generation (tg: n_gen single-token steps) and
+// both in one session (pg: a prompt, then generation after it), each test repeated after a
+// warm-up. Builds result rows and hands each to a callback when it is done; never prints.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <ctime>
 #include <functional>
 #include <optional>
 #include <string>
@@ -25,15 +27,28 @@ inline uint64_t probe_bytes_for(uint64_t floor, uint64_t step_bytes) {
   return std::max(floor, std::min(step_bytes, kMaxProbeBytes));
 }
 
+struct BenchResult;
+
+// One test: pp {n_prompt, 0}, tg {0, n_gen} or pg {n_prompt, n_gen}.
+struct BenchTest {
+  int32_t n_prompt = 0;
+  int32_t n_gen = 0;
+};
+
+// llama-bench's names: "pp512", "tg128", "pp512+tg128".
+std::string test_name(const BenchTest& t);
+
 struct BenchOptions {
-  int32_t n_prompt = 512;            // 0: skip the prompt test
-  int32_t n_gen = 128;               // 0: skip the generation test
+  std::vector<BenchTest> tests = {{512, 0}, {0, 128}};  // run in this order for each thread count
   int32_t reps = 5;
   std::vector<int> threads = {2};
   const kernels::KernelTable* kernels = nullptr;  // required
-  // Called after each of our timed repetitions (its pp, then its tg) with the thread count and the
-  // repetition index: `bench --reference` runs the reference's repetition there, so the two alternate.
-  std::function<void(int threads, int rep)> after_rep;
+  // Called after each of our timed repetitions with the thread count, the test and the repetition
+  // index: `bench --reference` runs the reference's repetition there, so the two alternate.
+  std::function<void(int threads, const BenchTest& test, int rep)> after_rep;
+  // Called with each row as soon as its repetitions are done (bench prints it then, so that an
+  // interrupted run keeps the rows it finished).
+  std::function<void(const BenchResult&)> on_result;
   // Called before each timed step with a one-line description ("pp512 rep 2/5, 2 threads").
   std::function<void(const std::string&)> progress;
   // Read-bandwidth probe before each thread count's tg test (0: no probe, no roofline): the
@@ -47,11 +62,12 @@ struct BenchOptions {
 };
 
 struct BenchResult {
-  std::string test;       // "pp512", "tg128"
+  std::string test;       // "pp512", "tg128", "pp512+tg128"
   int n_threads = 0;
   int32_t n_prompt = 0;
   int32_t n_gen = 0;
   std::vector<double> seconds;  // one per repetition
+  std::time_t started = 0;      // when the first repetition began (llama-bench's test_time)
   double avg_ts = 0;      // tokens per second, mean over repetitions
   double stddev_ts = 0;   // sample standard deviation of tokens per second
   // tg rows with a bandwidth probe: bytes a decode step reads (at the mean context position of
@@ -78,10 +94,15 @@ struct BenchReport {
   std::vector<KernelBenchRow> kernels;     // bench --kernels
 };
 
-// Throws bitnet::Error(usage) for a prompt + generation longer than the model's context.
+// The report's model fields (path, type, size, parameters, kernel table), before any test runs.
+BenchReport describe_bench_model(const std::string& model_path, const model::Model& model,
+                                 const kernels::KernelTable& kernels);
+
+// Throws bitnet::Error(usage) for a test longer than the model's context.
 BenchReport run_bench(const std::string& model_path, const model::Model& model, const BenchOptions& opt);
 
-// Mean and sample standard deviation of tokens / seconds[i].
+// Mean and sample standard deviation of tokens / seconds[i] (a pg test counts both its prompt and
+// its generated tokens, as llama-bench does).
 void summarize(BenchResult& r, double tokens);
 
 }  // namespace bitnet::diag

@@ -28,11 +28,12 @@ namespace {
 // A directory holding a fake bitnet-llama-ref: a shell script with the given body.
 struct FakeReference {
   std::filesystem::path dir;
+  // The request (JSON on stdin) is in $req for the body.
   explicit FakeReference(const std::string& body) {
     char tmpl[] = "/tmp/bitnet-bench-ref-XXXXXX";
     dir = ::mkdtemp(tmpl);
     const auto exe = dir / "bitnet-llama-ref";
-    std::ofstream(exe) << "#!/bin/sh\ncat >/dev/null\n" << body << "\n";
+    std::ofstream(exe) << "#!/bin/sh\nreq=$(cat)\n" << body << "\n";
     ::chmod(exe.c_str(), 0755);
   }
   ~FakeReference() { std::filesystem::remove_all(dir); }
@@ -76,8 +77,7 @@ TEST(Bench, ProbeSizeIsTheStepsBetweenTheFloorAndTheCap) {
 TEST(Bench, ProbeReadsAsMuchAsADecodeStep) {
   auto m = model::Model::load(fixture_file("models/bitnet-tiny-tq2_0.gguf"));
   diag::BenchOptions opt;
-  opt.n_prompt = 0;
-  opt.n_gen = 4;
+  opt.tests = {{0, 4}};
   opt.reps = 1;
   opt.threads = {2};
   opt.kernels = &kernels::reference_table();
@@ -160,8 +160,11 @@ TEST(BenchCli, BadArgumentsAreUsageErrors) {
 }
 
 TEST(BenchCli, ReferenceRowsAndRatiosFromAFakeAdapter) {
-  // pp16 in 0.5 s and tg8 in 0.25 s: 32 t/s for both tests of theirs.
-  FakeReference ref("echo '{\"pp_seconds\":[0.5],\"tg_seconds\":[0.25]}'");
+  // pp16 in 0.5 s and tg8 in 0.25 s: 32 t/s for both tests of theirs. Each request asks for one
+  // test, as bench alternates test by test.
+  FakeReference ref(
+      "case \"$req\" in *'\"n_gen\":0'*) echo '{\"pp_seconds\":[0.5],\"tg_seconds\":[]}';;\n"
+      "*) echo '{\"pp_seconds\":[],\"tg_seconds\":[0.25]}';; esac");
   RunResult r = run_bitnet({"bench", "-p", "16", "-n", "8", "-r", "2", "-t", "1", "--reference", ref.spec(), "-o", "json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   check_reference_rows(r.out, 2, 2);
@@ -339,6 +342,66 @@ TEST(BenchCli, JsonHasLlamaBenchFieldsAndEmptyRunsAreRefused) {
   RunResult none = run_bitnet({"bench", "-p", "0", "-n", "0"});
   EXPECT_EQ(none.exit_code, 2);
   EXPECT_NE(none.err.find("error: nothing to run: -p and -n are both 0"), std::string::npos) << none.err;
+}
+
+}  // namespace
+}  // namespace bitnet::test
+
+namespace bitnet::test {
+namespace {
+
+// Issue #20, point 15: -p and -n take lists, -m several models (comma-separated or repeated), -pg
+// a prompt-then-generation test, in llama-bench's order and names (pp per -p, tg per -n, then pg).
+TEST(BenchCli, ListsSeveralModelsAndPromptThenGeneration) {
+  RunResult r = run_bitnet({"bench", "-m", "fixture:stories260K,fixture:bitnet-tiny-tq2_0", "-m", "fixture:stories260K",
+                            "-p", "8,16", "-n", "0,4", "-pg", "8,4", "-r", "2", "-t", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  simdjson::dom::parser parser;
+  simdjson::dom::array rows = parse_rows(parser, r.out);
+  const std::vector<std::string> tests = {"pp8", "pp16", "tg4", "pp8+tg4"};
+  ASSERT_EQ(rows.size(), 3 * tests.size()) << r.out;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    simdjson::dom::element row = rows.at(i);
+    const std::string_view file = row["model_filename"];
+    EXPECT_TRUE(file.ends_with(i / 4 == 1 ? "bitnet-tiny-tq2_0.gguf" : "stories260K.gguf")) << file;
+    EXPECT_EQ(std::string_view(row["test"]), tests[i % 4]);
+    const int64_t p = row["n_prompt"], n = row["n_gen"];
+    EXPECT_EQ(p, i % 4 == 1 ? 16 : i % 4 == 2 ? 0 : 8);
+    EXPECT_EQ(n, i % 4 >= 2 ? 4 : 0);
+    // A pg row counts its prompt and its generated tokens over the whole time, as llama-bench.
+    const simdjson::dom::array ns = row["samples_ns"], ts = row["samples_ts"];
+    const double t0 = double(int64_t(ns.at(0))) * 1e-9;
+    EXPECT_NEAR(double(ts.at(0)), double(p + n) / t0, double(p + n) / t0 * 1e-4);  // samples_ns are truncated
+  }
+  RunResult bad = run_bitnet({"bench", "-p", "8,x"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("error: bench -p '8,x': 'x' is not a token count in [0, 1048576]"), std::string::npos) << bad.err;
+  RunResult half = run_bitnet({"bench", "-pg", "8"});
+  EXPECT_EQ(half.exit_code, 2);
+  EXPECT_NE(half.err.find("give PP,TG, two positive token counts"), std::string::npos) << half.err;
+  // -pg is bench's alone: generate -pg is still the prompt "g".
+  RunResult gen = run_bitnet({"generate", "-m", "fixture:stories260K", "-pg", "-n", "1", "-q"});
+  EXPECT_EQ(gen.exit_code, 0) << gen.err;
+}
+
+// Rows are printed as each test finishes, so a run stopped by --timeout (or Ctrl-C, the same
+// cancellation) keeps the finished ones: a complete JSON array, a Markdown table with its rows.
+TEST(BenchCli, AStoppedRunKeepsItsFinishedRows) {
+  // 1000 repetitions of pp8 take a fraction of a second (a few under ASan); of pp8+tg500, over 20 s.
+  for (const std::string format : {"json", "md"}) {
+    RunResult r = run_bitnet({"--timeout", "8", "bench", "-m", "fixture:stories260K", "-p", "8", "-n", "0", "-pg",
+                              "8,500", "-r", "1000", "-t", "1", "-o", format});
+    EXPECT_EQ(r.exit_code, 124) << r.err;
+    if (format == "json") {
+      simdjson::dom::parser parser;
+      simdjson::dom::array rows = parse_rows(parser, r.out);
+      ASSERT_EQ(rows.size(), 1u) << r.out;
+      EXPECT_EQ(std::string_view(rows.at(0)["test"]), "pp8");
+    } else {
+      EXPECT_NE(r.out.find("| 1 | pp8 | "), std::string::npos) << r.out;
+      EXPECT_EQ(r.out.find("pp8+tg500"), std::string::npos) << r.out;
+    }
+  }
 }
 
 }  // namespace
