@@ -9,6 +9,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/gguf/reader.hpp"
 #include "support/fixtures.hpp"
 #include "support/run.hpp"
 #include "support/scoped.hpp"
@@ -202,6 +203,35 @@ TEST(InspectCli, CheckTensorsNamesANanWeight) {
   EXPECT_NE(g.err.find("tensor 'output_norm.weight': element 3 is nan: the weights are not finite"), std::string::npos)
       << g.err;
   EXPECT_EQ(g.out, "");
+}
+
+// The I2_S tensor scale (one float after the packed codes) is checked before the codes: a NaN
+// scale would make every weight of the tensor NaN, and the error names the tensor and the scale.
+TEST(InspectCli, CheckTensorsNamesANanI2sScale) {
+  TempDir dir;
+  const std::filesystem::path copy = dir / "nan-scale.gguf";
+  std::filesystem::copy_file(fixture_file("models/bitnet-tiny-i2_s.gguf"), copy);
+  std::string name;
+  uint64_t at = 0;
+  {
+    const gguf::GgufFile f = gguf::GgufFile::open(copy);
+    for (const gguf::TensorInfo& t : f.tensors())
+      if (t.type == gguf::GgmlType::I2_S) {
+        name = t.name;
+        at = f.data_offset() + t.offset + static_cast<uint64_t>(t.n_elements()) / 4;
+        break;
+      }
+  }
+  ASSERT_FALSE(name.empty()) << "the fixture has I2_S tensors";
+  {
+    std::fstream f(copy, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(at));
+    const uint32_t nan_bits = 0x7fc00000u;
+    f.write(reinterpret_cast<const char*>(&nan_bits), 4);
+  }
+  RunResult r = run_bitnet({"inspect", copy.string(), "--check-tensors", "--no-hash"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("tensor '" + name + "': its I2_S scale is nan"), std::string::npos) << r.err;
 }
 
 }  // namespace
