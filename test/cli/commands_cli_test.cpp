@@ -133,6 +133,34 @@ TEST(CommandsCli, OutputPathsAreCheckedBeforeTheWork) {
   std::filesystem::remove_all(dir);
 }
 
+// Issue #20, point 4 (a late failure): the output file's directory passes the up-front check but
+// the write itself fails (here a file-size limit of 0, EFBIG): crossval still prints its report,
+// names the real path and the reason, exits 1 and leaves no temporary file behind.
+TEST(CommandsCli, ALateWriteFailureKeepsTheReportAndRemovesTheTemp) {
+  char tmpl[] = "/tmp/bitnet-late-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl, junit = dir + "/j.xml";
+  // SIGXFSZ ignored (inherited through exec), so the write returns EFBIG instead of killing.
+  ::setenv("BITNET_FIXTURE_PATH", fixture_dirs().c_str(), 0);  // as run_bitnet's children get it
+  std::string line = "sh -c \"trap '' XFSZ; ulimit -f 0; exec '";
+  line += bitnet_bin();
+  line += "' crossval -r backend:reference -n 2 --junit '";
+  line += junit;
+  line += "' 2>&1\"";
+  std::string out;
+  FILE* p = popen(line.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int status = pclose(p);
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  EXPECT_NE(out.find("PASS: the prompt agrees"), std::string::npos) << out;
+  EXPECT_NE(out.find("error: " + junit + ": cannot write: File too large"), std::string::npos) << out;
+  EXPECT_TRUE(std::filesystem::is_empty(dir)) << "a temporary file was left in " << dir;
+  std::filesystem::remove_all(dir);
+}
+
 // Issue #20, point 13 (part): help shows each option's default, except placeholders (0, -1, [])
 // whose meaning the option's text gives ("default: all cores").
 TEST(CommandsCli, HelpShowsDefaults) {
