@@ -8,6 +8,7 @@
 #include <cstring>
 #include <utility>
 
+#include "backends/f16_pairs.hpp"
 #include "backends/avx2.hpp"
 #include "backends/exp.hpp"
 #include "backends/q6k.hpp"
@@ -656,11 +657,7 @@ void gemm_tq2_0_q8_k(const void* w, int64_t n_rows, const BlockQ8K* a, int64_t n
 
 void gemm_f16(const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_t* a, int64_t a_stride, int64_t n_tokens,
               int64_t n, float* y, int64_t y_stride) {
-  if (n > kF16MaxN) {
-    for (int64_t t = 0; t < n_tokens; ++t)
-      for (int64_t r = 0; r < n_rows; ++r) y[t * y_stride + r] = dot_f16_f16(w + r * w_stride, a + t * a_stride, n);
-    return;
-  }
+  if (n > kF16MaxN) return f16_pairs(dot_f16_f16, w, w_stride, n_rows, a, a_stride, n_tokens, n, y, y_stride);
   alignas(64) static thread_local float af[4 * kF16MaxN];
   for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
     const int nt = static_cast<int>(std::min<int64_t>(4, n_tokens - t0));

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "backends/avx2.hpp"
+#include "backends/f16_pairs.hpp"
 #include "core/kernels/reference.hpp"
 
 namespace bitnet::backends::avx2 {
@@ -160,11 +161,7 @@ void to_bf16(const float* x, int64_t n, uint16_t* y) {
 
 void gemm_f16(const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_t* a, int64_t a_stride, int64_t n_tokens,
               int64_t n, float* y, int64_t y_stride) {
-  if (n > kF16MaxN) {
-    for (int64_t t = 0; t < n_tokens; ++t)
-      for (int64_t r = 0; r < n_rows; ++r) y[t * y_stride + r] = dot_f16_f16(w + r * w_stride, a + t * a_stride, n);
-    return;
-  }
+  if (n > kF16MaxN) return f16_pairs(dot_f16_f16, w, w_stride, n_rows, a, a_stride, n_tokens, n, y, y_stride);
   alignas(32) static thread_local float af[kF16MaxTokens * kF16MaxN];
   const int64_t padded = (n + 63) / 64 * 64;
   for (int64_t t0 = 0; t0 < n_tokens;) {
