@@ -18,6 +18,7 @@
 #include "core/base/error.hpp"
 #include "core/base/thread_pool.hpp"
 #include "core/gguf/writer.hpp"
+#include "core/infer/generate.hpp"
 #include "core/infer/session.hpp"
 #include "core/kernels/dispatch.hpp"
 #include "core/kernels/kernels.hpp"
@@ -241,6 +242,33 @@ TEST(ContextShift, RangesPastTheContextAreInvalidInput) {
   plain.eval(five);
   plain.eval(next);
   EXPECT_EQ(copy(s.logits()), copy(plain.logits()));
+}
+
+// make_room, llama-cli's rule: nothing while the new tokens fit or shifting is off; else keep
+// n_keep (at most what is there) and drop half of the rest, or what the new tokens need when
+// that is more; nothing when even dropping all of the rest would not do.
+TEST(ContextShift, MakeRoomDropsHalfAfterTheKeptTokensOrWhatIsNeeded) {
+  const auto model = model::Model::load(test::fixture_file("models/stories260K.gguf"));
+  SessionOptions so;
+  so.n_ctx = 16;
+  Session s(*model, table(), so);
+  s.eval(ids(model->config().n_vocab, 16, 4));
+  GenerateOptions opt;
+  opt.n_keep = 2;
+  auto room = [&](size_t n_new) {
+    const ShiftResult r = make_room(s, n_new, opt);
+    return std::vector<uint32_t>{r.kept, r.dropped, s.n_past()};
+  };
+  EXPECT_EQ(room(1), (std::vector<uint32_t>{0, 0, 16})) << "shifting is off";
+  opt.context_shift = true;
+  EXPECT_EQ(room(1), (std::vector<uint32_t>{2, 7, 9}));     // (16 - 2) / 2
+  EXPECT_EQ(room(7), (std::vector<uint32_t>{0, 0, 9}));     // 9 + 7 fit in 16
+  EXPECT_EQ(room(12), (std::vector<uint32_t>{2, 5, 4}));    // half is 3, 9 + 12 - 16 = 5 needed
+  EXPECT_EQ(room(15), (std::vector<uint32_t>{0, 0, 4}));    // 3 needed, 2 after the kept ones
+  opt.n_keep = 100;
+  EXPECT_EQ(room(13), (std::vector<uint32_t>{0, 0, 4}));    // all 4 kept: nothing to drop
+  opt.n_keep = 0;
+  EXPECT_EQ(room(13), (std::vector<uint32_t>{0, 2, 2}));
 }
 
 }  // namespace
