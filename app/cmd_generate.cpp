@@ -54,6 +54,8 @@ struct GenerateFlags {
   bool escape = true;  // -p's \n, \t, ... become characters (--no-escape: taken as they are)
   bool no_stdin = false;
   std::string kv_type = "f16";
+  int32_t keep = 0;              // --keep: prompt tokens a context shift keeps after BOS (-1: all)
+  bool no_context_shift = false;
   bool check_tensors = false;
   std::string system;
 };
@@ -113,10 +115,35 @@ double decode_tps(const infer::GenerateResult& r) {
 
 std::string timings(const infer::GenerateResult& r) {
   const double ptps = r.prefill_seconds > 0 ? static_cast<double>(r.n_prompt) / r.prefill_seconds : 0;
-  return fmt::format("prefill: {} tokens in {:.3f} s ({:.1f} tok/s); decode: {} tokens, {} evals in {:.3f} s ({:.1f} "
-                     "tok/s); first token after {:.3f} s; stop: {}",
-                     r.n_prompt, r.prefill_seconds, ptps, r.tokens.size(), r.n_decode_evals, r.decode_seconds,
-                     decode_tps(r), r.first_token_seconds, infer::stop_reason_name(r.reason));
+  std::string line = fmt::format("prefill: {} tokens in {:.3f} s ({:.1f} tok/s); decode: {} tokens, {} evals in {:.3f} "
+                                 "s ({:.1f} tok/s); first token after {:.3f} s; stop: {}",
+                                 r.n_prompt, r.prefill_seconds, ptps, r.tokens.size(), r.n_decode_evals,
+                                 r.decode_seconds, decode_tps(r), r.first_token_seconds,
+                                 infer::stop_reason_name(r.reason));
+  if (r.n_shifts > 0) line += fmt::format("; context shifts: {}", r.n_shifts);
+  return line;
+}
+
+// The tokens of a prompt (or a chat's first turn) a context shift keeps, as llama-cli's --keep:
+// BOS when the model adds one, then `keep` more; -1: all of them.
+uint32_t tokens_to_keep(const tokenizer::Tokenizer& tok, std::span<const TokenId> ids, int32_t keep) {
+  if (keep < 0) return static_cast<uint32_t>(ids.size());
+  const tokenizer::Vocab& v = tok.vocab();
+  const size_t bos = v.add_bos && v.bos && !ids.empty() && ids.front() == *v.bos ? 1 : 0;
+  return static_cast<uint32_t>(std::min(ids.size(), bos + static_cast<size_t>(keep)));
+}
+
+// The stderr line of one context shift: what was kept and dropped.
+std::string shift_note(const infer::Session& session, uint32_t kept, uint32_t dropped) {
+  return fmt::format("context full ({} tokens): kept the first {}, dropped the next {}\n", session.n_ctx(), kept,
+                     dropped);
+}
+
+// Shifting was on, yet the context filled: the kept tokens leave nothing to drop.
+void warn_if_full(const infer::GenerateResult& r, const infer::GenerateOptions& g) {
+  static log::Logger& lg = log::get("generate");
+  if (r.reason == infer::StopReason::ctx && g.context_shift)
+    log::warn(lg, "the context is full and the {} kept tokens (--keep) leave nothing to drop", g.n_keep);
 }
 
 std::string json_summary(const infer::GenerateResult& r, std::span<const TokenId> prompt, uint64_t seed) {
@@ -128,18 +155,24 @@ std::string json_summary(const infer::GenerateResult& r, std::span<const TokenId
   j.key("prefill_tps").value(r.prefill_seconds > 0 ? static_cast<double>(r.n_prompt) / r.prefill_seconds : 0.0);
   j.key("seed").value(seed);
   j.key("n_decode_evals").value(static_cast<uint64_t>(r.n_decode_evals)).key("decode_tps").value(decode_tps(r));
+  j.key("context_shifts").value(static_cast<uint64_t>(r.n_shifts));
   j.end_object();
   return j.str() + "\n";
 }
 
-int run_once(const GenerateFlags& f, Loaded& m, infer::Session& session, const infer::GenerateOptions& gopt,
+int run_once(const GenerateFlags& f, Loaded& m, infer::Session& session, infer::GenerateOptions gopt,
              const std::atomic<bool>& interrupted) {
   std::string text = read_prompt(f);
   std::vector<TokenId> prompt = m.tok.encode_ids(text, /*add_special=*/true, /*parse_special=*/true);
   if (prompt.empty())
     throw make_error(ErrorCode::usage, "the prompt is empty and the model adds no BOS token; give one with -p");
+  gopt.n_keep = tokens_to_keep(m.tok, prompt, f.keep);
   infer::GenerateEvents ev;
   ev.piece = [&](TokenId id) { return m.tok.token_piece(id, false); };
+  if (!f.quiet)
+    ev.on_shift = [&session](uint32_t kept, uint32_t dropped) {
+      std::fputs(shift_note(session, kept, dropped).c_str(), stderr);
+    };
   if (f.json) {
     ev.on_token = [](TokenId id, std::string_view piece) {
       JsonWriter j(false);
@@ -159,6 +192,7 @@ int run_once(const GenerateFlags& f, Loaded& m, infer::Session& session, const i
   }
   const std::vector<TokenId> eog = m.tok.eog_ids();
   infer::GenerateResult r = infer::generate(session, prompt, eog, gopt, ev, &interrupted);
+  warn_if_full(r, gopt);
   if (f.json) write_out(json_summary(r, prompt, gopt.sampling.seed));
   else if (!r.text.empty() && r.text.back() != '\n') write_out("\n");
   if (!f.quiet) std::fprintf(stderr, "%s\n", timings(r).c_str());
@@ -169,17 +203,41 @@ int run_once(const GenerateFlags& f, Loaded& m, infer::Session& session, const i
 // <|eot_id|>, else a plain "User:/Assistant:" transcript for models without chat training.
 struct ChatFormat {
   bool trained = false;
+  // What the first turn starts with: the system message, which a context shift keeps.
+  std::string system_part(const std::string& system) const {
+    std::string t;
+    if (system.empty()) return t;
+    if (trained) {
+      t += "System: ";
+      t += system;
+      t += "<|eot_id|>";
+    } else {
+      t += system;
+      t += "\n";
+    }
+    return t;
+  }
   std::string turn(const std::string& user, bool first, bool after_eog, const std::string& system) const {
     std::string t;
     if (trained) {
       if (!first && after_eog) t += "<|eot_id|>";
-      if (first && !system.empty()) t += "System: " + system + "<|eot_id|>";
+      if (first) t += system_part(system);
       return t + "User: " + user + "<|eot_id|>Assistant: ";
     }
-    if (first && !system.empty()) t += system + "\n";
+    if (first) t += system_part(system);
     return t + (first ? "" : "\n") + "User: " + user + "\nAssistant:";
   }
 };
+
+// The tokens of a chat's first turn a context shift keeps: BOS and the system message (as far as
+// the turn's own tokens agree with those of the system part alone), or more with --keep.
+uint32_t chat_tokens_to_keep(const tokenizer::Tokenizer& tok, std::span<const TokenId> first_turn,
+                             const std::string& system_part, int32_t keep) {
+  const std::vector<TokenId> sys = tok.encode_ids(system_part, /*add_special=*/true, /*parse_special=*/true);
+  size_t same = 0;
+  while (same < sys.size() && same < first_turn.size() && sys[same] == first_turn[same]) ++same;
+  return std::max(static_cast<uint32_t>(same), tokens_to_keep(tok, first_turn, keep));
+}
 
 int run_chat(const GenerateFlags& f, Loaded& m, infer::Session& session, infer::GenerateOptions gopt,
              const std::atomic<bool>& interrupted) {
@@ -201,18 +259,30 @@ int run_chat(const GenerateFlags& f, Loaded& m, infer::Session& session, infer::
     if (line.empty()) continue;
     std::string text = fmt_.turn(line, first, after_eog, f.system);
     std::vector<TokenId> ids = m.tok.encode_ids(text, /*add_special=*/first, /*parse_special=*/true);
+    if (first) gopt.n_keep = chat_tokens_to_keep(m.tok, ids, fmt_.system_part(f.system), f.keep);
     infer::GenerateEvents ev;
     ev.piece = [&](TokenId id) { return m.tok.token_piece(id, false); };
     ev.on_text = write_out;
+    // A conversation shares the terminal with stderr: the notes of shifts wait for the reply's end.
+    std::string notes;
+    ev.on_shift = [&](uint32_t kept, uint32_t dropped) {
+      if (!f.quiet) notes += shift_note(session, kept, dropped);
+    };
     infer::GenerateResult r = infer::generate(session, ids, eog, gopt, ev, &interrupted);
     write_out("\n");
     log::info(lg, "{}", timings(r));
     if (r.reason == infer::StopReason::interrupt) return static_cast<int>(ErrorCode::interrupted);
+    warn_if_full(r, gopt);
     // The reply's tokens except the last were fed; feed the last so the cache holds the turn.
-    if (r.reason != infer::StopReason::eos && !r.tokens.empty() && session.n_past() < session.n_ctx()) {
-      const TokenId last = r.tokens.back();
-      session.eval(std::span<const TokenId>(&last, 1));
+    if (r.reason != infer::StopReason::eos && !r.tokens.empty()) {
+      const infer::ShiftResult s = infer::make_room(session, 1, gopt);
+      if (s.dropped > 0) ev.on_shift(s.kept, s.dropped);
+      if (session.n_past() < session.n_ctx()) {
+        const TokenId last = r.tokens.back();
+        session.eval(std::span<const TokenId>(&last, 1));
+      }
     }
+    std::fputs(notes.c_str(), stderr);
     after_eog = r.reason == infer::StopReason::eos;
     first = false;
   }
@@ -244,7 +314,8 @@ RunFn setup_generate(CLI::App& sub) {
   sub.add_flag("-e,--escape,!--no-escape", f->escape,
                "Turn \\n, \\r, \\t, \\\\, \\\" and \\' in -p into characters (on by default, as llama-cli; --no-escape: off)");
   constexpr int32_t kIntMax = std::numeric_limits<int32_t>::max();
-  sub.add_option("-n,--n-predict", f->n_predict, "Tokens to generate (-1: until end of generation)")
+  sub.add_option("-n,--n-predict", f->n_predict,
+                 "Tokens to generate (-1: until end of generation; a full context is shifted, see --no-context-shift)")
       ->check(CLI::Range(-1, kIntMax));
   sub.add_option("--temp", f->temp, "Temperature; 0 = greedy")->check(CLI::Range(0.0f, 100.0f));
   sub.add_option("--top-k", f->top_k, "Keep the K most likely tokens (0: off)")->check(CLI::Range(0, kIntMax));
@@ -265,6 +336,13 @@ RunFn setup_generate(CLI::App& sub) {
   sub.add_option("--system", f->system, "With --chat: a system message for the conversation")->needs(chat);
   sub.add_option("--kv-type", f->kv_type, "KV cache precision: f16 (like llama.cpp) or f32")
       ->check(CLI::IsMember({"f16", "f32"}));
+  sub.add_option("--keep", f->keep,
+                 "Prompt tokens after BOS that a context shift keeps (default 0; -1: the whole prompt; --chat also "
+                 "keeps the --system message)")
+      ->check(CLI::Range(-1, kIntMax));
+  sub.add_flag("--no-context-shift", f->no_context_shift,
+               "A full context stops generation (stop: ctx; a --chat turn that does not fit: exit 3). By default it "
+               "is shifted, as llama-cli: BOS and --keep tokens stay, the older half of the rest is dropped");
   sub.footer("Examples:\n  bitnet generate -p \"Once upon a time\"\n"
              "  bitnet generate -m model.gguf -p \"The capital of France is\" -n 16 --temp 0\n"
              "  echo \"Hello\" | bitnet generate -m model.gguf --json");
@@ -286,6 +364,7 @@ RunFn setup_generate(CLI::App& sub) {
     g.n_predict = f->n_predict;
     g.stop = f->stop;
     g.ignore_eos = f->ignore_eos;
+    g.context_shift = !f->no_context_shift;
     g.sampling.temp = f->temp;
     g.sampling.top_k = f->top_k;
     g.sampling.top_p = f->top_p;

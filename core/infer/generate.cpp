@@ -49,6 +49,17 @@ size_t stop_prefix_tail(std::string_view s, const std::vector<std::string>& stop
 
 }  // namespace
 
+ShiftResult make_room(Session& session, size_t n_new, const GenerateOptions& opt) {
+  const uint64_t n_past = session.n_past(), n_ctx = session.n_ctx();
+  if (!opt.context_shift || n_past + n_new <= n_ctx) return {};
+  const uint32_t kept = std::min(opt.n_keep, session.n_past());
+  const uint64_t rest = n_past - kept, need = n_past + n_new - n_ctx;
+  const uint64_t drop = std::max(rest / 2, need);
+  if (drop > rest) return {};
+  session.shift_context(kept, static_cast<uint32_t>(drop));
+  return {kept, static_cast<uint32_t>(drop)};
+}
+
 GenerateResult generate(Session& session, std::span<const TokenId> prompt, std::span<const TokenId> eog,
                         const GenerateOptions& opt, const GenerateEvents& ev, const std::atomic<bool>* interrupt) {
   GenerateResult r;
@@ -56,7 +67,15 @@ GenerateResult generate(Session& session, std::span<const TokenId> prompt, std::
   Sampler sampler(opt.sampling);
   for (TokenId t : prompt) sampler.accept(t);
 
+  auto shift = [&](size_t n_new) {
+    const ShiftResult s = make_room(session, n_new, opt);
+    if (s.dropped == 0) return;
+    ++r.n_shifts;
+    if (ev.on_shift) ev.on_shift(s.kept, s.dropped);
+  };
+
   const auto t0 = Clock::now();
+  shift(prompt.size());
   session.eval(prompt);
   r.prefill_seconds = seconds_since(t0);
 
@@ -112,6 +131,7 @@ GenerateResult generate(Session& session, std::span<const TokenId> prompt, std::
     size_t hold = std::max(incomplete_utf8_tail(pending), stop_prefix_tail(pending, opt.stop));
     show(pending.size() - hold);
     if (opt.n_predict >= 0 && i + 1 >= opt.n_predict) break;  // no need to feed the last token
+    if (session.n_past() >= session.n_ctx()) shift(1);
     if (session.n_past() >= session.n_ctx()) {
       r.reason = StopReason::ctx;
       break;

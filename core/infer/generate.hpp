@@ -1,5 +1,6 @@
 // The generation loop: prefill the prompt, then sample and feed one token at a time until
-// n tokens, an end-of-generation token, a stop string, a full context or an interrupt.
+// n tokens, an end-of-generation token, a stop string, a full context (unless shifting it makes
+// room) or an interrupt.
 // Text is streamed with two holds: an incomplete UTF-8 sequence at the end, and any tail that
 // could still become a stop string (which is never printed).
 #pragma once
@@ -19,10 +20,14 @@
 namespace bitnet::infer {
 
 struct GenerateOptions {
-  int32_t n_predict = 128;  // < 0: until end of generation or a full context
+  int32_t n_predict = 128;  // < 0: until end of generation (or a full context without shifting)
   std::vector<std::string> stop;
   bool ignore_eos = false;
   SamplerOptions sampling;
+  // A full context: shift it (make_room) and go on, rather than stop (StopReason::ctx) or, for a
+  // prompt that does not fit, fail in Session::eval.
+  bool context_shift = false;
+  uint32_t n_keep = 0;  // tokens at the start of the context a shift keeps (BOS, a system prompt)
 };
 
 struct GenerateEvents {
@@ -31,6 +36,7 @@ struct GenerateEvents {
   // it may begin a stop string); the tokens of a stop string are not reported.
   std::function<void(TokenId, std::string_view)> on_token;
   std::function<void(std::string_view)> on_text;              // text safe to show, in order
+  std::function<void(uint32_t kept, uint32_t dropped)> on_shift;  // after each context shift
 };
 
 enum class StopReason { n, eos, stop, ctx, interrupt };
@@ -48,6 +54,7 @@ struct GenerateResult {
   double decode_seconds = 0;
   double first_token_seconds = 0;
   size_t n_prompt = 0;
+  size_t n_shifts = 0;  // context shifts (make_room) during this call
 };
 
 // `eog`: ids that end generation (EOS, EOT). The prompt is evaluated in the session after
@@ -55,6 +62,16 @@ struct GenerateResult {
 GenerateResult generate(Session& session, std::span<const TokenId> prompt, std::span<const TokenId> eog,
                         const GenerateOptions& opt, const GenerateEvents& ev,
                         const std::atomic<bool>* interrupt = nullptr);
+
+// llama-cli's context shift: when n_new more tokens do not fit in the session and
+// opt.context_shift is on, keeps the first opt.n_keep tokens (at most n_past()) and drops half of
+// the rest, or more if n_new needs it, with Session::shift_context. Returns the tokens dropped: 0
+// when they fit, shifting is off, or even dropping every token after the kept ones would not
+// make room (an eval then fails, or generation stops, as without shifting).
+struct ShiftResult {
+  uint32_t kept = 0, dropped = 0;
+};
+ShiftResult make_room(Session& session, size_t n_new, const GenerateOptions& opt);
 
 // Bytes at the end of s that start an incomplete UTF-8 sequence (0 when s ends cleanly).
 size_t incomplete_utf8_tail(std::string_view s);

@@ -157,6 +157,65 @@ void Session::attention(uint32_t layer, int64_t T) {
 }
 
 namespace {
+
+// Moves the m entries at [from, from + m) down to `to` in every layer's K rows
+// ([layer][pos][W]) and V columns ([layer][W][pos]).
+template <typename T>
+void move_kv(T* k, T* v, uint32_t n_layer, size_t n_ctx, size_t W, size_t to, size_t from, size_t m) {
+  for (uint32_t l = 0; l < n_layer; ++l) {
+    T* kl = k + size_t{l} * n_ctx * W;
+    std::memmove(kl + to * W, kl + from * W, m * W * sizeof(T));
+    T* vl = v + size_t{l} * W * n_ctx;
+    for (size_t c = 0; c < W; ++c) std::memmove(vl + c * n_ctx + to, vl + c * n_ctx + from, m * sizeof(T));
+  }
+}
+
+}  // namespace
+
+void Session::shift_context(uint32_t n_keep, uint32_t n_discard) {
+  if (uint64_t{n_keep} + n_discard > n_past_)
+    throw make_error(ErrorCode::invalid_input,
+                     "context shift: keeping {} tokens and dropping the next {} needs {} in the context, which "
+                     "holds {}", n_keep, n_discard, uint64_t{n_keep} + n_discard, n_past_);
+  if (n_discard == 0) return;
+  const size_t W = c_.n_embd_kv(), from = size_t{n_keep} + n_discard, m = n_past_ - from;
+  const bool f16 = kv_type_ == KvType::f16;
+  if (f16) move_kv(k16_.data(), v16_.data(), c_.n_layer, n_ctx_, W, n_keep, from, m);
+  else move_kv(k32_.data(), v32_.data(), c_.n_layer, n_ctx_, W, n_keep, from, m);
+  n_past_ -= n_discard;
+
+  // Keys are cached after RoPE, at the position they were evaluated at. Rotations by the angles
+  // of two positions compose into those of their sum, so rotating by position -n_discard moves a
+  // key to where it now sits (llama.cpp's K-shift does the same through ggml_rope_ext).
+  float* cs = rope_.data();  // row 0 of the batch's angles, free between evals
+  rope_angles(c_.n_rot, -static_cast<int32_t>(n_discard), c_.rope_freq_base, cs);
+  const auto rope = c_.rope == model::RopeType::neox ? rope_neox : rope_norm;
+  const int64_t hd = c_.head_dim(), n_items = static_cast<int64_t>(c_.n_layer * m);
+  // Part p uses row p of k_cur_ to hold an F16 key in f32 (rotated, then rounded back as
+  // store_kv rounds it); every key is rotated by the same code whichever part takes it.
+  const int64_t parts = pool_ ? std::min<int64_t>({pool_->size(), n_batch_, n_items}) : 1;
+  auto part = [&](int64_t p) {
+    float* buf = k_cur_.data() + static_cast<size_t>(p) * W;
+    for (int64_t item = p; item < n_items; item += parts) {
+      const size_t l = static_cast<size_t>(item) / m, pos = n_keep + static_cast<size_t>(item) % m;
+      const size_t at = (l * n_ctx_ + pos) * W;
+      float* key = f16 ? buf : &k32_[at];
+      if (f16)
+        for (size_t c = 0; c < W; ++c) buf[c] = kernels::f16_to_f32(k16_[at + c]);
+      for (int64_t h = 0; h < c_.n_head_kv; ++h) rope(key + h * hd, c_.n_rot, cs);
+      if (f16) k_.to_f16(buf, static_cast<int64_t>(W), &k16_[at]);
+    }
+  };
+  if (parts <= 1) {
+    if (n_items > 0) part(0);
+  } else {
+    pool_->parallel_for(parts, [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p) part(p);
+    });
+  }
+}
+
+namespace {
 void scale_rows(float* y, int64_t n, float s) {
   if (s == 1.0f) return;
   for (int64_t i = 0; i < n; ++i) y[i] *= s;

@@ -70,6 +70,15 @@ class Session {
   // (invalid_input) for an id outside the vocabulary or when the context would overflow.
   void eval(std::span<const TokenId> tokens, bool all_logits = false);
 
+  // Drops the n_discard tokens at positions [n_keep, n_keep + n_discard) from the KV cache and
+  // moves the later ones down to n_keep (llama-cli's context shift): n_past() falls by
+  // n_discard and the next eval continues from there. The moved keys, cached after RoPE, are
+  // rotated back by n_discard positions; attention sees only the distance between query and key,
+  // so they read as if evaluated where they now sit (an F16 key is rounded to F16 again). Values
+  // move as they are; the last eval's logits stay. Throws bitnet::Error (invalid_input) when
+  // n_keep + n_discard exceeds n_past(), changing nothing.
+  void shift_context(uint32_t n_keep, uint32_t n_discard);
+
   std::span<const float> logits() const;
   std::span<const float> logits_at(size_t i) const;
   uint32_t n_past() const { return n_past_; }

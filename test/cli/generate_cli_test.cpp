@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -25,6 +26,8 @@ struct JsonRun {
   std::vector<int32_t> prompt_ids;
   std::string reason;
   uint64_t n_gen = 0;
+  int64_t context_shifts = -1;  // -1: not in the summary
+  std::vector<std::string> piece_list;
 };
 
 JsonRun parse_json_lines(const std::string& out) {
@@ -40,10 +43,12 @@ JsonRun parse_json_lines(const std::string& out) {
     if (e["done"].error() == simdjson::SUCCESS) {
       r.reason = std::string(std::string_view(e["reason"]));
       r.n_gen = uint64_t(e["n_gen"]);
+      if (e["context_shifts"].error() == simdjson::SUCCESS) r.context_shifts = int64_t(e["context_shifts"]);
       for (int64_t id : e["prompt_ids"].get_array()) r.prompt_ids.push_back(static_cast<int32_t>(id));
     } else {
       r.ids.push_back(static_cast<int32_t>(int64_t(e["id"])));
       r.pieces += std::string_view(e["piece"]);
+      r.piece_list.emplace_back(std::string_view(e["piece"]));
     }
   }
   return r;
@@ -277,6 +282,158 @@ TEST(GenerateCli, ChatFirstTurnEqualsTheSameTranscriptGenerated) {
   ASSERT_TRUE(chat.out.starts_with(once.out)) << "chat:\n" << chat.out << "\nonce:\n" << once.out;
   EXPECT_GT(chat.out.size(), once.out.size() + 1) << "a second reply follows";
   EXPECT_NE(chat.err.find("no chat tokens"), std::string::npos);
+}
+
+// Lines of `text` that contain `needle`, each with its newline.
+std::string lines_with(const std::string& text, const std::string& needle) {
+  std::string out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.find(needle) != std::string::npos) out += line + "\n";
+  return out;
+}
+
+// Issue #20, point 17: a full context is shifted as llama-cli does (BOS and --keep tokens stay,
+// the older half of the rest is dropped) and generation goes on; --no-context-shift keeps the old
+// stop. Main stopped `-c 64 -n 100` after 60 tokens with reason "ctx".
+TEST(GenerateCli, FullContextIsShiftedAndGenerationGoesOn) {
+  const std::vector<std::string> base = {"generate", "-p", "Once upon a time", "--temp", "0", "-c", "64",
+                                         "-n", "100", "--ignore-eos", "--json"};
+  auto with = [&](const std::vector<std::string>& more) {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  // The default: 100 tokens in a 64-token context.
+  const RunResult full_run = run_bitnet(base);
+  ASSERT_EQ(full_run.exit_code, 0) << full_run.err;
+  const JsonRun full = parse_json_lines(full_run.out);
+  EXPECT_EQ(full.reason, "n");
+  EXPECT_EQ(full.n_gen, 100u);
+  ASSERT_EQ(full.piece_list.size(), 100u) << full_run.err;
+
+  RunResult stopped = run_bitnet(with({"--no-context-shift"}));
+  ASSERT_EQ(stopped.exit_code, 0) << stopped.err;
+  const JsonRun js = parse_json_lines(stopped.out);
+  const size_t n_prompt = js.prompt_ids.size();
+  ASSERT_EQ(n_prompt, 5u);  // BOS + 4
+  // Without a shift the prompt and every generated token but the last fill the 64 positions.
+  EXPECT_EQ(js.reason, "ctx");
+  EXPECT_EQ(js.ids.size(), 64 - n_prompt + 1);
+  EXPECT_EQ(js.context_shifts, 0);
+  EXPECT_EQ(lines_with(stopped.err, "context full"), "");
+
+  const std::vector<std::pair<std::string, size_t>> keeps = {{"0", 1}, {"2", 3}, {"-1", n_prompt}};
+  for (const auto& [keep, kept] : keeps) {
+    RunResult r = run_bitnet(with({"--keep", keep}));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const JsonRun j = parse_json_lines(r.out);
+    EXPECT_EQ(j.reason, "n") << "--keep " << keep;
+    EXPECT_EQ(j.n_gen, 100u);
+    ASSERT_EQ(j.ids.size(), 100u);
+    EXPECT_EQ(std::vector<int32_t>(j.ids.begin(), j.ids.begin() + static_cast<long>(js.ids.size())), js.ids)
+        << "up to the first shift the runs are the same";
+    // Each time the next token would be the 65th: keep `kept`, drop half of the rest.
+    std::string notes;
+    size_t n_past = n_prompt, shifts = 0;
+    for (int fed = 1; fed < 100; ++fed, ++n_past) {  // the first 99 generated tokens are fed back
+      if (n_past < 64) continue;
+      const size_t drop = (n_past - kept) / 2;
+      // Appended piece by piece: "literal" + std::string&& trips GCC 12's -Wrestrict.
+      notes += "context full (64 tokens): kept the first ";
+      notes += std::to_string(kept);
+      notes += ", dropped the next ";
+      notes += std::to_string(drop);
+      notes += "\n";
+      n_past -= drop;
+      ++shifts;
+    }
+    EXPECT_GE(shifts, 2u);
+    EXPECT_EQ(lines_with(r.err, "context full"), notes) << "--keep " << keep;
+    EXPECT_EQ(j.context_shifts, static_cast<int64_t>(shifts));
+  }
+
+  // -n -1 goes past the full context too: stop at text the 100-token run printed only after its
+  // first shift. The run is the same up to there.
+  EXPECT_EQ(full.ids, parse_json_lines(run_bitnet(with({"--keep", "0"})).out).ids) << "--keep 0 is the default";
+  std::string before;  // the text of the tokens generated before the first shift
+  for (size_t i = 0; i < js.ids.size(); ++i) before += full.piece_list[i];
+  std::string stop;
+  for (size_t at = js.ids.size() + 10; at + 3 <= 100 && stop.empty(); ++at) {
+    const std::string s3 = full.piece_list[at] + full.piece_list[at + 1] + full.piece_list[at + 2];
+    if (s3.size() >= 6 && full.pieces.find(s3) >= before.size()) stop = s3;
+  }
+  ASSERT_FALSE(stop.empty()) << full.pieces;
+  RunResult endless = run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-c", "64", "-n", "-1",
+                                  "--ignore-eos", "--json", "--stop", stop});
+  ASSERT_EQ(endless.exit_code, 0) << endless.err;
+  const JsonRun je = parse_json_lines(endless.out);
+  EXPECT_EQ(je.reason, "stop");
+  EXPECT_GE(je.context_shifts, 1);
+  EXPECT_GT(je.n_gen, js.ids.size());
+  EXPECT_LE(je.n_gen, full.ids.size());
+  ASSERT_LE(je.ids.size(), full.ids.size());  // the stop string's tokens are not reported
+  EXPECT_EQ(je.ids, std::vector<int32_t>(full.ids.begin(), full.ids.begin() + static_cast<long>(je.ids.size())))
+      << "stop: " << stop;
+
+  // Text mode: the timings line counts the shifts; -q prints no notes.
+  RunResult text = run_bitnet({"generate", "-p", "Once upon a time", "--temp", "0", "-c", "64", "-n", "100",
+                               "--ignore-eos"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.err.find("stop: n; context shifts: 2"), std::string::npos) << text.err;
+  EXPECT_EQ(text.out, "Once upon a time" + full.pieces + "\n");
+  RunResult quiet = run_bitnet({"-q", "generate", "-p", "Once upon a time", "--temp", "0", "-c", "64", "-n", "100",
+                                "--ignore-eos"});
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
+  EXPECT_EQ(quiet.err, "");
+  EXPECT_EQ(quiet.out, text.out);
+}
+
+// --chat with a small context: later turns shift it (keeping BOS and the system message) and every
+// turn is answered; --no-context-shift fails the first turn that does not fit with exit 3, as main
+// did without the flag.
+TEST(GenerateCli, ChatShiftsAFullContextKeepingTheSystemMessage) {
+  const std::string turns = "Hello\nTell me more\nWhat happened next?\nAnd then?\n";
+  const std::vector<std::string> args = {"-v", "generate", "--chat", "--temp", "0", "-n", "24", "-c", "64",
+                                         "--system", "Be brief."};
+  RunResult r = run_bitnet(args, turns);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // One timings line per answered turn.
+  size_t answered = 0;
+  for (size_t at = r.err.find("] prefill: "); at != std::string::npos; at = r.err.find("] prefill: ", at + 1))
+    ++answered;
+  EXPECT_EQ(answered, 4u) << r.err;
+  // What is kept: BOS and the tokens of the system part ("Be brief.\n" in the plain transcript
+  // format), as far as they start the first turn's tokens.
+  auto ids = [](const std::string& text) {
+    RunResult t = run_bitnet({"tokenize", text});
+    EXPECT_EQ(t.exit_code, 0) << t.err;
+    std::vector<int32_t> v;
+    std::istringstream in(t.out.substr(1));  // "[1, 368, ...]"
+    for (int32_t id; in >> id; in.ignore(1)) v.push_back(id);
+    return v;
+  };
+  const std::vector<int32_t> sys_ids = ids("Be brief.\n"), turn_ids = ids("Be brief.\nUser: Hello\nAssistant:");
+  size_t sys = 0;
+  while (sys < sys_ids.size() && sys < turn_ids.size() && sys_ids[sys] == turn_ids[sys]) ++sys;
+  ASSERT_GE(sys, 3u) << "BOS and the system message's tokens";
+  const std::string notes = lines_with(r.err, "context full");
+  EXPECT_GE(std::count(notes.begin(), notes.end(), '\n'), 2) << r.err;
+  std::string kept_sys = "context full (64 tokens): kept the first ";
+  kept_sys += std::to_string(sys);
+  kept_sys += ", dropped the next ";
+  EXPECT_EQ(lines_with(notes, kept_sys), notes);
+  EXPECT_EQ(lines_with(notes, ", dropped the next 0"), "");
+
+  std::vector<std::string> no_shift = args;
+  no_shift.push_back("--no-context-shift");
+  RunResult stopped = run_bitnet(no_shift, turns);
+  EXPECT_EQ(stopped.exit_code, 3) << stopped.err;
+  EXPECT_NE(stopped.err.find("error: context full: "), std::string::npos) << stopped.err;
+  EXPECT_NE(stopped.err.find("exceed the context size 64"), std::string::npos) << stopped.err;
+  ASSERT_FALSE(stopped.out.empty());
+  EXPECT_TRUE(r.out.starts_with(stopped.out)) << "the replies before the full context are the same";
+  EXPECT_GT(r.out.size(), stopped.out.size());
 }
 
 TEST(GenerateCli, ErrorsHaveTheirExitCodes) {

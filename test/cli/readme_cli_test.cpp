@@ -68,5 +68,64 @@ TEST(ReadmeCli, EveryCommandHasItsUsageLineInACodeBlock) {
     EXPECT_TRUE(l.in_code || !is_usage(l.text)) << "a usage line outside code: " << l.text;
 }
 
+// The README's generate usage and `generate --help` list the same flags: every option of the help
+// (by one of its names) is in the usage lines, and every --flag of the usage lines is in the help.
+TEST(ReadmeCli, GenerateUsageListsTheFlagsOfItsHelp) {
+  RunResult help = run_bitnet({"generate", "--help"});
+  ASSERT_EQ(help.exit_code, 0) << help.err;
+  // The usage: "bitnet generate ..." and its indented continuation lines.
+  std::string usage;
+  bool in_usage = false;
+  for (const ReadmeLine& l : readme_lines()) {
+    if (l.in_code && l.text.rfind("bitnet generate ", 0) == 0) in_usage = true;
+    else if (!l.in_code || l.text.rfind(" ", 0) != 0) in_usage = false;
+    if (in_usage) {
+      usage += l.text;
+      usage += ' ';
+    }
+  }
+  ASSERT_FALSE(usage.empty()) << "no `bitnet generate` usage in README.md";
+  auto is_name_char = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; };
+  // A flag as a whole word: not inside a longer one ("-n" in "--no-echo").
+  auto has_flag = [&](const std::string& text, const std::string& flag) {
+    for (size_t at = text.find(flag); at != std::string::npos; at = text.find(flag, at + 1)) {
+      const bool starts = at == 0 || !is_name_char(text[at - 1]);
+      const bool ends = at + flag.size() == text.size() || !is_name_char(text[at + flag.size()]);
+      if (starts && ends) return true;
+    }
+    return false;
+  };
+  // Help lines of options: two spaces, then names separated by commas ("-n,--n-predict INT...").
+  std::istringstream h(help.out);
+  size_t n_options = 0;
+  for (std::string line; std::getline(h, line);) {
+    if (line.rfind("  -", 0) != 0) continue;
+    std::string names = line.substr(2, line.find(' ', 2) - 2);
+    std::vector<std::string> flags;
+    for (size_t start = 0; start <= names.size();) {
+      const size_t comma = names.find(',', start);
+      std::string name = names.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      name = name.substr(0, name.find('{'));  // "--no-escape{false}"
+      if (!name.empty()) flags.push_back(name);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    if (flags.empty() || flags.back() == "--help") continue;
+    ++n_options;
+    bool found = false;
+    for (const std::string& f : flags) found = found || has_flag(usage, f);
+    EXPECT_TRUE(found) << "README.md's generate usage lacks " << names;
+  }
+  EXPECT_GE(n_options, 25u) << help.out;
+  // And the other way: each --flag of the usage is an option of the help.
+  for (size_t at = usage.find("--"); at != std::string::npos; at = usage.find("--", at + 2)) {
+    size_t end = at + 2;
+    while (end < usage.size() && is_name_char(usage[end])) ++end;
+    const std::string flag = usage.substr(at, end - at);
+    EXPECT_TRUE(has_flag(help.out, flag)) << "README.md's generate usage has " << flag << ", generate --help does not";
+    at = end - 2;
+  }
+}
+
 }  // namespace
 }  // namespace bitnet::test
