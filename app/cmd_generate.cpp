@@ -169,9 +169,14 @@ int run_once(const GenerateFlags& f, Loaded& m, infer::Session& session, infer::
   gopt.n_keep = tokens_to_keep(m.tok, prompt, f.keep);
   infer::GenerateEvents ev;
   ev.piece = [&](TokenId id) { return m.tok.token_piece(id, false); };
+  // On a terminal the text and stderr share the screen: a note would cut into a word, so the
+  // notes wait for the end of the text there (as in --chat); otherwise they go out as they happen.
+  const bool shared_screen = ::isatty(STDOUT_FILENO) != 0 && ::isatty(STDERR_FILENO) != 0;
+  std::string notes;
   if (!f.quiet)
-    ev.on_shift = [&session](uint32_t kept, uint32_t dropped) {
-      std::fputs(shift_note(session, kept, dropped).c_str(), stderr);
+    ev.on_shift = [&session, &notes, shared_screen](uint32_t kept, uint32_t dropped) {
+      if (shared_screen) notes += shift_note(session, kept, dropped);
+      else std::fputs(shift_note(session, kept, dropped).c_str(), stderr);
     };
   if (f.json) {
     ev.on_token = [](TokenId id, std::string_view piece) {
@@ -195,6 +200,7 @@ int run_once(const GenerateFlags& f, Loaded& m, infer::Session& session, infer::
   warn_if_full(r, gopt);
   if (f.json) write_out(json_summary(r, prompt, gopt.sampling.seed));
   else if (!r.text.empty() && r.text.back() != '\n') write_out("\n");
+  std::fputs(notes.c_str(), stderr);
   if (!f.quiet) std::fprintf(stderr, "%s\n", timings(r).c_str());
   return r.reason == infer::StopReason::interrupt ? static_cast<int>(ErrorCode::interrupted) : 0;
 }
