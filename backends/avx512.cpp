@@ -373,9 +373,10 @@ void i2s_rows4(const uint8_t* const* w, int64_t row_bytes, const int8_t* q, int6
 namespace {
 
 constexpr int kSteps = 64;  // vpdpbusd k-steps of a 256-element chunk
-// Tokens per pass over a chunk: their 16 KB of activations, 16 KB of a 64-row tile's sums and
-// 8 KB of unpacked weights fit the 48 KB L1.
-constexpr int64_t kPassTokens = 64;
+// Tokens per pass over a chunk: each unpacked chunk of weights serves this many. Their 32 KB of
+// activations and 32 KB of a 64-row tile's sums overflow a 48 KB L1 into L2, but unpacking half
+// as often per token measured faster than 64 tokens that fit (docs/benchmarks.md).
+constexpr int64_t kPassTokens = 128;
 // Tokens per microkernel call: 14 x 2 accumulators + 2 weight vectors + the broadcast fill the
 // 32 zmm registers.
 constexpr int kMaxNT = 14;
