@@ -1,4 +1,4 @@
-// SIGINT -> cancellation flag; the timeout reason; the temp-file registry for a forced exit.
+// SIGINT -> cancellation flag; the timeout reason.
 #include "signals.hpp"
 
 #include <semaphore.h>
@@ -8,7 +8,6 @@
 #include <ctime>
 #include <mutex>
 #include <string>
-#include <vector>
 
 #include <fmt/format.h>
 
@@ -25,9 +24,6 @@ sem_t* wake_sem() {
   std::call_once(g_wake_once, [] { sem_init(&g_wake, 0, 0); });
   return &g_wake;
 }
-
-std::mutex g_temp_mutex;
-std::vector<std::filesystem::path> g_temp_files;
 
 extern "C" void on_sigint(int) {
   if (!request_cancel(CancelReason::interrupt)) {
@@ -76,26 +72,6 @@ Error cancel_error() {
 
 void throw_if_cancelled() {
   if (g_cancelled.load()) throw cancel_error();
-}
-
-void register_temp_file(const std::filesystem::path& p) {
-  std::lock_guard lock(g_temp_mutex);
-  g_temp_files.push_back(p);
-}
-
-void unregister_temp_file(const std::filesystem::path& p) {
-  std::lock_guard lock(g_temp_mutex);
-  std::erase(g_temp_files, p);
-}
-
-void remove_registered_temp_files() {
-  // try_lock: the forced exit must not wait for a thread that is stuck holding the lock.
-  std::unique_lock lock(g_temp_mutex, std::try_to_lock);
-  if (!lock.owns_lock()) return;
-  for (const auto& p : g_temp_files) {
-    std::error_code ec;
-    std::filesystem::remove(p, ec);
-  }
 }
 
 void wake_watchdog() { sem_post(wake_sem()); }  // sem_post is async-signal-safe

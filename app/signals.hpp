@@ -4,7 +4,7 @@
 #pragma once
 
 #include <atomic>
-#include <filesystem>
+#include <cstdint>
 
 #include "core/base/error.hpp"
 
@@ -30,12 +30,6 @@ double time_limit();
 Error cancel_error();
 // Throws cancel_error() when the flag is set.
 void throw_if_cancelled();
-
-// Temporary files removed when the watchdog has to end a run that did not stop in time (a
-// cancelled command normally removes its own). Paths are copied; at most a few at a time.
-void register_temp_file(const std::filesystem::path& p);
-void unregister_temp_file(const std::filesystem::path& p);
-void remove_registered_temp_files();
 
 // The semaphore the watchdog sleeps on: posted by SIGINT, SIGQUIT and request_cancel.
 void wake_watchdog();

@@ -10,6 +10,7 @@
 
 #include "core/base/checked.hpp"
 #include "core/base/error.hpp"
+#include "core/base/temp_files.hpp"
 
 namespace bitnet::gguf {
 
@@ -255,7 +256,8 @@ class FileSink final : public ByteSink {
 }  // namespace
 
 void GgufWriter::write(const std::filesystem::path& path) const {
-  std::string tmp = path.string() + ".tmp-" + std::to_string(::getpid());
+  TempFile tmp_file(path);  // removed unless committed, and by a signal handler or the watchdog
+  const std::string tmp = tmp_file.path().string();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw make_error(ErrorCode::failure, "{}: cannot create: {}", tmp, std::strerror(errno));
   try {
@@ -269,15 +271,10 @@ void GgufWriter::write(const std::filesystem::path& path) const {
     if (::fsync(fd) != 0) throw make_error(ErrorCode::failure, "{}: fsync failed: {}", tmp, std::strerror(errno));
   } catch (...) {
     ::close(fd);
-    ::unlink(tmp.c_str());
     throw;
   }
   ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw make_error(ErrorCode::failure, "cannot rename {} to {}: {}", tmp, path.string(), std::strerror(e));
-  }
+  tmp_file.commit();
 }
 
 }  // namespace bitnet::gguf

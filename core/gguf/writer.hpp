@@ -63,7 +63,8 @@ class GgufWriter {
 
   // The whole file in memory (small files, tests).
   std::vector<std::byte> to_bytes() const;
-  // Writes path.tmp-PID, fsyncs, renames over path. Throws bitnet::Error on failure.
+  // Writes path.tmp-PID (registered in core/base/temp_files.hpp while it exists), fsyncs, renames
+  // it over path. Throws bitnet::Error on failure.
   void write(const std::filesystem::path& path) const;
 
  private:
