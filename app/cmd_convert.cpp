@@ -1,5 +1,6 @@
 // `bitnet convert IN OUT --type i2_s|tq2_0|tq1_0|f16|f32 [--arch A] [--requantize]`: rewrites
-// the ternary weights of IN in another format, losslessly, and writes OUT atomically.
+// the ternary weights of IN in another format, losslessly, and writes OUT atomically. Ctrl-C,
+// SIGTERM and --timeout stop it between MiBs, leaving OUT as it was and no temporary file.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -10,6 +11,7 @@
 #include "app/cli.hpp"
 #include "app/engine_options.hpp"
 #include "app/output_path.hpp"
+#include "app/signals.hpp"
 #include "core/base/error.hpp"
 #include "core/gguf/reader.hpp"
 #include "core/model/convert.hpp"
@@ -52,8 +54,10 @@ RunFn setup_convert(CLI::App& sub) {
   sub.footer("Examples:\n  bitnet convert ggml-model-i2_s.gguf model-tq2_0.gguf --type tq2_0 --arch bitnet\n"
              "  bitnet convert synthetic:2b4t model.gguf --type tq1_0\n"
              "Embeddings, norms and other tensors are copied as they are. Exit status 3 when a weight is not\n"
-             "ternary or cannot be held exactly by --type (unless --requantize), or does not fit its block size.");
+             "ternary or cannot be held exactly by --type (unless --requantize), or does not fit its block size.\n"
+             "Ctrl-C, SIGTERM and --timeout stop it with OUT left as it was (exit 130, 143, 124).");
   return [f](const Context& ctx) {
+    const std::atomic<bool>& cancel = install_interrupt_handler();
     const gguf::GgmlType type = target_type(f->type);
     check_output_path("OUT", f->out);
     const gguf::GgufFile in = gguf::GgufFile::open(resolve_model(ctx, f->in, resolved_threads(f->engine)));
@@ -61,6 +65,7 @@ RunFn setup_convert(CLI::App& sub) {
     opt.type = type;
     opt.arch = f->arch;
     opt.requantize = f->requantize;
+    opt.write.cancel = &cancel;
     const model::ConvertStats st = model::convert_model(in, f->out, opt);
     std::string line = fmt::format("{}: {} weight tensors as {}", f->out, st.converted, gguf::type_name(type));
     if (st.requantized > 0) line += fmt::format(" ({} requantized, lossy)", st.requantized);

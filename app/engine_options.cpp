@@ -93,8 +93,13 @@ std::filesystem::path resolve_model(const Context& ctx, std::string_view spec, i
       throw make_error(ErrorCode::failure, "'{}': synthetic models are written to a cache directory, and none is set "
                        "(set BITNET_CACHE_DIR, XDG_CACHE_HOME or HOME)", spec);
     ThreadPool pool(threads > 0 ? threads : ThreadPool::default_threads());
-    // The writer registers its temporary file, so a forced exit removes it.
-    return model::synthetic_model_path(s, ctx.fixtures.cache_dir / "synthetic", &pool);
+    // Writing a 2B-4T model takes seconds: Ctrl-C, SIGTERM and --timeout stop it (the writer
+    // removes its temporary file) even in a command that does not poll the flag itself.
+    const CancelPolling polling;
+    const std::filesystem::path path =
+        model::synthetic_model_path(s, ctx.fixtures.cache_dir / "synthetic", &pool, {.cancel = &cancel_flag()});
+    throw_if_cancelled();  // cancelled after the last check: the command that did not poll stops here
+    return path;
   }
   if (!spec.starts_with(fixtures::kFixturePrefix)) return std::filesystem::path(spec);
   fixtures::Fixtures fx(ctx.fixtures, load_manifests(ctx.manifests));

@@ -1,15 +1,18 @@
-// SIGINT -> cancellation flag; the timeout reason.
+// SIGINT and SIGTERM -> the cancellation flag (or, when nothing polls it, temporary files removed
+// and the default action); the timeout reason.
 #include "signals.hpp"
 
 #include <semaphore.h>
+#include <signal.h>
 
 #include <cerrno>
-#include <csignal>
 #include <ctime>
 #include <mutex>
 #include <string>
 
 #include <fmt/format.h>
+
+#include "core/base/temp_files.hpp"
 
 namespace bitnet::app {
 namespace {
@@ -25,27 +28,43 @@ sem_t* wake_sem() {
   return &g_wake;
 }
 
-extern "C" void on_sigint(int) {
-  if (!request_cancel(CancelReason::interrupt)) {
-    std::signal(SIGINT, SIG_DFL);  // already cancelling (a second Ctrl-C): the user insists
-    std::raise(SIGINT);
-  }
+std::atomic<bool> g_polled{false};  // a command polls the flag: a signal cancels, it does not kill
+
+extern "C" void on_cancel_signal(int sig) {
+  const CancelReason why = sig == SIGTERM ? CancelReason::terminate : CancelReason::interrupt;
+  if (g_polled.load() && request_cancel(why)) return;
+  // Nothing would notice the flag, or this is the second signal (the user insists): end now, as
+  // the default action would, but without leaving half-written files behind.
+  remove_registered_temp_files();
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(sig, &dfl, nullptr);
+  raise(sig);  // blocked until this handler returns, then fatal
 }
 
 std::string seconds_text(double s) { return fmt::format("{:g}", s); }
 
 }  // namespace
 
-const std::atomic<bool>& install_interrupt_handler() {
+void install_cancel_handlers() {
   wake_sem();
   struct sigaction sa {};
-  sa.sa_handler = on_sigint;
+  sa.sa_handler = on_cancel_signal;
   sigemptyset(&sa.sa_mask);
   // No SA_RESTART: a blocking read (the --chat prompt) returns EINTR and the command sees Ctrl-C.
   sa.sa_flags = 0;
   sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+const std::atomic<bool>& install_interrupt_handler() {
+  g_polled.store(true);
   return g_cancelled;
 }
+
+CancelPolling::CancelPolling() : previous_(g_polled.exchange(true)) {}
+CancelPolling::~CancelPolling() { g_polled.store(previous_); }
 
 const std::atomic<bool>& cancel_flag() { return g_cancelled; }
 
@@ -67,6 +86,7 @@ Error cancel_error() {
     const std::string s = seconds_text(time_limit());
     return make_error(ErrorCode::timeout, "timed out after {} s (--timeout {})", s, s);
   }
+  if (cancel_reason() == CancelReason::terminate) return make_error(ErrorCode::terminated, "terminated (SIGTERM)");
   return make_error(ErrorCode::interrupted, "interrupted (Ctrl-C)");
 }
 

@@ -1,0 +1,151 @@
+// Temporary files against the real binary (issue #20, point 2): Ctrl-C, SIGTERM and --timeout
+// during `convert` or while a synthetic model is written into the cache leave no OUT.tmp-PID and
+// an existing OUT byte for byte as it was.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/child.hpp"
+#include "support/fixtures.hpp"
+#include "support/run.hpp"
+#include "support/scoped.hpp"
+
+namespace bitnet::test {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+// Every file under dir whose name holds ".tmp-" (a temporary a writer left), relative to dir.
+std::vector<std::string> temp_files_under(const fs::path& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (it->path().filename().string().find(".tmp-") != std::string::npos)
+      out.push_back(fs::relative(it->path(), dir).string());
+  return out;
+}
+
+// Waits (polling, generously: the machine may be slow and busy) until a temporary file appears
+// under dir; returns its path, or nullopt after `limit`.
+std::optional<fs::path> wait_for_temp_file(const fs::path& dir, std::chrono::seconds limit = 60s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (std::vector<std::string> t = temp_files_under(dir); !t.empty()) return dir / t.front();
+    std::this_thread::sleep_for(5ms);
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> error_lines(const std::string& err) {
+  std::vector<std::string> out;
+  std::istringstream in(err);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("error:", 0) == 0) out.push_back(line);
+  return out;
+}
+
+void write_text(const fs::path& p, const std::string& s) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << s;
+}
+
+// What a destination held before: a cancelled convert must leave it exactly so.
+const std::string kPrevious = "the previous model, which a cancelled convert must leave as it was\n";
+
+// Whether p still holds kPrevious (a bool: printing a replaced model in a failure would take minutes).
+::testing::AssertionResult unchanged(const fs::path& p) {
+  const std::string now = read_all(p);
+  if (now == kPrevious) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << p << " was replaced: " << now.size() << " bytes now";
+}
+
+struct SignalCase {
+  int sig;
+  int exit_code;
+  const char* message;
+};
+
+void PrintTo(const SignalCase& k, std::ostream* os) { *os << (k.sig == SIGINT ? "SIGINT" : "SIGTERM"); }
+
+class SignalDuringWrite : public ::testing::TestWithParam<SignalCase> {};
+
+// synthetic:700m is written into the cache (about 260 MiB), then converted (a few seconds): the
+// signal comes once the converted file's temporary has appeared.
+TEST_P(SignalDuringWrite, ConvertLeavesTheDestinationAsItWasAndNoTemporaryFile) {
+  const SignalCase& k = GetParam();
+  TempDir dir;
+  ScopedEnv cache("BITNET_CACHE_DIR", (dir / "cache").string());
+  const fs::path out = dir / "out" / "model.gguf";
+  write_text(out, kPrevious);
+  Child c({"convert", "synthetic:700m", out.string(), "--type", "i2_s"});
+  const std::optional<fs::path> tmp = wait_for_temp_file(dir / "out");
+  ASSERT_TRUE(tmp) << "convert never started writing\n" << c.err;
+  c.signal(k.sig);
+  ASSERT_TRUE(c.finish(60s));
+  EXPECT_TRUE(c.exited()) << "killed by signal " << c.term_signal() << "\n" << c.err;
+  EXPECT_EQ(c.exit_code(), k.exit_code) << c.err;
+  EXPECT_EQ(error_lines(c.err), std::vector<std::string>{k.message}) << "stopped itself, within the grace period\n" << c.err;
+  EXPECT_EQ(c.out, "");
+  EXPECT_TRUE(unchanged(out));
+  EXPECT_EQ(temp_files_under(dir.path()), std::vector<std::string>{});
+  // The synthetic input was complete before the conversion started; it stays for the next run.
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir / "cache" / "synthetic"), fs::directory_iterator()), 1);
+}
+
+// Any command that writes a synthetic model (here inspect, which does not poll the flag itself).
+TEST_P(SignalDuringWrite, ASyntheticModelBeingWrittenIntoTheCacheLeavesNothing) {
+  const SignalCase& k = GetParam();
+  TempDir dir;
+  ScopedEnv cache("BITNET_CACHE_DIR", (dir / "cache").string());
+  Child c({"inspect", "--no-hash", "synthetic:2b4t"});  // 1.1 GiB: seconds of writing
+  const std::optional<fs::path> tmp = wait_for_temp_file(dir / "cache");
+  ASSERT_TRUE(tmp) << "the synthetic model was never written\n" << c.err;
+  EXPECT_EQ(tmp->parent_path(), dir / "cache" / "synthetic");
+  c.signal(k.sig);
+  ASSERT_TRUE(c.finish(60s));
+  EXPECT_TRUE(c.exited()) << "killed by signal " << c.term_signal() << "\n" << c.err;
+  EXPECT_EQ(c.exit_code(), k.exit_code) << c.err;
+  EXPECT_EQ(error_lines(c.err), std::vector<std::string>{k.message}) << c.err;
+  EXPECT_EQ(c.out, "");
+  EXPECT_TRUE(fs::is_empty(dir / "cache" / "synthetic")) << "neither a temporary nor a half-written model";
+}
+
+INSTANTIATE_TEST_SUITE_P(TempFilesCli, SignalDuringWrite,
+                         ::testing::Values(SignalCase{SIGINT, 130, "error: interrupted (Ctrl-C)"},
+                                           SignalCase{SIGTERM, 143, "error: terminated (SIGTERM)"}),
+                         [](const ::testing::TestParamInfo<SignalCase>& p) {
+                           return std::string(p.param.sig == SIGINT ? "sigint" : "sigterm");
+                         });
+
+TEST(TempFilesCli, TimeoutDuringConvertLeavesTheDestinationAsItWasAndNoTemporaryFile) {
+  TempDir dir;
+  ScopedEnv cache("BITNET_CACHE_DIR", (dir / "cache").string());
+  // The input first, so the limit falls in the conversion (seconds), not in the model's generation.
+  RunResult r = run_bitnet({"inspect", "--no-hash", "synthetic:700m"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const fs::path out = dir / "model.gguf";
+  write_text(out, kPrevious);
+  Child c({"--timeout", "0.5", "convert", "synthetic:700m", out.string(), "--type", "i2_s"});
+  ASSERT_TRUE(c.finish(60s));
+  EXPECT_TRUE(c.exited()) << "killed by signal " << c.term_signal() << "\n" << c.err;
+  EXPECT_EQ(c.exit_code(), 124) << c.err;
+  EXPECT_EQ(error_lines(c.err), std::vector<std::string>{"error: timed out after 0.5 s (--timeout 0.5)"})
+      << "stopped at the next MiB, not ended by the watchdog\n" << c.err;
+  EXPECT_TRUE(unchanged(out));
+  EXPECT_EQ(temp_files_under(dir.path()), std::vector<std::string>{});
+}
+
+}  // namespace
+}  // namespace bitnet::test
