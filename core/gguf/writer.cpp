@@ -233,6 +233,7 @@ class FileSink final : public ByteSink {
         check_cancel();
         const size_t n = std::min(kBuffer, bytes.size() - at);
         write_all(fd_, bytes.data() + at, n, path_);
+        written_ += n;
       }
       return;
     }
@@ -251,8 +252,11 @@ class FileSink final : public ByteSink {
   void flush() {
     check_cancel();
     write_all(fd_, buf_.data(), buf_.size(), path_);
+    written_ += buf_.size();
     buf_.clear();
   }
+  // Bytes handed to this sink so far (written or buffered).
+  uint64_t count() const { return written_ + buf_.size(); }
   void check_cancel() const {
     if (cancel_ != nullptr && cancel_->load())
       throw make_error(ErrorCode::interrupted, "{}: cancelled; the file was removed", path_);
@@ -263,6 +267,7 @@ class FileSink final : public ByteSink {
   int fd_;
   const std::string& path_;
   const std::atomic<bool>* cancel_;
+  uint64_t written_ = 0;
   std::vector<std::byte> buf_;
 };
 
@@ -275,13 +280,25 @@ void GgufWriter::write(const std::filesystem::path& path, const WriteOptions& op
   if (fd < 0) throw make_error(ErrorCode::failure, "{}: cannot create: {}", tmp, std::strerror(errno));
   try {
     FileSink sink(fd, tmp, opt.cancel);
-    sink.write(header());
+    const std::vector<std::byte> head = header();
+    WriteProgress p{0, tensors_.size(), 0, head.size()};
+    for (const auto& t : tensors_) p.bytes_total += *checked_align_up(t.nbytes, alignment_);
+    sink.write(head);
     for (const auto& t : tensors_) {
+      if (opt.progress) {
+        p.bytes_done = sink.count();
+        opt.progress(p);
+      }
       sink.check_cancel();
       emit(t, sink);
       sink.pad(*checked_align_up(t.nbytes, alignment_) - t.nbytes);
+      ++p.tensors_done;
     }
     sink.flush();
+    if (opt.progress) {
+      p.bytes_done = sink.count();
+      opt.progress(p);
+    }
     if (::fsync(fd) != 0) throw make_error(ErrorCode::failure, "{}: fsync failed: {}", tmp, std::strerror(errno));
     sink.check_cancel();  // the last moment the destination can still be left as it was
   } catch (...) {

@@ -29,10 +29,17 @@ class ByteSink {
 // type's byte size for the tensor's shape; it may throw (the write is then abandoned).
 using TensorProducer = std::function<void(ByteSink& out)>;
 
+// Where a write() stands, after each tensor.
+struct WriteProgress {
+  size_t tensors_done = 0, tensors_total = 0;
+  uint64_t bytes_done = 0, bytes_total = 0;  // of the whole file
+};
+
 struct WriteOptions {
   // Checked before every tensor and every MiB written: once set, the write stops with
   // Error(interrupted), the temporary file is removed and the destination is left as it was.
   const std::atomic<bool>* cancel = nullptr;
+  std::function<void(const WriteProgress&)> progress;  // called after the header and each tensor
 };
 
 class GgufWriter {

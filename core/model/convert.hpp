@@ -16,7 +16,7 @@ struct ConvertOptions {
   gguf::GgmlType type = gguf::GgmlType::I2_S;  // I2_S, TQ1_0, TQ2_0, F16 or F32
   std::string arch;                             // "" keeps the source's general.architecture
   bool requantize = false;                      // absmean-requantize weights that are not exactly ternary
-  gguf::WriteOptions write;                     // cancellation
+  gguf::WriteOptions write;                     // cancellation and progress, tensor by tensor
 };
 
 struct ConvertStats {

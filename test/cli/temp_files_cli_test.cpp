@@ -1,8 +1,9 @@
 // Temporary files against the real binary (issue #20, point 2): Ctrl-C, SIGTERM and --timeout
 // during `convert` or while a synthetic model is written into the cache leave no OUT.tmp-PID and
-// an existing OUT byte for byte as it was.
+// an existing OUT byte for byte as it was; convert draws progress only on a terminal.
 #include <gtest/gtest.h>
 
+#include <pty.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -145,6 +146,52 @@ TEST(TempFilesCli, TimeoutDuringConvertLeavesTheDestinationAsItWasAndNoTemporary
       << "stopped at the next MiB, not ended by the watchdog\n" << c.err;
   EXPECT_TRUE(unchanged(out));
   EXPECT_EQ(temp_files_under(dir.path()), std::vector<std::string>{});
+}
+
+// Runs bitnet with a pseudo-terminal as stdin, stdout and stderr; returns all it printed.
+std::string run_on_a_terminal(const std::vector<std::string>& args) {
+  std::string bin = bitnet_bin();
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv{bin.data()};
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::setenv("BITNET_FIXTURE_PATH", fixture_dirs().c_str(), 0);
+  int master = -1;
+  const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  if (pid < 0) throw std::runtime_error("forkpty failed");
+  if (pid == 0) {
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(master, buf, sizeof buf);
+    if (n <= 0) break;  // EIO once the child has exited and closed its side
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(master);
+  ::waitpid(pid, nullptr, 0);
+  return out;
+}
+
+TEST(TempFilesCli, ConvertShowsProgressOnATerminalOnly) {
+  TempDir dir;
+  const std::string in = fixture_file("models/bitnet-tiny-f16.gguf").string();
+  const std::string out = (dir / "tq2.gguf").string();
+  const std::string result = out + ": 28 weight tensors as TQ2_0, 18 tensors copied";
+  const std::string tty = run_on_a_terminal({"convert", in, out, "--type", "tq2_0"});
+  // One line redrawn in place, ending at every tensor written, then erased before the result.
+  EXPECT_NE(tty.find("\rconverting: 46/46 tensors, "), std::string::npos) << tty;
+  EXPECT_NE(tty.find("\r\033[K" + result), std::string::npos) << tty;
+  const std::string quiet = run_on_a_terminal({"-q", "convert", in, out, "--type", "tq2_0"});
+  EXPECT_EQ(quiet.find("converting:"), std::string::npos) << quiet;
+  // Not a terminal (a pipe, a log file): no progress, no carriage return.
+  RunResult r = run_bitnet({"convert", in, out, "--type", "tq2_0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.out, result + "\n");
+  EXPECT_EQ(r.out.find('\r'), std::string::npos);
 }
 
 }  // namespace
