@@ -97,7 +97,7 @@ std::filesystem::path resolve_model(const Context& ctx, std::string_view spec, i
     // removes its temporary file) even in a command that does not poll the flag itself.
     const CancelPolling polling;
     const std::filesystem::path path =
-        model::synthetic_model_path(s, ctx.fixtures.cache_dir / "synthetic", &pool, {.cancel = &cancel_flag(), .progress = {}});
+        model::synthetic_model_path(s, ctx.fixtures.synthetic_dir(), &pool, {.cancel = &cancel_flag(), .progress = {}});
     throw_if_cancelled();  // cancelled after the last check: the command that did not poll stops here
     return path;
   }

@@ -1,6 +1,7 @@
 // Temporary files against the real binary (issue #20, point 2): Ctrl-C, SIGTERM and --timeout
 // during `convert` or while a synthetic model is written into the cache leave no OUT.tmp-PID and
-// an existing OUT byte for byte as it was; convert draws progress only on a terminal.
+// an existing OUT byte for byte as it was; convert draws progress only on a terminal; `fixtures
+// clean` removes stale temporaries and the synthetic models, file by file, and `list` shows them.
 #include <gtest/gtest.h>
 
 #include <pty.h>
@@ -192,6 +193,76 @@ TEST(TempFilesCli, ConvertShowsProgressOnATerminalOnly) {
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(r.out, result + "\n");
   EXPECT_EQ(r.out.find('\r'), std::string::npos);
+}
+
+// A PID no process has: a child that has exited and been reaped.
+pid_t dead_pid() {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  ::waitpid(pid, nullptr, 0);
+  return pid;
+}
+
+size_t count_lines_starting(const std::string& s, const std::string& prefix) {
+  std::istringstream in(s);
+  size_t n = 0;
+  for (std::string line; std::getline(in, line);) n += line.rfind(prefix, 0) == 0;
+  return n;
+}
+
+TEST(TempFilesCli, FixturesListShowsAndCleanRemovesSyntheticModelsAndStaleTemporaries) {
+  TempDir dir;
+  const fs::path root = dir / "cache";
+  ScopedEnv cache("BITNET_CACHE_DIR", root.string());
+  ScopedEnv offline("BITNET_OFFLINE", "1");
+  RunResult r = run_bitnet({"inspect", "--no-hash", "synthetic:tiny"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(std::distance(fs::directory_iterator(root / "synthetic"), fs::directory_iterator()), 1);
+  const fs::path model = fs::directory_iterator(root / "synthetic")->path();
+
+  r = run_bitnet({"fixtures", "list"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string heading = "synthetic models in " + (root / "synthetic").string();
+  EXPECT_NE(r.out.find("\n\n" + heading), std::string::npos) << r.out;
+  const size_t row = r.out.find(model.filename().string() + "\n");
+  ASSERT_NE(row, std::string::npos) << r.out;
+  EXPECT_NE(r.out.rfind(" KiB  ", row), std::string::npos) << "a size on the model's row\n" << r.out;
+
+  // Left by writers that are gone (Ctrl-C before this fix, a kill -9, a power cut), beside one
+  // being written right now (this test's own PID) and a download's .part.
+  const std::string gone = std::to_string(dead_pid());
+  const std::string alive = std::to_string(::getpid());
+  write_text(root / ("x.gguf.tmp-" + gone), "12345");
+  write_text(root / "synthetic" / ("y.gguf.tmp-" + gone), "1234567");
+  write_text(root / "z.part", "123");
+  write_text(root / "synthetic" / ("w.gguf.tmp-" + alive), "live");
+  // A named clean touches only that fixture.
+  r = run_bitnet({"fixtures", "clean", "z"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "removed " + (root / "z.part").string() + " (3 B)\nremoved 1 file (3 B) from " + root.string() + "\n");
+  EXPECT_TRUE(fs::exists(root / ("x.gguf.tmp-" + gone)));
+  EXPECT_TRUE(fs::exists(model));
+
+  r = run_bitnet({"fixtures", "clean"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // One line per file removed, with its size, then the total.
+  const std::string want = "removed " + (root / ("x.gguf.tmp-" + gone)).string() + " (5 B)\n" +
+                           "removed " + (root / "synthetic" / ("y.gguf.tmp-" + gone)).string() + " (7 B)\n";
+  EXPECT_TRUE(r.out.starts_with(want)) << r.out;
+  EXPECT_NE(r.out.find("removed " + model.string() + " ("), std::string::npos) << r.out;
+  EXPECT_EQ(count_lines_starting(r.out, "removed "), 4u) << r.out;
+  EXPECT_NE(r.out.find("\nremoved 3 files ("), std::string::npos) << r.out;
+  EXPECT_TRUE(r.out.ends_with(") from " + root.string() + "\n")) << r.out;
+  EXPECT_NE(r.err.find("warning: left " + (root / "synthetic" / ("w.gguf.tmp-" + alive)).string() +
+                       " alone: the process writing it is still running"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(temp_files_under(root), std::vector<std::string>{"synthetic/w.gguf.tmp-" + alive});
+  EXPECT_FALSE(fs::exists(model));
+
+  fs::remove(root / "synthetic" / ("w.gguf.tmp-" + alive));
+  r = run_bitnet({"fixtures", "list"});
+  EXPECT_EQ(r.out.find("synthetic models"), std::string::npos) << r.out;
 }
 
 }  // namespace
