@@ -176,6 +176,7 @@ void blank_placeholder_defaults(CLI::App& app) {
 // The command line, parsed and run; run() adds the check of standard output.
 static int run_command(int argc, char** argv) {
   install_crash_handlers();
+  install_cancel_handlers();
   backends::register_all();
   CLI::App app{"bitnet: run and check BitNet b1.58 (ternary) language models on the CPU"};
   app.require_subcommand(0, 1);
@@ -186,7 +187,7 @@ static int run_command(int argc, char** argv) {
              "  bitnet fixtures list\n"
              "  bitnet inspect synthetic:2b4t    (a seeded 2B-4T-shaped model, generated once into the cache)\n"
              "Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid model or input, 4 fixture, 5 crossval mismatch,\n"
-             "            6 memcheck, 124 timeout, 130 interrupted.\n"
+             "            6 memcheck, 124 timeout, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).\n"
              "--timeout S limits any command's wall-clock time (exit 124). It may also follow the command,\n"
              "except for crossval and debug-report, whose own --timeout limits each program they run:\n"
              "  bitnet --timeout 600 crossval --timeout 60 ...");
@@ -282,8 +283,9 @@ static int run_command(int argc, char** argv) {
         inject_test_fault(sub->get_name());
         const int code = fn(ctx);
         // A command that noticed the cancellation by itself (returned 130) still owes the timeout's
-        // exit code and message.
-        if (code == static_cast<int>(ErrorCode::interrupted) && cancel_reason() == CancelReason::timeout)
+        // or SIGTERM's exit code and message.
+        if (code == static_cast<int>(ErrorCode::interrupted) && cancel_reason() != CancelReason::none &&
+            cancel_reason() != CancelReason::interrupt)
           throw cancel_error();
         return code;
       }

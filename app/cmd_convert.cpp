@@ -1,5 +1,9 @@
 // `bitnet convert IN OUT --type i2_s|tq2_0|tq1_0|f16|f32 [--arch A] [--requantize]`: rewrites
-// the ternary weights of IN in another format, losslessly, and writes OUT atomically.
+// the ternary weights of IN in another format, losslessly, and writes OUT atomically. Ctrl-C,
+// SIGTERM and --timeout stop it between MiBs, leaving OUT as it was and no temporary file.
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -10,7 +14,9 @@
 #include "app/cli.hpp"
 #include "app/engine_options.hpp"
 #include "app/output_path.hpp"
+#include "app/signals.hpp"
 #include "core/base/error.hpp"
+#include "core/base/units.hpp"
 #include "core/gguf/reader.hpp"
 #include "core/model/convert.hpp"
 #include "core/model/ternary.hpp"
@@ -34,6 +40,39 @@ gguf::GgmlType target_type(const std::string& name) {
   return *t;
 }
 
+// "converting: 123/332 tensors, 1.20 GiB/4.50 GiB", redrawn in place on a terminal at most ten
+// times a second, and erased at the end (also when the conversion fails or is cancelled), so the
+// result line or the error stands alone.
+class ProgressLine {
+ public:
+  explicit ProgressLine(bool on) : on_(on) {}
+  ~ProgressLine() { erase(); }
+  ProgressLine(const ProgressLine&) = delete;
+  ProgressLine& operator=(const ProgressLine&) = delete;
+
+  void update(const gguf::WriteProgress& p) {
+    if (!on_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (drawn_ && p.tensors_done < p.tensors_total && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    drawn_ = true;
+    std::string line = fmt::format("\rconverting: {}/{} tensors, {}/{}", p.tensors_done, p.tensors_total,
+                                   human_bytes(p.bytes_done), human_bytes(p.bytes_total));
+    line += "\033[K";  // the previous text may have been longer
+    std::fputs(line.c_str(), stderr);
+  }
+  void erase() {
+    if (drawn_) std::fputs("\r\033[K", stderr);
+    drawn_ = false;
+    on_ = false;
+  }
+
+ private:
+  bool on_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point last_;
+};
+
 }  // namespace
 
 RunFn setup_convert(CLI::App& sub) {
@@ -52,8 +91,11 @@ RunFn setup_convert(CLI::App& sub) {
   sub.footer("Examples:\n  bitnet convert ggml-model-i2_s.gguf model-tq2_0.gguf --type tq2_0 --arch bitnet\n"
              "  bitnet convert synthetic:2b4t model.gguf --type tq1_0\n"
              "Embeddings, norms and other tensors are copied as they are. Exit status 3 when a weight is not\n"
-             "ternary or cannot be held exactly by --type (unless --requantize), or does not fit its block size.");
+             "ternary or cannot be held exactly by --type (unless --requantize), or does not fit its block size.\n"
+             "Ctrl-C, SIGTERM and --timeout stop it with OUT left as it was (exit 130, 143, 124); on a terminal\n"
+             "one line shows the progress.");
   return [f](const Context& ctx) {
+    const std::atomic<bool>& cancel = install_interrupt_handler();
     const gguf::GgmlType type = target_type(f->type);
     check_output_path("OUT", f->out);
     const gguf::GgufFile in = gguf::GgufFile::open(resolve_model(ctx, f->in, resolved_threads(f->engine)));
@@ -61,7 +103,11 @@ RunFn setup_convert(CLI::App& sub) {
     opt.type = type;
     opt.arch = f->arch;
     opt.requantize = f->requantize;
+    ProgressLine progress(::isatty(STDERR_FILENO) != 0 && !ctx.quiet);
+    opt.write.cancel = &cancel;
+    opt.write.progress = [&progress](const gguf::WriteProgress& p) { progress.update(p); };
     const model::ConvertStats st = model::convert_model(in, f->out, opt);
+    progress.erase();
     std::string line = fmt::format("{}: {} weight tensors as {}", f->out, st.converted, gguf::type_name(type));
     if (st.requantized > 0) line += fmt::format(" ({} requantized, lossy)", st.requantized);
     line += fmt::format(", {} tensors copied\n", st.copied);

@@ -1,5 +1,5 @@
 // `bitnet fixtures list | fetch NAME... | verify [NAME...] | path NAME | clean [NAME...]`: the
-// fixture cache by hand. Exit 4 on any download or checksum failure (CLI.md).
+// fixture cache (and the synthetic models in it) by hand. Exit 4 on any download or checksum failure (CLI.md).
 #include <cstdio>
 #include <memory>
 
@@ -94,6 +94,15 @@ int run_list(const fixtures::Fixtures& fx, const FixturesOptions& o) {
     j.end_object();
   }
   j.end_array();
+  // Synthetic models are no fixtures (no manifest entry, no checksum), so they follow the table,
+  // and only when all fixtures are listed; --json keeps its array of manifest entries.
+  if (o.names.empty())
+    if (const std::vector<fixtures::CachedFile> synth = fx.synthetic_models(); !synth.empty()) {
+      text += fmt::format("\nsynthetic models in {} (made on first use; `fixtures clean` removes them):\n",
+                          fx.config().synthetic_dir().string());
+      for (const auto& f : synth)
+        text += fmt::format("{:>10}  {}\n", human_bytes(f.bytes), f.path.filename().string());
+    }
   out(o.json ? j.str() + "\n" : text);
   std::fflush(stdout);
   if (!bad.empty()) {
@@ -169,8 +178,13 @@ int run_clean(const fixtures::Fixtures& fx, const FixturesOptions& o) {
   fixtures::CleanReport r = fx.clean(o.names);
   for (const auto& b : r.busy)
     std::fprintf(stderr, "warning: left '%s' alone: another bitnet process is fetching it\n", b.c_str());
-  out(fmt::format("removed {} file{} ({}) from {}\n", r.files, r.files == 1 ? "" : "s", human_bytes(r.bytes),
-                  fx.config().cache_dir.string()));
+  for (const auto& f : r.live)
+    std::fprintf(stderr, "warning: left %s alone: the process writing it is still running\n", f.path.c_str());
+  std::string text;
+  for (const auto& f : r.removed) text += fmt::format("removed {} ({})\n", f.path.string(), human_bytes(f.bytes));
+  text += fmt::format("removed {} file{} ({}) from {}\n", r.files, r.files == 1 ? "" : "s", human_bytes(r.bytes),
+                      fx.config().cache_dir.string());
+  out(text);
   return 0;
 }
 
@@ -200,7 +214,8 @@ RunFn setup_fixtures(CLI::App& sub) {
     s->callback([action, a] { *action = a; });
     return s;
   };
-  CLI::App* list = add("list", "Every known fixture and its state: cached, local, missing, mismatch", Action::list);
+  CLI::App* list = add("list", "Every known fixture and its state: cached, local, missing, mismatch; then the synthetic models in the cache",
+                        Action::list);
   list->add_flag("--json", o->json, "A JSON array instead of the table");
   list->add_option("NAME", o->names, "Only these fixtures (default: all)");
   add("fetch", "Make fixtures available (download unless cached or local); prints NAME, SOURCE, PATH", Action::fetch)
@@ -210,8 +225,10 @@ RunFn setup_fixtures(CLI::App& sub) {
       ->add_option("NAME", o->names, "Fixture names (default: all)");
   add("path", "Print the verified file of a fixture (fetching it if needed)", Action::path)
       ->add_option("NAME", o->names, "A fixture name")->required();
-  add("clean", "Remove cached fixtures and .part/.lock leftovers", Action::clean)
-      ->add_option("NAME", o->names, "Only these fixtures (default: all)");
+  add("clean", "Remove cached fixtures, synthetic models and leftovers of interrupted downloads and writes "
+             "(.part, .lock, FILE.tmp-PID of a process that is gone); one line per file removed",
+      Action::clean)
+      ->add_option("NAME", o->names, "Only these fixtures (default: all, and the synthetic models)");
 
   return [o, action](const Context& ctx) {
     fixtures::Fixtures fx = make_fixtures(ctx, *o);

@@ -3,8 +3,6 @@
 // given always wins over the variable.
 #include "app/engine_options.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <sstream>
@@ -95,19 +93,12 @@ std::filesystem::path resolve_model(const Context& ctx, std::string_view spec, i
       throw make_error(ErrorCode::failure, "'{}': synthetic models are written to a cache directory, and none is set "
                        "(set BITNET_CACHE_DIR, XDG_CACHE_HOME or HOME)", spec);
     ThreadPool pool(threads > 0 ? threads : ThreadPool::default_threads());
-    const std::filesystem::path dir = ctx.fixtures.cache_dir / "synthetic";
-    // The writer's temporary name (GgufWriter::write): removed if the watchdog has to end the run.
-    std::filesystem::path tmp = dir / model::synthetic_file_name(s);
-    tmp += ".tmp-" + std::to_string(::getpid());
-    register_temp_file(tmp);
-    std::filesystem::path path;
-    try {
-      path = model::synthetic_model_path(s, dir, &pool);
-    } catch (...) {
-      unregister_temp_file(tmp);
-      throw;
-    }
-    unregister_temp_file(tmp);
+    // Writing a 2B-4T model takes seconds: Ctrl-C, SIGTERM and --timeout stop it (the writer
+    // removes its temporary file) even in a command that does not poll the flag itself.
+    const CancelPolling polling;
+    const std::filesystem::path path =
+        model::synthetic_model_path(s, ctx.fixtures.synthetic_dir(), &pool, {.cancel = &cancel_flag(), .progress = {}});
+    throw_if_cancelled();  // cancelled after the last check: the command that did not poll stops here
     return path;
   }
   if (!spec.starts_with(fixtures::kFixturePrefix)) return std::filesystem::path(spec);

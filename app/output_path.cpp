@@ -7,10 +7,8 @@
 #include <cstring>
 #include <fstream>
 
-#include <fmt/format.h>
-
-#include "app/signals.hpp"
 #include "core/base/error.hpp"
+#include "core/base/temp_files.hpp"
 
 namespace bitnet::app {
 
@@ -28,26 +26,22 @@ void check_output_path(std::string_view flag, const std::filesystem::path& path)
 }
 
 void write_file_atomically(const std::filesystem::path& path, std::string_view bytes) {
-  std::filesystem::path tmp = path;
-  tmp += fmt::format(".tmp-{}", ::getpid());
-  register_temp_file(tmp);
+  TempFile tmp(path);  // removed on failure, and by a signal handler or the watchdog
   auto fail = [&](const std::string& reason) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    unregister_temp_file(tmp);
     return make_error(ErrorCode::failure, "{}: cannot write: {}", path.string(), reason);
   };
   {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    std::ofstream out(tmp.path(), std::ios::binary | std::ios::trunc);
     if (!out) throw fail(std::strerror(errno));
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     out.close();
     if (!out) throw fail(errno != 0 ? std::strerror(errno) : "the write failed");
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw fail(ec.message());
-  unregister_temp_file(tmp);
+  try {
+    tmp.commit();
+  } catch (const Error& e) {
+    throw fail(e.what());
+  }
 }
 
 }  // namespace bitnet::app

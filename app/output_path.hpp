@@ -12,8 +12,9 @@ namespace bitnet::app {
 // REASON" when PATH is a directory, or its directory does not exist or cannot be written to.
 void check_output_path(std::string_view flag, const std::filesystem::path& path);
 
-// Writes bytes to path.tmp-PID (removed on Ctrl-C's forced exit too) and renames it over path. A
-// failure removes the temporary and throws Error(failure) naming path and the reason.
+// Writes bytes to path.tmp-PID (core/base/temp_files.hpp: removed by a signal or a forced exit too)
+// and renames it over path. A failure removes the temporary and throws Error(failure) naming path
+// and the reason.
 void write_file_atomically(const std::filesystem::path& path, std::string_view bytes);
 
 }  // namespace bitnet::app

@@ -1,16 +1,18 @@
-// SIGINT -> cancellation flag; the timeout reason; the temp-file registry for a forced exit.
+// SIGINT and SIGTERM -> the cancellation flag (or, when nothing polls it, temporary files removed
+// and the default action); the timeout reason.
 #include "signals.hpp"
 
 #include <semaphore.h>
+#include <signal.h>
 
 #include <cerrno>
-#include <csignal>
 #include <ctime>
 #include <mutex>
 #include <string>
-#include <vector>
 
 #include <fmt/format.h>
+
+#include "core/base/temp_files.hpp"
 
 namespace bitnet::app {
 namespace {
@@ -26,30 +28,43 @@ sem_t* wake_sem() {
   return &g_wake;
 }
 
-std::mutex g_temp_mutex;
-std::vector<std::filesystem::path> g_temp_files;
+std::atomic<bool> g_polled{false};  // a command polls the flag: a signal cancels, it does not kill
 
-extern "C" void on_sigint(int) {
-  if (!request_cancel(CancelReason::interrupt)) {
-    std::signal(SIGINT, SIG_DFL);  // already cancelling (a second Ctrl-C): the user insists
-    std::raise(SIGINT);
-  }
+extern "C" void on_cancel_signal(int sig) {
+  const CancelReason why = sig == SIGTERM ? CancelReason::terminate : CancelReason::interrupt;
+  if (g_polled.load() && request_cancel(why)) return;
+  // Nothing would notice the flag, or this is the second signal (the user insists): end now, as
+  // the default action would, but without leaving half-written files behind.
+  remove_registered_temp_files();
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(sig, &dfl, nullptr);
+  raise(sig);  // blocked until this handler returns, then fatal
 }
 
 std::string seconds_text(double s) { return fmt::format("{:g}", s); }
 
 }  // namespace
 
-const std::atomic<bool>& install_interrupt_handler() {
+void install_cancel_handlers() {
   wake_sem();
   struct sigaction sa {};
-  sa.sa_handler = on_sigint;
+  sa.sa_handler = on_cancel_signal;
   sigemptyset(&sa.sa_mask);
   // No SA_RESTART: a blocking read (the --chat prompt) returns EINTR and the command sees Ctrl-C.
   sa.sa_flags = 0;
   sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+const std::atomic<bool>& install_interrupt_handler() {
+  g_polled.store(true);
   return g_cancelled;
 }
+
+CancelPolling::CancelPolling() : previous_(g_polled.exchange(true)) {}
+CancelPolling::~CancelPolling() { g_polled.store(previous_); }
 
 const std::atomic<bool>& cancel_flag() { return g_cancelled; }
 
@@ -71,31 +86,12 @@ Error cancel_error() {
     const std::string s = seconds_text(time_limit());
     return make_error(ErrorCode::timeout, "timed out after {} s (--timeout {})", s, s);
   }
+  if (cancel_reason() == CancelReason::terminate) return make_error(ErrorCode::terminated, "terminated (SIGTERM)");
   return make_error(ErrorCode::interrupted, "interrupted (Ctrl-C)");
 }
 
 void throw_if_cancelled() {
   if (g_cancelled.load()) throw cancel_error();
-}
-
-void register_temp_file(const std::filesystem::path& p) {
-  std::lock_guard lock(g_temp_mutex);
-  g_temp_files.push_back(p);
-}
-
-void unregister_temp_file(const std::filesystem::path& p) {
-  std::lock_guard lock(g_temp_mutex);
-  std::erase(g_temp_files, p);
-}
-
-void remove_registered_temp_files() {
-  // try_lock: the forced exit must not wait for a thread that is stuck holding the lock.
-  std::unique_lock lock(g_temp_mutex, std::try_to_lock);
-  if (!lock.owns_lock()) return;
-  for (const auto& p : g_temp_files) {
-    std::error_code ec;
-    std::filesystem::remove(p, ec);
-  }
 }
 
 void wake_watchdog() { sem_post(wake_sem()); }  // sem_post is async-signal-safe

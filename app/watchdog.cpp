@@ -12,6 +12,7 @@
 
 #include "app/crash_handler.hpp"
 #include "app/signals.hpp"
+#include "core/base/temp_files.hpp"
 
 namespace bitnet::app {
 namespace {

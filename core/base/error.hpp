@@ -22,6 +22,7 @@ enum class ErrorCode : int {
   memcheck = 6,
   timeout = 124,
   interrupted = 130,
+  terminated = 143,  // SIGTERM: 128 + 15, what a shell reports for a process SIGTERM killed
 };
 
 class Error : public std::exception {

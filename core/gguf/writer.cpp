@@ -10,6 +10,7 @@
 
 #include "core/base/checked.hpp"
 #include "core/base/error.hpp"
+#include "core/base/temp_files.hpp"
 
 namespace bitnet::gguf {
 
@@ -218,14 +219,22 @@ void write_all(int fd, const std::byte* p, size_t n, const std::string& path) {
   }
 }
 
-// Gathers small pieces into 1 MiB writes; large pieces go straight to the file.
+// Gathers small pieces into 1 MiB writes; large pieces go straight to the file, a MiB at a time,
+// so a cancellation is noticed within a MiB.
 class FileSink final : public ByteSink {
  public:
-  FileSink(int fd, const std::string& path) : fd_(fd), path_(path) { buf_.reserve(kBuffer); }
+  FileSink(int fd, const std::string& path, const std::atomic<bool>* cancel) : fd_(fd), path_(path), cancel_(cancel) {
+    buf_.reserve(kBuffer);
+  }
   void write(std::span<const std::byte> bytes) override {
     if (buf_.size() + bytes.size() > kBuffer) flush();
     if (bytes.size() >= kBuffer) {
-      write_all(fd_, bytes.data(), bytes.size(), path_);
+      for (size_t at = 0; at < bytes.size(); at += kBuffer) {
+        check_cancel();
+        const size_t n = std::min(kBuffer, bytes.size() - at);
+        write_all(fd_, bytes.data() + at, n, path_);
+        written_ += n;
+      }
       return;
     }
     const size_t at = buf_.size();
@@ -241,43 +250,63 @@ class FileSink final : public ByteSink {
     }
   }
   void flush() {
+    check_cancel();
     write_all(fd_, buf_.data(), buf_.size(), path_);
+    written_ += buf_.size();
     buf_.clear();
+  }
+  // Bytes handed to this sink so far (written or buffered).
+  uint64_t count() const { return written_ + buf_.size(); }
+  void check_cancel() const {
+    if (cancel_ != nullptr && cancel_->load())
+      throw make_error(ErrorCode::interrupted, "{}: cancelled; the file was removed", path_);
   }
 
  private:
   static constexpr size_t kBuffer = size_t{1} << 20;
   int fd_;
   const std::string& path_;
+  const std::atomic<bool>* cancel_;
+  uint64_t written_ = 0;
   std::vector<std::byte> buf_;
 };
 
 }  // namespace
 
-void GgufWriter::write(const std::filesystem::path& path) const {
-  std::string tmp = path.string() + ".tmp-" + std::to_string(::getpid());
+void GgufWriter::write(const std::filesystem::path& path, const WriteOptions& opt) const {
+  TempFile tmp_file(path);  // removed unless committed, and by a signal handler or the watchdog
+  const std::string tmp = tmp_file.path().string();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw make_error(ErrorCode::failure, "{}: cannot create: {}", tmp, std::strerror(errno));
   try {
-    FileSink sink(fd, tmp);
-    sink.write(header());
+    FileSink sink(fd, tmp, opt.cancel);
+    const std::vector<std::byte> head = header();
+    WriteProgress p{0, tensors_.size(), 0, head.size()};
+    for (const auto& t : tensors_) p.bytes_total += *checked_align_up(t.nbytes, alignment_);
+    sink.write(head);
     for (const auto& t : tensors_) {
+      if (opt.progress) {
+        p.bytes_done = sink.count();
+        opt.progress(p);
+      }
+      sink.check_cancel();
       emit(t, sink);
       sink.pad(*checked_align_up(t.nbytes, alignment_) - t.nbytes);
+      ++p.tensors_done;
     }
     sink.flush();
+    if (opt.progress) {
+      p.bytes_done = sink.count();
+      opt.progress(p);
+    }
     if (::fsync(fd) != 0) throw make_error(ErrorCode::failure, "{}: fsync failed: {}", tmp, std::strerror(errno));
+    sink.check_cancel();  // the last moment the destination can still be left as it was
   } catch (...) {
     ::close(fd);
-    ::unlink(tmp.c_str());
     throw;
   }
   ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw make_error(ErrorCode::failure, "cannot rename {} to {}: {}", tmp, path.string(), std::strerror(e));
-  }
+  tmp_file.commit();
 }
 
 }  // namespace bitnet::gguf

@@ -3,6 +3,7 @@
 // to a temporary name and renamed, so a failed write never leaves a half-written model.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -27,6 +28,19 @@ class ByteSink {
 // Produces a tensor's bytes into a sink when the file is written. It must write exactly the
 // type's byte size for the tensor's shape; it may throw (the write is then abandoned).
 using TensorProducer = std::function<void(ByteSink& out)>;
+
+// Where a write() stands, after each tensor.
+struct WriteProgress {
+  size_t tensors_done = 0, tensors_total = 0;
+  uint64_t bytes_done = 0, bytes_total = 0;  // of the whole file
+};
+
+struct WriteOptions {
+  // Checked before every tensor and every MiB written: once set, the write stops with
+  // Error(interrupted), the temporary file is removed and the destination is left as it was.
+  const std::atomic<bool>* cancel = nullptr;
+  std::function<void(const WriteProgress&)> progress;  // called after the header and each tensor
+};
 
 class GgufWriter {
  public:
@@ -63,8 +77,9 @@ class GgufWriter {
 
   // The whole file in memory (small files, tests).
   std::vector<std::byte> to_bytes() const;
-  // Writes path.tmp-PID, fsyncs, renames over path. Throws bitnet::Error on failure.
-  void write(const std::filesystem::path& path) const;
+  // Writes path.tmp-PID (registered in core/base/temp_files.hpp while it exists), fsyncs, renames
+  // it over path. Throws bitnet::Error on failure, Error(interrupted) when cancelled.
+  void write(const std::filesystem::path& path, const WriteOptions& opt = {}) const;
 
  private:
   struct Tensor {

@@ -176,7 +176,7 @@ ConvertStats convert_model(const gguf::GgufFile& in, const std::filesystem::path
       sink.write(bytes);
     });
   }
-  w.write(out);
+  w.write(out, opt.write);
   log::info(lg, "{}: {} weight tensors as {} ({} requantized), {} tensors copied", out.string(), stats->converted,
             gguf::type_name(opt.type), stats->requantized, stats->copied);
   return *stats;

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "core/gguf/reader.hpp"
+#include "core/gguf/writer.hpp"
 
 namespace bitnet::model {
 
@@ -15,6 +16,7 @@ struct ConvertOptions {
   gguf::GgmlType type = gguf::GgmlType::I2_S;  // I2_S, TQ1_0, TQ2_0, F16 or F32
   std::string arch;                             // "" keeps the source's general.architecture
   bool requantize = false;                      // absmean-requantize weights that are not exactly ternary
+  gguf::WriteOptions write;                     // cancellation and progress, tensor by tensor
 };
 
 struct ConvertStats {
@@ -29,7 +31,8 @@ bool is_ternary_weight_name(std::string_view name);
 // Reads `in`, writes `out` atomically (nothing is left at `out` on failure). Throws
 // Error(usage) for a target type or architecture that is not one of the choices, and
 // Error(invalid_input) naming the tensor and its shape when a weight is not ternary (unless
-// requantize), cannot be held exactly by the target, or does not fit its block layout.
+// requantize), cannot be held exactly by the target, or does not fit its block layout, and
+// Error(interrupted) when opt.write.cancel is set (out is then left as it was, no temporary file).
 // A rename that changes which FFN activation readers assume is logged as a warning.
 ConvertStats convert_model(const gguf::GgufFile& in, const std::filesystem::path& out, const ConvertOptions& opt);
 

@@ -352,7 +352,8 @@ void add_synthetic_model(const SyntheticSpec& s, gguf::GgufWriter& w, ThreadPool
   norm(tensor_name(Tensor::output_norm), embd);
 }
 
-std::filesystem::path synthetic_model_path(const SyntheticSpec& spec, const std::filesystem::path& dir, ThreadPool* pool) {
+std::filesystem::path synthetic_model_path(const SyntheticSpec& spec, const std::filesystem::path& dir, ThreadPool* pool,
+                                           const gguf::WriteOptions& write) {
   static log::Logger& lg = log::get("model");
   std::filesystem::path path = dir / synthetic_file_name(spec);
   std::error_code ec;
@@ -363,7 +364,7 @@ std::filesystem::path synthetic_model_path(const SyntheticSpec& spec, const std:
   const auto t0 = std::chrono::steady_clock::now();
   gguf::GgufWriter w;
   add_synthetic_model(spec, w, pool);
-  w.write(path);
+  w.write(path, write);
   const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
   log::info(lg, "generated {} in {:.2f} s", path.filename().string(), dt.count());
   return path;

@@ -49,8 +49,9 @@ std::string synthetic_file_name(const SyntheticSpec& spec);
 // (bounded memory; chunks spread over pool when given; same bytes for any thread count).
 void add_synthetic_model(const SyntheticSpec& spec, gguf::GgufWriter& w, ThreadPool* pool = nullptr);
 
-// dir / synthetic_file_name(spec), generated and written atomically first when missing.
+// dir / synthetic_file_name(spec), generated and written atomically first when missing (a set
+// write.cancel stops that with Error(interrupted), leaving nothing behind).
 std::filesystem::path synthetic_model_path(const SyntheticSpec& spec, const std::filesystem::path& dir,
-                                           ThreadPool* pool = nullptr);
+                                           ThreadPool* pool = nullptr, const gguf::WriteOptions& write = {});
 
 }  // namespace bitnet::model

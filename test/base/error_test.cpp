@@ -16,6 +16,7 @@ TEST(Error, ExitCodesMatchTheCliContract) {
   EXPECT_EQ(Error(ErrorCode::memcheck, "x").exit_code(), 6);
   EXPECT_EQ(Error(ErrorCode::timeout, "x").exit_code(), 124);
   EXPECT_EQ(Error(ErrorCode::interrupted, "x").exit_code(), 130);
+  EXPECT_EQ(Error(ErrorCode::terminated, "x").exit_code(), 143);
 }
 
 TEST(Error, WrapPutsTheNewMessageFirstAndFormatsCauses) {
