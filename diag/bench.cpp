@@ -114,7 +114,8 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
     if (probe_gen > 0 && opt.bandwidth_bytes > 0) {
       say("memory read bandwidth");
       const uint64_t step = decode_bytes_per_token(m, *opt.kernels, static_cast<uint32_t>(probe_gen / 2));
-      probe = probe_read_bandwidth(pool, probe_bytes_for(opt.bandwidth_bytes, step), 10);
+      probe = probe_read_bandwidth(pool, probe_bytes_for(opt.bandwidth_bytes, step), 10,
+                                   [&] { say("memory read bandwidth"); });
       rep.bandwidth.push_back(*probe);
     }
     // Warm-ups: page in the weights, size the buffers.

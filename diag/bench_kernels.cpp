@@ -108,7 +108,7 @@ uint64_t decode_bytes_per_token(const model::Model& m, const kernels::KernelTabl
   return bytes;
 }
 
-BandwidthProbe probe_read_bandwidth(ThreadPool& pool, uint64_t bytes, int passes) {
+BandwidthProbe probe_read_bandwidth(ThreadPool& pool, uint64_t bytes, int passes, const std::function<void()>& before_pass) {
   BITNET_CHECK(bytes >= 4096 && passes >= 1);
   // Whole 64-byte lines: aligned_alloc wants a multiple of its alignment.
   const size_t words = static_cast<size_t>(bytes / 64 * 8);
@@ -133,6 +133,7 @@ BandwidthProbe probe_read_bandwidth(ThreadPool& pool, uint64_t bytes, int passes
   p.n_threads = pool.size();
   p.best_seconds = 1e30;
   for (int pass = 0; pass < passes; ++pass) {
+    if (before_pass) before_pass();
     const auto t0 = Clock::now();
     pool.parallel_for(chunks, [&](int64_t b, int64_t e) {
       for (int64_t c = b; c < e; ++c) sums[static_cast<size_t>(c)] = sum_words(data + c * per_chunk, per_chunk);

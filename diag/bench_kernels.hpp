@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,7 +46,10 @@ uint64_t decode_bytes_per_token(const model::Model& m, const kernels::KernelTabl
 
 // Reads a buffer of `bytes` (touched first, so it is resident) `passes` times with the pool's
 // threads, each summing its own contiguous slice; the fastest pass is the measurement.
-BandwidthProbe probe_read_bandwidth(ThreadPool& pool, uint64_t bytes, int passes);
+// before_pass, when given, runs before each pass: bench's cancellation check (a probe of 2 GiB
+// under a sanitizer takes seconds).
+BandwidthProbe probe_read_bandwidth(ThreadPool& pool, uint64_t bytes, int passes,
+                                    const std::function<void()>& before_pass = {});
 
 struct KernelBenchOptions {
   std::vector<const kernels::KernelTable*> tables;  // the backends to time
