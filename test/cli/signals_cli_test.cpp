@@ -34,14 +34,6 @@ size_t count_lines(const std::string& s, const std::string& needle) {
   return n;
 }
 
-// Lines of stderr that start with "error:".
-std::vector<std::string> error_lines(const std::string& err) {
-  std::vector<std::string> out;
-  std::istringstream in(err);
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("error:", 0) == 0) out.push_back(line);
-  return out;
-}
 
 TEST(SignalsCli, CtrlCDuringGenerateFlushesEveryTokenAndExits130) {
   Child c({"generate", "-p", "Once upon a time", "-n", "-1", "--ignore-eos", "-c", "4096", "-t", "1", "--no-echo"});

@@ -22,6 +22,7 @@
 #include "support/fixtures.hpp"
 #include "support/run.hpp"
 #include "support/scoped.hpp"
+#include "support/terminal.hpp"
 
 namespace bitnet::test {
 namespace {
@@ -50,13 +51,6 @@ std::optional<fs::path> wait_for_temp_file(const fs::path& dir, std::chrono::sec
   return std::nullopt;
 }
 
-std::vector<std::string> error_lines(const std::string& err) {
-  std::vector<std::string> out;
-  std::istringstream in(err);
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("error:", 0) == 0) out.push_back(line);
-  return out;
-}
 
 void write_text(const fs::path& p, const std::string& s) {
   fs::create_directories(p.parent_path());
@@ -149,38 +143,13 @@ TEST(TempFilesCli, TimeoutDuringConvertLeavesTheDestinationAsItWasAndNoTemporary
   EXPECT_EQ(temp_files_under(dir.path()), std::vector<std::string>{});
 }
 
-// Runs bitnet with a pseudo-terminal as stdin, stdout and stderr; returns all it printed.
-std::string run_on_a_terminal(const std::vector<std::string>& args) {
-  std::string bin = bitnet_bin();
-  std::vector<std::string> copy = args;
-  std::vector<char*> argv{bin.data()};
-  for (auto& a : copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  ::setenv("BITNET_FIXTURE_PATH", fixture_dirs().c_str(), 0);
-  int master = -1;
-  const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
-  if (pid < 0) throw std::runtime_error("forkpty failed");
-  if (pid == 0) {
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(master, buf, sizeof buf);
-    if (n <= 0) break;  // EIO once the child has exited and closed its side
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(master);
-  ::waitpid(pid, nullptr, 0);
-  return out;
-}
 
 TEST(TempFilesCli, ConvertShowsProgressOnATerminalOnly) {
   TempDir dir;
   const std::string in = fixture_file("models/bitnet-tiny-f16.gguf").string();
   const std::string out = (dir / "tq2.gguf").string();
   const std::string result = out + ": 28 weight tensors as TQ2_0, 18 tensors copied";
+  ::setenv("BITNET_FIXTURE_PATH", fixture_dirs().c_str(), 0);  // as run_bitnet's children get it
   const std::string tty = run_on_a_terminal({"convert", in, out, "--type", "tq2_0"});
   // One line redrawn in place, ending at every tensor written, then erased before the result.
   EXPECT_NE(tty.find("\rconverting: 46/46 tensors, "), std::string::npos) << tty;

@@ -118,4 +118,13 @@ inline RunResult run_bitnet(const std::vector<std::string>& args, const std::str
   return r;
 }
 
+// The lines of a command's stderr that start with "error:".
+inline std::vector<std::string> error_lines(const std::string& err) {
+  std::vector<std::string> out;
+  std::istringstream in(err);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("error:", 0) == 0) out.push_back(line);
+  return out;
+}
+
 }  // namespace bitnet::test
