@@ -182,7 +182,7 @@ int run_clean(const fixtures::Fixtures& fx, const FixturesOptions& o) {
     std::fprintf(stderr, "warning: left %s alone: the process writing it is still running\n", f.path.c_str());
   std::string text;
   for (const auto& f : r.removed) text += fmt::format("removed {} ({})\n", f.path.string(), human_bytes(f.bytes));
-  text += fmt::format("removed {} file{} ({}) from {}\n", r.files, r.files == 1 ? "" : "s", human_bytes(r.bytes),
+  text += fmt::format("removed {} file{} ({}) from {}\n", r.files(), r.files() == 1 ? "" : "s", human_bytes(r.bytes()),
                       fx.config().cache_dir.string());
   out(text);
   return 0;

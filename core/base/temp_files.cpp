@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -67,13 +68,9 @@ std::optional<pid_t> temp_file_pid(std::string_view name) {
   const size_t at = name.rfind(kTmpInfix);
   if (at == std::string_view::npos || at == 0) return std::nullopt;
   const std::string_view digits = name.substr(at + kTmpInfix.size());
-  if (digits.empty() || digits.size() > 9) return std::nullopt;
   pid_t pid = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return std::nullopt;
-    pid = pid * 10 + (c - '0');
-  }
-  if (pid <= 0) return std::nullopt;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
+  if (ec != std::errc() || end != digits.data() + digits.size() || pid <= 0) return std::nullopt;
   return pid;
 }
 
