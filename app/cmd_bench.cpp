@@ -404,7 +404,6 @@ RunFn setup_bench(CLI::App& sub) {
         if (f->kernels && f->engine.backend.empty())
           for (const kernels::Backend& b : kernels::registered_backends())
             if (b.supported()) o.kernel_bench.tables.push_back(&b.table());
-        const diag::BenchReport model_info = diag::describe_bench_model(path.string(), *e.model, *e.kernels);
         // Theirs: one repetition of the same test (after its own warm-ups) after each of ours.
         std::vector<double> their_seconds;
         if (ref_spec) {
@@ -422,7 +421,7 @@ RunFn setup_bench(CLI::App& sub) {
             their_seconds.insert(their_seconds.end(), s.begin(), s.end());
           };
         }
-        o.on_result = [&](const diag::BenchResult& x) {
+        o.on_result = [&](const diag::BenchReport& model_info, const diag::BenchResult& x) {
           clear_progress();
           if (!ref_spec) return out.row(model_info, x, nullptr);
           diag::BenchResult y = x;

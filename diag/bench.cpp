@@ -45,6 +45,20 @@ std::vector<TokenId> first(const std::vector<TokenId>& ids, int32_t n) {
   return {ids.begin(), ids.begin() + std::min<int64_t>(n, static_cast<int64_t>(ids.size()))};
 }
 
+// The report's model fields (path, type, size, parameters, kernel table), before any test runs.
+BenchReport describe_bench_model(const std::string& model_path, const model::Model& m,
+                                 const kernels::KernelTable& kernels) {
+  const model::ModelConfig& c = m.config();
+  BenchReport rep;
+  rep.model_path = model_path;
+  rep.model_size = m.file().file_size();
+  for (const auto& t : m.file().tensors()) rep.model_n_params += static_cast<uint64_t>(t.n_elements());
+  rep.model_type = fmt::format("{} {}x{} {}", c.arch_name, c.n_embd, c.n_layer,
+                               gguf::type_name(c.n_layer > 0 ? m.layer(0).wq.type : m.token_embd().type));
+  rep.kernel_table = std::string(kernels.name);
+  return rep;
+}
+
 }  // namespace
 
 void summarize(BenchResult& r, double tokens) {
@@ -64,18 +78,6 @@ std::string test_name(const BenchTest& t) {
   return t.n_prompt > 0 ? fmt::format("pp{}", t.n_prompt) : fmt::format("tg{}", t.n_gen);
 }
 
-BenchReport describe_bench_model(const std::string& model_path, const model::Model& m,
-                                 const kernels::KernelTable& kernels) {
-  const model::ModelConfig& c = m.config();
-  BenchReport rep;
-  rep.model_path = model_path;
-  rep.model_size = m.file().file_size();
-  for (const auto& t : m.file().tensors()) rep.model_n_params += static_cast<uint64_t>(t.n_elements());
-  rep.model_type = fmt::format("{} {}x{} {}", c.arch_name, c.n_embd, c.n_layer,
-                               gguf::type_name(c.n_layer > 0 ? m.layer(0).wq.type : m.token_embd().type));
-  rep.kernel_table = std::string(kernels.name);
-  return rep;
-}
 
 BenchReport run_bench(const std::string& model_path, const model::Model& m, const BenchOptions& opt) {
   BITNET_CHECK(opt.kernels != nullptr);
@@ -145,7 +147,7 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
         if (opt.after_rep) opt.after_rep(threads, t, i);
       }
       summarize(r, static_cast<double>(t.n_prompt) + t.n_gen);
-      if (opt.on_result) opt.on_result(r);
+      if (opt.on_result) opt.on_result(rep, r);
       rep.results.push_back(std::move(r));
     }
   }

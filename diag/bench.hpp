@@ -28,6 +28,7 @@ inline uint64_t probe_bytes_for(uint64_t floor, uint64_t step_bytes) {
 }
 
 struct BenchResult;
+struct BenchReport;
 
 // One test: pp {n_prompt, 0}, tg {0, n_gen} or pg {n_prompt, n_gen}.
 struct BenchTest {
@@ -46,9 +47,9 @@ struct BenchOptions {
   // Called after each of our timed repetitions with the thread count, the test and the repetition
   // index: `bench --reference` runs the reference's repetition there, so the two alternate.
   std::function<void(int threads, const BenchTest& test, int rep)> after_rep;
-  // Called with each row as soon as its repetitions are done (bench prints it then, so that an
-  // interrupted run keeps the rows it finished).
-  std::function<void(const BenchResult&)> on_result;
+  // Called with each row as soon as its repetitions are done, and the report so far (its model
+  // fields are set): bench prints the row then, so that an interrupted run keeps what it finished.
+  std::function<void(const BenchReport& so_far, const BenchResult&)> on_result;
   // Called before each timed step with a one-line description ("pp512 rep 2/5, 2 threads").
   std::function<void(const std::string&)> progress;
   // Read-bandwidth probe before each thread count's tg test (0: no probe, no roofline): the
@@ -93,10 +94,6 @@ struct BenchReport {
   std::vector<BandwidthProbe> bandwidth;   // one per thread count, when probed
   std::vector<KernelBenchRow> kernels;     // bench --kernels
 };
-
-// The report's model fields (path, type, size, parameters, kernel table), before any test runs.
-BenchReport describe_bench_model(const std::string& model_path, const model::Model& model,
-                                 const kernels::KernelTable& kernels);
 
 // Throws bitnet::Error(usage) for a test longer than the model's context.
 BenchReport run_bench(const std::string& model_path, const model::Model& model, const BenchOptions& opt);

@@ -379,6 +379,14 @@ TEST(BenchCli, ListsSeveralModelsAndPromptThenGeneration) {
   RunResult half = run_bitnet({"bench", "-pg", "8"});
   EXPECT_EQ(half.exit_code, 2);
   EXPECT_NE(half.err.find("give PP,TG, two positive token counts"), std::string::npos) << half.err;
+  RunResult pg_ref = run_bitnet({"bench", "-pg", "8,4", "--reference", "llama.cpp:/nonexistent"});
+  EXPECT_EQ(pg_ref.exit_code, 2);
+  EXPECT_NE(pg_ref.err.find("error: bench --pg with --reference: the llama.cpp adapter runs pp and tg tests only"),
+            std::string::npos)
+      << pg_ref.err;
+  RunResult no_model = run_bitnet({"bench", "-m", ""});
+  EXPECT_EQ(no_model.exit_code, 2);
+  EXPECT_NE(no_model.err.find("error: bench -m '': give a model"), std::string::npos) << no_model.err;
   // -pg is bench's alone: generate -pg is still the prompt "g".
   RunResult gen = run_bitnet({"generate", "-m", "fixture:stories260K", "-pg", "-n", "1", "-q"});
   EXPECT_EQ(gen.exit_code, 0) << gen.err;
