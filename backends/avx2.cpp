@@ -12,6 +12,7 @@
 #include "backends/exp.hpp"
 #include "backends/q6k.hpp"
 #include "backends/q8_0.hpp"
+#include "backends/screen.hpp"
 #include "backends/row_quads.hpp"
 #include "backends/tables.hpp"
 #include "core/kernels/reference.hpp"
@@ -551,6 +552,7 @@ const kernels::KernelTable& avx2_table() {
     t.quantize_q8_0 = avx2::quantize_q8_0;
     t.dot_q8_0_q8_0 = avx2::dot_q8_0_q8_0;
     t.dot_q4_0_q8_0 = avx2::dot_q4_0_q8_0;
+    t.gemv_i8_i16 = avx2::gemv_i8_i16;
     return t;
   }();
   return table;

@@ -99,6 +99,11 @@ struct KernelTable {
   // heads sharing a KV head are the tokens.
   void (*gemm_f16)(const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_t* a, int64_t a_stride,
                    int64_t n_tokens, int64_t n, float* y, int64_t y_stride) = nullptr;
+
+  // --- output screening (OutputScreen) ---
+  // y[r] = sum over k < n of w[r * n + k] * a[k] for r < n_rows: int8 rows times one int16
+  // activation row, in int32. The caller keeps every partial sum inside int32.
+  void (*gemv_i8_i16)(const int8_t* w, int64_t n_rows, const int16_t* a, int64_t n, int32_t* y) = nullptr;
 };
 
 // The scalar reference table: plain C++, the oracle for every other backend.
@@ -181,6 +186,17 @@ uint64_t weight_bytes(const WeightView& w);
 // output does not depend on the thread count.
 void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,
             int64_t y_stride, MatmulScratch& scratch, ThreadPool* pool = nullptr);
+
+// One token, only the listed rows: y[r] for r in rows, each the value
+// matmul gives it, bit for bit (the same entries and activation rounding); other rows of y are
+// not written.
+void matmul_rows(const KernelTable& k, const WeightView& w, const float* x, std::span<const int32_t> rows, float* y,
+                 MatmulScratch& scratch, ThreadPool* pool = nullptr);
+
+// The activation values matmul multiplies w's rows with, for one token x (rounded to F16/BF16,
+// or quantized to Q8_K/Q8_0 and dequantized), exactly, as doubles: each of w's dots is a sum of
+// (weight value) x out[k] terms. False for I2_S, whose dot scales by a per-token integer factor.
+bool matmul_activation(const KernelTable& k, const WeightView& w, const float* x, double* out);
 
 // One output of matmul_group: y[t*y_stride + r] = W[r,:] . x[t]
 struct MatmulTarget {

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <functional>
 #include <type_traits>
+#include <vector>
 
 #include "core/base/error.hpp"
 #include "core/base/thread_pool.hpp"
@@ -240,6 +241,64 @@ void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x
   if (n_tokens == 0 || w.rows == 0) return;
   const RowRunner run = prepare(k, w, x, x_stride, n_tokens, scratch, pool);
   for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) { run(w, y, y_stride, r0, r1); });
+}
+
+void matmul_rows(const KernelTable& k, const WeightView& w, const float* x, std::span<const int32_t> rows, float* y,
+                 MatmulScratch& scratch, ThreadPool* pool) {
+  BITNET_CHECK(w.cols > 0 && w.data != nullptr);
+  if (rows.empty()) return;
+  const RowRunner run = prepare(k, w, x, w.cols, 1, scratch, pool);
+  for_rows(pool, static_cast<int64_t>(rows.size()), [&](int64_t b, int64_t e) {
+    // Consecutive rows in one call: fewer per-call set-ups.
+    for (int64_t i = b; i < e;) {
+      int64_t j = i + 1;
+      while (j < e && rows[static_cast<size_t>(j)] == rows[static_cast<size_t>(j - 1)] + 1) ++j;
+      BITNET_CHECK(rows[static_cast<size_t>(i)] >= 0 && rows[static_cast<size_t>(j - 1)] < w.rows);
+      run(w, y, 0, rows[static_cast<size_t>(i)], rows[static_cast<size_t>(j - 1)] + 1);
+      i = j;
+    }
+  });
+}
+
+bool matmul_activation(const KernelTable& k, const WeightView& w, const float* x, double* out) {
+  const WeightFormat* f = find_format(w.type);
+  if (f == nullptr) return false;
+  const int64_t n = w.cols;
+  switch (f->act) {
+    case ActFormat::i8: return false;
+    case ActFormat::q8_k: {
+      std::vector<BlockQ8K> b(static_cast<size_t>(n / kQK_K));
+      k.quantize_q8_k(x, n, b.data());
+      for (int64_t i = 0; i < n; ++i)
+        out[i] = double{b[static_cast<size_t>(i / kQK_K)].d} * b[static_cast<size_t>(i / kQK_K)].qs[i % kQK_K];
+      return true;
+    }
+    case ActFormat::q8_0: {
+      std::vector<BlockQ8_0> b(static_cast<size_t>(n / kQK8_0));
+      k.quantize_q8_0(x, n, b.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const BlockQ8_0& blk = b[static_cast<size_t>(i / kQK8_0)];
+        out[i] = double{f16_to_f32(blk.d)} * blk.qs[i % kQK8_0];
+      }
+      return true;
+    }
+    case ActFormat::f16: {
+      std::vector<uint16_t> h(static_cast<size_t>(n));
+      k.to_f16(x, n, h.data());
+      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(h[static_cast<size_t>(i)]);
+      return true;
+    }
+    case ActFormat::bf16: {
+      std::vector<uint16_t> h(static_cast<size_t>(n));
+      k.to_bf16(x, n, h.data());
+      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(h[static_cast<size_t>(i)]);
+      return true;
+    }
+    case ActFormat::f32:
+      for (int64_t i = 0; i < n; ++i) out[i] = x[i];
+      return true;
+  }
+  return false;
 }
 
 void matmul_group(const KernelTable& k, std::span<const MatmulTarget> targets, const float* x, int64_t x_stride,

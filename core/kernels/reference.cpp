@@ -146,6 +146,14 @@ float dot_f32_f32(const float* w, const float* a, int64_t n) {
   return f16_lane_sum(lane);
 }
 
+void gemv_i8_i16(const int8_t* w, int64_t n_rows, const int16_t* a, int64_t n, int32_t* y) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    int32_t s = 0;
+    for (int64_t k = 0; k < n; ++k) s += int32_t{w[r * n + k]} * int32_t{a[k]};
+    y[r] = s;
+  }
+}
+
 }  // namespace bitnet::kernels::ref
 
 namespace bitnet::kernels {
@@ -170,6 +178,7 @@ const KernelTable& reference_table() {
       .dot_f16_f16 = ref::dot_f16_f16,
       .dot_bf16_bf16 = ref::dot_bf16_bf16,
       .dot_f32_f32 = ref::dot_f32_f32,
+      .gemv_i8_i16 = ref::gemv_i8_i16,
   };
   return table;
 }

@@ -28,5 +28,6 @@ inline constexpr int kF16Lanes = 64;
 float f16_lane_sum(const float* lanes);
 float dot_bf16_bf16(const uint16_t* w, const uint16_t* a, int64_t n);
 float dot_f32_f32(const float* w, const float* a, int64_t n);
+void gemv_i8_i16(const int8_t* w, int64_t n_rows, const int16_t* a, int64_t n, int32_t* y);
 
 }  // namespace bitnet::kernels::ref

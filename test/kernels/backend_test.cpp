@@ -244,15 +244,15 @@ TEST(Backends, F16DotBitExact) {
 }
 
 // The strided many-token F16 entry: each result equal to the reference dot bit for bit, for
-// short rows (attention's head_dim), tails, token counts across its groups of four, and rows
-// longer than its activation buffer (its fallback).
+// short rows (attention's head_dim), tails, token counts across its groups of four, row counts
+// across blocks of four, and rows longer than its activation buffer (its fallback).
 TEST(Backends, GemmF16BitExact) {
   std::mt19937 rng(8);
   size_t checked = 0;
   for (const KernelTable* k : optimised_tables()) {
     if (k->gemm_f16 == nullptr) continue;
     for (int64_t n : {1, 15, 16, 17, 63, 65, 128, 300, 2560, 5000, 9000}) {
-      for (auto [rows, tokens] : {std::pair<int64_t, int64_t>{3, 1}, {13, 1}, {8, 1}, {5, 4}, {7, 6}, {2, 9}}) {
+      for (auto [rows, tokens] : {std::pair<int64_t, int64_t>{3, 1}, {13, 1}, {8, 1}, {5, 4}, {7, 6}, {2, 9}, {9, 4}, {12, 8}}) {
         const int64_t w_stride = n + 5, a_stride = n + 3, y_stride = rows + 2;
         std::vector<uint16_t> w = test::random_f16(rng, static_cast<size_t>(w_stride * rows), -2.0f, 2.0f);
         std::vector<uint16_t> a = test::random_f16(rng, static_cast<size_t>(a_stride * tokens), -4.0f, 4.0f);
@@ -273,6 +273,37 @@ TEST(Backends, GemmF16BitExact) {
   bool any = false;
   for (const KernelTable* k : optimised_tables()) any |= k->gemm_f16 != nullptr;
   if (any) {
+    EXPECT_GT(checked, 0u);
+  }
+}
+
+// The output screen's integer row products: odd widths (every tail length of the 16- and
+// 32-element steps), row counts around the blocks of four, random and extreme values.
+TEST(Backends, GemvI8I16EqualsTheReference) {
+  std::mt19937 rng(9);
+  size_t checked = 0;
+  for (const KernelTable* k : optimised_tables()) {
+    if (k->gemv_i8_i16 == nullptr) continue;
+    for (int64_t n : {1, 15, 16, 17, 31, 33, 47, 100, 2560, 2561}) {
+      for (int64_t rows : {1, 3, 4, 5, 9}) {
+        for (bool extreme : {false, true}) {
+          std::uniform_int_distribution<int> dw(-128, 127), da(-4095, 4095);
+          std::vector<int8_t> w(static_cast<size_t>(rows * n));
+          std::vector<int16_t> a(static_cast<size_t>(n));
+          for (auto& v : w) v = static_cast<int8_t>(extreme ? -128 : dw(rng));
+          for (auto& v : a) v = static_cast<int16_t>(extreme ? -4095 : da(rng));
+          std::vector<int32_t> got(static_cast<size_t>(rows) + 1, -7), want(static_cast<size_t>(rows));
+          k->gemv_i8_i16(w.data(), rows, a.data(), n, got.data());
+          reference_table().gemv_i8_i16(w.data(), rows, a.data(), n, want.data());
+          for (int64_t r = 0; r < rows; ++r)
+            EXPECT_EQ(got[static_cast<size_t>(r)], want[static_cast<size_t>(r)]) << k->name << " n=" << n << " r=" << r;
+          EXPECT_EQ(got.back(), -7) << "wrote past its rows";
+          ++checked;
+        }
+      }
+    }
+  }
+  if (!optimised_tables().empty()) {
     EXPECT_GT(checked, 0u);
   }
 }
