@@ -40,6 +40,7 @@ struct BenchFlags {
   std::string output = "md";
   std::string reference;
   bool kernels = false;
+  bool exact_logits = false;
 };
 
 constexpr int32_t kMaxTestTokens = 1 << 20;
@@ -217,6 +218,10 @@ class ReportWriter {
                                 static_cast<double>(x.bandwidth_probe_bytes) / 1e6,
                                 static_cast<double>(x.bytes_per_token) / 1e6, x.roofline_ts, x.test,
                                 100.0 * x.avg_ts / x.roofline_ts);
+    if (x.screen_bytes > 0)
+      o.append(fmt::format("output screened for the 40 best logits: {:.0f} rows per step computed exactly, plus the "
+                           "{:.1f} MB int8 copy (counted above instead of the whole matrix; --exact-logits: all)\n",
+                           x.output_rows, static_cast<double>(x.screen_bytes) / 1e6));
     if (x.huge_page_bytes && x.weights_bytes > 0) {
       // The weights stream from huge pages only where the kernel grants them (docs/memcheck.md).
       const uint64_t huge = std::min(*x.huge_page_bytes, x.weights_bytes);
@@ -261,6 +266,7 @@ class ReportWriter {
       j.key("roofline_ts").value(x.roofline_ts).key("roofline_pct").value(100.0 * x.avg_ts / x.roofline_ts);
       j.key("weights_bytes").value(x.weights_bytes);
       if (x.huge_page_bytes) j.key("huge_page_bytes").value(*x.huge_page_bytes);
+      if (x.screen_bytes > 0) j.key("output_rows").value(x.output_rows).key("screen_bytes").value(x.screen_bytes);
     }
     j.end_object();
     return element(j.str());
@@ -351,6 +357,9 @@ RunFn setup_bench(CLI::App& sub) {
   sub.add_flag("--kernels", f->kernels,
                "Also time each kernel-table entry at the model's shapes on every backend this CPU runs "
                "(only --backend's when given)");
+  sub.add_flag("--exact-logits", f->exact_logits,
+               "tg: compute every logit of every step, as llama-bench does. By default a step computes the 40 best "
+               "exactly (generate's default top-k) through the output screen when the output matrix is F16/BF16/F32");
   sub.footer("Rows are printed as each test finishes; Ctrl-C or --timeout keeps the finished ones.\n\n"
              "Examples:\n  bitnet bench -m model.gguf -p 512 -n 128 -t 1,2 -o json\n"
              "  bitnet bench -m a.gguf,b.gguf -p 128,512 -n 0 -pg 512,128\n"
@@ -367,6 +376,7 @@ RunFn setup_bench(CLI::App& sub) {
     diag::BenchOptions o;
     o.tests = tests;
     o.reps = f->reps;
+    if (f->exact_logits) o.top_k = 0;
     // Before every timed step: Ctrl-C or --timeout stops the run there.
     const bool show_progress = ::isatty(STDERR_FILENO) != 0;
     auto clear_progress = [show_progress] {

@@ -56,6 +56,7 @@ struct GenerateFlags {
   std::string kv_type = "f16";
   int32_t keep = 0;              // --keep: prompt tokens a context shift keeps after BOS (-1: all)
   bool no_context_shift = false;
+  bool exact_logits = false;
   bool check_tensors = false;
   std::string system;
 };
@@ -121,6 +122,8 @@ std::string timings(const infer::GenerateResult& r) {
                                  r.decode_seconds, decode_tps(r), r.first_token_seconds,
                                  infer::stop_reason_name(r.reason));
   if (r.n_shifts > 0) line += fmt::format("; context shifts: {}", r.n_shifts);
+  if (r.n_evals > 0)
+    line += fmt::format("; output rows computed: {:.0f} per eval", static_cast<double>(r.exact_output_rows) / static_cast<double>(r.n_evals));
   return line;
 }
 
@@ -349,6 +352,10 @@ RunFn setup_generate(CLI::App& sub) {
   sub.add_flag("--no-context-shift", f->no_context_shift,
                "A full context stops generation (stop: ctx; a --chat turn that does not fit: exit 3). By default it "
                "is shifted, as llama-cli: BOS and --keep tokens stay, the older half of the rest is dropped");
+  sub.add_flag("--exact-logits", f->exact_logits,
+               "Compute every logit at every step. By default only those the sampler can pick (greedy: the best; "
+               "--top-k K: the K best; --top-k 0: all) are computed exactly, screened through an int8 copy of the "
+               "output matrix with a proven error bound: the same tokens, fewer bytes read per token");
   sub.footer("Examples:\n  bitnet generate -p \"Once upon a time\"\n"
              "  bitnet generate -m model.gguf -p \"The capital of France is\" -n 16 --temp 0\n"
              "  echo \"Hello\" | bitnet generate -m model.gguf --json");
@@ -365,12 +372,14 @@ RunFn setup_generate(CLI::App& sub) {
     so.pool = e.pool.get();
     so.n_ctx = e.n_ctx;
     so.kv_type = f->kv_type == "f32" ? infer::KvType::f32 : infer::KvType::f16;
+    so.screen_output = !f->exact_logits;
     infer::Session session(*m.model, *e.kernels, so);
     infer::GenerateOptions g;
     g.n_predict = f->n_predict;
     g.stop = f->stop;
     g.ignore_eos = f->ignore_eos;
     g.context_shift = !f->no_context_shift;
+    g.exact_logits = f->exact_logits;
     g.sampling.temp = f->temp;
     g.sampling.top_k = f->top_k;
     g.sampling.top_p = f->top_p;

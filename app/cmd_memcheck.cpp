@@ -79,12 +79,13 @@ std::string text(const diag::MemcheckReport& r) {
     o.append(fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", i + 1, human(x.tracked_peak), human(x.held_after),
                          human(x.pool_footprint), x.system_allocs, x.reused, human(x.rss_after)));
   }
-  // A yardstick: weights plus KV cache; code, tokenizer and activations should stay small beside it.
-  const uint64_t yardstick = r.model_file_size + r.kv_cache_planned;
+  // A yardstick: weights plus KV cache (plus the output screen's int8 copy); code, tokenizer and
+  // activations should stay small beside it.
+  const uint64_t yardstick = r.model_file_size + r.kv_cache_planned + r.output_screen_planned;
   if (yardstick > 0 && r.peak_rss_since_load)
-    o.append(fmt::format("\npeak RSS {} = {:.1f}% of model file + planned KV cache ({})\n", human(r.rss_end.peak_rss),
+    o.append(fmt::format("\npeak RSS {} = {:.1f}% of model file + planned KV cache{} ({})\n", human(r.rss_end.peak_rss),
                          100.0 * static_cast<double>(r.rss_end.peak_rss) / static_cast<double>(yardstick),
-                         human(yardstick)));
+                         r.output_screen_planned > 0 ? " + output screen" : "", human(yardstick)));
   o.append(r.ok() ? "\nverdict: ok (no leak, no growth across rounds, within budget)\n" : "\nverdict: FAILED\n");
   return o;
 }
@@ -103,7 +104,8 @@ std::string json(const diag::MemcheckReport& r, uint64_t budget) {
   }
   j.end_array();
   j.key("planned_total").value(r.planned_total).key("tracked_peak").value(r.tracked_peak);
-  j.key("kv_cache_planned").value(r.kv_cache_planned).key("budget").value(budget);
+  j.key("kv_cache_planned").value(r.kv_cache_planned).key("output_screen_planned").value(r.output_screen_planned);
+  j.key("budget").value(budget);
   j.key("model_mapped").value(r.model_mapping.mapped).key("model_resident").value(r.model_mapping.resident);
   j.key("model_unmapped").value(r.model_unmapped);
   j.key("rss_after_load").value(r.rss_loaded.rss).key("rss_end").value(r.rss_end.rss);

@@ -27,18 +27,34 @@ std::vector<TokenId> token_ids(const model::Model& m, int32_t n) {
 
 // Seconds to run `test` in a fresh session: the prompt all at once, then the generated tokens one
 // by one. `huge`, when given, receives the process's huge-page bytes with the session loaded.
-double time_test(const infer::ResidentWeights& w, ThreadPool& pool, const std::vector<TokenId>& prompt,
-                 const std::vector<TokenId>& gen, std::optional<uint64_t>* huge = nullptr) {
+// With a screen, the session computes the top_k best logits of each step exactly (as generate
+// does for its sampler) and *rows receives the output rows its decode steps computed.
+struct TestRun {
+  const infer::ResidentWeights& w;
+  ThreadPool& pool;
+  const kernels::OutputScreen* screen = nullptr;
+  int32_t top_k = 0;
+};
+double time_test(const TestRun& run, const std::vector<TokenId>& prompt, const std::vector<TokenId>& gen,
+                 std::optional<uint64_t>* huge = nullptr, uint64_t* rows = nullptr) {
   infer::SessionOptions so;
   so.n_ctx = static_cast<uint32_t>(prompt.size() + gen.size());
-  so.pool = &pool;
-  so.weights = &w;
-  infer::Session s(w.model(), w.kernels(), so);
+  so.pool = &run.pool;
+  so.weights = &run.w;
+  so.screen = run.screen;
+  infer::Session s(run.w.model(), run.w.kernels(), so);
+  if (run.screen != nullptr) s.set_top_logits(run.top_k);
   if (huge != nullptr) *huge = read_anon_huge_pages();
+  uint64_t computed = 0;
   const auto t0 = Clock::now();
   if (!prompt.empty()) s.eval(prompt);
-  for (TokenId id : gen) s.eval(std::span<const TokenId>(&id, 1));
-  return std::chrono::duration<double>(Clock::now() - t0).count();
+  for (TokenId id : gen) {
+    s.eval(std::span<const TokenId>(&id, 1));
+    computed += static_cast<uint64_t>(s.exact_output_rows());
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (rows != nullptr) *rows += computed;
+  return seconds;
 }
 
 std::vector<TokenId> first(const std::vector<TokenId>& ids, int32_t n) {
@@ -98,6 +114,7 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
   const std::vector<TokenId> prompt = token_ids(m, longest_prompt), gen = token_ids(m, longest_gen);
   // One copy of the weights for every session of every thread count, made with the first pool.
   std::unique_ptr<infer::ResidentWeights> weights;
+  std::unique_ptr<kernels::OutputScreen> screen;  // built with the weights, shared by the sessions
   for (int threads : opt.threads) {
     ThreadPool pool(threads);
     auto say = [&](const std::string& what) {
@@ -122,9 +139,16 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
     }
     // Warm-ups: page in the weights, size the buffers.
     if (!opt.tests.empty()) say("warm-up");
-    if (!weights && !opt.tests.empty()) weights = std::make_unique<infer::ResidentWeights>(m, *opt.kernels, default_memory_pool(), &pool);
-    if (longest_prompt > 0 && weights) time_test(*weights, pool, prompt, {});
-    if (longest_gen > 0 && weights) time_test(*weights, pool, {}, first(gen, 8));
+    if (!weights && !opt.tests.empty()) {
+      weights = std::make_unique<infer::ResidentWeights>(m, *opt.kernels, default_memory_pool(), &pool);
+      const kernels::WeightView& out = weights->output();
+      if (opt.top_k > 0 && kernels::OutputScreen::supports(*opt.kernels, out) && kernels::OutputScreen::saves_bytes(out))
+        screen = std::make_unique<kernels::OutputScreen>(*opt.kernels, out, default_memory_pool(), &pool);
+    }
+    if (!weights) continue;
+    const TestRun run{*weights, pool, screen.get(), opt.top_k};
+    if (longest_prompt > 0) time_test(run, prompt, {});
+    if (longest_gen > 0) time_test(run, {}, first(gen, 8));
     for (const BenchTest& t : opt.tests) {
       BenchResult r;
       r.test = test_name(t);
@@ -141,10 +165,23 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
       }
       const std::vector<TokenId> p = first(prompt, t.n_prompt), g = first(gen, t.n_gen);
       r.started = std::time(nullptr);
+      uint64_t rows = 0;
       for (int i = 0; i < opt.reps; ++i) {
         say(fmt::format("{} repetition {}/{}", r.test, i + 1, opt.reps));
-        r.seconds.push_back(time_test(*weights, pool, p, g, tg ? &r.huge_page_bytes : nullptr));
+        r.seconds.push_back(time_test(run, p, g, tg ? &r.huge_page_bytes : nullptr, &rows));
         if (opt.after_rep) opt.after_rep(threads, t, i);
+      }
+      if (screen && !g.empty()) {
+        // Bytes a screened decode step reads: the int8 copy and the rows computed, not the matrix.
+        const kernels::WeightView& out = weights->output();
+        r.output_rows = static_cast<double>(rows) / static_cast<double>(opt.reps * static_cast<int>(g.size()));
+        r.screen_bytes = screen->bytes();
+        if (r.bytes_per_token > 0) {
+          const double row_bytes = static_cast<double>(kernels::weight_bytes(out)) / static_cast<double>(out.rows);
+          r.bytes_per_token = r.bytes_per_token - kernels::weight_bytes(out) + r.screen_bytes +
+                              static_cast<uint64_t>(r.output_rows * row_bytes);
+          r.roofline_ts = r.bandwidth_gbs * 1e9 / static_cast<double>(r.bytes_per_token);
+        }
       }
       summarize(r, static_cast<double>(t.n_prompt) + t.n_gen);
       if (opt.on_result) opt.on_result(rep, r);

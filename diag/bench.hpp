@@ -60,6 +60,10 @@ struct BenchOptions {
   uint64_t bandwidth_bytes = uint64_t{256} << 20;
   // Kernel micro-benchmarks (bench --kernels) per thread count; empty tables: none.
   KernelBenchOptions kernel_bench;
+  // Logits each decode step computes exactly, as generate's default sampling (top-k 40) needs
+  // them: through an output screen when the output matrix's type gains from one
+  // (kernels::OutputScreen). 0: every logit (bench --exact-logits), as llama-bench does.
+  int32_t top_k = 40;
 };
 
 struct BenchResult {
@@ -82,6 +86,10 @@ struct BenchResult {
   // on a machine whose transparent huge pages are off.
   uint64_t weights_bytes = 0;
   std::optional<uint64_t> huge_page_bytes;
+  // tg rows with an output screen: the mean output rows a decode step computed exactly, and the
+  // screen's bytes (its int8 copy), both counted in bytes_per_token instead of the whole matrix.
+  double output_rows = 0;
+  uint64_t screen_bytes = 0;
 };
 
 struct BenchReport {

@@ -62,6 +62,7 @@ struct MemcheckReport {
   uint64_t planned_total = 0;
   uint64_t tracked_peak = 0;      // most bytes held at once, all tags, over all rounds
   uint64_t kv_cache_planned = 0;
+  uint64_t output_screen_planned = 0;  // the int8 copy of the output matrix generate screens with
   MappingMemory model_mapping;    // at the end of the last round
   bool model_unmapped = false;    // after teardown no mapping of the file is left
   ProcessMemory rss_loaded;       // after load, before the first session

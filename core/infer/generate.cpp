@@ -74,9 +74,18 @@ GenerateResult generate(Session& session, std::span<const TokenId> prompt, std::
     if (ev.on_shift) ev.on_shift(s.kept, s.dropped);
   };
 
+  // Before each eval: which logits the sampler will look at (Session::set_top_logits).
+  auto ask = [&] { session.set_top_logits(opt.exact_logits ? 0 : sampler.needs_top(), sampler.penalized()); };
+  auto count = [&] {
+    r.exact_output_rows += static_cast<uint64_t>(session.exact_output_rows());
+    ++r.n_evals;
+  };
+
   const auto t0 = Clock::now();
   shift(prompt.size());
+  ask();
   session.eval(prompt);
+  count();
   r.prefill_seconds = seconds_since(t0);
 
   std::string pending;  // generated text not shown yet
@@ -137,11 +146,14 @@ GenerateResult generate(Session& session, std::span<const TokenId> prompt, std::
       break;
     }
     const TokenId next[1] = {id};
+    ask();
     const auto t1 = Clock::now();
     session.eval(next);
     r.decode_seconds += seconds_since(t1);
     ++r.n_decode_evals;
+    count();
   }
+  session.set_top_logits(0);  // whoever uses the session next gets every logit unless they ask
   show(pending.size());
   // Tokens with empty pieces still waiting, unless a stop string ended the text before them.
   if (r.reason != StopReason::stop) report_tokens(std::numeric_limits<size_t>::max());

@@ -28,6 +28,9 @@ struct GenerateOptions {
   // prompt that does not fit, fail in Session::eval.
   bool context_shift = false;
   uint32_t n_keep = 0;  // tokens at the start of the context a shift keeps (BOS, a system prompt)
+  // Every logit of every step, even where the sampler looks only at the largest few (a session
+  // with an output screen otherwise computes only those: the same tokens, fewer bytes read).
+  bool exact_logits = false;
 };
 
 struct GenerateEvents {
@@ -55,6 +58,10 @@ struct GenerateResult {
   double first_token_seconds = 0;
   size_t n_prompt = 0;
   size_t n_shifts = 0;  // context shifts (make_room) during this call
+  // Output rows computed exactly over the evals of this call (with an output screen, the rows
+  // the sampler could pick; else the vocabulary each time), and those evals.
+  uint64_t exact_output_rows = 0;
+  size_t n_evals = 0;
 };
 
 // `eog`: ids that end generation (EOS, EOT). The prompt is evaluated in the session after

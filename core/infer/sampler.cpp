@@ -21,6 +21,14 @@ void Sampler::accept(TokenId token) {
   while (recent_.size() > static_cast<size_t>(opt_.repeat_last_n)) recent_.pop_front();
 }
 
+std::vector<TokenId> Sampler::penalized() const {
+  if (opt_.repeat_penalty == 1.0f) return {};
+  std::vector<TokenId> seen(recent_.begin(), recent_.end());
+  std::sort(seen.begin(), seen.end());
+  seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+  return seen;
+}
+
 namespace {
 
 void softmax_candidates(auto& cand) {
@@ -43,10 +51,7 @@ TokenId Sampler::sample(std::span<const float> logits) {
 
   if (opt_.repeat_penalty != 1.0f) {
     // Each distinct recent token once: positive logits divided, negative multiplied.
-    std::vector<TokenId> seen(recent_.begin(), recent_.end());
-    std::sort(seen.begin(), seen.end());
-    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
-    for (TokenId id : seen) {
+    for (TokenId id : penalized()) {
       if (id < 0 || static_cast<size_t>(id) >= cand_.size()) continue;
       float& l = cand_[static_cast<size_t>(id)].logit;
       l = l > 0 ? l / opt_.repeat_penalty : l * opt_.repeat_penalty;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <deque>
 #include <random>
 #include <span>
@@ -30,6 +31,12 @@ class Sampler {
   TokenId sample(std::span<const float> logits);
   // Records a token (prompt or generated) for the repeat penalty.
   void accept(TokenId token);
+  // The tokens whose logits the next sample() changes before choosing (the repeat penalty's
+  // window, when the penalty is on), each once.
+  std::vector<TokenId> penalized() const;
+  // How many of the largest logits the next sample() can choose from, after the tokens above
+  // are changed: 1 when greedy, top_k, or 0 when it looks at all of them.
+  int32_t needs_top() const { return opt_.temp <= 0.0f ? 1 : std::max(opt_.top_k, 0); }
 
  private:
   struct Candidate {

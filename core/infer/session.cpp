@@ -36,6 +36,20 @@ Session::Session(const model::Model& model, const kernels::KernelTable& kernels,
     w_ = own_weights_.get();
   }
   if (const uint64_t s = plan.find("matmul").bytes; s > 0) scratch_.get(s);
+  if (opt.screen != nullptr) {
+    screen_ = opt.screen;
+  } else if (opt.screen_output && kernels::OutputScreen::supports(k_, w_->output()) &&
+             kernels::OutputScreen::saves_bytes(w_->output())) {
+    own_screen_ = std::make_unique<kernels::OutputScreen>(k_, w_->output(), *memory_, pool_);
+    screen_ = own_screen_.get();
+  }
+}
+
+void Session::set_top_logits(int32_t top_k, std::span<const TokenId> exact) {
+  top_k_ = std::max(top_k, 0);
+  exact_ids_.clear();
+  for (TokenId t : exact)
+    if (t >= 0 && static_cast<uint32_t>(t) < c_.n_vocab) exact_ids_.push_back(t);
 }
 
 void Session::eval(std::span<const TokenId> tokens, bool all_logits) {
@@ -310,7 +324,12 @@ void Session::forward_batch(std::span<const TokenId> tokens, bool want_logits) {
     rms_norm(&x_[static_cast<size_t>(t * E)], model_.output_norm().data(), E, c_.rms_eps,
              &h_[static_cast<size_t>((t - first) * E)]);
   float* dst = all ? &logits_[n_logits_ * c_.n_vocab] : logits_.data();
-  kernels::matmul(k_, w_->output(), h_.data(), E, n_out, dst, c_.n_vocab, scratch_, pool_);
+  if (!all && top_k_ > 0 && screen_ != nullptr) {
+    exact_rows_ = screen_->logits(h_.data(), top_k_, exact_ids_, dst, screen_work_, scratch_, pool_);
+  } else {
+    kernels::matmul(k_, w_->output(), h_.data(), E, n_out, dst, c_.n_vocab, scratch_, pool_);
+    exact_rows_ = static_cast<int64_t>(c_.n_vocab);
+  }
   n_logits_ = all ? n_logits_ + static_cast<size_t>(n_out) : 1;
 }
 

@@ -13,6 +13,7 @@
 #include "core/base/memory_pool.hpp"
 #include "core/infer/resident_weights.hpp"
 #include "core/kernels/kernels.hpp"
+#include "core/kernels/screen.hpp"
 #include "core/model/model.hpp"
 
 namespace bitnet::infer {
@@ -28,6 +29,12 @@ struct SessionOptions {
   // The weight copy to multiply, shared with other sessions (it must be of the same model and
   // kernel table, and outlive the session); nullptr: the session makes its own.
   const ResidentWeights* weights = nullptr;
+  // Build an output screen (kernels::OutputScreen, an int8 copy of the output matrix) so that
+  // set_top_logits can ask for only the logits a sampler can pick. Off: every logit, always.
+  bool screen_output = false;
+  // A screen to use instead of building one (of this model's output matrix in the same kernel
+  // table's copy, outliving the session): bench's sessions share one.
+  const kernels::OutputScreen* screen = nullptr;
 };
 inline constexpr uint32_t kDefaultMaxCtx = 4096;
 
@@ -37,6 +44,7 @@ inline constexpr std::string_view kTagActivations = "activations";
 inline constexpr std::string_view kTagLogits = "logits";
 inline constexpr std::string_view kTagScratch = "scratch";
 inline constexpr std::string_view kTagWeights = "weights";
+inline constexpr std::string_view kTagOutputScreen = kernels::kTagOutputScreen;
 
 struct PlannedBuffer {
   std::string_view tag;
@@ -78,6 +86,16 @@ class Session {
   // move as they are; the last eval's logits stay. Throws bitnet::Error (invalid_input) when
   // n_keep + n_discard exceeds n_past(), changing nothing.
   void shift_context(uint32_t n_keep, uint32_t n_discard);
+
+  // What the next evals' last-token logits must hold. top_k 0 (the default): every logit. top_k
+  // >= 1 with a screen (SessionOptions::screen_output, a type it supports): the logits that can
+  // be among the top_k largest and those of the `exact` ids, each bit-identical to the full
+  // product, and -infinity for the rest (a sampler that may raise some tokens' logits, as a
+  // repeat penalty below 1 does, lists them in `exact`). Kept until changed.
+  void set_top_logits(int32_t top_k, std::span<const TokenId> exact = {});
+  // Output rows the last eval computed exactly (n_vocab without screening), for reports.
+  int64_t exact_output_rows() const { return exact_rows_; }
+  bool screens_output() const { return screen_ != nullptr; }
 
   std::span<const float> logits() const;
   std::span<const float> logits_at(size_t i) const;
@@ -131,6 +149,12 @@ class Session {
   std::unique_ptr<ResidentWeights> own_weights_;  // when the options share none
   const ResidentWeights* w_ = nullptr;            // the matrices multiplied: own_weights_ or shared
   size_t n_logits_ = 0;
+  std::unique_ptr<kernels::OutputScreen> own_screen_;  // with SessionOptions::screen_output
+  const kernels::OutputScreen* screen_ = nullptr;      // own_screen_ or the shared one
+  kernels::OutputScreen::Work screen_work_;
+  int32_t top_k_ = 0;
+  std::vector<int32_t> exact_ids_;
+  int64_t exact_rows_ = 0;
 };
 
 }  // namespace bitnet::infer
