@@ -13,7 +13,6 @@
 #include "backends/exp.hpp"
 #include "backends/q6k.hpp"
 #include "backends/q8_0.hpp"
-#include "backends/screen.hpp"
 #include "backends/row_quads.hpp"
 #include "backends/tables.hpp"
 #include "core/kernels/reference.hpp"
@@ -757,7 +756,6 @@ const kernels::KernelTable& avx512_table() {
     t.dot_q4_0_q8_0 = avx512::dot_q4_0_q8_0;
     t.gemm_q8_0_q8_0 = avx512::gemm_q8_0_q8_0;
     t.gemm_q4_0_q8_0 = avx512::gemm_q4_0_q8_0;
-    t.gemv_i8_i16 = avx512::gemv_i8_i16;
     return t;
   }();
   return table;
