@@ -53,6 +53,67 @@ inline float round_even(float x) {
   return (x + kMagic) - kMagic;
 }
 
+// Eight independent float lanes: loops over them vectorize (plain SSE2 in the core), where one
+// running sum, or a double one, would not; the stored norms allow for float summation below.
+constexpr int kLanes = 8;
+
+}  // namespace
+
+// Rounds one row to int8 and returns its numbers. The norms are summed in float lanes, so each is
+// raised by the relative error of those sums (n / kLanes + kLanes additions, 2^-24 each, plus the
+// squares' roundings), and ||e|| also by the rounding of e = w - s q itself (at most
+// 2^-23 (|w_i| + |e_i|) per element).
+OutputScreen::RowNumbers OutputScreen::quantize_row(const float* v, int64_t n, int8_t* q) {
+  const int64_t body = n / kLanes * kLanes;
+  float m[kLanes] = {}, bad[kLanes] = {};
+  for (int64_t i = 0; i < body; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      m[l] = std::max(m[l], std::fabs(v[i + l]));
+      bad[l] += v[i + l] * 0.0f;  // NaN once any element is NaN or infinite
+    }
+  float amax = 0, nonfinite = 0;
+  for (int l = 0; l < kLanes; ++l) {
+    amax = std::max(amax, m[l]);
+    nonfinite += bad[l];
+  }
+  for (int64_t i = body; i < n; ++i) {
+    amax = std::max(amax, std::fabs(v[i]));
+    nonfinite += v[i] * 0.0f;
+  }
+  if (nonfinite != 0.0f || amax == 0) {  // NaN != 0
+    // A row with NaN or infinity is never screened out (infinite error); a zero row is exact.
+    std::fill_n(q, n, int8_t{0});
+    const float e = amax == 0 && nonfinite == 0.0f ? 0.0f : std::numeric_limits<float>::infinity();
+    return {0.0f, 0.0f, e, e};
+  }
+  // Any rounding of w / s works: the bound uses the error of the q actually stored.
+  const float s = amax / 127.0f, inv = 127.0f / amax;
+  float qq[kLanes] = {}, ee[kLanes] = {}, ww[kLanes] = {};
+  auto one = [&](int64_t i, int l) {
+    const float x = v[i], qi = std::min(std::max(round_even(x * inv), -127.0f), 127.0f), e = x - s * qi;
+    q[i] = static_cast<int8_t>(qi);
+    qq[l] += qi * qi;
+    ee[l] += e * e;
+    ww[l] += x * x;
+  };
+  for (int64_t i = 0; i < body; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) one(i + l, l);
+  for (int64_t i = body; i < n; ++i) one(i, 0);
+  double sq = 0, se = 0, sw = 0;
+  for (int l = 0; l < kLanes; ++l) {
+    sq += qq[l];
+    se += ee[l];
+    sw += ww[l];
+  }
+  const double rel = 1 + (static_cast<double>(n) / kLanes + kLanes + 4) * 0x1p-24;  // float sums and squares
+  const double w_norm = std::sqrt(sw * rel) * (1 + 1e-12);
+  // |e_i| <= 0.51 s (q rounds w / s, the clamp only trims the largest), so ||e|| < sqrt(n) s.
+  const double e_norm = (std::sqrt(se * rel) + 0x1p-23 * (w_norm + std::sqrt(static_cast<double>(n)) * s)) * (1 + 1e-12);
+  return {s, up(std::sqrt(sq * rel) * (1 + 1e-12)), up(e_norm), up(w_norm)};
+}
+
+namespace {
+
 }  // namespace
 
 bool OutputScreen::supports(const KernelTable& k, const WeightView& w) {
@@ -93,36 +154,7 @@ OutputScreen::OutputScreen(const KernelTable& k, const WeightView& w, MemoryPool
         dequantize(w.type, w.data, r * n, n, v.data(), w.i2s_scale);
       }
       int8_t* q = q_.data() + r * n;
-      RowNumbers& num = row_[static_cast<size_t>(r)];
-      float amax = 0;
-      bool finite = true;
-      for (float x : v) {
-        finite &= std::fabs(x) <= std::numeric_limits<float>::max();  // false for NaN too
-        amax = std::max(amax, std::fabs(x));
-      }
-      if (!finite || amax == 0) {
-        // A row with NaN or infinity is never screened out (infinite error); a zero row is exact.
-        std::fill_n(q, n, int8_t{0});
-        const float e = finite ? 0.0f : std::numeric_limits<float>::infinity();
-        num = {0.0f, 0.0f, e, e};
-        continue;
-      }
-      // Any rounding of w / s works: the bound uses the error of the q actually stored.
-      const float s = amax / 127.0f, inv = 127.0f / amax;
-      for (int64_t i = 0; i < n; ++i)
-        q[i] = static_cast<int8_t>(std::min(std::max(round_even(v[static_cast<size_t>(i)] * inv), -127.0f), 127.0f));
-      // Sums of squares in double, four at a time so they pipeline; e exact (s has 24 bits, q 8).
-      double qq[4] = {}, ee[4] = {}, ww[4] = {};
-      for (int64_t i = 0; i < n; ++i) {
-        const double x = v[static_cast<size_t>(i)], qi = q[i], e = x - double{s} * qi;
-        qq[i % 4] += qi * qi;
-        ee[i % 4] += e * e;
-        ww[i % 4] += x * x;
-      }
-      auto total = [](const double* p) { return (p[0] + p[1]) + (p[2] + p[3]); };
-      // Square roots of double sums: a relative 1e-12 covers their rounding.
-      num = {s, up(std::sqrt(total(qq)) * (1 + 1e-12)), up(std::sqrt(total(ee)) * (1 + 1e-12)),
-             up(std::sqrt(total(ww)) * (1 + 1e-12))};
+      row_[static_cast<size_t>(r)] = quantize_row(v.data(), n, q);
     }
   });
 }

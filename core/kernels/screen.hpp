@@ -62,6 +62,7 @@ class OutputScreen {
     float e_norm;  // ||w - s q||_2, rounded up
     float w_norm;  // ||w||_2, rounded up
   };
+  static RowNumbers quantize_row(const float* v, int64_t n, int8_t* q);
   const KernelTable& k_;
   WeightView w_;
   PoolArray<int8_t> q_;        // [rows][cols]
