@@ -309,6 +309,36 @@ TEST(BenchCli, KernelRowsAndRooflineAreConsistent) {
   EXPECT_GE(n_kernel, tables.size() * 3);
 }
 
+// An F16 output matrix: tg steps compute only the 40 best logits through the output screen, and
+// the row says how many rows and the copy's bytes, counted in bytes_per_token instead of the
+// matrix; --exact-logits computes them all and counts the matrix, as before.
+TEST(BenchCli, ScreenedDecodeCountsTheRowsItRead) {
+  const auto path = fixture_file("models/bitnet-tiny-f16.gguf");  // vocab 512, tied F16 output
+  const uint64_t matrix = 512 * 256 * 2, row_bytes = 256 * 2;
+  for (bool exact : {false, true}) {
+    std::vector<std::string> args = {"bench", "-m", path.string(), "-p", "0", "-n", "8", "-r", "1", "-t", "2", "-o", "json"};
+    if (exact) args.push_back("--exact-logits");
+    RunResult r = run_bitnet(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    simdjson::dom::parser parser;
+    simdjson::dom::array rows = parse_rows(parser, r.out);
+    ASSERT_EQ(rows.size(), 1u) << r.out;
+    simdjson::dom::element row = rows.at(0);
+    const uint64_t full = expected_bytes_per_token(path, 4), bpt = uint64_t(row["bytes_per_token"]);
+    if (exact) {
+      EXPECT_TRUE(row["output_rows"].error()) << r.out;
+      EXPECT_EQ(bpt, full);
+      continue;
+    }
+    const double computed = double(row["output_rows"]);
+    const uint64_t screen = uint64_t(row["screen_bytes"]);
+    EXPECT_GE(computed, 40.0) << r.out;  // at least the 40 asked for
+    EXPECT_LT(computed, 512.0) << r.out;
+    EXPECT_GE(screen, 512u * 256u) << "one byte per weight at least";
+    EXPECT_EQ(bpt, full - matrix + screen + static_cast<uint64_t>(computed * row_bytes));
+  }
+}
+
 TEST(BenchCli, AgainstLlamaCpp) {
   BITNET_REQUIRE_LLAMA_REF();
   // One thread: ggml's spinning workers make two threads erratic on a busy machine.
