@@ -142,7 +142,7 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
     if (!weights && !opt.tests.empty()) {
       weights = std::make_unique<infer::ResidentWeights>(m, *opt.kernels, default_memory_pool(), &pool);
       const kernels::WeightView& out = weights->output();
-      if (opt.top_k > 0 && kernels::OutputScreen::supports(*opt.kernels, out) && kernels::OutputScreen::saves_bytes(out))
+      if (opt.top_k > 0 && kernels::OutputScreen::worth_building(*opt.kernels, out))
         screen = std::make_unique<kernels::OutputScreen>(*opt.kernels, out, default_memory_pool(), &pool);
     }
     if (!weights) continue;

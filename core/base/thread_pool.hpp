@@ -48,4 +48,15 @@ class ThreadPool {
   std::exception_ptr error_;
 };
 
+// fn(begin, end) over [0, n): on pool's threads (as ThreadPool::parallel_for), or all on the
+// caller when there is no pool or it has one thread (no std::function built then).
+template <typename F>
+void parallel_ranges(ThreadPool* pool, int64_t n, int64_t grain, F&& fn) {
+  if (pool == nullptr || pool->size() == 1) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  pool->parallel_for(n, fn, grain);
+}
+
 }  // namespace bitnet

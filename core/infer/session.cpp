@@ -38,8 +38,7 @@ Session::Session(const model::Model& model, const kernels::KernelTable& kernels,
   if (const uint64_t s = plan.find("matmul").bytes; s > 0) scratch_.get(s);
   if (opt.screen != nullptr) {
     screen_ = opt.screen;
-  } else if (opt.screen_output && kernels::OutputScreen::supports(k_, w_->output()) &&
-             kernels::OutputScreen::saves_bytes(w_->output())) {
+  } else if (opt.screen_output && kernels::OutputScreen::worth_building(k_, w_->output())) {
     own_screen_ = std::make_unique<kernels::OutputScreen>(k_, w_->output(), *memory_, pool_);
     screen_ = own_screen_.get();
   }

@@ -62,8 +62,7 @@ SessionMemoryPlan plan_session_memory(const model::Model& model, const SessionOp
   add(kTagWeights, "weights", opt.weights != nullptr ? 0 : resident_total_bytes(model, table), 1);
   // The screen is built from the resident copy of the output matrix, which has its file type.
   const kernels::WeightView out = resident_weight(table, model.output());
-  if (opt.screen == nullptr && opt.screen_output && kernels::OutputScreen::supports(table, out) &&
-      kernels::OutputScreen::saves_bytes(out))
+  if (opt.screen == nullptr && opt.screen_output && kernels::OutputScreen::worth_building(table, out))
     add(kTagOutputScreen, "output_screen", kernels::OutputScreen::planned_bytes(out), 1);
   return p;
 }

@@ -33,11 +33,7 @@ void check_entry(Fn* fn, const WeightView& w, const KernelTable& k) {
 // Each (row, token) result is computed by the same code whichever thread runs it.
 template <typename F>
 void for_rows(ThreadPool* pool, int64_t rows, F&& f) {
-  if (pool == nullptr || pool->size() == 1) {
-    f(int64_t{0}, rows);
-    return;
-  }
-  pool->parallel_for(rows, f, /*grain=*/16);
+  parallel_ranges(pool, rows, /*grain=*/16, f);
 }
 
 // Quantizes the tokens' activations (fn(t) does token t), over the pool when there are enough

@@ -22,12 +22,6 @@ float up(double v) {
   return static_cast<double>(f) >= v ? f : std::nextafter(f, std::numeric_limits<float>::infinity());
 }
 
-template <typename F>
-void split(ThreadPool* pool, int64_t n, int64_t grain, F&& f) {
-  if (pool == nullptr || pool->size() == 1) return f(int64_t{0}, n);
-  pool->parallel_for(n, f, grain);
-}
-
 // Every exact product matmul computes is a sum of at most n weight x activation terms, each
 // term formed with a few roundings (F16: none; Q6_K/Q8_K: the block scales' products) and
 // summed in some order: its float value is within (n + kExtraRoundings) * 2^-24 * sum |terms|
@@ -112,10 +106,6 @@ OutputScreen::RowNumbers OutputScreen::quantize_row(const float* v, int64_t n, i
   return {s, up(std::sqrt(sq * rel) * (1 + 1e-12)), up(e_norm), up(w_norm)};
 }
 
-namespace {
-
-}  // namespace
-
 bool OutputScreen::supports(const KernelTable& k, const WeightView& w) {
   const WeightFormat* f = find_format(w.type);
   return k.gemv_i8_i16 != nullptr && f != nullptr && f->act != ActFormat::i8 && w.rows > 0 && w.cols > 0 &&
@@ -139,7 +129,7 @@ OutputScreen::OutputScreen(const KernelTable& k, const WeightView& w, MemoryPool
   q_ = PoolArray<int8_t>(memory, kTagOutputScreen, static_cast<size_t>(w.rows * n));
   row_ = PoolArray<RowNumbers>(memory, kTagOutputScreen, static_cast<size_t>(w.rows));
   advise_huge_pages(q_.data(), q_.size());  // read in full every step, as the weights are
-  split(pool, w.rows, 64, [&](int64_t r0, int64_t r1) {
+  parallel_ranges(pool, w.rows, 64, [&](int64_t r0, int64_t r1) {
     std::vector<float> v(static_cast<size_t>(n));
     for (int64_t r = r0; r < r1; ++r) {
       if (w.type == gguf::GgmlType::F16) {
@@ -168,7 +158,7 @@ int64_t OutputScreen::logits(const float* x, int32_t top_k, std::span<const int3
     return rows;
   };
   work.act.resize(static_cast<size_t>(n));
-  if (!matmul_activation(k_, w_, x, work.act.data())) return all_rows();
+  BITNET_CHECK(matmul_activation(k_, w_, x, work.act.data()));  // supports() left out I2_S
   double amax = 0, hh = 0;
   for (double a : work.act) {
     if (!std::isfinite(a)) return all_rows();
@@ -204,7 +194,7 @@ int64_t OutputScreen::logits(const float* x, int32_t top_k, std::span<const int3
   work.bounds.resize(2 * static_cast<size_t>(rows));  // [lower, upper] per row
   std::vector<double> best;
   std::mutex mu;
-  split(pool, rows, 256, [&](int64_t r0, int64_t r1) {
+  parallel_ranges(pool, rows, 256, [&](int64_t r0, int64_t r1) {
     k_.gemv_i8_i16(q_.data() + r0 * n, r1 - r0, work.act16.data(), n, work.isum.data() + r0);
     std::priority_queue<double, std::vector<double>, std::greater<>> top;  // min-heap of size <= top_k
     for (int64_t r = r0; r < r1; ++r) {

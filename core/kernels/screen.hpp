@@ -30,6 +30,8 @@ class OutputScreen {
   // Whether screening reads fewer bytes than the full product: the int8 copy is at most half the
   // matrix (F16, BF16, F32). A Q6_K or Q8_0 matrix is already about a byte per weight.
   static bool saves_bytes(const WeightView& w);
+  // Both: the engine builds a screen only then (generate's session, its memory plan, bench).
+  static bool worth_building(const KernelTable& k, const WeightView& w) { return supports(k, w) && saves_bytes(w); }
   // Bytes of the int8 copy and the per-row numbers, as the pool will hold them.
   static uint64_t planned_bytes(const WeightView& w);
 
