@@ -191,7 +191,7 @@ void quantize_q8_k(const float* x, int64_t n, BlockQ8K* y) {
 // F16 rows x up to 4 F16 tokens. Each token is converted to f32 once (zero-padded to a multiple
 // of 16), so the inner loop converts only the weights, and each converted weight vector serves
 // all the tokens; per (row, token) the reference's 64 lanes as four accumulators.
-constexpr int64_t kF16MaxN = 4096;
+constexpr int64_t kF16MaxN = 16384;  // a decode's V rows are as long as the context
 
 template <int NT>
 void f16_rows(const uint16_t* w, int64_t w_stride, int64_t n_rows, const float* af /* [NT][kF16MaxN] */, int64_t n,
@@ -217,6 +217,108 @@ void f16_rows(const uint16_t* w, int64_t w_stride, int64_t n_rows, const float* 
       chunk(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + i)), i, j);
     }
     for (int t = 0; t < NT; ++t) y[t * y_stride + r] = f16_lane_sum(acc[t]);
+  }
+}
+
+// f16_lane_sum of 16 vectors at once: lane k of the result is the tree of v[k] after its first
+// step ((acc[0] + acc[1]) + (acc[2] + acc[3]), done by the caller), with the same pairs added at
+// every level, so the same bits; 46 instructions for 16 sums instead of about 9 each.
+inline __m512 lane_sums16(const __m512* v) {
+  __m512 w[8], t[4], q[2];
+  for (int i = 0; i < 8; ++i)  // rows 2i, 2i+1: lanes j + (j + 8), 8 lanes each
+    w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+  for (int i = 0; i < 4; ++i)  // rows 4i..4i+3, one per 128 bits: j + (j + 4)
+    t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0xDD));
+  for (int i = 0; i < 2; ++i)  // 128-bit block k: rows 8i+k and 8i+4+k, two lanes each: j + (j + 2)
+    q[i] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  // 0 + 1: block k holds rows k, 4+k, 8+k, 12+k; the permutation puts row r in lane r.
+  const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(q[0], q[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm512_shuffle_ps(q[0], q[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r);
+}
+
+// f16_rows for rows of exactly N = 64 or 128 elements (attention's K rows: one head) and one or two
+// tokens: the tokens stay in registers (8 vectors each at 128), so a row costs its own loads and
+// the multiply-adds, not 4 x 2 token loads per 16 weights; 16 rows share lane_sums16.
+template <int NT, int N>
+void f16_rows_head(const uint16_t* w, int64_t w_stride, int64_t n_rows, const float* af /* [NT][kF16MaxN] */,
+                   float* y, int64_t y_stride) {
+  constexpr int kV = N / 16;
+  __m512 a[NT][kV];
+  for (int t = 0; t < NT; ++t)
+    for (int k = 0; k < kV; ++k) a[t][k] = _mm512_load_ps(af + t * kF16MaxN + 16 * k);
+  for (int64_t r0 = 0; r0 < n_rows; r0 += 16) {
+    const int64_t nr = std::min<int64_t>(16, n_rows - r0);
+    __m512 v[NT][16];
+    for (int64_t r = 0; r < 16; ++r) {
+      if (r >= nr) {
+        for (int t = 0; t < NT; ++t) v[t][r] = _mm512_setzero_ps();
+        continue;
+      }
+      const uint16_t* row = w + (r0 + r) * w_stride;
+      _mm_prefetch(reinterpret_cast<const char*>(row) + 32768, _MM_HINT_T1);
+      if constexpr (N > 64) _mm_prefetch(reinterpret_cast<const char*>(row) + 32768 + 64, _MM_HINT_T1);
+      __m512 acc[NT][4];
+      for (int k = 0; k < kV; ++k) {  // f16_rows' order: element i in accumulator (i / 16) % 4
+        const __m512 wf = _mm512_cvtph_ps(load256(row + 16 * k));
+        for (int t = 0; t < NT; ++t)
+          acc[t][k % 4] = k < 4 ? _mm512_fmadd_ps(wf, a[t][k], _mm512_setzero_ps()) : _mm512_fmadd_ps(wf, a[t][k], acc[t][k % 4]);
+      }
+      for (int t = 0; t < NT; ++t)
+        v[t][r] = _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3]));
+    }
+    const auto m = static_cast<__mmask16>((1u << nr) - 1u);
+    for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * y_stride + r0, m, lane_sums16(v[t]));
+  }
+}
+
+// f16_rows for long rows (attention's V rows in a decode: one per channel, as long as the
+// context): blocks of kTileRows rows walked kTileCols columns at a time, so that the tokens' f32
+// slice of those columns and the block's accumulators stay in L1; f16_rows re-reads NT x n
+// floats from L2 for every row, 8 bytes of tokens per byte of weights, and was L2-bound. Each
+// accumulator sees the same products in the same order as in f16_rows (the tiles are whole
+// 64-column steps and the tail is the row's last), so the results are the same bits.
+constexpr int64_t kTileRows = 8, kTileCols = 512;
+
+template <int NT>
+void f16_rows_tiled(const uint16_t* w, int64_t w_stride, int64_t n_rows, const float* af /* [NT][kF16MaxN] */,
+                    int64_t n, float* y, int64_t y_stride) {
+  alignas(64) __m512 acc[kTileRows][NT][4];
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kTileRows) {
+    const int64_t nr = std::min(kTileRows, n_rows - r0);
+    for (int64_t r = 0; r < nr; ++r)
+      for (auto& t : acc[r]) t[0] = t[1] = t[2] = t[3] = _mm512_setzero_ps();
+    for (int64_t c0 = 0; c0 < n; c0 += kTileCols) {
+      const int64_t c1 = std::min(n, c0 + kTileCols);
+      for (int64_t r = 0; r < nr; ++r) {
+        const uint16_t* row = w + (r0 + r) * w_stride;
+        __m512 a[NT][4];
+        for (int t = 0; t < NT; ++t)
+          for (int j = 0; j < 4; ++j) a[t][j] = acc[r][t][j];
+        auto chunk = [&](const __m512 wf, int64_t i, int j) {
+          for (int t = 0; t < NT; ++t) a[t][j] = _mm512_fmadd_ps(wf, _mm512_load_ps(af + t * kF16MaxN + i), a[t][j]);
+        };
+        int64_t i = c0;
+        for (; i + 64 <= c1; i += 64) {
+          // This row's columns two tiles on, into L2: the block's rows are eight streams.
+          _mm_prefetch(reinterpret_cast<const char*>(row + i + 2 * kTileCols), _MM_HINT_T1);
+          _mm_prefetch(reinterpret_cast<const char*>(row + i + 2 * kTileCols) + 64, _MM_HINT_T1);
+          for (int j = 0; j < 4; ++j) chunk(_mm512_cvtph_ps(load256(row + i + 16 * j)), i + 16 * j, j);
+        }
+        for (int j = 0; i < c1; i += 16, ++j) {  // only in the last tile: kTileCols is whole steps
+          const int64_t left = n - i;
+          const auto m = static_cast<__mmask16>(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
+          chunk(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + i)), i, j);
+        }
+        for (int t = 0; t < NT; ++t)
+          for (int j = 0; j < 4; ++j) acc[r][t][j] = a[t][j];
+      }
+    }
+    for (int64_t r = 0; r < nr; ++r)
+      for (int t = 0; t < NT; ++t) y[t * y_stride + r0 + r] = f16_lane_sum(acc[r][t]);
   }
 }
 
@@ -673,11 +775,21 @@ void gemm_f16(const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_
       }
     }
     float* yt = y + t0 * y_stride;
+    if ((n == 128 || n == 64) && nt > 1) {
+      for (int t = 0; t < nt; t += 2) {
+        const float* at = af + t * kF16MaxN;
+        float* yy = yt + t * y_stride;
+        if (nt - t == 1) (n == 128 ? f16_rows_head<1, 128> : f16_rows_head<1, 64>)(w, w_stride, n_rows, at, yy, y_stride);
+        else (n == 128 ? f16_rows_head<2, 128> : f16_rows_head<2, 64>)(w, w_stride, n_rows, at, yy, y_stride);
+      }
+      continue;
+    }
+    const bool tiled = n > 2 * kTileCols;
     switch (nt) {
       case 1: f16_quarters(w, w_stride, n_rows, af, n, yt); break;
-      case 2: f16_rows<2>(w, w_stride, n_rows, af, n, yt, y_stride); break;
-      case 3: f16_rows<3>(w, w_stride, n_rows, af, n, yt, y_stride); break;
-      default: f16_rows<4>(w, w_stride, n_rows, af, n, yt, y_stride); break;
+      case 2: (tiled ? f16_rows_tiled<2> : f16_rows<2>)(w, w_stride, n_rows, af, n, yt, y_stride); break;
+      case 3: (tiled ? f16_rows_tiled<3> : f16_rows<3>)(w, w_stride, n_rows, af, n, yt, y_stride); break;
+      default: (tiled ? f16_rows_tiled<4> : f16_rows<4>)(w, w_stride, n_rows, af, n, yt, y_stride); break;
     }
   }
 }

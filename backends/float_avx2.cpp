@@ -65,7 +65,7 @@ float lane_dot(const T* w, const T* a, int64_t n) {
 // 32-63 (the second pass reads the row from L1). A row's last partial chunk comes from a
 // zero-padded copy: the padded lanes add 0 x 0 = +0, which leaves every lane as it was (a lane
 // of exact F16 products never holds -0: it starts at +0 and an exact zero sum rounds to +0).
-constexpr int64_t kF16MaxN = 8192;  // longest row whose tokens fit the f32 buffer
+constexpr int64_t kF16MaxN = 16384;  // longest row whose tokens fit the f32 buffer (a V row: the context)
 constexpr int kF16MaxTokens = 3;
 
 inline __m256 cvt8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }

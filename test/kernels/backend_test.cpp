@@ -244,15 +244,19 @@ TEST(Backends, F16DotBitExact) {
 }
 
 // The strided many-token F16 entry: each result equal to the reference dot bit for bit, for
-// short rows (attention's head_dim), tails, token counts across its groups of four, row counts
-// across blocks of four, and rows longer than its activation buffer (its fallback).
+// short rows (attention's head_dim: 64 and 128 have their own kernel, 16 rows at a time), tails,
+// token counts across its groups of four (3 and 7 leave a single token in a pair), row counts
+// across blocks of four, eight and sixteen, long rows walked in tiles (a decode's V rows), and
+// rows longer than its activation buffer (its fallback).
 TEST(Backends, GemmF16BitExact) {
   std::mt19937 rng(8);
   size_t checked = 0;
   for (const KernelTable* k : optimised_tables()) {
     if (k->gemm_f16 == nullptr) continue;
-    for (int64_t n : {1, 15, 16, 17, 63, 65, 128, 300, 2560, 5000, 9000}) {
-      for (auto [rows, tokens] : {std::pair<int64_t, int64_t>{3, 1}, {13, 1}, {8, 1}, {5, 4}, {7, 6}, {2, 9}, {9, 4}, {12, 8}}) {
+    for (int64_t n : {1, 15, 16, 17, 63, 64, 65, 128, 300, 1100, 2560, 5000, 9000, 16400}) {
+      for (auto [rows, tokens] : {std::pair<int64_t, int64_t>{3, 1}, {13, 1}, {8, 1}, {5, 4}, {7, 6}, {2, 9}, {9, 4},
+                                  {12, 8}, {37, 3}, {18, 7}}) {
+        if (n > 5000 && rows > 12) continue;  // the long rows' paths are covered by the smaller shapes
         const int64_t w_stride = n + 5, a_stride = n + 3, y_stride = rows + 2;
         std::vector<uint16_t> w = test::random_f16(rng, static_cast<size_t>(w_stride * rows), -2.0f, 2.0f);
         std::vector<uint16_t> a = test::random_f16(rng, static_cast<size_t>(a_stride * tokens), -4.0f, 4.0f);
