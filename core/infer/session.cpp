@@ -121,6 +121,8 @@ void Session::attention(uint32_t layer, int64_t T) {
   const size_t W = c_.n_embd_kv();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool f16 = kv_type_ == KvType::f16;
+  if (T == 1 && f16 && pool_ != nullptr && pool_->size() > 1 && n_past_ + 1 >= kSplitKeys)
+    return attention_one(layer);
   const size_t k_base = size_t{layer} * n_ctx_ * W, v_base = size_t{layer} * W * n_ctx_;
   const int64_t n_items = T * n_kv;
   const int64_t parts = pool_ ? std::min<int64_t>(pool_->size(), n_items) : 1;
@@ -167,6 +169,54 @@ void Session::attention(uint32_t layer, int64_t T) {
       for (int64_t p = b; p < e; ++p) part(p);
     });
   }
+}
+
+// One token against a long cache (decode): the work by key range and by channel range instead of
+// by KV head, so that both threads stream the cache whatever the head count (5 KV heads split
+// 3:2 by head). Three passes: every head's scores over a share of the keys, softmax per head,
+// then the weighted sums over a share of each head's V channels. Each score and each output is
+// the same f16_products dot as in attention()'s loop, only computed on another thread, so the
+// results are identical bit for bit; only the two extra hand-overs cost, which is why short
+// contexts stay with the per-head split (kSplitKeys).
+void Session::attention_one(uint32_t layer) {
+  const int64_t hd = c_.head_dim(), n_head = c_.n_head, n_kv = c_.n_head_kv, group = n_head / n_kv;
+  const auto W = static_cast<int64_t>(c_.n_embd_kv()), ctx = static_cast<int64_t>(n_ctx_);
+  const auto n_keys = static_cast<int64_t>(n_past_) + 1;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const uint16_t* kl = &k16_[size_t{layer} * n_ctx_ * c_.n_embd_kv()];
+  const uint16_t* vl = &v16_[size_t{layer} * c_.n_embd_kv() * n_ctx_];
+  float* scores = scores_.data();  // [n_head][n_ctx]
+  uint16_t* p16 = p16_.data();     // [n_head][n_ctx]
+  uint16_t* q16 = q16_.data();     // [n_head][hd]
+  k_.to_f16(q_.data(), n_head * hd, q16);
+  const int64_t shares = pool_->size(), units = shares * n_kv;
+  pool_->parallel_for(shares, [&](int64_t b, int64_t e) {  // share i: keys [j0, j1), every head
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t j0 = n_keys * i / shares, j1 = n_keys * (i + 1) / shares;
+      for (int64_t j = j0; j < j1; j += kKeyBlock) {
+        const int64_t nj = std::min<int64_t>(kKeyBlock, j1 - j);
+        for (int64_t g = 0; g < n_kv; ++g)
+          kernels::f16_products(k_, kl + j * W + g * hd, W, nj, q16 + g * group * hd, hd, group, hd,
+                                scores + g * group * ctx + j, ctx);
+      }
+    }
+  });
+  pool_->parallel_for(n_head, [&](int64_t b, int64_t e) {
+    for (int64_t h = b; h < e; ++h) {
+      float* s = scores + h * ctx;
+      for (int64_t j = 0; j < n_keys; ++j) s[j] *= scale;
+      softmax(k_, s, n_keys);
+      k_.to_f16(s, n_keys, p16 + h * ctx);
+    }
+  });
+  // Unit u = share * n_kv + g: the pool's contiguous ranges give each thread whole shares.
+  pool_->parallel_for(units, [&](int64_t b, int64_t e) {
+    for (int64_t u = b; u < e; ++u) {
+      const int64_t i = u / n_kv, g = u % n_kv, c0 = hd * i / shares, c1 = hd * (i + 1) / shares;
+      kernels::f16_products(k_, vl + (g * hd + c0) * ctx, ctx, c1 - c0, p16 + g * group * ctx, ctx, group, n_keys,
+                            &att_[static_cast<size_t>(g * group * hd + c0)], hd);
+    }
+  });
 }
 
 namespace {

@@ -100,6 +100,9 @@ class Session {
   std::span<const float> logits() const;
   std::span<const float> logits_at(size_t i) const;
   uint32_t n_past() const { return n_past_; }
+  // Keys from which one token's attention is split over the pool by key range rather than by KV
+  // head (the same results either way).
+  static constexpr uint32_t kSplitKeys = 256;
   uint32_t n_ctx() const { return n_ctx_; }
   const model::Model& model() const { return model_; }
   void reset() { n_past_ = 0; }
@@ -109,6 +112,10 @@ class Session {
   void for_each_token(int64_t T, const std::function<void(int64_t)>& fn);
   void for_each_range(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
   void attention(uint32_t layer, int64_t n_tokens);
+  void attention_one(uint32_t layer);
+  // Keys whose K rows attention_one reads for every KV head before moving on: one stretch of
+  // the cache at a time instead of a pass per head, each reading a fifth of every row.
+  static constexpr int64_t kKeyBlock = 64;
   void store_kv(uint32_t layer, int64_t n_tokens);
 
   // What the buffers' sizes depend on besides the model.
@@ -141,8 +148,9 @@ class Session {
   // Activations for one batch: [n_batch][width].
   PoolArray<float> x_, h_, q_, k_cur_, v_cur_, att_, g_, u_, tmp_;
   PoolArray<float> rope_;  // [n_batch][n_rot]: each token's RoPE cos/sin pairs (rope_angles)
-  // Attention workspace, one slot per thread of the pool: scores [n_threads][n_ctx], their f16
-  // copies, the f16 query [n_threads][head_dim]; v_row_ [n_embd_kv] for store_kv.
+  // Attention workspace, one slot per thread of the pool (or per KV head, if more, for
+  // attention_one): scores [slots][group][n_ctx], their f16 copies, the f16 query
+  // [slots][group][head_dim]; v_row_ [n_embd_kv] for store_kv.
   PoolArray<float> scores_;
   PoolArray<uint16_t> p16_, q16_, v_row_;
   PoolArray<float> logits_;       // [n_out][n_vocab]

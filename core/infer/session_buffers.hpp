@@ -35,12 +35,13 @@ void Session::each_buffer(const model::ModelConfig& c, const BufferShape& s, F&&
   f(kTagActivations, "tmp", B * c.n_embd, &Session::tmp_);
   f(kTagActivations, "rope", B * c.n_rot, &Session::rope_);
   // Each attention slot holds the query heads sharing one KV head; the f16 copies only with an
-  // F16 cache.
+  // F16 cache. A decode step with several threads uses one slot per KV head (attention_one).
   const uint64_t group = c.n_head_kv ? c.n_head / c.n_head_kv : 1;
   const bool f16 = s.kv == KvType::f16;
-  f(kTagActivations, "scores", s.threads * group * s.n_ctx, &Session::scores_);
-  f(kTagActivations, "p16", f16 ? s.threads * group * s.n_ctx : 0, &Session::p16_);
-  f(kTagActivations, "q16", f16 ? s.threads * group * c.head_dim() : 0, &Session::q16_);
+  const uint64_t slots = s.threads > 1 && f16 ? std::max<uint64_t>(s.threads, c.n_head_kv) : s.threads;
+  f(kTagActivations, "scores", slots * group * s.n_ctx, &Session::scores_);
+  f(kTagActivations, "p16", f16 ? slots * group * s.n_ctx : 0, &Session::p16_);
+  f(kTagActivations, "q16", f16 ? slots * group * c.head_dim() : 0, &Session::q16_);
   f(kTagActivations, "v_row", f16 ? c.n_embd_kv() : 0, &Session::v_row_);
   f(kTagLogits, "logits", c.n_vocab, &Session::logits_);
 }

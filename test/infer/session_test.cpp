@@ -59,6 +59,38 @@ TEST(Session, ResultsDoNotDependOnTheThreadCount) {
   }
 }
 
+// A decode step against a long cache splits its attention by key and channel range over the pool
+// (Session::attention_one) instead of by KV head: the logits stay those of one thread, bit for
+// bit, on both sides of the switch (Session::kSplitKeys) and for a pool of 3, whose key ranges
+// do not fall on key blocks.
+TEST(Session, LongContextDecodeDoesNotDependOnTheThreadCount) {
+  backends::register_all();
+  const kernels::KernelTable* best = kernels::select_backend("").table;
+  auto model = model::Model::load(test::fixture_file("models/bitnet-tiny-tq2_0.gguf"));
+  const uint32_t n_prompt = Session::kSplitKeys - 3;
+  std::vector<TokenId> prompt(n_prompt);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 53 + 7) % model->config().n_vocab);
+  for (const kernels::KernelTable* k : {&kernels::reference_table(), best}) {
+    std::vector<std::vector<float>> runs;
+    for (int threads : {1, 2, 3}) {
+      std::unique_ptr<ThreadPool> pool = threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr;
+      SessionOptions so;
+      so.pool = pool.get();
+      so.n_ctx = n_prompt + 200;  // past the model's 256: the test is about the cache, not the output
+      Session s(*model, *k, so);
+      s.eval(prompt);
+      std::vector<float> all;
+      for (int i = 0; i < 140; ++i) {  // keys from kSplitKeys - 2 to kSplitKeys + 137
+        s.eval(std::vector<TokenId>{static_cast<int32_t>((i * 11 + 1) % model->config().n_vocab)});
+        if (i % 4 == 0 || s.n_past() <= Session::kSplitKeys + 1) all.insert(all.end(), s.logits().begin(), s.logits().end());
+      }
+      runs.push_back(std::move(all));
+    }
+    EXPECT_EQ(runs[0], runs[1]) << k->name << ": 1 vs 2 threads";
+    EXPECT_EQ(runs[0], runs[2]) << k->name << ": 1 vs 3 threads";
+  }
+}
+
 // TQ1_0 weights are rewritten as TQ2_0 at load when the table has a TQ2_0 GEMM: the logits stay
 // those of the reference table (which reads TQ1_0 as it is), bit for bit, and the copy is the
 // planned "weights" buffer, 66 bytes per block instead of 54.
