@@ -791,11 +791,17 @@ void gemm_f16(const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_
     }
     float* yt = y + t0 * y_stride;
     if ((n == 128 || n == 64) && nt > 1) {
-      for (int t = 0; t < nt; t += 2) {
-        const float* at = af + t * kF16MaxN;
-        float* yy = yt + t * y_stride;
-        if (nt - t == 1) (n == 128 ? f16_rows_head<1, 128> : f16_rows_head<1, 64>)(w, w_stride, n_rows, at, yy, y_stride);
-        else (n == 128 ? f16_rows_head<2, 128> : f16_rows_head<2, 64>)(w, w_stride, n_rows, at, yy, y_stride);
+      // 64 rows (16 KB at 128) at a time for every pair of tokens, so that the second pair finds
+      // them in L1: a prefill's K rows at a 4k context come from L3.
+      for (int64_t r0 = 0; r0 < n_rows; r0 += 64) {
+        const int64_t nr = std::min<int64_t>(64, n_rows - r0);
+        const uint16_t* wr = w + r0 * w_stride;
+        for (int t = 0; t < nt; t += 2) {
+          const float* at = af + t * kF16MaxN;
+          float* yy = yt + t * y_stride + r0;
+          if (nt - t == 1) (n == 128 ? f16_rows_head<1, 128> : f16_rows_head<1, 64>)(wr, w_stride, nr, at, yy, y_stride);
+          else (n == 128 ? f16_rows_head<2, 128> : f16_rows_head<2, 64>)(wr, w_stride, nr, at, yy, y_stride);
+        }
       }
       continue;
     }
