@@ -7,6 +7,7 @@
 #include <memory>
 #include <cmath>
 #include <random>
+#include <span>
 
 #include "core/base/error.hpp"
 #include "core/base/proc_memory.hpp"
@@ -197,9 +198,15 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
       // repetition would take minutes. Depth 0: a fresh session per repetition.
       std::unique_ptr<infer::Session> deep;
       if (t.n_depth > 0) {
-        say(fmt::format("{}: {} tokens of context", r.test, t.n_depth));
         deep = make_session(run, static_cast<size_t>(total_tokens(t)));
-        deep->eval(first(context, t.n_depth));
+        // In the session's batches, each after a progress call: Ctrl-C or --timeout stops a
+        // context of thousands of tokens between two of them.
+        const std::span<const TokenId> ctx(context.data(), static_cast<size_t>(t.n_depth));
+        const size_t batch = infer::SessionOptions{}.n_batch;
+        for (size_t at = 0; at < ctx.size(); at += batch) {
+          say(fmt::format("{}: context {}/{} tokens", r.test, at, ctx.size()));
+          deep->eval(ctx.subspan(at, std::min(batch, ctx.size() - at)));
+        }
         say(fmt::format("{} warm-up", r.test));
         time_steps(*deep, p, g, nullptr);
       }
