@@ -1,5 +1,5 @@
 // `bitnet bench`: prompt-processing and generation speed of this engine (llama-bench's pp/tg
-// tests), as a Markdown table (default), JSON or CSV with llama-bench's field names where
+// tests, optionally after -d tokens of context), as a Markdown table (default), JSON or CSV with llama-bench's field names where
 // they exist. --reference llama.cpp[:DIR] runs the same tests through llama.cpp (our adapter's
 // bench mode), alternating repetitions with ours, and adds its rows and the ratio ours/theirs.
 // Only the report goes to stdout.
@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -36,6 +37,7 @@ struct BenchFlags {
   std::string n_prompt = "512";  // lists, as llama-bench's: "128,512"
   std::string n_gen = "128";
   std::vector<std::string> pg;   // --pg PP,TG (llama-bench's -pg), repeatable
+  std::string n_depth = "0";     // -d: context before each test, a list
   int32_t reps = 5;
   std::string output = "md";
   std::string reference;
@@ -67,18 +69,23 @@ std::vector<int32_t> parse_lengths(std::string_view flag, const std::string& tex
   return out;
 }
 
-// llama-bench's order: every pp test, then every tg, then every pg.
+// llama-bench's order: for each depth (the outer loop), every pp test, then every tg, then every pg.
 std::vector<diag::BenchTest> bench_tests(const BenchFlags& f) {
-  std::vector<diag::BenchTest> tests;
-  for (int32_t p : parse_lengths("-p", f.n_prompt))
-    if (p > 0) tests.push_back({p, 0});
-  for (int32_t n : parse_lengths("-n", f.n_gen))
-    if (n > 0) tests.push_back({0, n});
+  const std::vector<int32_t> prompts = parse_lengths("-p", f.n_prompt), gens = parse_lengths("-n", f.n_gen);
+  std::vector<std::pair<int32_t, int32_t>> pgs;
   for (const std::string& pg : f.pg) {
     const std::vector<int32_t> v = parse_lengths("--pg", pg);
     if (v.size() != 2 || v[0] == 0 || v[1] == 0)
       throw make_error(ErrorCode::usage, "bench --pg '{}': give PP,TG, two positive token counts (e.g. 512,128)", pg);
-    tests.push_back({v[0], v[1]});
+    pgs.emplace_back(v[0], v[1]);
+  }
+  std::vector<diag::BenchTest> tests;
+  for (int32_t d : parse_lengths("-d", f.n_depth)) {
+    for (int32_t p : prompts)
+      if (p > 0) tests.push_back({p, 0, d});
+    for (int32_t n : gens)
+      if (n > 0) tests.push_back({0, n, d});
+    for (auto [p, n] : pgs) tests.push_back({p, n, d});
   }
   return tests;
 }
@@ -173,7 +180,7 @@ class ReportWriter {
       if (format_ == "json") {
         o.append(json_kernel(model, k));
       } else {
-        o.append(fmt::format("\"{}\",\"{}\",{},{},CPU,{},{},0,0,kernel,,,,{},\"{}\",{},{},{},{},{:.6f},{:.6f}",
+        o.append(fmt::format("\"{}\",\"{}\",{},{},CPU,{},{},0,0,0,kernel,,,,{},\"{}\",{},{},{},{},{:.6f},{:.6f}",
                              model.model_path, model.model_type, model.model_size, model.model_n_params, k.backend,
                              k.n_threads, k.entry, k.tensors, k.rows, k.cols, k.n_tokens,
                              static_cast<uint64_t>(k.best_seconds * 1e9), k.gops, k.gbs));
@@ -250,6 +257,7 @@ class ReportWriter {
     }
     j.key("build_commit").value(build::commit).key("cpu_info").value(cpu_features().brand);
     j.key("n_threads").value(x.n_threads).key("n_prompt").value(x.n_prompt).key("n_gen").value(x.n_gen);
+    j.key("n_depth").value(x.n_depth);
     j.key("test").value(x.test).key("test_time").value(utc_text(x.started));
     const SampleStats st = sample_stats(x.seconds, int64_t{x.n_prompt} + x.n_gen);
     j.key("avg_ns").value(static_cast<uint64_t>(st.avg_ns)).key("stddev_ns").value(static_cast<uint64_t>(st.stddev_ns));
@@ -298,15 +306,15 @@ class ReportWriter {
 
   std::string csv_header() const {
     std::string o = "model_filename,model_type,model_size,model_n_params,backends,kernel_table,n_threads,n_prompt,n_gen,"
-                    "test,avg_ts,stddev_ts,roofline_pct,entry,tensors,rows,cols,n_tokens,best_ns,gops,gbs";
+                    "n_depth,test,avg_ts,stddev_ts,roofline_pct,entry,tensors,rows,cols,n_tokens,best_ns,gops,gbs";
     return o.append(ref() ? ",ratio\n" : "\n");
   }
 
   static std::string csv_row(const diag::BenchReport& m, const diag::BenchResult& x, const std::string& backends,
                              const std::string& table) {
-    std::string o = fmt::format("\"{}\",\"{}\",{},{},{},{},{},{},{},{},{:.6f},{:.6f},", m.model_path, m.model_type,
+    std::string o = fmt::format("\"{}\",\"{}\",{},{},{},{},{},{},{},{},{},{:.6f},{:.6f},", m.model_path, m.model_type,
                                 m.model_size, m.model_n_params, backends, table, x.n_threads, x.n_prompt, x.n_gen,
-                                x.test, x.avg_ts, x.stddev_ts);
+                                x.n_depth, x.test, x.avg_ts, x.stddev_ts);
     if (table.empty() || x.roofline_ts <= 0) return o.append(",,,,,,,,");
     return o.append(fmt::format("{:.2f},,,,,,,,", 100.0 * x.avg_ts / x.roofline_ts));
   }
@@ -346,6 +354,10 @@ RunFn setup_bench(CLI::App& sub) {
                  "PP,TG: a prompt of PP tokens, then TG generated after it, timed together (llama-bench's -pg; "
                  "-pg is accepted too; repeatable)")
       ->type_name("PP,TG");
+  sub.add_option("-d,--n-depth", f->n_depth,
+                 "Tokens already in the context before each test, comma-separated: every test runs at each depth, "
+                 "the context evaluated untimed (llama-bench's -d; default 0)")
+      ->type_name("N[,N...]");
   sub.add_option("-r,--repetitions", f->reps, "Timed repetitions after one warm-up")->check(CLI::Range(1, 1000));
   CLI::Option* output =
       sub.add_option("-o,--output", f->output, "md (default), json or csv")->check(CLI::IsMember({"md", "json", "csv"}));
@@ -364,6 +376,7 @@ RunFn setup_bench(CLI::App& sub) {
              "Examples:\n  bitnet bench -m model.gguf -p 512 -n 128 -t 1,2 -o json\n"
              "  bitnet bench -m a.gguf,b.gguf -p 128,512 -n 0 -pg 512,128\n"
              "  bitnet bench -m model.gguf -t 2 --reference llama.cpp\n"
+             "  bitnet bench -m model.gguf -p 512 -n 128 -d 0,4096\n"
              "  bitnet bench -m synthetic:2b4t -p 0 -n 0 --kernels -t 2");
   return [f](const Context& ctx) {
     const std::vector<diag::BenchTest> tests = bench_tests(*f);
@@ -422,6 +435,7 @@ RunFn setup_bench(CLI::App& sub) {
             q.model = std::filesystem::absolute(path);
             q.n_prompt = t.n_prompt;
             q.n_gen = t.n_gen;
+            q.n_depth = t.n_depth;
             q.reps = 1;
             q.threads = threads;
             q.cancel = &cancel_flag();

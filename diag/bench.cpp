@@ -1,11 +1,13 @@
-// Timed runs on fresh sessions. Token ids are a fixed pseudo-random sequence over the vocabulary
-// (the content does not change the work done), so runs are comparable across engines.
+// Timed runs on fresh sessions, or after a depth on one session rewound to it before each run.
+// Token ids are a fixed pseudo-random sequence over the vocabulary (the content does not change
+// the work done), so runs are comparable across engines.
 #include "bench.hpp"
 
 #include <chrono>
 #include <memory>
 #include <cmath>
 #include <random>
+#include <span>
 
 #include "core/base/error.hpp"
 #include "core/base/proc_memory.hpp"
@@ -25,26 +27,31 @@ std::vector<TokenId> token_ids(const model::Model& m, int32_t n) {
   return ids;
 }
 
-// Seconds to run `test` in a fresh session: the prompt all at once, then the generated tokens one
-// by one. `huge`, when given, receives the process's huge-page bytes with the session loaded.
-// With a screen, the session computes the top_k best logits of each step exactly (as generate
-// does for its sampler) and *rows receives the output rows its decode steps computed.
+// What every session of a thread count shares. With a screen, a session computes the top_k best
+// logits of each step exactly (as generate does for its sampler).
 struct TestRun {
   const infer::ResidentWeights& w;
   ThreadPool& pool;
   const kernels::OutputScreen* screen = nullptr;
   int32_t top_k = 0;
 };
-double time_test(const TestRun& run, const std::vector<TokenId>& prompt, const std::vector<TokenId>& gen,
-                 std::optional<uint64_t>* huge = nullptr, uint64_t* rows = nullptr) {
+
+std::unique_ptr<infer::Session> make_session(const TestRun& run, size_t n_ctx) {
   infer::SessionOptions so;
-  so.n_ctx = static_cast<uint32_t>(prompt.size() + gen.size());
+  so.n_ctx = static_cast<uint32_t>(n_ctx);
   so.pool = &run.pool;
   so.weights = &run.w;
   so.screen = run.screen;
-  infer::Session s(run.w.model(), run.w.kernels(), so);
-  if (run.screen != nullptr) s.set_top_logits(run.top_k);
-  if (huge != nullptr) *huge = read_anon_huge_pages();
+  auto s = std::make_unique<infer::Session>(run.w.model(), run.w.kernels(), so);
+  if (run.screen != nullptr) s->set_top_logits(run.top_k);
+  return s;
+}
+
+// Seconds to run a test in `s` from its current position: the prompt all at once, then the
+// generated tokens one by one. *rows, when given, receives the output rows its decode steps
+// computed.
+double time_steps(infer::Session& s, const std::vector<TokenId>& prompt, const std::vector<TokenId>& gen,
+                  uint64_t* rows) {
   uint64_t computed = 0;
   const auto t0 = Clock::now();
   if (!prompt.empty()) s.eval(prompt);
@@ -56,6 +63,20 @@ double time_test(const TestRun& run, const std::vector<TokenId>& prompt, const s
   if (rows != nullptr) *rows += computed;
   return seconds;
 }
+
+// A test in a fresh session. `huge`, when given, receives the process's huge-page bytes with the
+// session loaded.
+double time_test(const TestRun& run, const std::vector<TokenId>& prompt, const std::vector<TokenId>& gen,
+                 std::optional<uint64_t>* huge = nullptr, uint64_t* rows = nullptr) {
+  auto s = make_session(run, prompt.size() + gen.size());
+  if (huge != nullptr) *huge = read_anon_huge_pages();
+  return time_steps(*s, prompt, gen, rows);
+}
+
+int64_t total_tokens(const BenchTest& t) { return int64_t{t.n_depth} + t.n_prompt + t.n_gen; }
+
+// Where a tg test's decode steps read the KV cache on average: after the depth, half the steps.
+int64_t mean_decode_position(const BenchTest& t) { return int64_t{t.n_depth} + t.n_gen / 2; }
 
 std::vector<TokenId> first(const std::vector<TokenId>& ids, int32_t n) {
   return {ids.begin(), ids.begin() + std::min<int64_t>(n, static_cast<int64_t>(ids.size()))};
@@ -90,28 +111,34 @@ void summarize(BenchResult& r, double tokens) {
 }
 
 std::string test_name(const BenchTest& t) {
-  if (t.n_prompt > 0 && t.n_gen > 0) return fmt::format("pp{}+tg{}", t.n_prompt, t.n_gen);
-  return t.n_prompt > 0 ? fmt::format("pp{}", t.n_prompt) : fmt::format("tg{}", t.n_gen);
+  std::string name = t.n_prompt > 0 && t.n_gen > 0 ? fmt::format("pp{}+tg{}", t.n_prompt, t.n_gen)
+                     : t.n_prompt > 0              ? fmt::format("pp{}", t.n_prompt)
+                                                   : fmt::format("tg{}", t.n_gen);
+  return t.n_depth > 0 ? name + fmt::format(" @ d{}", t.n_depth) : name;
 }
 
 
 BenchReport run_bench(const std::string& model_path, const model::Model& m, const BenchOptions& opt) {
   BITNET_CHECK(opt.kernels != nullptr);
   const model::ModelConfig& c = m.config();
-  int32_t longest_prompt = 0, longest_gen = 0;
+  int32_t longest_prompt = 0, longest_gen = 0, deepest = 0;
   for (const BenchTest& t : opt.tests) {
-    if (t.n_prompt < 0 || t.n_gen < 0 || (t.n_prompt == 0 && t.n_gen == 0))
+    if (t.n_prompt < 0 || t.n_gen < 0 || t.n_depth < 0 || (t.n_prompt == 0 && t.n_gen == 0))
       throw make_error(ErrorCode::usage, "bench test pp{} tg{}: give a positive prompt or generation length", t.n_prompt,
                        t.n_gen);
-    if (static_cast<uint64_t>(t.n_prompt) + static_cast<uint64_t>(t.n_gen) > c.n_ctx_train)
-      throw make_error(ErrorCode::usage, "bench test {}: {} tokens exceed the model's context of {} tokens",
-                       test_name(t), int64_t{t.n_prompt} + t.n_gen, c.n_ctx_train);
+    const int64_t total = total_tokens(t);
+    if (static_cast<uint64_t>(total) > c.n_ctx_train)
+      throw make_error(ErrorCode::usage, "bench test {}: {} tokens{} exceed the model's context of {} tokens",
+                       test_name(t), total, t.n_depth > 0 ? fmt::format(" (depth {} included)", t.n_depth) : "",
+                       c.n_ctx_train);
     longest_prompt = std::max(longest_prompt, t.n_prompt);
     longest_gen = std::max(longest_gen, t.n_gen);
+    deepest = std::max(deepest, t.n_depth);
   }
   if (opt.reps < 1) throw make_error(ErrorCode::usage, "-r must be at least 1");
   BenchReport rep = describe_bench_model(model_path, m, *opt.kernels);
   const std::vector<TokenId> prompt = token_ids(m, longest_prompt), gen = token_ids(m, longest_gen);
+  const std::vector<TokenId> context = token_ids(m, deepest);
   // One copy of the weights for every session of every thread count, made with the first pool.
   std::unique_ptr<infer::ResidentWeights> weights;
   std::unique_ptr<kernels::OutputScreen> screen;  // built with the weights, shared by the sessions
@@ -125,14 +152,15 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
       auto rows = run_kernel_bench(m, pool, opt.kernel_bench);
       rep.kernels.insert(rep.kernels.end(), rows.begin(), rows.end());
     }
-    // One bandwidth probe per thread count, sized for the longest tg test's decode step.
+    // One bandwidth probe per thread count, sized for the largest tg test's decode step (the one
+    // whose mean position, depth + n_gen / 2, is furthest).
     std::optional<BandwidthProbe> probe;
-    int32_t probe_gen = 0;
+    int64_t probe_pos = -1;
     for (const BenchTest& t : opt.tests)
-      if (t.n_prompt == 0) probe_gen = std::max(probe_gen, t.n_gen);
-    if (probe_gen > 0 && opt.bandwidth_bytes > 0) {
+      if (t.n_prompt == 0) probe_pos = std::max(probe_pos, mean_decode_position(t));
+    if (probe_pos >= 0 && opt.bandwidth_bytes > 0) {
       say("memory read bandwidth");
-      const uint64_t step = decode_bytes_per_token(m, *opt.kernels, static_cast<uint32_t>(probe_gen / 2));
+      const uint64_t step = decode_bytes_per_token(m, *opt.kernels, static_cast<uint32_t>(probe_pos));
       probe = probe_read_bandwidth(pool, probe_bytes_for(opt.bandwidth_bytes, step), 10,
                                    [&] { say("memory read bandwidth"); });
       rep.bandwidth.push_back(*probe);
@@ -155,20 +183,44 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
       r.n_threads = threads;
       r.n_prompt = t.n_prompt;
       r.n_gen = t.n_gen;
+      r.n_depth = t.n_depth;
       const bool tg = t.n_prompt == 0;
       if (tg && probe) {
-        r.bytes_per_token = decode_bytes_per_token(m, *opt.kernels, static_cast<uint32_t>(t.n_gen / 2));
+        r.bytes_per_token = decode_bytes_per_token(m, *opt.kernels, static_cast<uint32_t>(mean_decode_position(t)));
         r.bandwidth_gbs = probe->gbs;
         r.bandwidth_probe_bytes = probe->bytes;
         r.roofline_ts = r.bandwidth_gbs * 1e9 / static_cast<double>(r.bytes_per_token);
         r.weights_bytes = infer::resident_total_bytes(m, *opt.kernels);
       }
       const std::vector<TokenId> p = first(prompt, t.n_prompt), g = first(gen, t.n_gen);
+      // A depth is evaluated once, untimed, in a session kept for the test: the warm-up and each
+      // repetition start from it (rewound to it), as re-evaluating thousands of tokens per
+      // repetition would take minutes. Depth 0: a fresh session per repetition.
+      std::unique_ptr<infer::Session> deep;
+      if (t.n_depth > 0) {
+        deep = make_session(run, static_cast<size_t>(total_tokens(t)));
+        // In the session's batches, each after a progress call: Ctrl-C or --timeout stops a
+        // context of thousands of tokens between two of them.
+        const std::span<const TokenId> ctx(context.data(), static_cast<size_t>(t.n_depth));
+        const size_t batch = infer::SessionOptions{}.n_batch;
+        for (size_t at = 0; at < ctx.size(); at += batch) {
+          say(fmt::format("{}: context {}/{} tokens", r.test, at, ctx.size()));
+          deep->eval(ctx.subspan(at, std::min(batch, ctx.size() - at)));
+        }
+        say(fmt::format("{} warm-up", r.test));
+        time_steps(*deep, p, g, nullptr);
+      }
       r.started = std::time(nullptr);
       uint64_t rows = 0;
       for (int i = 0; i < opt.reps; ++i) {
         say(fmt::format("{} repetition {}/{}", r.test, i + 1, opt.reps));
-        r.seconds.push_back(time_test(run, p, g, tg ? &r.huge_page_bytes : nullptr, &rows));
+        if (deep) {
+          deep->rewind(static_cast<uint32_t>(t.n_depth));
+          if (tg) r.huge_page_bytes = read_anon_huge_pages();
+          r.seconds.push_back(time_steps(*deep, p, g, &rows));
+        } else {
+          r.seconds.push_back(time_test(run, p, g, tg ? &r.huge_page_bytes : nullptr, &rows));
+        }
         if (opt.after_rep) opt.after_rep(threads, t, i);
       }
       if (screen && !g.empty()) {

@@ -1,7 +1,8 @@
 // End-to-end speed of this engine on a model, as llama-bench measures it: prompt processing (pp:
 // prefill of n_prompt tokens from an empty context), generation (tg: n_gen single-token steps) and
 // both in one session (pg: a prompt, then generation after it), each test repeated after a
-// warm-up. Builds result rows and hands each to a callback when it is done; never prints.
+// warm-up, optionally after n_depth tokens already in the context (llama-bench's -d). Builds
+// result rows and hands each to a callback when it is done; never prints.
 #pragma once
 
 #include <algorithm>
@@ -30,13 +31,15 @@ inline uint64_t probe_bytes_for(uint64_t floor, uint64_t step_bytes) {
 struct BenchResult;
 struct BenchReport;
 
-// One test: pp {n_prompt, 0}, tg {0, n_gen} or pg {n_prompt, n_gen}.
+// One test: pp {n_prompt, 0}, tg {0, n_gen} or pg {n_prompt, n_gen}, timed after n_depth tokens
+// of context (evaluated untimed).
 struct BenchTest {
   int32_t n_prompt = 0;
   int32_t n_gen = 0;
+  int32_t n_depth = 0;
 };
 
-// llama-bench's names: "pp512", "tg128", "pp512+tg128".
+// llama-bench's names: "pp512", "tg128", "pp512+tg128", with " @ d4096" after a depth.
 std::string test_name(const BenchTest& t);
 
 struct BenchOptions {
@@ -67,10 +70,11 @@ struct BenchOptions {
 };
 
 struct BenchResult {
-  std::string test;       // "pp512", "tg128", "pp512+tg128"
+  std::string test;       // "pp512", "tg128", "pp512+tg128", "tg128 @ d4096"
   int n_threads = 0;
   int32_t n_prompt = 0;
   int32_t n_gen = 0;
+  int32_t n_depth = 0;
   std::vector<double> seconds;  // one per repetition
   std::time_t started = 0;      // when the first repetition began (llama-bench's test_time)
   double avg_ts = 0;      // tokens per second, mean over repetitions
@@ -103,7 +107,7 @@ struct BenchReport {
   std::vector<KernelBenchRow> kernels;     // bench --kernels
 };
 
-// Throws bitnet::Error(usage) for a test longer than the model's context.
+// Throws bitnet::Error(usage) for a test longer than the model's context (depth included).
 BenchReport run_bench(const std::string& model_path, const model::Model& model, const BenchOptions& opt);
 
 // Mean and sample standard deviation of tokens / seconds[i] (a pg test counts both its prompt and

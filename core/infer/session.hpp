@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/base/error.hpp"
 #include "core/base/memory_pool.hpp"
 #include "core/infer/resident_weights.hpp"
 #include "core/kernels/kernels.hpp"
@@ -106,6 +107,16 @@ class Session {
   uint32_t n_ctx() const { return n_ctx_; }
   const model::Model& model() const { return model_; }
   void reset() { n_past_ = 0; }
+  // Keeps positions [0, n_past) and forgets the later ones, which the next evals overwrite (as
+  // reset() forgets all): bench times a test again and again after one untimed context of
+  // n_past tokens. The last eval's logits stay. Throws bitnet::Error (invalid_input) when n_past
+  // exceeds n_past(), changing nothing.
+  void rewind(uint32_t n_past) {
+    if (n_past > n_past_)
+      throw make_error(ErrorCode::invalid_input, "rewind to position {}: the context holds only {} tokens", n_past,
+                       n_past_);
+    n_past_ = n_past;
+  }
 
  private:
   void forward_batch(std::span<const TokenId> tokens, bool all_logits);

@@ -167,6 +167,7 @@ RefBenchRun run_reference_bench(const ReferenceSpec& ref, const RefBenchRequest&
   JsonWriter j(false);
   j.begin_object().key("model").value(req.model.string()).key("bench").begin_object();
   j.key("n_prompt").value(static_cast<int64_t>(req.n_prompt)).key("n_gen").value(static_cast<int64_t>(req.n_gen));
+  j.key("n_depth").value(static_cast<int64_t>(req.n_depth));
   j.key("reps").value(static_cast<int64_t>(req.reps)).key("threads").value(static_cast<int64_t>(req.threads));
   j.end_object().end_object();
   const std::string cmd = command_line(ref.argv);

@@ -52,11 +52,13 @@ struct RefRun {
 // or prints junk (Error failure) gives an error naming the command, with the tail of its stderr.
 RefRun run_command_reference(const ReferenceSpec& ref, const RefRequest& req, std::chrono::milliseconds timeout);
 
-// `bitnet bench --reference`: the llama.cpp adapter's bench mode (llama-bench's pp and tg tests).
+// `bitnet bench --reference`: the llama.cpp adapter's bench mode (llama-bench's pp and tg tests,
+// after n_depth tokens of context).
 struct RefBenchRequest {
   std::filesystem::path model;  // absolute
   int32_t n_prompt = 0;         // 0: no pp test
   int32_t n_gen = 0;            // 0: no tg test
+  int32_t n_depth = 0;          // tokens of context before each test, evaluated untimed
   int32_t reps = 1;
   int threads = 1;
   const std::atomic<bool>* cancel = nullptr;  // set: the reference is stopped, Error(interrupted)

@@ -1,8 +1,9 @@
 // bitnet-llama-ref: llama.cpp behind the crossval reference protocol (CLI.md, fixtures/README.md).
 // Reads {"model", "prompt", "n_predict", "top_k"} on stdin, runs llama.cpp greedily through its
 // C API and writes the golden format on stdout. Built by scripts/setup-llama-reference.
-// Bench mode (`bitnet bench --reference`): {"model", "bench": {"n_prompt", "n_gen", "reps", "threads"}}
-// runs llama-bench's pp and tg tests and writes {"pp_seconds": [...], "tg_seconds": [...]}.
+// Bench mode (`bitnet bench --reference`): {"model", "bench": {"n_prompt", "n_gen", "n_depth", "reps",
+// "threads"}} runs llama-bench's pp and tg tests (after n_depth tokens of context) and writes
+// {"pp_seconds": [...], "tg_seconds": [...]}.
 // Quantize mode (`--quantize IN OUT TYPE`): llama.cpp's own quantizer, for benchmarking the files
 // its users have (TQ1_0/TQ2_0 layers with its default Q6_K embedding/output).
 // BITNET_LLAMA_CPU=NAME loads only lib/libggml-cpu-NAME.so (e.g. haswell: llama.cpp's AVX2 kernels)
@@ -48,6 +49,12 @@ static llama_context* llama_init_from_model(llama_model* m, llama_context_params
 }
 static void llama_model_free(llama_model* m) { llama_free_model(m); }
 static const char* llama_version() { return "(2024 API)"; }
+// The KV cache was the context's own then.
+using llama_memory_t = llama_context*;
+static llama_memory_t llama_get_memory(llama_context* ctx) { return ctx; }
+static bool llama_memory_seq_rm(llama_memory_t ctx, llama_seq_id seq, llama_pos p0, llama_pos p1) {
+  return llama_kv_cache_seq_rm(ctx, seq, p0, p1);
+}
 #endif
 
 #ifndef LLAMA_TOKEN_NULL
@@ -72,6 +79,7 @@ struct Bench {
   bool on = false;
   int64_t n_prompt = 512;
   int64_t n_gen = 128;
+  int64_t n_depth = 0;
   int64_t reps = 5;
   int64_t threads = 0;  // 0: --threads
 };
@@ -99,10 +107,12 @@ Request parse_request(const std::string& text) {
     int64_t b = 0;
     if (!bench["n_prompt"].get_int64().get(b)) r.bench.n_prompt = b;
     if (!bench["n_gen"].get_int64().get(b)) r.bench.n_gen = b;
+    if (!bench["n_depth"].get_int64().get(b)) r.bench.n_depth = b;
     if (!bench["reps"].get_int64().get(b)) r.bench.reps = b;
     if (!bench["threads"].get_int64().get(b)) r.bench.threads = b;
     if (r.bench.n_prompt < 0 || r.bench.n_prompt > (1 << 20)) fail(2, "bench.n_prompt out of range");
     if (r.bench.n_gen < 0 || r.bench.n_gen > (1 << 20)) fail(2, "bench.n_gen out of range");
+    if (r.bench.n_depth < 0 || r.bench.n_depth > (1 << 20)) fail(2, "bench.n_depth out of range");
     if (r.bench.reps < 1 || r.bench.reps > 1000) fail(2, "bench.reps out of range");
     if (r.bench.threads < 0 || r.bench.threads > 1024) fail(2, "bench.threads out of range");
     return r;
@@ -188,17 +198,21 @@ std::vector<std::pair<llama_token, float>> top_k(const float* logits, int32_t n_
 // llama-bench's pp and tg tests: each repetition on a fresh context (empty KV cache), after one
 // untimed warm-up; pp is one llama_decode of n_prompt tokens (n_batch = n_ubatch >= n_prompt), tg
 // n_gen single-token decodes. Token ids are i % n_vocab: the content does not change the work.
+// With a depth, each test makes one context and decodes the depth into it untimed; the warm-up
+// and every repetition first drop the positions past the depth, then run from there (decoding
+// thousands of tokens again per repetition would take minutes).
 int run_bench(llama_model* model, const Bench& b, int threads) {
   const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
   const auto n_prompt = static_cast<uint32_t>(b.n_prompt), n_gen = static_cast<uint32_t>(b.n_gen);
+  const auto n_depth = static_cast<uint32_t>(b.n_depth);
   llama_context_params cp = llama_context_default_params();
-  cp.n_ctx = std::max(n_prompt, n_gen) + 1;
+  cp.n_ctx = n_depth + std::max(n_prompt, n_gen) + 1;
   cp.n_batch = std::max(n_prompt, 512u);
   cp.n_ubatch = cp.n_batch;
   cp.n_seq_max = 1;
   cp.n_threads = b.threads > 0 ? static_cast<int32_t>(b.threads) : threads;
   cp.n_threads_batch = cp.n_threads;
-  llama_batch batch = llama_batch_init(static_cast<int32_t>(std::max(n_prompt, 1u)), 0, 1);
+  llama_batch batch = llama_batch_init(static_cast<int32_t>(cp.n_batch), 0, 1);
   auto decode = [&](llama_context* ctx, uint32_t n, uint32_t pos0) {
     batch.n_tokens = static_cast<int32_t>(n);
     for (uint32_t i = 0; i < n; ++i) {
@@ -210,37 +224,53 @@ int run_bench(llama_model* model, const Bench& b, int threads) {
     }
     if (int rc = llama_decode(ctx, batch); rc != 0) fail(1, "llama_decode failed with " + std::to_string(rc));
   };
-  // Seconds of one test on a fresh context; the context is made and freed outside the timing.
-  auto timed = [&](bool pp) {
+  auto new_context = [&] {
     llama_context* ctx = llama_init_from_model(model, cp);
     if (!ctx) fail(1, "llama.cpp could not create a context");
+    return ctx;
+  };
+  // A context holding the depth, decoded in batches of n_batch; nullptr without a depth.
+  auto deep_context = [&]() -> llama_context* {
+    if (n_depth == 0) return nullptr;
+    llama_context* ctx = new_context();
+    for (uint32_t pos = 0; pos < n_depth; pos += cp.n_batch) decode(ctx, std::min(cp.n_batch, n_depth - pos), pos);
+    llama_synchronize(ctx);
+    return ctx;
+  };
+  // Seconds of one test from position n_depth: on `deep` rewound to the depth, or on a fresh
+  // context made and freed outside the timing.
+  auto timed = [&](bool pp, llama_context* deep) {
+    llama_context* ctx = deep;
+    if (deep) {
+      if (!llama_memory_seq_rm(llama_get_memory(deep), 0, static_cast<llama_pos>(n_depth), -1))
+        fail(1, "llama.cpp could not drop the positions past the depth");
+    } else {
+      ctx = new_context();
+    }
     const auto t0 = std::chrono::steady_clock::now();
     if (pp) {
-      decode(ctx, n_prompt, 0);
+      decode(ctx, n_prompt, n_depth);
     } else {
-      for (uint32_t i = 0; i < n_gen; ++i) decode(ctx, 1, i);
+      for (uint32_t i = 0; i < n_gen; ++i) decode(ctx, 1, n_depth + i);
     }
     llama_synchronize(ctx);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    llama_free(ctx);
+    if (!deep) llama_free(ctx);
     return s;
   };
+  // The warm-up, then the repetitions, as a JSON list.
+  auto samples = [&](bool pp) {
+    llama_context* deep = deep_context();
+    timed(pp, deep);
+    std::string list;
+    for (int64_t r = 0; r < b.reps; ++r) list.append(r ? "," : "").append(json_double(timed(pp, deep)));
+    if (deep) llama_free(deep);
+    return list;
+  };
   std::string out = "{\"pp_seconds\":[";
-  if (n_prompt > 0) {
-    timed(true);  // warm-up
-    for (int64_t r = 0; r < b.reps; ++r) {
-      if (r) out.append(",");
-      out.append(json_double(timed(true)));
-    }
-  }
+  if (n_prompt > 0) out.append(samples(true));
   out.append("],\"tg_seconds\":[");
-  if (n_gen > 0) {
-    timed(false);
-    for (int64_t r = 0; r < b.reps; ++r) {
-      if (r) out.append(",");
-      out.append(json_double(timed(false)));
-    }
-  }
+  if (n_gen > 0) out.append(samples(false));
   out.append("]}\n");
   llama_batch_free(batch);
   std::fwrite(out.data(), 1, out.size(), stdout);
@@ -285,7 +315,8 @@ std::filesystem::path self_dir() {
 void usage() {
   std::fputs("usage: bitnet-llama-ref [--threads N (default 1)] [--verbose] < request.json > golden.json\n"
              "  request: {\"model\": PATH, \"prompt\": TEXT, \"n_predict\": N, \"top_k\": K}\n"
-             "       or {\"model\": PATH, \"bench\": {\"n_prompt\": N, \"n_gen\": N, \"reps\": R, \"threads\": T}}\n"
+             "       or {\"model\": PATH, \"bench\": {\"n_prompt\": N, \"n_gen\": N, \"n_depth\": D, \"reps\": R, "
+             "\"threads\": T}}\n"
              "       bitnet-llama-ref [--threads N] --quantize IN.gguf OUT.gguf tq1_0|tq2_0|q6_k|q8_0|q4_0\n"
              "  BITNET_LLAMA_CPU=NAME: load only lib/libggml-cpu-NAME.so (haswell = AVX2)\n",
              stderr);

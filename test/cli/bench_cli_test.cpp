@@ -190,7 +190,7 @@ TEST(BenchCli, ReferenceRowsAndRatiosFromAFakeAdapter) {
   EXPECT_TRUE(header.ends_with(",avg_ts,stddev_ts,roofline_pct,entry,tensors,rows,cols,n_tokens,best_ns,gops,gbs,ratio"))
       << header;
   EXPECT_NE(ours.find(",CPU,"), std::string::npos) << ours;
-  EXPECT_NE(theirs.find(",llama.cpp,,1,16,0,pp16,32.000000,"), std::string::npos) << theirs;
+  EXPECT_NE(theirs.find(",llama.cpp,,1,16,0,0,pp16,32.000000,"), std::string::npos) << theirs;
 }
 
 TEST(BenchCli, MissingReferenceIsAClearError) {
@@ -345,6 +345,16 @@ TEST(BenchCli, AgainstLlamaCpp) {
   RunResult r = run_bitnet({"bench", "-p", "16", "-n", "8", "-r", "2", "-t", "1", "--reference", "llama.cpp", "-o", "json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   check_reference_rows(r.out, 2, 2);
+  // After a context of 600 tokens: more than one of the adapter's 512-token batches.
+  RunResult d = run_bitnet({"bench", "-p", "16", "-n", "8", "-d", "600", "-r", "2", "-t", "1", "--reference", "llama.cpp",
+                            "-o", "json"});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  check_reference_rows(d.out, 2, 2);
+  simdjson::dom::parser parser;
+  for (simdjson::dom::element row : parse_rows(parser, d.out)) {
+    EXPECT_EQ(int64_t(row["n_depth"]), 600);
+    EXPECT_TRUE(std::string_view(row["test"]).ends_with(" @ d600")) << d.out;
+  }
 }
 
 // Issue #20, point 15 (part): llama-bench's JSON fields that scripts read (build_commit,
@@ -440,6 +450,83 @@ TEST(BenchCli, AStoppedRunKeepsItsFinishedRows) {
       EXPECT_EQ(r.out.find("pp8+tg500"), std::string::npos) << r.out;
     }
   }
+}
+
+}  // namespace
+}  // namespace bitnet::test
+
+namespace bitnet::test {
+namespace {
+
+// -d, llama-bench's n_depth: every test again after D tokens of context, depth the outer loop,
+// named "tg4 @ d8"; a tg row's bytes per token count the KV cache at depth + n_gen / 2.
+TEST(BenchCli, DepthRunsEveryTestAfterThatManyTokensOfContext) {
+  const auto path = fixture_file("models/bitnet-tiny-tq2_0.gguf");
+  RunResult r = run_bitnet({"bench", "-m", path.string(), "-p", "4", "-n", "4", "-d", "0,8", "-r", "1", "-t", "1",
+                            "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  simdjson::dom::parser parser;
+  simdjson::dom::array rows = parse_rows(parser, r.out);
+  const std::vector<std::string> tests = {"pp4", "tg4", "pp4 @ d8", "tg4 @ d8"};
+  ASSERT_EQ(rows.size(), tests.size()) << r.out;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    simdjson::dom::element row = rows.at(i);
+    EXPECT_EQ(std::string_view(row["test"]), tests[i]);
+    EXPECT_EQ(int64_t(row["n_depth"]), i < 2 ? 0 : 8);
+    EXPECT_EQ(int64_t(row["n_prompt"]), i % 2 == 0 ? 4 : 0);
+    EXPECT_EQ(int64_t(row["n_gen"]), i % 2 == 0 ? 0 : 4);
+    // t/s counts the test's tokens, not the depth's, as llama-bench.
+    const double t0 = double(int64_t(row["samples_ns"].get_array().at(0))) * 1e-9;
+    EXPECT_NEAR(double(row["avg_ts"]), 4 / t0, 4 / t0 * 1e-4);
+    if (i % 2 == 1) {
+      EXPECT_EQ(uint64_t(row["bytes_per_token"]), expected_bytes_per_token(path, i < 2 ? 2 : 10));
+    }
+  }
+  RunResult md = run_bitnet({"bench", "-m", path.string(), "-p", "0", "-n", "4", "-d", "8", "-r", "1", "-t", "1"});
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_NE(md.out.find("| 1 | tg4 @ d8 | "), std::string::npos) << md.out;
+  RunResult csv = run_bitnet({"bench", "-m", path.string(), "-p", "4", "-n", "0", "-d", "8", "-r", "1", "-t", "1",
+                              "-o", "csv"});
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  std::istringstream in(csv.out);
+  std::string header, row;
+  std::getline(in, header);
+  std::getline(in, row);
+  EXPECT_NE(header.find(",n_prompt,n_gen,n_depth,test,"), std::string::npos) << header;
+  EXPECT_NE(row.find(",4,0,8,pp4 @ d8,"), std::string::npos) << row;
+}
+
+// The depth counts toward the model's context (bitnet-tiny-tq2_0: 256 tokens), and -d takes token
+// counts as -p and -n do.
+TEST(BenchCli, DepthPastTheContextIsAUsageError) {
+  RunResult r = run_bitnet({"bench", "-m", "fixture:bitnet-tiny-tq2_0", "-p", "0", "-n", "8", "-d", "0,250", "-r", "1"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("error: bench test tg8 @ d250: 258 tokens (depth 250 included) exceed the model's context of "
+                       "256 tokens"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(r.out.empty()) << "checked before any test runs: " << r.out;
+  RunResult bad = run_bitnet({"bench", "-d", "-1"});
+  EXPECT_EQ(bad.exit_code, 2);
+  RunResult word = run_bitnet({"bench", "-d", "8,deep"});
+  EXPECT_EQ(word.exit_code, 2);
+  EXPECT_NE(word.err.find("error: bench -d '8,deep': 'deep' is not a token count"), std::string::npos) << word.err;
+}
+
+// The adapter is asked for the depth of each test.
+TEST(BenchCli, ReferenceIsAskedForTheDepth) {
+  FakeReference ref(
+      "case \"$req\" in *'\"n_depth\":8'*) ;; *) echo \"no depth in $req\" >&2; exit 1;; esac\n"
+      "echo '{\"pp_seconds\":[],\"tg_seconds\":[0.25]}'");
+  RunResult r = run_bitnet({"bench", "-m", "fixture:bitnet-tiny-tq2_0", "-p", "0", "-n", "8", "-d", "8", "-r", "1", "-t",
+                            "1", "--reference", ref.spec(), "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  check_reference_rows(r.out, 1, 1);
+  simdjson::dom::parser parser;
+  simdjson::dom::array rows = parse_rows(parser, r.out);
+  EXPECT_EQ(std::string_view(rows.at(1)["test"]), "tg8 @ d8");
+  EXPECT_EQ(int64_t(rows.at(1)["n_depth"]), 8);
+  EXPECT_NEAR(double(rows.at(1)["avg_ts"]), 32.0, 1e-9);
 }
 
 }  // namespace

@@ -212,6 +212,46 @@ TEST(Session, ContextLimitIsAClearError) {
   EXPECT_EQ(s.n_past(), 3u) << "a refused call changes nothing";
 }
 
+// rewind(k) keeps the first k positions: evaluating the same tokens after it gives, bit for bit,
+// what a fresh session that evaluated the whole sequence gives (the positions past k are simply
+// overwritten); rewinding past n_past() is invalid input and changes nothing.
+TEST(Session, RewindThenEvalMatchesAFreshSession) {
+  auto model = model::Model::load(test::fixture_file("models/bitnet-tiny-tq2_0.gguf"));
+  std::vector<TokenId> ids(24);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 53 + 7) % model->config().n_vocab);
+  const std::span<const TokenId> all(ids);
+  Session fresh(*model, kernels::reference_table());
+  fresh.eval(all.first(16));
+  fresh.eval(all.subspan(16, 4));
+  const std::vector<float> want(fresh.logits().begin(), fresh.logits().end());
+  fresh.eval(all.subspan(20, 1));
+  const std::vector<float> want_next(fresh.logits().begin(), fresh.logits().end());
+
+  Session s(*model, kernels::reference_table());
+  s.eval(all.first(16));
+  for (int round = 0; round < 2; ++round) {
+    // Something else at 16.. first, so the rewound positions really held other keys and values.
+    s.eval(round == 0 ? all.subspan(4, 8) : all.subspan(0, 2));
+    s.rewind(16);
+    EXPECT_EQ(s.n_past(), 16u);
+    s.eval(all.subspan(16, 4));
+    EXPECT_EQ(std::vector<float>(s.logits().begin(), s.logits().end()), want) << "round " << round;
+    s.eval(all.subspan(20, 1));
+    EXPECT_EQ(std::vector<float>(s.logits().begin(), s.logits().end()), want_next) << "round " << round;
+  }
+  try {
+    s.rewind(22);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_input);
+    EXPECT_NE(std::string(e.what()).find("holds only 21"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(s.n_past(), 21u) << "a refused rewind changes nothing";
+  s.rewind(21);
+  s.rewind(0);
+  EXPECT_EQ(s.n_past(), 0u);
+}
+
 TEST(Session, TokenOutsideVocabularyIsRejected) {
   auto model = model::Model::load(test::fixture_file("models/stories260K.gguf"));
   Session s(*model, kernels::reference_table());
