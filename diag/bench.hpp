@@ -107,7 +107,11 @@ struct BenchReport {
   std::vector<KernelBenchRow> kernels;     // bench --kernels
 };
 
-// Throws bitnet::Error(usage) for a test longer than the model's context (depth included).
+// A test's tokens (depth included) may pass the model's training context, with a warning, up to
+// this many times it.
+constexpr uint64_t kMaxContextFactor = 4;
+
+// Throws bitnet::Error(usage) for a test longer than kMaxContextFactor x the model's context.
 BenchReport run_bench(const std::string& model_path, const model::Model& model, const BenchOptions& opt);
 
 // Mean and sample standard deviation of tokens / seconds[i] (a pg test counts both its prompt and
