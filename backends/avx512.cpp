@@ -275,65 +275,50 @@ void f16_rows_head(const uint16_t* w, int64_t w_stride, int64_t n_rows, const fl
   }
 }
 
-// f16_rows for long rows (attention's V rows: one per channel, as long as the context): R rows
-// walked kF16TileCols columns at a time, and within a tile one accumulator slot j at a time
-// (the 16 columns of every 64 that f16_rows adds into acc[j]), so that R x NT accumulators fit
-// in registers and each token load serves R rows and each row load NT tokens. f16_rows instead
-// loads NT token vectors per 16 weights, and at a 4k context re-reads the tokens' 64 KB from L2
-// for every row. Each accumulator sees the same products in the same order as in f16_rows (the
-// tiles are whole 64-column steps, the tail is the row's last), so the results are the same bits.
-constexpr int64_t kF16TileCols = 512;
-
-template <int NT, int R>
-void f16_block_tiled(const uint16_t* w, int64_t w_stride, const float* af, int64_t n, float* y, int64_t y_stride) {
-  alignas(64) __m512 acc[R][NT][4];
-  for (auto& r : acc)
-    for (auto& t : r) t[0] = t[1] = t[2] = t[3] = _mm512_setzero_ps();
-  for (int64_t c0 = 0; c0 < n; c0 += kF16TileCols) {
-    const int64_t c1 = std::min(n, c0 + kF16TileCols);
-    for (int j = 0; j < 4; ++j) {
-      __m512 a[R][NT];
-      for (int r = 0; r < R; ++r)
-        for (int t = 0; t < NT; ++t) a[r][t] = acc[r][t][j];
-      auto step = [&](int64_t i, __mmask16 m) {  // columns i..i+15 of every row, into slot j
-        __m512 wf[R], x[NT];
-        for (int r = 0; r < R; ++r) wf[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + r * w_stride + i));
-        for (int t = 0; t < NT; ++t) x[t] = _mm512_load_ps(af + t * kF16MaxN + i);
-        for (int r = 0; r < R; ++r)
-          for (int t = 0; t < NT; ++t) a[r][t] = _mm512_fmadd_ps(wf[r], x[t], a[r][t]);
-      };
-      int64_t i = c0;
-      for (; i + 64 <= c1; i += 64) {
-        if (j == 0)  // the rows' columns two tiles on, into L2
-          for (int r = 0; r < R; ++r) {
-            const char* p = reinterpret_cast<const char*>(w + r * w_stride + i + 2 * kF16TileCols);
-            _mm_prefetch(p, _MM_HINT_T1);
-            _mm_prefetch(p + 64, _MM_HINT_T1);
-          }
-        step(i + 16 * j, 0xFFFF);
-      }
-      if (i + 16 * j < c1) {  // the row's tail (last tile only): f16_rows' slot j is its j-th 16
-        const int64_t left = n - (i + 16 * j);
-        step(i + 16 * j, static_cast<__mmask16>(left >= 16 ? 0xFFFFu : (1u << left) - 1u));
-      }
-      for (int r = 0; r < R; ++r)
-        for (int t = 0; t < NT; ++t) acc[r][t][j] = a[r][t];
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < NT; ++t) y[t * y_stride + r] = f16_lane_sum(acc[r][t]);
-}
+// f16_rows for long rows (attention's V rows in a decode: one per channel, as long as the
+// context): blocks of kF16TileRows rows walked kF16TileCols columns at a time, so that the tokens' f32
+// slice of those columns and the block's accumulators stay in L1; f16_rows re-reads NT x n
+// floats from L2 for every row, 8 bytes of tokens per byte of weights, and was L2-bound. Each
+// accumulator sees the same products in the same order as in f16_rows (the tiles are whole
+// 64-column steps and the tail is the row's last), so the results are the same bits.
+constexpr int64_t kF16TileRows = 8, kF16TileCols = 512;
 
 template <int NT>
 void f16_rows_tiled(const uint16_t* w, int64_t w_stride, int64_t n_rows, const float* af /* [NT][kF16MaxN] */,
                     int64_t n, float* y, int64_t y_stride) {
-  int64_t r = 0;
-  for (; r + 4 <= n_rows; r += 4) f16_block_tiled<NT, 4>(w + r * w_stride, w_stride, af, n, y + r, y_stride);
-  switch (n_rows - r) {
-    case 3: return f16_block_tiled<NT, 3>(w + r * w_stride, w_stride, af, n, y + r, y_stride);
-    case 2: return f16_block_tiled<NT, 2>(w + r * w_stride, w_stride, af, n, y + r, y_stride);
-    case 1: return f16_block_tiled<NT, 1>(w + r * w_stride, w_stride, af, n, y + r, y_stride);
-    default: return;
+  alignas(64) __m512 acc[kF16TileRows][NT][4];
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kF16TileRows) {
+    const int64_t nr = std::min(kF16TileRows, n_rows - r0);
+    for (int64_t r = 0; r < nr; ++r)
+      for (auto& t : acc[r]) t[0] = t[1] = t[2] = t[3] = _mm512_setzero_ps();
+    for (int64_t c0 = 0; c0 < n; c0 += kF16TileCols) {
+      const int64_t c1 = std::min(n, c0 + kF16TileCols);
+      for (int64_t r = 0; r < nr; ++r) {
+        const uint16_t* row = w + (r0 + r) * w_stride;
+        __m512 a[NT][4];
+        for (int t = 0; t < NT; ++t)
+          for (int j = 0; j < 4; ++j) a[t][j] = acc[r][t][j];
+        auto chunk = [&](const __m512 wf, int64_t i, int j) {
+          for (int t = 0; t < NT; ++t) a[t][j] = _mm512_fmadd_ps(wf, _mm512_load_ps(af + t * kF16MaxN + i), a[t][j]);
+        };
+        int64_t i = c0;
+        for (; i + 64 <= c1; i += 64) {
+          // This row's columns two tiles on, into L2: the block's rows are eight streams.
+          _mm_prefetch(reinterpret_cast<const char*>(row + i + 2 * kF16TileCols), _MM_HINT_T1);
+          _mm_prefetch(reinterpret_cast<const char*>(row + i + 2 * kF16TileCols) + 64, _MM_HINT_T1);
+          for (int j = 0; j < 4; ++j) chunk(_mm512_cvtph_ps(load256(row + i + 16 * j)), i + 16 * j, j);
+        }
+        for (int j = 0; i < c1; i += 16, ++j) {  // only in the last tile: kF16TileCols is whole steps
+          const int64_t left = n - i;
+          const auto m = static_cast<__mmask16>(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
+          chunk(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + i)), i, j);
+        }
+        for (int t = 0; t < NT; ++t)
+          for (int j = 0; j < 4; ++j) acc[r][t][j] = a[t][j];
+      }
+    }
+    for (int64_t r = 0; r < nr; ++r)
+      for (int t = 0; t < NT; ++t) y[t * y_stride + r0 + r] = f16_lane_sum(acc[r][t]);
   }
 }
 
