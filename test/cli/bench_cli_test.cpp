@@ -499,7 +499,7 @@ TEST(BenchCli, DepthRunsEveryTestAfterThatManyTokensOfContext) {
 // The depth counts toward the model's context (bitnet-tiny-tq2_0: 256 tokens): past it a test
 // runs with a warning, as llama-bench runs it; past four times it, a usage error before any test.
 // -d takes token counts as -p and -n do.
-TEST(BenchCli, DepthPastTheContextIsAUsageError) {
+TEST(BenchCli, DepthPastTheContextWarnsAndFourTimesItFails) {
   RunResult past = run_bitnet({"bench", "-m", "fixture:bitnet-tiny-tq2_0", "-p", "0", "-n", "8", "-d", "250", "-r", "1"});
   EXPECT_EQ(past.exit_code, 0) << past.err;
   EXPECT_NE(past.err.find("bench test tg8 @ d250: 258 tokens (depth 250 included) pass the model's context of 256 "

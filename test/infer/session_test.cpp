@@ -28,6 +28,30 @@ float max_abs_diff(std::span<const float> a, std::span<const float> b) {
   return m;
 }
 
+// The logits of `prompt` and then of each single-token step that `keep(step, n_past)` selects,
+// for no pool and for pools of 2 and 3 threads (n_ctx 0: the session's default).
+template <typename Keep>
+std::vector<std::vector<float>> logits_per_thread_count(const model::Model& model, const kernels::KernelTable& k,
+                                                        uint32_t n_ctx, const std::vector<TokenId>& prompt,
+                                                        const std::vector<TokenId>& steps, Keep keep) {
+  std::vector<std::vector<float>> runs;
+  for (int threads : {1, 2, 3}) {
+    std::unique_ptr<ThreadPool> pool = threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr;
+    SessionOptions so;
+    so.pool = pool.get();
+    so.n_ctx = n_ctx;
+    Session s(model, k, so);
+    s.eval(prompt);
+    std::vector<float> all(s.logits().begin(), s.logits().end());
+    for (size_t i = 0; i < steps.size(); ++i) {
+      s.eval(std::vector<TokenId>{steps[i]});
+      if (keep(i, s.n_past())) all.insert(all.end(), s.logits().begin(), s.logits().end());
+    }
+    runs.push_back(std::move(all));
+  }
+  return runs;
+}
+
 // The same logits, bit for bit, with no pool and with pools of 2 and 3 threads: a prompt long
 // enough for the prefill GEMMs, then single-token decodes (whose activation is split over the
 // pool), on the reference table and on this CPU's best one.
@@ -39,20 +63,7 @@ TEST(Session, ResultsDoNotDependOnTheThreadCount) {
     std::vector<TokenId> prompt(40);
     for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 37 + 3) % model->config().n_vocab);
     for (const kernels::KernelTable* k : {&kernels::reference_table(), best}) {
-      std::vector<std::vector<float>> runs;
-      for (int threads : {1, 2, 3}) {
-        std::unique_ptr<ThreadPool> pool = threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr;
-        SessionOptions so;
-        so.pool = pool.get();
-        Session s(*model, *k, so);
-        s.eval(prompt);
-        std::vector<float> all(s.logits().begin(), s.logits().end());
-        for (int32_t t : {5, 17, 2}) {
-          s.eval(std::vector<TokenId>{t});
-          all.insert(all.end(), s.logits().begin(), s.logits().end());
-        }
-        runs.push_back(std::move(all));
-      }
+      const auto runs = logits_per_thread_count(*model, *k, 0, prompt, {5, 17, 2}, [](size_t, uint32_t) { return true; });
       EXPECT_EQ(runs[0], runs[1]) << file << " " << k->name << ": 1 vs 2 threads";
       EXPECT_EQ(runs[0], runs[2]) << file << " " << k->name << ": 1 vs 3 threads";
     }
@@ -67,25 +78,14 @@ TEST(Session, LongContextDecodeDoesNotDependOnTheThreadCount) {
   backends::register_all();
   const kernels::KernelTable* best = kernels::select_backend("").table;
   auto model = model::Model::load(test::fixture_file("models/bitnet-tiny-tq2_0.gguf"));
-  const uint32_t n_prompt = Session::kSplitKeys - 3;
-  std::vector<TokenId> prompt(n_prompt);
-  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 53 + 7) % model->config().n_vocab);
+  const uint32_t n_prompt = Session::kSplitKeys - 3, n_vocab = model->config().n_vocab;
+  std::vector<TokenId> prompt(n_prompt), steps(140);  // keys from kSplitKeys - 2 to kSplitKeys + 137
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 53 + 7) % n_vocab);
+  for (size_t i = 0; i < steps.size(); ++i) steps[i] = static_cast<int32_t>((i * 11 + 1) % n_vocab);
+  // n_ctx past the model's 256: the test is about the cache, not the output.
+  auto keep = [](size_t i, uint32_t n_past) { return i % 4 == 0 || n_past <= Session::kSplitKeys + 1; };
   for (const kernels::KernelTable* k : {&kernels::reference_table(), best}) {
-    std::vector<std::vector<float>> runs;
-    for (int threads : {1, 2, 3}) {
-      std::unique_ptr<ThreadPool> pool = threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr;
-      SessionOptions so;
-      so.pool = pool.get();
-      so.n_ctx = n_prompt + 200;  // past the model's 256: the test is about the cache, not the output
-      Session s(*model, *k, so);
-      s.eval(prompt);
-      std::vector<float> all;
-      for (int i = 0; i < 140; ++i) {  // keys from kSplitKeys - 2 to kSplitKeys + 137
-        s.eval(std::vector<TokenId>{static_cast<int32_t>((i * 11 + 1) % model->config().n_vocab)});
-        if (i % 4 == 0 || s.n_past() <= Session::kSplitKeys + 1) all.insert(all.end(), s.logits().begin(), s.logits().end());
-      }
-      runs.push_back(std::move(all));
-    }
+    const auto runs = logits_per_thread_count(*model, *k, n_prompt + 200, prompt, steps, keep);
     EXPECT_EQ(runs[0], runs[1]) << k->name << ": 1 vs 2 threads";
     EXPECT_EQ(runs[0], runs[2]) << k->name << ": 1 vs 3 threads";
   }
