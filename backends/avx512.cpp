@@ -243,6 +243,8 @@ inline __m512 lane_sums16(const __m512* v) {
 // f16_rows for rows of exactly N = 64 or 128 elements (attention's K rows: one head) and one or two
 // tokens: the tokens stay in registers (8 vectors each at 128), so a row costs its own loads and
 // the multiply-adds, not 4 x 2 token loads per 16 weights; 16 rows share lane_sums16.
+constexpr int64_t kHeadAhead = 65536;
+
 template <int NT, int N>
 void f16_rows_head(const uint16_t* w, int64_t w_stride, int64_t n_rows, const float* af /* [NT][kF16MaxN] */,
                    float* y, int64_t y_stride) {
@@ -259,8 +261,12 @@ void f16_rows_head(const uint16_t* w, int64_t w_stride, int64_t n_rows, const fl
         continue;
       }
       const uint16_t* row = w + (r0 + r) * w_stride;
-      _mm_prefetch(reinterpret_cast<const char*>(row) + 32768, _MM_HINT_T1);
-      if constexpr (N > 64) _mm_prefetch(reinterpret_cast<const char*>(row) + 32768 + 64, _MM_HINT_T1);
+      // The same columns 64 KB on (51 keys of a 640-wide KV cache), every line of them: a decode's
+      // K rows come from DRAM, where 32 KB and only the first two lines left it at about 27 GB/s
+      // (docs/benchmarks.md, "long contexts").
+      const char* ahead = reinterpret_cast<const char*>(row) + kHeadAhead;
+      for (int b = 0; b < 2 * N; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T1);
+      _mm_prefetch(ahead + 2 * N - 1, _MM_HINT_T1);
       __m512 acc[NT][4];
       for (int k = 0; k < kV; ++k) {  // f16_rows' order: element i in accumulator (i / 16) % 4
         const __m512 wf = _mm512_cvtph_ps(load256(row + 16 * k));
