@@ -78,8 +78,9 @@ inline void f16_pass(const uint16_t* row, const uint16_t* tail, int64_t full, bo
   for (auto& t : acc)
     for (auto& v : t) v = _mm256_setzero_ps();
   for (int64_t i = 0; i < full; i += 64) {
-    // 32 KB ahead into L2 (the AVX-512 F16 entry's distance): a matrix's rows stream from memory.
-    _mm_prefetch(reinterpret_cast<const char*>(row + i + first) + 32768, _MM_HINT_T1);
+    // 64 KB ahead into L2: a matrix's rows stream from memory, and so do a decode's K rows (one
+    // head's 256 bytes every 1280), which read 14 GB/s with 32 KB and 18 with 64 (two threads).
+    _mm_prefetch(reinterpret_cast<const char*>(row + i + first) + 65536, _MM_HINT_T1);
     for (int j = 0; j < V; ++j) {
       const __m256 w = cvt8(row + i + first + 8 * j);
       for (int t = 0; t < NT; ++t)
