@@ -262,8 +262,8 @@ void f16_rows_head(const uint16_t* w, int64_t w_stride, int64_t n_rows, const fl
       }
       const uint16_t* row = w + (r0 + r) * w_stride;
       // The same columns 64 KB on (51 keys of a 640-wide KV cache), every line of them: a decode's
-      // K rows come from DRAM, where 32 KB and only the first two lines left it at about 27 GB/s
-      // (docs/benchmarks.md, "long contexts").
+      // K rows come from DRAM, and a shorter distance or half the lines left its K pass well under
+      // the machine's bandwidth (docs/benchmarks.md, "long contexts").
       const char* ahead = reinterpret_cast<const char*>(row) + kHeadAhead;
       for (int b = 0; b < 2 * N; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T1);
       _mm_prefetch(ahead + 2 * N - 1, _MM_HINT_T1);

@@ -79,7 +79,7 @@ inline void f16_pass(const uint16_t* row, const uint16_t* tail, int64_t full, bo
     for (auto& v : t) v = _mm256_setzero_ps();
   for (int64_t i = 0; i < full; i += 64) {
     // 64 KB ahead into L2: a matrix's rows stream from memory, and so do a decode's K rows (one
-    // head's 256 bytes every 1280), which read 14 GB/s with 32 KB and 18 with 64 (two threads).
+    // head's 256 bytes every 1280), which 32 KB left short of the bandwidth (docs/benchmarks.md).
     _mm_prefetch(reinterpret_cast<const char*>(row + i + first) + 65536, _MM_HINT_T1);
     for (int j = 0; j < V; ++j) {
       const __m256 w = cvt8(row + i + first + 8 * j);
