@@ -1,7 +1,8 @@
 // `bitnet bench`: prompt-processing and generation speed of this engine (llama-bench's pp/tg
-// tests, optionally after -d tokens of context), as a Markdown table (default), JSON or CSV with llama-bench's field names where
-// they exist. --reference llama.cpp[:DIR] runs the same tests through llama.cpp (our adapter's
-// bench mode), alternating repetitions with ours, and adds its rows and the ratio ours/theirs.
+// tests, optionally after -d tokens of context), as a Markdown table (default), JSON or CSV
+// with llama-bench's field names where they exist. --reference llama.cpp[:DIR] runs the same
+// tests through llama.cpp (our adapter's bench mode), alternating repetitions with ours, and adds
+// its rows and the ratio ours/theirs.
 // Only the report goes to stdout.
 #include <unistd.h>
 

@@ -65,13 +65,9 @@ double time_steps(infer::Session& s, const std::vector<TokenId>& prompt, const s
   return seconds;
 }
 
-// A test in a fresh session. `huge`, when given, receives the process's huge-page bytes with the
-// session loaded.
-double time_test(const TestRun& run, const std::vector<TokenId>& prompt, const std::vector<TokenId>& gen,
-                 std::optional<uint64_t>* huge = nullptr, uint64_t* rows = nullptr) {
-  auto s = make_session(run, prompt.size() + gen.size());
-  if (huge != nullptr) *huge = read_anon_huge_pages();
-  return time_steps(*s, prompt, gen, rows);
+// A warm-up in a fresh session (pages in the weights, sizes the pool's blocks).
+void warm_up(const TestRun& run, const std::vector<TokenId>& prompt, const std::vector<TokenId>& gen) {
+  time_steps(*make_session(run, prompt.size() + gen.size()), prompt, gen, nullptr);
 }
 
 int64_t total_tokens(const BenchTest& t) { return int64_t{t.n_depth} + t.n_prompt + t.n_gen; }
@@ -183,8 +179,8 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
     }
     if (!weights) continue;
     const TestRun run{*weights, pool, screen.get(), opt.top_k};
-    if (longest_prompt > 0) time_test(run, prompt, {});
-    if (longest_gen > 0) time_test(run, {}, first(gen, 8));
+    if (longest_prompt > 0) warm_up(run, prompt, {});
+    if (longest_gen > 0) warm_up(run, {}, first(gen, 8));
     for (const BenchTest& t : opt.tests) {
       BenchResult r;
       r.test = test_name(t);
@@ -222,13 +218,11 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
       uint64_t rows = 0;
       for (int i = 0; i < opt.reps; ++i) {
         say(fmt::format("{} repetition {}/{}", r.test, i + 1, opt.reps));
-        if (deep) {
-          deep->rewind(static_cast<uint32_t>(t.n_depth));
-          if (tg) r.huge_page_bytes = read_anon_huge_pages();
-          r.seconds.push_back(time_steps(*deep, p, g, &rows));
-        } else {
-          r.seconds.push_back(time_test(run, p, g, tg ? &r.huge_page_bytes : nullptr, &rows));
-        }
+        std::unique_ptr<infer::Session> fresh;
+        if (deep) deep->rewind(static_cast<uint32_t>(t.n_depth));
+        else fresh = make_session(run, p.size() + g.size());
+        if (tg) r.huge_page_bytes = read_anon_huge_pages();  // with the session loaded
+        r.seconds.push_back(time_steps(deep ? *deep : *fresh, p, g, &rows));
         if (opt.after_rep) opt.after_rep(threads, t, i);
       }
       if (screen && !g.empty()) {
