@@ -545,6 +545,7 @@ const kernels::KernelTable& avx2_table() {
     t.gemm_f16 = avx2::gemm_f16;
     t.to_bf16 = avx2::to_bf16;
     t.exp_f32 = avx2::exp_f32;
+    t.softmax_f32 = avx2::softmax_f32;
     t.gemm_tq2_0_q8_k = avx2::gemm_tq2_0_q8_k;
     t.gemm_i2s_i8 = avx2::gemm_i2s_i8;
     t.dot_q6_k_q8_k = avx2::dot_q6_k_q8_k;

@@ -864,6 +864,7 @@ const kernels::KernelTable& avx512_table() {
     t.dot_f32_f32 = avx512::dot_f32_f32;
     t.to_bf16 = avx512::to_bf16;
     t.exp_f32 = avx512::exp_f32;
+    t.softmax_f32 = avx512::softmax_f32;
     t.quantize_q8_k = avx512::quantize_q8_k;
     t.gemm_tq2_0_q8_k = avx512::gemm_tq2_0_q8_k;
     t.gemm_i2s_i8 = avx512::gemm_i2s_i8;

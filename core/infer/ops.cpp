@@ -10,8 +10,8 @@ namespace bitnet::infer {
 namespace {
 
 // Sums f(i) for i < n in double over eight interleaved partial sums: a single running sum waits
-// for the previous add every time (four cycles), which made the norms and the softmax a tenth of
-// a prompt's time. The grouping moves only the double's last bits, below what the float
+// for the previous add every time (four cycles), which made the norms (and the softmax, now a table
+// entry summed the same way) a tenth of a prompt's time. The grouping moves only the double's last bits, below what the float
 // results keep. The same n always gives the same grouping, whatever the thread.
 template <typename F>
 double sum_double(int64_t n, F f) {
@@ -70,16 +70,6 @@ void rope_norm(float* x, int64_t n_rot, const float* cs) {
 void rope_neox(float* x, int64_t n_rot, const float* cs) {
   const int64_t half = n_rot / 2;
   rope(x, n_rot, cs, [half](int64_t i) { return std::pair<int64_t, int64_t>{i, i + half}; });
-}
-
-void softmax(const kernels::KernelTable& k, float* x, int64_t n) {
-  float mx = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
-  for (int64_t i = 0; i < n; ++i) x[i] -= mx;
-  k.exp_f32(x, n, x);
-  const double sum = sum_double(n, [x](int64_t i) { return x[i]; });
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
 void silu_mul(const kernels::KernelTable& k, float* g, const float* u, int64_t n) {

@@ -20,10 +20,6 @@ void rope_angles(int64_t n_rot, int32_t pos, float freq_base, float* cs);
 void rope_norm(float* x, int64_t n_rot, const float* cs);
 void rope_neox(float* x, int64_t n_rot, const float* cs);
 
-// In-place softmax over n values: exp(x - max) (the table's exp_f32) summed in double (eight
-// partial sums), then scaled by 1/sum.
-void softmax(const kernels::KernelTable& k, float* x, int64_t n);
-
 // Activations in place: silu(g) * u (exp through the table's exp_f32) and relu(g)^2 * u, result
 // in g.
 void silu_mul(const kernels::KernelTable& k, float* g, const float* u, int64_t n);

@@ -106,18 +106,6 @@ void Session::store_kv(uint32_t layer, int64_t T) {
   }
 }
 
-namespace {
-
-// One head's scores over n keys into its attention weights, in place: scaled, softmax, and with
-// an F16 cache (p16 given) rounded to F16 for the products with V.
-void attention_weights(const kernels::KernelTable& k, float scale, float* s, int64_t n, uint16_t* p16) {
-  for (int64_t j = 0; j < n; ++j) s[j] *= scale;
-  softmax(k, s, n);
-  if (p16 != nullptr) k.to_f16(s, n, p16);
-}
-
-}  // namespace
-
 // Causal attention for the T new tokens against everything in the cache (GQA: query head h
 // reads kv head h / (n_head / n_head_kv)). Writes att_ [T][n_head * head_dim]. Work item =
 // (token, KV head): the query heads sharing a KV head are done together, so with an F16 cache
@@ -158,8 +146,8 @@ void Session::attention(uint32_t layer, int64_t T) {
                 k_.dot_f32_f32(&k32_[k_base + static_cast<size_t>(j) * W + kv_off], &q_[first + static_cast<size_t>(h * hd)], hd);
       }
       for (int64_t h = 0; h < group; ++h)
-        attention_weights(k_, scale, scores + static_cast<size_t>(h) * n_ctx_, n_keys,
-                          f16 ? p16 + static_cast<size_t>(h) * n_ctx_ : nullptr);
+        k_.softmax_f32(scores + static_cast<size_t>(h) * n_ctx_, n_keys, scale,
+                       f16 ? p16 + static_cast<size_t>(h) * n_ctx_ : nullptr);
       if (f16) {
         kernels::f16_products(k_, &v16_[v_base + kv_off * n_ctx_], n_ctx_, hd, p16, n_ctx_, group, n_keys, &att_[first],
                               hd);
@@ -211,7 +199,7 @@ void Session::attention_one(uint32_t layer) {
     }
   });
   pool_->parallel_for(n_head, [&](int64_t b, int64_t e) {
-    for (int64_t h = b; h < e; ++h) attention_weights(k_, scale, scores + h * ctx, n_keys, p16 + h * ctx);
+    for (int64_t h = b; h < e; ++h) k_.softmax_f32(scores + h * ctx, n_keys, scale, p16 + h * ctx);
   });
   // Unit u = share * n_kv + g: the pool's contiguous ranges give each thread whole shares.
   pool_->parallel_for(units, [&](int64_t b, int64_t e) {

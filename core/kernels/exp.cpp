@@ -1,9 +1,11 @@
 // exp(x) in float as every kernel table computes it (see kernels.hpp, exp_f32). The steps are the
 // classic Cody-Waite reduction and the Cephes polynomial for expf; each one is a single IEEE
-// operation (fma where written), so an 8- or 16-lane version gives the same bits.
+// operation (fma where written), so an 8- or 16-lane version gives the same bits. The softmax
+// built on it is here too: its max, exps and double sums in an order vector units can follow.
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <limits>
 
 #include "core/kernels/kernels.hpp"
 #include "core/kernels/reference.hpp"
@@ -31,6 +33,25 @@ float exp_f32(float x) {
 namespace ref {
 void exp_f32(const float* x, int64_t n, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = kernels::exp_f32(x[i]);
+}
+
+void softmax_f32(float* x, int64_t n, float scale, uint16_t* y16) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] *= scale;
+    m = std::max(m, x[i]);
+  }
+  double part[8] = {};
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = kernels::exp_f32(x[i] - m);
+    part[i % 8] += static_cast<double>(x[i]);
+  }
+  const double sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+  const auto inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] *= inv;
+    if (y16 != nullptr) y16[i] = f32_to_f16(x[i]);
+  }
 }
 }  // namespace ref
 

@@ -57,6 +57,11 @@ struct KernelTable {
   void (*to_bf16)(const float* x, int64_t n, uint16_t* y) = nullptr;
   // y[i] = exp_f32(x[i]) (below), bit for bit; y may be x. Softmax and SiLU.
   void (*exp_f32)(const float* x, int64_t n, float* y) = nullptr;
+  // x <- softmax(scale * x) over n elements, and its F16 rounding into y16 when not null (the
+  // attention weights of one head). With s = x * scale and m = max s: e = exp_f32(s - m), the sum
+  // of e in double (element i in part i % 8, the parts added ((0+1)+(2+3))+((4+5)+(6+7))), then
+  // x = e * float(1 / sum). NaN scores are skipped by the max and make every result NaN.
+  void (*softmax_f32)(float* x, int64_t n, float scale, uint16_t* y16) = nullptr;
 
   // --- dot products of one weight row (n elements) with one activation row ---
   // I2_S: sum over k of code[k] * q[k] with raw codes {0,1,2} (= w+1). `w` is the tensor's packed

@@ -169,6 +169,7 @@ const KernelTable& reference_table() {
       .to_f16 = ref::to_f16,
       .to_bf16 = ref::to_bf16,
       .exp_f32 = ref::exp_f32,
+      .softmax_f32 = ref::softmax_f32,
       .dot_i2s_i8 = ref::dot_i2s_i8,
       .dot_tq2_0_q8_k = ref::dot_tq2_0_q8_k,
       .dot_tq1_0_q8_k = ref::dot_tq1_0_q8_k,

@@ -14,6 +14,7 @@ void quantize_q8_0(const float* x, int64_t n, BlockQ8_0* y);
 void to_f16(const float* x, int64_t n, uint16_t* y);
 void to_bf16(const float* x, int64_t n, uint16_t* y);
 void exp_f32(const float* x, int64_t n, float* y);
+void softmax_f32(float* x, int64_t n, float scale, uint16_t* y16);
 
 int32_t dot_i2s_i8(const uint8_t* w, int64_t first, const int8_t* q, int64_t n);
 float dot_tq2_0_q8_k(const void* w, const BlockQ8K* a, int64_t n);
