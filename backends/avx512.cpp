@@ -875,6 +875,7 @@ const kernels::KernelTable& avx512_table() {
     t.dot_q8_0_q8_0 = avx512::dot_q8_0_q8_0;
     t.dot_q4_0_q8_0 = avx512::dot_q4_0_q8_0;
     t.gemm_q8_0_q8_0 = avx512::gemm_q8_0_q8_0;
+    t.weighted_sum_q8_0 = avx512::weighted_sum_q8_0;
     t.gemm_q4_0_q8_0 = avx512::gemm_q4_0_q8_0;
     return t;
   }();

@@ -8,6 +8,7 @@
 // to the row's sum one by one (q8_0_driver.hpp).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cstring>
 
@@ -116,6 +117,54 @@ void quantize_q8_0(const float* x, int64_t n, BlockQ8_0* y) {
     const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y->qs),
                         _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+}
+
+namespace {
+
+// Heads NH (<= 4) x 16 channels (half a block) in registers; each half block is widened and
+// scaled once per key for all the heads (d * q is exact, as in the reference).
+template <int NH>
+void weighted_tile(const BlockQ8_0* v, int64_t v_stride, int64_t half, int64_t n_keys, const float* p, int64_t p_stride,
+                   float* y, int64_t y_stride) {
+  __m256 acc[NH][2];
+  for (auto& h : acc) h[0] = h[1] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const BlockQ8_0& b = v[j * v_stride];
+    const __m256 d = _mm256_cvtph_ps(_mm_set1_epi16(static_cast<short>(b.d)));
+    const __m128i q = load128(b.qs + 16 * half);
+    const __m256 x0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+    const __m256 x1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))));
+    for (int h = 0; h < NH; ++h) {
+      const __m256 w = _mm256_set1_ps(p[h * p_stride + j]);
+      acc[h][0] = _mm256_fmadd_ps(w, x0, acc[h][0]);
+      acc[h][1] = _mm256_fmadd_ps(w, x1, acc[h][1]);
+    }
+  }
+  for (int h = 0; h < NH; ++h) {
+    _mm256_storeu_ps(y + h * y_stride, acc[h][0]);
+    _mm256_storeu_ps(y + h * y_stride + 8, acc[h][1]);
+  }
+}
+
+}  // namespace
+
+void weighted_sum_q8_0(const BlockQ8_0* v, int64_t v_stride, int64_t n_keys, const float* p, int64_t p_stride,
+                       int64_t n_heads, int64_t n, float* y, int64_t y_stride) {
+  for (int64_t h = 0; h < n_heads; h += 4) {
+    const int64_t nh = std::min<int64_t>(4, n_heads - h);
+    const float* ph = p + h * p_stride;
+    for (int64_t c = 0; c < n; c += 16) {
+      const BlockQ8_0* col = v + c / 32;
+      float* out = y + h * y_stride + c;
+      const int64_t half = (c / 16) % 2;
+      switch (nh) {
+        case 1: weighted_tile<1>(col, v_stride, half, n_keys, ph, p_stride, out, y_stride); break;
+        case 2: weighted_tile<2>(col, v_stride, half, n_keys, ph, p_stride, out, y_stride); break;
+        case 3: weighted_tile<3>(col, v_stride, half, n_keys, ph, p_stride, out, y_stride); break;
+        default: weighted_tile<4>(col, v_stride, half, n_keys, ph, p_stride, out, y_stride); break;
+      }
+    }
   }
 }
 

@@ -239,4 +239,58 @@ void quantize_q8_0(const float* x, int64_t n, BlockQ8_0* y) {
   }
 }
 
+namespace {
+
+// Heads NH (<= 4) x 16 * NV channels (NV = 4: two blocks, 2: one) in registers; each V block is
+// widened and scaled once per key for all the heads (d * q is exact, as in the reference).
+template <int NH, int NV>
+void weighted_tile(const BlockQ8_0* v, int64_t v_stride, int64_t n_keys, const float* p, int64_t p_stride, float* y,
+                   int64_t y_stride) {
+  __m512 acc[NH][NV];
+  for (auto& h : acc)
+    for (auto& a : h) a = _mm512_setzero_ps();
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const BlockQ8_0* row = v + j * v_stride;
+    __m512 x[NV];
+    for (int b = 0; b < NV / 2; ++b) {
+      const __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16(static_cast<short>(row[b].d)));
+      const __m256i q = load256(row[b].qs);
+      x[2 * b] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q))));
+      x[2 * b + 1] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1))));
+    }
+    for (int h = 0; h < NH; ++h) {
+      const __m512 w = _mm512_set1_ps(p[h * p_stride + j]);
+      for (int k = 0; k < NV; ++k) acc[h][k] = _mm512_fmadd_ps(w, x[k], acc[h][k]);
+    }
+  }
+  for (int h = 0; h < NH; ++h)
+    for (int k = 0; k < NV; ++k) _mm512_storeu_ps(y + h * y_stride + 16 * k, acc[h][k]);
+}
+
+template <int NV>
+void weighted_heads(int64_t nh, const BlockQ8_0* v, int64_t v_stride, int64_t n_keys, const float* p, int64_t p_stride,
+                    float* y, int64_t y_stride) {
+  switch (nh) {
+    case 1: return weighted_tile<1, NV>(v, v_stride, n_keys, p, p_stride, y, y_stride);
+    case 2: return weighted_tile<2, NV>(v, v_stride, n_keys, p, p_stride, y, y_stride);
+    case 3: return weighted_tile<3, NV>(v, v_stride, n_keys, p, p_stride, y, y_stride);
+    default: return weighted_tile<4, NV>(v, v_stride, n_keys, p, p_stride, y, y_stride);
+  }
+}
+
+}  // namespace
+
+void weighted_sum_q8_0(const BlockQ8_0* v, int64_t v_stride, int64_t n_keys, const float* p, int64_t p_stride,
+                       int64_t n_heads, int64_t n, float* y, int64_t y_stride) {
+  for (int64_t h = 0; h < n_heads; h += 4) {
+    const int64_t nh = std::min<int64_t>(4, n_heads - h);
+    for (int64_t c = 0; c < n; c += 64) {
+      const BlockQ8_0* col = v + c / 32;
+      float* out = y + h * y_stride + c;
+      if (n - c >= 64) weighted_heads<4>(nh, col, v_stride, n_keys, p + h * p_stride, p_stride, out, y_stride);
+      else weighted_heads<2>(nh, col, v_stride, n_keys, p + h * p_stride, p_stride, out, y_stride);
+    }
+  }
+}
+
 }  // namespace bitnet::backends::avx512

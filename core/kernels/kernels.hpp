@@ -105,6 +105,14 @@ struct KernelTable {
   void (*gemm_f16)(const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_t* a, int64_t a_stride,
                    int64_t n_tokens, int64_t n, float* y, int64_t y_stride) = nullptr;
 
+  // --- attention over an 8-bit KV cache ---
+  // The weighted sum of Q8_0 V rows: y[h * y_stride + c] for h < n_heads, c < n (a multiple of
+  // 32) is the sum over keys j < n_keys, in key order from +0, of fma(p[h * p_stride + j], v, .)
+  // where v = d * q of row j's block c / 32 (exact in float: an F16 scale times an int8). Row j
+  // is n / 32 blocks at v + j * v_stride.
+  void (*weighted_sum_q8_0)(const BlockQ8_0* v, int64_t v_stride, int64_t n_keys, const float* p, int64_t p_stride,
+                            int64_t n_heads, int64_t n, float* y, int64_t y_stride) = nullptr;
+
   // --- output screening (OutputScreen) ---
   // y[r] = sum over k < n of w[r * n + k] * a[k] for r < n_rows: int8 rows times one int16
   // activation row, in int32. The caller keeps every partial sum inside int32.

@@ -98,6 +98,21 @@ float dot_q4_0_q8_0(const void* w, const BlockQ8_0* a, int64_t n) {
   return dot_q_q8_0<Q4_0Layout::d, Q4_0Layout::bytes, unpack_q4_0>(w, a, n);
 }
 
+// Keys in order, one fma per key and channel: an order every table follows with the channels in
+// its lanes (ggml's flash attention accumulates V rows the same way, key by key).
+void weighted_sum_q8_0(const BlockQ8_0* v, int64_t v_stride, int64_t n_keys, const float* p, int64_t p_stride,
+                       int64_t n_heads, int64_t n, float* y, int64_t y_stride) {
+  for (int64_t h = 0; h < n_heads; ++h)
+    for (int64_t c = 0; c < n; ++c) {
+      float acc = 0.0f;
+      for (int64_t j = 0; j < n_keys; ++j) {
+        const BlockQ8_0& b = v[j * v_stride + c / kQK8_0];
+        acc = std::fma(p[h * p_stride + j], f16_to_f32(b.d) * static_cast<float>(b.qs[c % kQK8_0]), acc);
+      }
+      y[h * y_stride + c] = acc;
+    }
+}
+
 // F16 dots sum in float, as ggml's SIMD F16 loop does, in one fixed order that vector units
 // can follow exactly: element i goes to lane i % 64 (four 16-float accumulators, or eight of 8),
 // each lane in index order from +0, then the 64 lane sums are added by the tree of
@@ -179,6 +194,7 @@ const KernelTable& reference_table() {
       .dot_f16_f16 = ref::dot_f16_f16,
       .dot_bf16_bf16 = ref::dot_bf16_bf16,
       .dot_f32_f32 = ref::dot_f32_f32,
+      .weighted_sum_q8_0 = ref::weighted_sum_q8_0,
       .gemv_i8_i16 = ref::gemv_i8_i16,
   };
   return table;

@@ -21,6 +21,8 @@ float dot_tq2_0_q8_k(const void* w, const BlockQ8K* a, int64_t n);
 float dot_tq1_0_q8_k(const void* w, const BlockQ8K* a, int64_t n);
 float dot_q6_k_q8_k(const void* w, const BlockQ8K* a, int64_t n);
 float dot_q8_0_q8_0(const void* w, const BlockQ8_0* a, int64_t n);
+void weighted_sum_q8_0(const BlockQ8_0* v, int64_t v_stride, int64_t n_keys, const float* p, int64_t p_stride,
+                       int64_t n_heads, int64_t n, float* y, int64_t y_stride);
 float dot_q4_0_q8_0(const void* w, const BlockQ8_0* a, int64_t n);
 float dot_f16_f16(const uint16_t* w, const uint16_t* a, int64_t n);
 // The F16 dot's lane order (see dot_f16_f16), also the BF16 and F32 dots': element i of a row is

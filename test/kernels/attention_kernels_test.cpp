@@ -1,6 +1,8 @@
-// softmax_f32: the reference against a softmax in double, and every optimised table's entry
-// against the reference, bit for bit (the weights and their F16 rounding), on random scores of
-// every length up to a few vectors past a tail, long rows, and rows with -inf, NaN and ties.
+// Attention's kernels. softmax_f32: the reference against a softmax in double, and every
+// optimised table's entry against the reference, bit for bit (the weights and their F16
+// rounding), on random scores of every length up to a few vectors past a tail, long rows, and
+// rows with -inf, NaN and ties. weighted_sum_q8_0: the reference against sums in double, every
+// table bit for bit on random caches, head counts, widths and key counts.
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -104,6 +106,65 @@ TEST(Softmax, TablesAreBitExact) {
         expect_same_bits(want, plain, k->name.data(), n);
       }
     }
+  }
+}
+
+struct QuantCache {
+  std::vector<BlockQ8_0> v;
+  std::vector<float> p;
+};
+
+QuantCache random_cache(std::mt19937& rng, int64_t n_keys, int64_t stride, int64_t n_heads, int64_t p_stride) {
+  std::uniform_int_distribution<int> q(-128, 127);
+  std::uniform_real_distribution<float> d(-0.05f, 0.05f), w(-0.2f, 1.0f);
+  QuantCache c;
+  c.v.resize(static_cast<size_t>(std::max<int64_t>(n_keys, 1) * stride));
+  for (BlockQ8_0& b : c.v) {
+    b.d = f32_to_f16(d(rng));
+    for (int8_t& x : b.qs) x = static_cast<int8_t>(q(rng));
+  }
+  c.p.resize(static_cast<size_t>(n_heads * p_stride));
+  for (float& x : c.p) x = w(rng);
+  return c;
+}
+
+TEST(WeightedSumQ8_0, ReferenceMatchesSumsInDouble) {
+  std::mt19937 rng(3);
+  const int64_t n_keys = 3000, n = 128, stride = 5 * n / 32, heads = 4;
+  const QuantCache c = random_cache(rng, n_keys, stride, heads, n_keys);
+  std::vector<float> y(static_cast<size_t>(heads * n));
+  reference_table().weighted_sum_q8_0(c.v.data(), stride, n_keys, c.p.data(), n_keys, heads, n, y.data(), n);
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t ch = 0; ch < n; ++ch) {
+      double want = 0, mag = 0;
+      for (int64_t j = 0; j < n_keys; ++j) {
+        const BlockQ8_0& b = c.v[static_cast<size_t>(j * stride + ch / 32)];
+        const double t = static_cast<double>(c.p[static_cast<size_t>(h * n_keys + j)]) * f16_to_f32(b.d) * b.qs[ch % 32];
+        want += t;
+        mag += std::fabs(t);
+      }
+      // n_keys float roundings of a running sum, each at most half an ulp of the magnitude so far.
+      EXPECT_NEAR(y[static_cast<size_t>(h * n + ch)], want, mag * n_keys * 6e-8) << "h = " << h << " c = " << ch;
+    }
+}
+
+TEST(WeightedSumQ8_0, TablesAreBitExact) {
+  const std::vector<const KernelTable*> tables = optimised_tables();
+  ASSERT_FALSE(tables.empty());
+  std::mt19937 rng(9);
+  for (const KernelTable* k : tables) {
+    ASSERT_NE(k->weighted_sum_q8_0, nullptr) << k->name;
+    for (int64_t heads : {1, 2, 3, 4, 5, 8})
+      for (int64_t n : {32, 64, 96, 128})
+        for (int64_t n_keys : {0, 1, 2, 7, 33, 300}) {
+          const int64_t stride = n / 32 + 3, p_stride = n_keys + 5, y_stride = n + 16;
+          const QuantCache c = random_cache(rng, n_keys, stride, heads, p_stride);
+          std::vector<float> want(static_cast<size_t>(heads * y_stride), -1.0f), got = want;
+          reference_table().weighted_sum_q8_0(c.v.data(), stride, n_keys, c.p.data(), p_stride, heads, n, want.data(),
+                                              y_stride);
+          k->weighted_sum_q8_0(c.v.data(), stride, n_keys, c.p.data(), p_stride, heads, n, got.data(), y_stride);
+          expect_same_bits(want, got, k->name.data(), n_keys);  // the gaps between heads' rows untouched too
+        }
   }
 }
 
