@@ -227,10 +227,16 @@ static int run_command(int argc, char** argv) {
   };
   // llama-bench's -pg: CLI11 would read it as -p g, so bench gets it as --pg (for other commands
   // -pg keeps its meaning, e.g. generate -pg: the prompt "g").
+  // llama.cpp's -ctk/-ctv likewise, for the commands with a KV cache type.
   std::vector<const char*> args(argv, argv + argc);
-  if (command_word(argc, argv) == std::optional<std::string>("bench"))
-    for (const char*& a : args)
-      if (std::string_view(a) == "-pg") a = "--pg";
+  const std::optional<std::string> word = command_word(argc, argv);
+  const bool kv = word && (*word == "generate" || *word == "bench" || *word == "crossval" || *word == "memcheck");
+  for (const char*& a : args) {
+    const std::string_view s(a);
+    if (s == "-pg" && word == std::optional<std::string>("bench")) a = "--pg";
+    if (kv && s == "-ctk") a = "--cache-type-k";
+    if (kv && s == "-ctv") a = "--cache-type-v";
+  }
   try {
     app.parse(static_cast<int>(args.size()), args.data());
   } catch (const CLI::CallForHelp& e) {
@@ -240,7 +246,6 @@ static int run_command(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     // A first word that names no command is reported as such, with the nearest names, rather than
     // as CLI11's "arguments were not expected".
-    const std::optional<std::string> word = command_word(argc, argv);
     if (word && std::find(names.begin(), names.end(), *word) == names.end()) return usage_error(unknown_command(*word, names));
     return usage_error(e.what());
   }

@@ -145,7 +145,9 @@ class ReportWriter {
         o.append("| --- | ---: | ---: | --- | ---: | ---: | ---: |");
         o.append(ref() ? " ---: |\n" : "\n");
       }
-      o.append(md_row(model, model.kernel_table, x));
+      // A KV cache other than llama.cpp's default f16 is named with the table (llama-bench adds
+      // type_k/type_v columns then).
+      o.append(md_row(model, model.kv_type == "f16" ? model.kernel_table : model.kernel_table + ", kv " + model.kv_type, x));
       o.append(theirs ? fmt::format(" {:.2f} |\n", ratio(x, *theirs)) : "\n");
       if (theirs) o.append(md_row(model, ref_name_, *theirs)).append(" |\n");
       if (x.roofline_ts > 0) notes_.append(roofline_note(x));
@@ -254,6 +256,7 @@ class ReportWriter {
       j.key("backends").value(ref_name_);
     } else {
       j.key("backends").value("CPU").key("kernel_table").value(m.kernel_table);
+      j.key("type_k").value(m.kv_type).key("type_v").value(m.kv_type);
       if (other) j.key("ratio").value(ratio(x, *other));
     }
     j.key("build_commit").value(build::commit).key("cpu_info").value(cpu_features().brand);
@@ -340,7 +343,7 @@ std::vector<std::string> model_list(const std::string& text) {
 
 RunFn setup_bench(CLI::App& sub) {
   auto f = std::make_shared<BenchFlags>();
-  add_engine_flags(sub, f->engine, {.thread_list = true, .threads_help = "Thread counts, comma-separated (default: all cores)"});
+  add_engine_flags(sub, f->engine, {.thread_list = true, .kv = true, .threads_help = "Thread counts, comma-separated (default: all cores)"});
   // -m a,b or -m a -m b: one model after the other, as llama-bench.
   sub.get_option("-m")
       ->multi_option_policy(CLI::MultiOptionPolicy::Join)
@@ -422,6 +425,7 @@ RunFn setup_bench(CLI::App& sub) {
         const std::filesystem::path& path = e.model_path;
         o.threads = e.thread_counts;
         o.kernels = e.kernels;
+        o.kv_type = e.kv_type;
         o.kernel_bench.tables.clear();
         // --kernels times every backend this CPU runs, or only the one --backend (BITNET_BACKEND) names.
         if (f->kernels && !f->engine.backend.empty()) o.kernel_bench.tables.push_back(e.kernels);

@@ -67,7 +67,7 @@ std::optional<double> given(const CLI::Option* opt, double v) { return opt->coun
 
 RunFn setup_crossval(CLI::App& sub) {
   auto f = std::make_shared<CrossvalFlags>();
-  add_engine_flags(sub, f->engine, {.pre = true, .threads_help = "Threads for our engine (default: all cores)"});
+  add_engine_flags(sub, f->engine, {.pre = true, .kv = true, .threads_help = "Threads for our engine (default: all cores)"});
   sub.add_option("-r,--reference", f->reference,
                  "llama.cpp[:DIR] (default; DIR from BITNET_LLAMA_DIR), cmd:COMMAND, golden:FILE or backend:NAME");
   sub.add_option("-p,--prompt", f->prompts, "A prompt (repeatable; default \"Once upon a time\")");
@@ -111,6 +111,7 @@ RunFn setup_crossval(CLI::App& sub) {
     o.pool = e.pool.get();
     o.cancel = &install_interrupt_handler();
     o.kernels = e.kernels;
+    o.kv_type = e.kv_type;
     std::string ref = f->reference;
     if (ref.empty() && f->record.empty()) ref = "llama.cpp";
     if (!ref.empty()) {

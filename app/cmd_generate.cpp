@@ -53,7 +53,6 @@ struct GenerateFlags {
   bool quiet = false;  // the global -q: no timings line, no stdin notice
   bool escape = true;  // -p's \n, \t, ... become characters (--no-escape: taken as they are)
   bool no_stdin = false;
-  std::string kv_type = "f16";
   int32_t keep = 0;              // --keep: prompt tokens a context shift keeps after BOS (-1: all)
   bool no_context_shift = false;
   bool exact_logits = false;
@@ -314,7 +313,7 @@ CLI::Validator positive_up_to(float max) {
 
 RunFn setup_generate(CLI::App& sub) {
   auto f = std::make_shared<GenerateFlags>();
-  add_engine_flags(sub, f->engine, {.ctx = true, .pre = true});
+  add_engine_flags(sub, f->engine, {.ctx = true, .pre = true, .kv = true});
   CLI::Option* prompt = sub.add_option("-p,--prompt", f->prompt, "Prompt text (else -f FILE, else stdin when it is not a terminal)")
                             ->each([f](const std::string&) { f->prompt_given = true; });
   // Two prompts, or a system message without a chat, are errors rather than one silently winning.
@@ -343,8 +342,6 @@ RunFn setup_generate(CLI::App& sub) {
   sub.add_flag("--json", f->json, "One JSON object per token, then a summary line");
   sub.add_flag("--no-echo", f->no_echo, "Do not print the prompt before the continuation");
   sub.add_option("--system", f->system, "With --chat: a system message for the conversation")->needs(chat);
-  sub.add_option("--kv-type", f->kv_type, "KV cache precision: f16 (like llama.cpp) or f32")
-      ->check(CLI::IsMember({"f16", "f32"}));
   sub.add_option("--keep", f->keep,
                  "Prompt tokens after BOS that a context shift keeps (default 0; -1: the whole prompt; --chat also "
                  "keeps the --system message)")
@@ -371,7 +368,7 @@ RunFn setup_generate(CLI::App& sub) {
     infer::SessionOptions so;
     so.pool = e.pool.get();
     so.n_ctx = e.n_ctx;
-    so.kv_type = f->kv_type == "f32" ? infer::KvType::f32 : infer::KvType::f16;
+    so.kv_type = e.kv_type;
     so.screen_output = !f->exact_logits;
     infer::Session session(*m.model, *e.kernels, so);
     infer::GenerateOptions g;

@@ -156,7 +156,7 @@ Error failure(const diag::MemcheckReport& r, uint64_t budget) {
 
 RunFn setup_memcheck(CLI::App& sub) {
   auto f = std::make_shared<MemcheckFlags>();
-  add_engine_flags(sub, f->engine, {.ctx = true});
+  add_engine_flags(sub, f->engine, {.ctx = true, .kv = true});
   sub.add_option("-p,--prompt", f->prompt, "Prompt of each workload (default: \"Once upon a time\")");
   sub.add_option("-n,--n-predict", f->n_gen, "Tokens generated per workload")->check(CLI::Range(0, 1 << 20));
   sub.add_option("--repeat", f->repeat, "Workloads, each in a fresh session; growth between them fails")
@@ -181,6 +181,7 @@ RunFn setup_memcheck(CLI::App& sub) {
     o.n_ctx = e.n_ctx;
     o.threads = e.threads;
     o.kernels = e.kernels;
+    o.kv_type = e.kv_type;
     const diag::MemcheckReport r = diag::run_memcheck(e.model_path, o);
     const std::string out = f->json ? json(r, o.budget) : text(r);
     write_stdout(out);

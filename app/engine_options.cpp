@@ -62,6 +62,18 @@ void add_engine_flags(CLI::App& sub, EngineFlags& f, const EngineFlagSet& which)
     b->envname("BITNET_BACKEND");
     if (which.hidden) b->group("");
   }
+  if (which.kv) {
+    const auto types = CLI::IsMember({"f16", "q8_0", "f32"});
+    sub.add_option("--kv-type", f.kv_type,
+                   "KV cache type: f16 (default, as llama.cpp), q8_0 (half the bytes: faster at long contexts, "
+                   "slightly different results) or f32")
+        ->check(types)
+        ->default_str("f16");
+    sub.add_option("--cache-type-k", f.cache_type_k, "llama.cpp's -ctk (accepted too): --kv-type for K; K and V take one type")
+        ->check(types);
+    sub.add_option("--cache-type-v", f.cache_type_v, "llama.cpp's -ctv (accepted too): --kv-type for V; K and V take one type")
+        ->check(types);
+  }
   if (which.pre)
     sub.add_option("--pre", f.pre,
                    "Byte-level BPE pre-tokenizer: default, llama3 or gpt-2. Without it: the file's "
@@ -71,6 +83,21 @@ void add_engine_flags(CLI::App& sub, EngineFlags& f, const EngineFlagSet& which)
   // callback of this kind: a bad BITNET_THREADS would then break `bitnet fixtures list` and
   // `bitnet --help` too. With one, only the command that was asked for reads its variables.
   sub.parse_complete_callback([] {});
+}
+
+infer::KvType resolve_kv_type(const EngineFlags& f) {
+  // --kv-type, -ctk and -ctv name one type here: any two that are given must agree.
+  std::string type, from;
+  for (const auto& [flag, value] : {std::pair<std::string_view, const std::string&>{"--kv-type", f.kv_type},
+                                    {"-ctk", f.cache_type_k}, {"-ctv", f.cache_type_v}}) {
+    if (value.empty()) continue;
+    if (!type.empty() && value != type)
+      throw make_error(ErrorCode::usage, "{} {} with {} {}: the K and V caches take one type here (f16, q8_0 or f32)",
+                       from, type, flag, value);
+    type = value;
+    from = flag;
+  }
+  return type == "q8_0" ? infer::KvType::q8_0 : type == "f32" ? infer::KvType::f32 : infer::KvType::f16;
 }
 
 int resolved_threads(const EngineFlags& f) {
@@ -114,6 +141,7 @@ Engine resolve_engine(const Context& ctx, const EngineFlags& f, const EngineNeed
   e.thread_counts = f.declared.thread_list ? parse_thread_list(f.thread_list, threads) : std::vector<int>{threads};
   e.threads = e.thread_counts.front();
   e.n_ctx = f.ctx;
+  e.kv_type = resolve_kv_type(f);
   static log::Logger& lg = log::get("engine");
   // Allowed, as llama.cpp allows them, but rarely what was meant: say so once.
   const int most = *std::max_element(e.thread_counts.begin(), e.thread_counts.end());

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/base/thread_pool.hpp"
+#include "core/infer/session.hpp"
 #include "core/model/model.hpp"
 #include "core/tokenizer/tokenizer.hpp"
 #include "core/tokenizer/vocab_gguf.hpp"
@@ -42,6 +43,7 @@ struct EngineFlagSet {
   bool thread_list = false;  // -t takes "1,2,4" (bench): parsed by resolve_engine, flag and variable alike
   bool ctx = false;          // -c,--ctx-size
   bool pre = false;          // --pre
+  bool kv = false;           // --kv-type, and llama.cpp's -ctk/-ctv
   // --backend and --threads are left out of --help: the command only reports what the
   // environment asks for (debug-report, whose -- ARGS run inherits that environment).
   bool hidden = false;
@@ -57,6 +59,7 @@ struct EngineFlags {
   std::string thread_list;  // with thread_list: "" = {threads}
   uint32_t ctx = 0;         // 0 = the model's training context, at most 4096
   std::string pre;          // "" = the file's (tokenizer.ggml.pre)
+  std::string kv_type, cache_type_k, cache_type_v;  // "" = not given
   const CLI::Option* threads_opt = nullptr;  // count() > 0: -t or BITNET_THREADS gave the value
 };
 
@@ -74,6 +77,7 @@ struct Engine {
   int threads = 1;
   std::vector<int> thread_counts;  // bench's -t list; else {threads}
   uint32_t n_ctx = 0;
+  infer::KvType kv_type = infer::KvType::f16;
   std::optional<std::string> pre;
   std::filesystem::path model_path;
   std::unique_ptr<model::Model> model;
@@ -89,6 +93,10 @@ struct Engine {
 // threads are known: checks that should fail before a download does (bench's --reference).
 Engine resolve_engine(const Context& ctx, const EngineFlags& f, const EngineNeeds& needs,
                       const std::function<void(const Engine&)>& before_model = {});
+
+// The KV cache type of --kv-type / -ctk / -ctv (f16 when none is given); bitnet::Error(usage)
+// when two of them disagree.
+infer::KvType resolve_kv_type(const EngineFlags& f);
 
 // The thread count the flags ask for: -t or BITNET_THREADS, else every core (bench: the first of
 // its list).

@@ -35,6 +35,7 @@ struct TestRun {
   ThreadPool& pool;
   const kernels::OutputScreen* screen = nullptr;
   int32_t top_k = 0;
+  infer::KvType kv_type = infer::KvType::f16;
 };
 
 std::unique_ptr<infer::Session> make_session(const TestRun& run, size_t n_ctx) {
@@ -43,6 +44,7 @@ std::unique_ptr<infer::Session> make_session(const TestRun& run, size_t n_ctx) {
   so.pool = &run.pool;
   so.weights = &run.w;
   so.screen = run.screen;
+  so.kv_type = run.kv_type;
   auto s = std::make_unique<infer::Session>(run.w.model(), run.w.kernels(), so);
   if (run.screen != nullptr) s->set_top_logits(run.top_k);
   return s;
@@ -141,6 +143,7 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
   }
   if (opt.reps < 1) throw make_error(ErrorCode::usage, "-r must be at least 1");
   BenchReport rep = describe_bench_model(model_path, m, *opt.kernels);
+  rep.kv_type = std::string(infer::kv_type_name(opt.kv_type));
   const std::vector<TokenId> prompt = token_ids(m, longest_prompt), gen = token_ids(m, longest_gen);
   const std::vector<TokenId> context = token_ids(m, deepest);
   // One copy of the weights for every session of every thread count, made with the first pool.
@@ -164,7 +167,7 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
       if (t.n_prompt == 0) probe_pos = std::max(probe_pos, mean_decode_position(t));
     if (probe_pos >= 0 && opt.bandwidth_bytes > 0) {
       say("memory read bandwidth");
-      const uint64_t step = decode_bytes_per_token(m, *opt.kernels, static_cast<uint32_t>(probe_pos));
+      const uint64_t step = decode_bytes_per_token(m, *opt.kernels, static_cast<uint32_t>(probe_pos), opt.kv_type);
       probe = probe_read_bandwidth(pool, probe_bytes_for(opt.bandwidth_bytes, step), 10,
                                    [&] { say("memory read bandwidth"); });
       rep.bandwidth.push_back(*probe);
@@ -178,7 +181,7 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
         screen = std::make_unique<kernels::OutputScreen>(*opt.kernels, out, default_memory_pool(), &pool);
     }
     if (!weights) continue;
-    const TestRun run{*weights, pool, screen.get(), opt.top_k};
+    const TestRun run{*weights, pool, screen.get(), opt.top_k, opt.kv_type};
     if (longest_prompt > 0) warm_up(run, prompt, {});
     if (longest_gen > 0) warm_up(run, {}, first(gen, 8));
     for (const BenchTest& t : opt.tests) {
@@ -190,7 +193,7 @@ BenchReport run_bench(const std::string& model_path, const model::Model& m, cons
       r.n_depth = t.n_depth;
       const bool tg = t.n_prompt == 0;
       if (tg && probe) {
-        r.bytes_per_token = decode_bytes_per_token(m, *opt.kernels, static_cast<uint32_t>(mean_decode_position(t)));
+        r.bytes_per_token = decode_bytes_per_token(m, *opt.kernels, static_cast<uint32_t>(mean_decode_position(t)), opt.kv_type);
         r.bandwidth_gbs = probe->gbs;
         r.bandwidth_probe_bytes = probe->bytes;
         r.roofline_ts = r.bandwidth_gbs * 1e9 / static_cast<double>(r.bytes_per_token);

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/infer/session.hpp"
 #include "core/model/model.hpp"
 #include "diag/bench_kernels.hpp"
 
@@ -67,6 +68,7 @@ struct BenchOptions {
   // them: through an output screen when the output matrix's type gains from one
   // (kernels::OutputScreen). 0: every logit (bench --exact-logits), as llama-bench does.
   int32_t top_k = 40;
+  infer::KvType kv_type = infer::KvType::f16;  // the sessions' KV cache (bench --kv-type)
 };
 
 struct BenchResult {
@@ -102,6 +104,7 @@ struct BenchReport {
   uint64_t model_size = 0; // bytes of the file
   uint64_t model_n_params = 0;
   std::string kernel_table;
+  std::string kv_type = "f16";  // the sessions' KV cache type
   std::vector<BenchResult> results;
   std::vector<BandwidthProbe> bandwidth;   // one per thread count, when probed
   std::vector<KernelBenchRow> kernels;     // bench --kernels

@@ -87,7 +87,8 @@ uint64_t sum_words(const uint64_t* p, int64_t n) {
 
 }  // namespace
 
-uint64_t decode_bytes_per_token(const model::Model& m, const kernels::KernelTable& k, uint32_t n_past) {
+uint64_t decode_bytes_per_token(const model::Model& m, const kernels::KernelTable& k, uint32_t n_past,
+                                infer::KvType kv) {
   const model::ModelConfig& c = m.config();
   uint64_t bytes = 0;
   for (uint32_t i = 0; i < c.n_layer; ++i) {
@@ -103,8 +104,10 @@ uint64_t decode_bytes_per_token(const model::Model& m, const kernels::KernelTabl
   row.rows = 1;
   bytes += kernels::weight_bytes(row);
   bytes += m.output_norm().size() * sizeof(float);
-  // K and V rows of every earlier position, f16.
-  bytes += uint64_t{2} * c.n_layer * n_past * c.n_embd_kv() * sizeof(uint16_t);
+  // K and V rows of every earlier position: 2 bytes a value (f16), 4 (f32), 34 per 32 (q8_0).
+  const uint64_t values = uint64_t{2} * c.n_layer * n_past * c.n_embd_kv();
+  bytes += kv == infer::KvType::q8_0 ? values / kernels::kQK8_0 * sizeof(kernels::BlockQ8_0)
+                                     : values * (kv == infer::KvType::f32 ? sizeof(float) : sizeof(uint16_t));
   return bytes;
 }
 

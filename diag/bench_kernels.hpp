@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/infer/session.hpp"
 #include "core/model/model.hpp"
 
 namespace bitnet {
@@ -41,8 +42,10 @@ struct BandwidthProbe {
 
 // Bytes a decode step reads at context position n_past: every matrix a token passes through
 // (each layer's seven plus the output projection), one embedding row, the norms, and the KV cache
-// rows attention reads (f16). Matrices the table repacks at load count in their repacked size.
-uint64_t decode_bytes_per_token(const model::Model& m, const kernels::KernelTable& k, uint32_t n_past);
+// rows attention reads (in the cache type kv). Matrices the table repacks at load count in their
+// repacked size.
+uint64_t decode_bytes_per_token(const model::Model& m, const kernels::KernelTable& k, uint32_t n_past,
+                                infer::KvType kv = infer::KvType::f16);
 
 // Reads a buffer of `bytes` (touched first, so it is resident) `passes` times with the pool's
 // threads, each summing its own contiguous slice; the fastest pass is the measurement.

@@ -111,11 +111,12 @@ MemcheckReport run_memcheck(const std::filesystem::path& model_path, const Memch
     so.n_ctx = opt.n_ctx;
     so.pool = &threads;
     so.memory = &pool;
+    so.kv_type = opt.kv_type;
     so.screen_output = true;  // as generate does unless --exact-logits: its int8 copy shows as a tag
     const infer::SessionMemoryPlan plan = infer::plan_session_memory(*model, so, opt.kernels);
     r.n_ctx = plan.n_ctx;
     r.n_batch = plan.n_batch;
-    r.kv_type = so.kv_type == infer::KvType::f16 ? "f16" : "f32";
+    r.kv_type = infer::kv_type_name(so.kv_type);
     r.planned_total = plan.total();
     r.kv_cache_planned = plan.bytes(infer::kTagKvCache);
     r.output_screen_planned = plan.bytes(infer::kTagOutputScreen);

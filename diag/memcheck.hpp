@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/base/proc_memory.hpp"
+#include "core/infer/session.hpp"
 #include "core/kernels/kernels.hpp"
 
 namespace bitnet::diag {
@@ -21,6 +22,7 @@ struct MemcheckOptions {
   uint64_t budget = 0;  // the tracked peak may not pass this (0: no budget)
   uint32_t n_ctx = 0;   // 0: the session's default
   int threads = 1;
+  infer::KvType kv_type = infer::KvType::f16;
   const kernels::KernelTable* kernels = nullptr;  // required
   // TEST ONLY: hold one 4 KiB block under this tag past the teardown check, as a leaking
   // component would, so tests can see a leak caught and named. Released after the report.

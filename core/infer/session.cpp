@@ -15,10 +15,23 @@
 
 namespace bitnet::infer {
 
+std::string_view kv_type_name(KvType t) {
+  switch (t) {
+    case KvType::f16: return "f16";
+    case KvType::f32: return "f32";
+    case KvType::q8_0: return "q8_0";
+  }
+  return "?";
+}
+
 Session::Session(const model::Model& model, const kernels::KernelTable& kernels, const SessionOptions& opt)
     : model_(model), k_(kernels), c_(model.config()), kv_type_(opt.kv_type), pool_(opt.pool),
       memory_(opt.memory ? opt.memory : &default_memory_pool()), scratch_(*memory_, std::string(kTagScratch)) {
   // Everything the forward pass touches comes from the plan, so memcheck can hold the two side by side.
+  if (kv_type_ == KvType::q8_0 && c_.head_dim() % kernels::kQK8_0 != 0)
+    throw make_error(ErrorCode::invalid_input,
+                     "a q8_0 KV cache needs a head size that is a multiple of {} (its blocks); this model's is {} "
+                     "(use f16)", kernels::kQK8_0, c_.head_dim());
   const SessionMemoryPlan plan = plan_session_memory(model, opt, &kernels);
   n_ctx_ = plan.n_ctx;
   n_batch_ = plan.n_batch;
@@ -86,6 +99,16 @@ std::span<const float> Session::logits_at(size_t i) const {
 
 void Session::store_kv(uint32_t layer, int64_t T) {
   const size_t w = c_.n_embd_kv();
+  if (kv_type_ == KvType::q8_0) {
+    const int64_t hd = c_.head_dim();
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t g = 0; g < c_.n_head_kv; ++g) {
+        const size_t at = q8_row(layer, g, n_past_ + static_cast<size_t>(t)), cur = static_cast<size_t>(t) * w + g * hd;
+        k_.quantize_q8_0(&k_cur_[cur], hd, &k8_[at]);
+        k_.quantize_q8_0(&v_cur_[cur], hd, &v8_[at]);
+      }
+    return;
+  }
   // V is kept transposed ([layer][channel][position]) so that attention's weighted sum over
   // positions is one contiguous dot product per channel.
   uint16_t* v16 = v_row_.data();
@@ -106,6 +129,20 @@ void Session::store_kv(uint32_t layer, int64_t T) {
   }
 }
 
+namespace {
+
+// Q8_0 rows (consecutive, n elements each) times Q8_0 tokens: the table's gemm, or its dot pair
+// by pair (the same bits).
+void q8_0_products(const kernels::KernelTable& k, const kernels::BlockQ8_0* rows, int64_t n_rows,
+                   const kernels::BlockQ8_0* a, int64_t n_tokens, int64_t n, float* y, int64_t y_stride) {
+  if (k.gemm_q8_0_q8_0 != nullptr) return k.gemm_q8_0_q8_0(rows, n_rows, a, n_tokens, n, y, y_stride);
+  const int64_t nb = n / kernels::kQK8_0;
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = k.dot_q8_0_q8_0(rows + r * nb, a + t * nb, n);
+}
+
+}  // namespace
+
 // Causal attention for the T new tokens against everything in the cache (GQA: query head h
 // reads kv head h / (n_head / n_head_kv)). Writes att_ [T][n_head * head_dim]. Work item =
 // (token, KV head): the query heads sharing a KV head are done together, so with an F16 cache
@@ -115,13 +152,16 @@ void Session::store_kv(uint32_t layer, int64_t T) {
 // of a causal prompt. Every result is computed by the same table code whichever thread runs
 // it. With an F16 cache the query and the softmax weights are rounded to F16 first (ggml's F16
 // matmul does the same); products of two F16 values are exact, and every table sums them in
-// the same float lanes.
+// the same float lanes. With a Q8_0 cache the queries are quantized to Q8_0 (ggml's K x Q
+// product does the same) and V rows are summed key by key with the float weights
+// (weighted_sum_q8_0, as ggml's flash attention).
 void Session::attention(uint32_t layer, int64_t T) {
   const int64_t hd = c_.head_dim(), n_head = c_.n_head, n_kv = c_.n_head_kv, group = n_head / n_kv;
+  const int64_t nbh = hd / kernels::kQK8_0;
   const size_t W = c_.n_embd_kv();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const bool f16 = kv_type_ == KvType::f16;
-  if (T == 1 && f16 && pool_ != nullptr && pool_->size() > 1 && n_past_ + 1 >= kSplitKeys)
+  const bool f16 = kv_type_ == KvType::f16, q8 = kv_type_ == KvType::q8_0;
+  if (T == 1 && (f16 || q8) && pool_ != nullptr && pool_->size() > 1 && n_past_ + 1 >= kSplitKeys)
     return attention_one(layer);
   const size_t k_base = size_t{layer} * n_ctx_ * W, v_base = size_t{layer} * W * n_ctx_;
   const int64_t n_items = T * n_kv;
@@ -130,6 +170,7 @@ void Session::attention(uint32_t layer, int64_t T) {
     float* scores = scores_.data() + static_cast<size_t>(p * group) * n_ctx_;              // [group][n_ctx]
     uint16_t* p16 = f16 ? p16_.data() + static_cast<size_t>(p * group) * n_ctx_ : nullptr;  // [group][n_ctx]
     uint16_t* q16 = f16 ? q16_.data() + static_cast<size_t>(p * group * hd) : nullptr;      // [group][hd]
+    kernels::BlockQ8_0* qb = q8 ? q8_.data() + static_cast<size_t>(p * group * nbh) : nullptr;  // [group][nbh]
     for (int64_t item = p; item < n_items; item += parts) {
       const int64_t t = item / n_kv, g = item % n_kv;
       const auto n_keys = static_cast<int64_t>(n_past_) + t + 1;
@@ -139,6 +180,9 @@ void Session::attention(uint32_t layer, int64_t T) {
         k_.to_f16(&q_[first], group * hd, q16);
         kernels::f16_products(k_, &k16_[k_base + kv_off], static_cast<int64_t>(W), n_keys, q16, hd, group, hd, scores,
                               n_ctx_);
+      } else if (q8) {
+        k_.quantize_q8_0(&q_[first], group * hd, qb);
+        q8_0_products(k_, &k8_[q8_row(layer, g, 0)], n_keys, qb, group, hd, scores, n_ctx_);
       } else {
         for (int64_t h = 0; h < group; ++h)
           for (int64_t j = 0; j < n_keys; ++j)
@@ -151,6 +195,8 @@ void Session::attention(uint32_t layer, int64_t T) {
       if (f16) {
         kernels::f16_products(k_, &v16_[v_base + kv_off * n_ctx_], n_ctx_, hd, p16, n_ctx_, group, n_keys, &att_[first],
                               hd);
+      } else if (q8) {
+        k_.weighted_sum_q8_0(&v8_[q8_row(layer, g, 0)], nbh, n_keys, scores, n_ctx_, group, hd, &att_[first], hd);
       } else {
         for (int64_t h = 0; h < group; ++h)
           for (int64_t i = 0; i < hd; ++i)
@@ -171,25 +217,35 @@ void Session::attention(uint32_t layer, int64_t T) {
 // One token against a long cache (decode): the work by key range and by channel range instead of
 // by KV head, so that both threads stream the cache whatever the head count (5 KV heads split
 // 3:2 by head). Three passes: every head's scores over a share of the keys, softmax per head,
-// then the weighted sums over a share of each head's V channels. Each score and each output is
-// the same f16_products dot as in attention()'s loop, only computed on another thread, so the
-// results are identical bit for bit; only the two extra hand-overs cost, which is why short
-// contexts stay with the per-head split (kSplitKeys).
+// then the weighted sums over a share of each head's V channels (with a Q8_0 cache, whole
+// blocks). Each score and each output is the same table product as in attention()'s loop, only
+// computed on another thread, so the results are identical bit for bit; only the two extra
+// hand-overs cost, which is why short contexts stay with the per-head split (kSplitKeys).
 void Session::attention_one(uint32_t layer) {
   const int64_t hd = c_.head_dim(), n_head = c_.n_head, n_kv = c_.n_head_kv, group = n_head / n_kv;
+  const int64_t nbh = hd / kernels::kQK8_0;
   const auto W = static_cast<int64_t>(c_.n_embd_kv()), ctx = static_cast<int64_t>(n_ctx_);
   const auto n_keys = static_cast<int64_t>(n_past_) + 1;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const uint16_t* kl = &k16_[size_t{layer} * n_ctx_ * c_.n_embd_kv()];
-  const uint16_t* vl = &v16_[size_t{layer} * c_.n_embd_kv() * n_ctx_];
-  float* scores = scores_.data();  // [n_head][n_ctx]
-  uint16_t* p16 = p16_.data();     // [n_head][n_ctx]
-  uint16_t* q16 = q16_.data();     // [n_head][hd]
-  k_.to_f16(q_.data(), n_head * hd, q16);
+  const bool q8 = kv_type_ == KvType::q8_0;
+  const uint16_t* kl = q8 ? nullptr : &k16_[size_t{layer} * n_ctx_ * c_.n_embd_kv()];
+  const uint16_t* vl = q8 ? nullptr : &v16_[size_t{layer} * c_.n_embd_kv() * n_ctx_];
+  float* scores = scores_.data();                 // [n_head][n_ctx]
+  uint16_t* p16 = q8 ? nullptr : p16_.data();     // [n_head][n_ctx]
+  uint16_t* q16 = q8 ? nullptr : q16_.data();     // [n_head][hd]
+  kernels::BlockQ8_0* qb = q8 ? q8_.data() : nullptr;  // [n_head][nbh]
+  if (q8) k_.quantize_q8_0(q_.data(), n_head * hd, qb);
+  else k_.to_f16(q_.data(), n_head * hd, q16);
   const int64_t shares = pool_->size(), units = shares * n_kv;
   pool_->parallel_for(shares, [&](int64_t b, int64_t e) {  // share i: keys [j0, j1), every head
     for (int64_t i = b; i < e; ++i) {
       const int64_t j0 = n_keys * i / shares, j1 = n_keys * (i + 1) / shares;
+      if (q8) {  // a head's rows are one stretch of the cache: one stream per head
+        for (int64_t g = 0; g < n_kv; ++g)
+          q8_0_products(k_, &k8_[q8_row(layer, g, static_cast<size_t>(j0))], j1 - j0, qb + g * group * nbh, group, hd,
+                        scores + g * group * ctx + j0, ctx);
+        continue;
+      }
       for (int64_t j = j0; j < j1; j += kKeyBlock) {
         const int64_t nj = std::min<int64_t>(kKeyBlock, j1 - j);
         for (int64_t g = 0; g < n_kv; ++g)
@@ -199,14 +255,23 @@ void Session::attention_one(uint32_t layer) {
     }
   });
   pool_->parallel_for(n_head, [&](int64_t b, int64_t e) {
-    for (int64_t h = b; h < e; ++h) k_.softmax_f32(scores + h * ctx, n_keys, scale, p16 + h * ctx);
+    for (int64_t h = b; h < e; ++h) k_.softmax_f32(scores + h * ctx, n_keys, scale, q8 ? nullptr : p16 + h * ctx);
   });
   // Unit u = share * n_kv + g: the pool's contiguous ranges give each thread whole shares.
   pool_->parallel_for(units, [&](int64_t b, int64_t e) {
     for (int64_t u = b; u < e; ++u) {
-      const int64_t i = u / n_kv, g = u % n_kv, c0 = hd * i / shares, c1 = hd * (i + 1) / shares;
-      kernels::f16_products(k_, vl + (g * hd + c0) * ctx, ctx, c1 - c0, p16 + g * group * ctx, ctx, group, n_keys,
-                            &att_[static_cast<size_t>(g * group * hd + c0)], hd);
+      const int64_t i = u / n_kv, g = u % n_kv;
+      float* y = &att_[static_cast<size_t>(g * group * hd)];
+      if (q8) {
+        const int64_t b0 = nbh * i / shares, b1 = nbh * (i + 1) / shares;
+        if (b1 > b0)
+          k_.weighted_sum_q8_0(&v8_[q8_row(layer, g, 0) + static_cast<size_t>(b0)], nbh, n_keys, scores + g * group * ctx,
+                               ctx, group, (b1 - b0) * kernels::kQK8_0, y + b0 * kernels::kQK8_0, hd);
+      } else {
+        const int64_t c0 = hd * i / shares, c1 = hd * (i + 1) / shares;
+        kernels::f16_products(k_, vl + (g * hd + c0) * ctx, ctx, c1 - c0, p16 + g * group * ctx, ctx, group, n_keys,
+                              y + c0, hd);
+      }
     }
   });
 }
@@ -234,9 +299,18 @@ void Session::shift_context(uint32_t n_keep, uint32_t n_discard) {
                      "holds {}", n_keep, n_discard, uint64_t{n_keep} + n_discard, n_past_);
   if (n_discard == 0) return;
   const size_t W = c_.n_embd_kv(), from = size_t{n_keep} + n_discard, m = n_past_ - from;
-  const bool f16 = kv_type_ == KvType::f16;
-  if (f16) move_kv(k16_.data(), v16_.data(), c_.n_layer, n_ctx_, W, n_keep, from, m);
-  else move_kv(k32_.data(), v32_.data(), c_.n_layer, n_ctx_, W, n_keep, from, m);
+  const bool f16 = kv_type_ == KvType::f16, q8 = kv_type_ == KvType::q8_0;
+  const auto nbh = static_cast<size_t>(c_.head_dim() / kernels::kQK8_0);
+  if (f16) {
+    move_kv(k16_.data(), v16_.data(), c_.n_layer, n_ctx_, W, n_keep, from, m);
+  } else if (q8) {
+    for (uint32_t l = 0; l < c_.n_layer; ++l)
+      for (int64_t g = 0; g < c_.n_head_kv; ++g)
+        for (auto* cache : {&k8_, &v8_})
+          std::memmove(&(*cache)[q8_row(l, g, n_keep)], &(*cache)[q8_row(l, g, from)], m * nbh * sizeof(kernels::BlockQ8_0));
+  } else {
+    move_kv(k32_.data(), v32_.data(), c_.n_layer, n_ctx_, W, n_keep, from, m);
+  }
   n_past_ -= n_discard;
 
   // Keys are cached after RoPE, at the position they were evaluated at. Rotations by the angles
@@ -246,14 +320,23 @@ void Session::shift_context(uint32_t n_keep, uint32_t n_discard) {
   rope_angles(c_.n_rot, -static_cast<int32_t>(n_discard), c_.rope_freq_base, cs);
   const auto rope = c_.rope == model::RopeType::neox ? rope_neox : rope_norm;
   const int64_t hd = c_.head_dim(), n_items = static_cast<int64_t>(c_.n_layer * m);
-  // Part p uses row p of k_cur_ to hold an F16 key in f32 (rotated, then rounded back as
-  // store_kv rounds it); every key is rotated by the same code whichever part takes it.
+  // Part p uses row p of k_cur_ to hold an F16 or Q8_0 key in f32 (rotated, then rounded or
+  // quantized back as store_kv does); every key is rotated by the same code whichever part takes it.
   const int64_t parts = pool_ ? std::min<int64_t>({pool_->size(), n_batch_, n_items}) : 1;
   auto part = [&](int64_t p) {
     float* buf = k_cur_.data() + static_cast<size_t>(p) * W;
     for (int64_t item = p; item < n_items; item += parts) {
       const size_t l = static_cast<size_t>(item) / m, pos = n_keep + static_cast<size_t>(item) % m;
       const size_t at = (l * n_ctx_ + pos) * W;
+      if (q8) {
+        for (int64_t h = 0; h < c_.n_head_kv; ++h) {
+          kernels::BlockQ8_0* row = &k8_[q8_row(static_cast<uint32_t>(l), h, pos)];
+          kernels::dequantize(gguf::GgmlType::Q8_0, reinterpret_cast<const std::byte*>(row), 0, hd, buf);
+          rope(buf, c_.n_rot, cs);
+          k_.quantize_q8_0(buf, hd, row);
+        }
+        continue;
+      }
       float* key = f16 ? buf : &k32_[at];
       if (f16)
         for (size_t c = 0; c < W; ++c) buf[c] = kernels::f16_to_f32(k16_[at + c]);

@@ -19,7 +19,10 @@
 
 namespace bitnet::infer {
 
-enum class KvType { f16, f32 };
+// The KV cache's element type. q8_0 (llama.cpp's -ctk/-ctv q8_0): each head's K and V rows as
+// Q8_0 blocks, half the bytes of f16; needs a head size that is a multiple of 32.
+enum class KvType { f16, f32, q8_0 };
+std::string_view kv_type_name(KvType t);
 
 struct SessionOptions {
   uint32_t n_ctx = 0;      // 0: the model's training context, capped at kDefaultMaxCtx
@@ -153,9 +156,14 @@ class Session {
   kernels::MatmulScratch scratch_;  // sized for the largest matmul at construction
 
   // KV cache, f16 bits or f32 (only the pair in use is allocated): K [n_layer][n_ctx][n_embd_kv],
-  // V transposed [n_layer][n_embd_kv][n_ctx].
+  // V transposed [n_layer][n_embd_kv][n_ctx]. Or Q8_0, K and V alike [n_layer][n_head_kv][n_ctx]
+  // [head_dim / 32 blocks]: a head's rows are consecutive, as the Q8_0 products take them.
   PoolArray<uint16_t> k16_, v16_;
   PoolArray<float> k32_, v32_;
+  PoolArray<kernels::BlockQ8_0> k8_, v8_;
+  size_t q8_row(uint32_t layer, int64_t head, size_t pos) const {
+    return ((size_t{layer} * c_.n_head_kv + static_cast<size_t>(head)) * n_ctx_ + pos) * (c_.head_dim() / kernels::kQK8_0);
+  }
   // Activations for one batch: [n_batch][width].
   PoolArray<float> x_, h_, q_, k_cur_, v_cur_, att_, g_, u_, tmp_;
   PoolArray<float> rope_;  // [n_batch][n_rot]: each token's RoPE cos/sin pairs (rope_angles)
@@ -164,6 +172,7 @@ class Session {
   // [slots][group][head_dim]; v_row_ [n_embd_kv] for store_kv.
   PoolArray<float> scores_;
   PoolArray<uint16_t> p16_, q16_, v_row_;
+  PoolArray<kernels::BlockQ8_0> q8_;  // the Q8_0 cache's queries, [slots][group][head_dim / 32]
   PoolArray<float> logits_;       // [n_out][n_vocab]
   std::unique_ptr<ResidentWeights> own_weights_;  // when the options share none
   const ResidentWeights* w_ = nullptr;            // the matrices multiplied: own_weights_ or shared

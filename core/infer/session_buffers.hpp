@@ -19,6 +19,9 @@ void Session::each_buffer(const model::ModelConfig& c, const BufferShape& s, F&&
   if (s.kv == KvType::f16) {
     f(kTagKvCache, "k", kv, &Session::k16_);
     f(kTagKvCache, "v", kv, &Session::v16_);
+  } else if (s.kv == KvType::q8_0) {
+    f(kTagKvCache, "k", kv / kernels::kQK8_0, &Session::k8_);
+    f(kTagKvCache, "v", kv / kernels::kQK8_0, &Session::v8_);
   } else {
     f(kTagKvCache, "k", kv, &Session::k32_);
     f(kTagKvCache, "v", kv, &Session::v32_);
@@ -35,14 +38,16 @@ void Session::each_buffer(const model::ModelConfig& c, const BufferShape& s, F&&
   f(kTagActivations, "tmp", B * c.n_embd, &Session::tmp_);
   f(kTagActivations, "rope", B * c.n_rot, &Session::rope_);
   // Each attention slot holds the query heads sharing one KV head; the f16 copies only with an
-  // F16 cache. A decode step with several threads uses one slot per KV head (attention_one).
+  // F16 cache, the Q8_0 queries only with a Q8_0 one. A decode step with several threads uses one
+  // slot per KV head (attention_one).
   const uint64_t group = c.n_head_kv ? c.n_head / c.n_head_kv : 1;
-  const bool f16 = s.kv == KvType::f16;
-  const uint64_t slots = s.threads > 1 && f16 ? std::max<uint64_t>(s.threads, c.n_head_kv) : s.threads;
+  const bool f16 = s.kv == KvType::f16, q8 = s.kv == KvType::q8_0;
+  const uint64_t slots = s.threads > 1 && s.kv != KvType::f32 ? std::max<uint64_t>(s.threads, c.n_head_kv) : s.threads;
   f(kTagActivations, "scores", slots * group * s.n_ctx, &Session::scores_);
   f(kTagActivations, "p16", f16 ? slots * group * s.n_ctx : 0, &Session::p16_);
   f(kTagActivations, "q16", f16 ? slots * group * c.head_dim() : 0, &Session::q16_);
   f(kTagActivations, "v_row", f16 ? c.n_embd_kv() : 0, &Session::v_row_);
+  f(kTagActivations, "q8", q8 ? slots * group * c.head_dim() / kernels::kQK8_0 : 0, &Session::q8_);
   f(kTagLogits, "logits", c.n_vocab, &Session::logits_);
 }
 

@@ -110,7 +110,7 @@ CrossvalReport run_crossval(const CrossvalOptions& o) {
   tokenizer::VocabLoadOptions vo;
   vo.pre = o.pre;
   const tokenizer::Tokenizer tok(tokenizer::read_vocab(model->file(), vo));
-  const Engine ours(*model, tok, *o.kernels, o.pool);
+  const Engine ours(*model, tok, *o.kernels, o.pool, o.kv_type);
 
   CrossvalReport rep;
   rep.model = o.model.string();
@@ -131,7 +131,7 @@ CrossvalReport run_crossval(const CrossvalOptions& o) {
       if (prompts.empty()) prompts.push_back(golden->prompt);  // its own text, when it says
     } else if (o.reference->kind == RefKind::backend) {
       BITNET_CHECK(o.ref_kernels != nullptr);
-      ref_engine.emplace(*model, tok, *o.ref_kernels, o.pool);
+      ref_engine.emplace(*model, tok, *o.ref_kernels, o.pool, o.kv_type);
     }
   }
   if (prompts.empty()) throw make_error(ErrorCode::usage, "no prompt: give -p TEXT or --prompts FILE");

@@ -34,6 +34,7 @@ struct CrossvalOptions {
   const kernels::KernelTable* kernels = nullptr;      // ours
   const kernels::KernelTable* ref_kernels = nullptr;  // backend:NAME, resolved by app/
   ThreadPool* pool = nullptr;
+  infer::KvType kv_type = infer::KvType::f16;  // ours, and a backend:NAME reference's
   std::vector<std::string> prompts;        // may be empty for golden:FILE (its own prompt)
   std::optional<size_t> n_predict;         // default: the golden's length, else 32
   size_t top_k = 8;

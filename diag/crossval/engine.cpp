@@ -16,10 +16,11 @@ bool is_float_type(gguf::GgmlType t) {
 
 // Runs the prompt, then n_steps steps: at each, observe(step, logits), then feed next(step).
 template <typename Observe, typename Next>
-void run_steps(const model::Model& model, const kernels::KernelTable& kernels, ThreadPool* pool,
+void run_steps(const model::Model& model, const kernels::KernelTable& kernels, ThreadPool* pool, infer::KvType kv_type,
                const infer::ResidentWeights& weights, std::span<const TokenId> prompt, size_t n_steps, PromptBatch batch, Observe observe, Next next) {
   infer::SessionOptions so;
   so.pool = pool;
+  so.kv_type = kv_type;
   so.weights = &weights;
   so.n_ctx = static_cast<uint32_t>(prompt.size() + n_steps + 1);
   // One forward pass for the whole prompt, as llama.cpp's adapter feeds it.
@@ -42,8 +43,8 @@ void run_steps(const model::Model& model, const kernels::KernelTable& kernels, T
 }  // namespace
 
 Engine::Engine(const model::Model& model, const tokenizer::Tokenizer& tok, const kernels::KernelTable& kernels,
-               ThreadPool* pool)
-    : model_(model), tok_(tok), kernels_(kernels), pool_(pool) {}
+               ThreadPool* pool, infer::KvType kv_type)
+    : model_(model), tok_(tok), kernels_(kernels), pool_(pool), kv_type_(kv_type) {}
 
 Engine::~Engine() = default;
 
@@ -95,7 +96,7 @@ Golden Engine::generate(const std::vector<TokenId>& prompt_ids, const std::optio
   if (g.prompt_ids.empty())
     throw make_error(ErrorCode::usage, "the prompt is empty and the model adds no BOS token");
   run_steps(
-      model_, kernels_, pool_, weights(), g.prompt_ids, n_predict, batch,
+      model_, kernels_, pool_, kv_type_, weights(), g.prompt_ids, n_predict, batch,
       [&](size_t, std::span<const float> logits) {
         GoldenStep s;
         s.top = top_k(logits, k);
@@ -121,7 +122,7 @@ std::vector<OurStep> Engine::follow(const Golden& ref, size_t k, PromptBatch bat
   }
   std::vector<OurStep> out;
   run_steps(
-      model_, kernels_, pool_, weights(), ref.prompt_ids, ref.steps.size(), batch,
+      model_, kernels_, pool_, kv_type_, weights(), ref.prompt_ids, ref.steps.size(), batch,
       [&](size_t step, std::span<const float> logits) {
         OurStep o;
         o.id = infer::argmax(logits);

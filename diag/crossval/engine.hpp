@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/infer/resident_weights.hpp"
+#include "core/infer/session.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/model/model.hpp"
 #include "core/tokenizer/tokenizer.hpp"
@@ -31,7 +32,7 @@ enum class PromptBatch { one, all };
 class Engine {
  public:
   Engine(const model::Model& model, const tokenizer::Tokenizer& tok, const kernels::KernelTable& kernels,
-         ThreadPool* pool);
+         ThreadPool* pool, infer::KvType kv_type = infer::KvType::f16);
   ~Engine();
 
   // BOS as the vocabulary says, control tokens in the text parsed (as llama.cpp's adapter does).
@@ -54,6 +55,7 @@ class Engine {
   const tokenizer::Tokenizer& tok_;
   const kernels::KernelTable& kernels_;
   ThreadPool* pool_;
+  infer::KvType kv_type_;
   // One copy of the weights for every prompt's session, made on first use (a run that fails
   // before reaching our engine never pays for it).
   const infer::ResidentWeights& weights() const;

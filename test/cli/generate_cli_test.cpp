@@ -137,6 +137,10 @@ TEST(GenerateCli, ContradictoryFlagsAreUsageErrors) {
       {{"generate", "-p", "Once", "--system", "Be brief.", "-n", "1"}, "error: --system requires --chat"},
       {{"-v", "-q", "generate", "-p", "Once", "-n", "1"}, "error: --verbose excludes --quiet"},
       {{"tokenize", "--ids", "--pieces", "Once"}, "error: --ids excludes --pieces"},
+      {{"generate", "-p", "Once", "-n", "1", "-ctk", "q8_0", "-ctv", "f16"},
+       "error: -ctk q8_0 with -ctv f16: the K and V caches take one type here (f16, q8_0 or f32)"},
+      {{"generate", "-p", "Once", "-n", "1", "--kv-type", "f32", "-ctk", "q8_0"},
+       "error: --kv-type f32 with -ctk q8_0: the K and V caches take one type here (f16, q8_0 or f32)"},
   };
   for (const auto& [args, message] : cases) {
     RunResult r = run_bitnet(args);
@@ -449,6 +453,13 @@ TEST(GenerateCli, ErrorsHaveTheirExitCodes) {
   EXPECT_NE(ctx.err.find("context size 4"), std::string::npos) << ctx.err;
   RunResult threads = run_bitnet({"generate", "-p", "x", "-t", "0"});
   EXPECT_EQ(threads.exit_code, 2);
+  // stories260K's heads of 8 values are shorter than a Q8_0 block.
+  RunResult q8 = run_bitnet({"generate", "-p", "x", "--kv-type", "q8_0"});
+  EXPECT_EQ(q8.exit_code, 3);
+  EXPECT_NE(q8.err.find("q8_0 KV cache needs a head size that is a multiple of 32"), std::string::npos) << q8.err;
+  RunResult kv = run_bitnet({"generate", "-p", "x", "--kv-type", "q4_0"});
+  EXPECT_EQ(kv.exit_code, 2);
+  EXPECT_NE(kv.err.find("--kv-type"), std::string::npos) << kv.err;
 }
 
 TEST(GenerateCli, PromptFileThatCannotBeReadIsInvalidInput) {

@@ -28,14 +28,15 @@ std::vector<Tag> tags_of(simdjson::dom::element doc) {
 }
 
 // A clean run: exit 0, every planned tag peaked at exactly its plan, nothing held after teardown.
-void expect_clean(const std::string& model, int repeat) {
+void expect_clean(const std::string& model, int repeat, const std::string& kv_type = "f16") {
   RunResult r = run_bitnet({"memcheck", "-m", model, "-p", "once upon a time", "-n", "6", "--repeat",
-                            std::to_string(repeat), "-t", "2", "--json"});
+                            std::to_string(repeat), "-t", "2", "--kv-type", kv_type, "--json"});
   ASSERT_EQ(r.exit_code, 0) << model << "\n" << r.err << r.out;
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
   ASSERT_EQ(parser.parse(r.out).get(doc), simdjson::SUCCESS) << r.out;
   EXPECT_TRUE(bool(doc["ok"]));
+  EXPECT_EQ(std::string_view(doc["kv_type"]), kv_type);
   EXPECT_EQ(doc["leaks"].get_array().size(), 0u);
   EXPECT_EQ(doc["growth"].get_array().size(), 0u);
   EXPECT_TRUE(bool(doc["model_unmapped"])) << model;
@@ -80,6 +81,24 @@ TEST(MemcheckCli, TinyBitnetFixturesHaveNoLeaks) {
                         "fixture:bitnet-tiny-tq1_0", "fixture:bitnet-tiny-tq2_0-embf16", "fixture:bitnet-b158-tiny-i2_s",
                         "fixture:bitnet-b158-tiny-bpe-i2_s"})
     expect_clean(m, 2);
+}
+
+// The Q8_0 cache (llama.cpp's -ctk/-ctv q8_0) is planned as the F16 one is: 34 bytes per 32
+// values instead of 64, K and V alike.
+TEST(MemcheckCli, Q8CacheIsPlannedAndTakesSeventeenThirtySecondsOfF16) {
+  expect_clean("fixture:bitnet-tiny-tq2_0", 2, "q8_0");
+  auto kv_bytes = [](const std::vector<std::string>& kv_flags) {
+    std::vector<std::string> args = {"memcheck", "-m", "fixture:bitnet-tiny-tq2_0", "-n", "2", "-t", "1", "--json"};
+    args.insert(args.end(), kv_flags.begin(), kv_flags.end());
+    RunResult r = run_bitnet(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    if (parser.parse(r.out).get(doc) != simdjson::SUCCESS) return uint64_t{0};
+    return tags_of(doc).at(0).planned;
+  };
+  const uint64_t f16 = kv_bytes({}), q8 = kv_bytes({"-ctk", "q8_0", "-ctv", "q8_0"});
+  EXPECT_EQ(q8 * 32, f16 * 17) << "f16 " << f16 << ", q8_0 " << q8;
 }
 
 TEST(MemcheckCli, TextReportShowsPlanTrackedAndRss) {

@@ -33,13 +33,15 @@ float max_abs_diff(std::span<const float> a, std::span<const float> b) {
 template <typename Keep>
 std::vector<std::vector<float>> logits_per_thread_count(const model::Model& model, const kernels::KernelTable& k,
                                                         uint32_t n_ctx, const std::vector<TokenId>& prompt,
-                                                        const std::vector<TokenId>& steps, Keep keep) {
+                                                        const std::vector<TokenId>& steps, Keep keep,
+                                                        KvType kv = KvType::f16) {
   std::vector<std::vector<float>> runs;
   for (int threads : {1, 2, 3}) {
     std::unique_ptr<ThreadPool> pool = threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr;
     SessionOptions so;
     so.pool = pool.get();
     so.n_ctx = n_ctx;
+    so.kv_type = kv;
     Session s(model, k, so);
     s.eval(prompt);
     std::vector<float> all(s.logits().begin(), s.logits().end());
@@ -73,7 +75,7 @@ TEST(Session, ResultsDoNotDependOnTheThreadCount) {
 // A decode step against a long cache splits its attention by key and channel range over the pool
 // (Session::attention_one) instead of by KV head: the logits stay those of one thread, bit for
 // bit, on both sides of the switch (Session::kSplitKeys) and for a pool of 3, whose key ranges
-// do not fall on key blocks.
+// do not fall on key blocks (nor, with a Q8_0 cache, its channel ranges on whole blocks).
 TEST(Session, LongContextDecodeDoesNotDependOnTheThreadCount) {
   backends::register_all();
   const kernels::KernelTable* best = kernels::select_backend("").table;
@@ -84,10 +86,16 @@ TEST(Session, LongContextDecodeDoesNotDependOnTheThreadCount) {
   for (size_t i = 0; i < steps.size(); ++i) steps[i] = static_cast<int32_t>((i * 11 + 1) % n_vocab);
   // n_ctx past the model's 256: the test is about the cache, not the output.
   auto keep = [](size_t i, uint32_t n_past) { return i % 4 == 0 || n_past <= Session::kSplitKeys + 1; };
-  for (const kernels::KernelTable* k : {&kernels::reference_table(), best}) {
-    const auto runs = logits_per_thread_count(*model, *k, n_prompt + 200, prompt, steps, keep);
-    EXPECT_EQ(runs[0], runs[1]) << k->name << ": 1 vs 2 threads";
-    EXPECT_EQ(runs[0], runs[2]) << k->name << ": 1 vs 3 threads";
+  for (KvType kv : {KvType::f16, KvType::q8_0}) {
+    std::vector<float> first_table;
+    for (const kernels::KernelTable* k : {&kernels::reference_table(), best}) {
+      const auto runs = logits_per_thread_count(*model, *k, n_prompt + 200, prompt, steps, keep, kv);
+      EXPECT_EQ(runs[0], runs[1]) << k->name << " " << kv_type_name(kv) << ": 1 vs 2 threads";
+      EXPECT_EQ(runs[0], runs[2]) << k->name << " " << kv_type_name(kv) << ": 1 vs 3 threads";
+      // And every table gives the reference's logits, with either cache.
+      if (first_table.empty()) first_table = runs[0];
+      else EXPECT_EQ(runs[0], first_table) << k->name << " " << kv_type_name(kv) << " vs the reference table";
+    }
   }
 }
 
@@ -193,6 +201,44 @@ TEST(Session, F32CacheStaysCloseToF16Cache) {
   EXPECT_GT(d, 0.0f) << "the two cache types must really differ";
   EXPECT_LT(d, 0.05f);
   EXPECT_EQ(argmax(f16.logits()), argmax(f32.logits()));
+}
+
+// A Q8_0 cache (llama.cpp's -ctk/-ctv q8_0) rounds every key and value to 8 bits: the logits move
+// a little from the F16 cache's, the greedy tokens of a fixture stay.
+TEST(Session, Q8CacheStaysCloseToF16Cache) {
+  auto model = model::Model::load(test::fixture_file("models/bitnet-tiny-f16.gguf"));
+  test::Golden g = test::read_golden(test::fixture_file("golden/bitnet-tiny-f16.llama.cpp.json"));
+  SessionOptions opt;
+  Session f16(*model, kernels::reference_table(), opt);
+  opt.kv_type = KvType::q8_0;
+  Session q8(*model, kernels::reference_table(), opt);
+  f16.eval(g.prompt_ids);
+  q8.eval(g.prompt_ids);
+  float worst = 0;
+  for (size_t i = 0; i < g.steps.size(); ++i) {
+    worst = std::max(worst, max_abs_diff(f16.logits(), q8.logits()));
+    EXPECT_EQ(argmax(q8.logits()), argmax(f16.logits())) << "step " << i;
+    const std::vector<TokenId> next = {argmax(f16.logits())};
+    f16.eval(next);
+    q8.eval(next);
+  }
+  EXPECT_GT(worst, 0.0f) << "the two cache types must really differ";
+  EXPECT_LT(worst, 0.1f);
+}
+
+// Heads shorter than a Q8_0 block (stories260K's 8) cannot take a Q8_0 cache: a clear error.
+TEST(Session, Q8CacheNeedsHeadsOfWholeBlocks) {
+  auto model = model::Model::load(test::fixture_file("models/stories260K.gguf"));
+  SessionOptions opt;
+  opt.kv_type = KvType::q8_0;
+  try {
+    Session s(*model, kernels::reference_table(), opt);
+    FAIL() << "a q8_0 cache was accepted for heads of 8";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_input);
+    EXPECT_NE(std::string(e.what()).find("multiple of 32"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("is 8"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Session, ContextLimitIsAClearError) {
