@@ -552,6 +552,7 @@ const kernels::KernelTable& avx2_table() {
     t.gemm_q6_k_q8_k = avx2::gemm_q6_k_q8_k;
     t.quantize_q8_0 = avx2::quantize_q8_0;
     t.dot_q8_0_q8_0 = avx2::dot_q8_0_q8_0;
+    t.gemm_q8_0_q8_0 = avx2::gemm_q8_0_q8_0;
     t.weighted_sum_q8_0 = avx2::weighted_sum_q8_0;
     t.dot_q4_0_q8_0 = avx2::dot_q4_0_q8_0;
     t.gemv_i8_i16 = avx2::gemv_i8_i16;

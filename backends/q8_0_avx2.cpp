@@ -120,6 +120,50 @@ void quantize_q8_0(const float* x, int64_t n, BlockQ8_0* y) {
   }
 }
 
+// Q8_0 rows times Q8_0 tokens. Rows of at most kGroup blocks (a Q8_0 KV cache's keys: 4 blocks
+// for a head of 128) would each go through the dot's zero-padded group of 8 blocks, half of it
+// padding: here the (token, block) pairs of one row fill the groups instead, kGroup at a time,
+// and each token's terms are added in block order from +0, as the dot does. Longer rows: the dot.
+void gemm_q8_0_q8_0(const void* w, int64_t n_rows, const BlockQ8_0* a, int64_t n_tokens, int64_t n, float* y,
+                    int64_t y_stride) {
+  const int64_t nb = n / kernels::kQK8_0;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  if (nb > kGroup) {
+    for (int64_t r = 0; r < n_rows; ++r)
+      for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = dot_q8_0_q8_0(wb + r * nb * Q8Weights::kBytes, a + t * nb, n);
+    return;
+  }
+  const int64_t per = kGroup / nb;  // tokens per group
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint8_t* row = wb + r * nb * Q8Weights::kBytes;
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += per) {
+      const int64_t nt = std::min(per, n_tokens - t0), pairs = nt * nb;
+      __m256i s[kGroup];
+      alignas(16) uint16_t dw[kGroup] = {}, da[kGroup] = {};
+      for (int64_t k = 0; k < kGroup; ++k) {
+        if (k >= pairs) {
+          s[k] = _mm256_setzero_si256();
+          continue;
+        }
+        const uint8_t* blk = row + (k % nb) * Q8Weights::kBytes;
+        const BlockQ8_0& q = a[(t0 + k / nb) * nb + k % nb];
+        s[k] = Q8Weights::sums(blk, q.qs);
+        std::memcpy(&dw[k], blk, 2);
+        da[k] = q.d;
+      }
+      const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dw))),
+                                     _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(da))));
+      alignas(32) float t[kGroup];
+      _mm256_store_ps(t, _mm256_mul_ps(_mm256_cvtepi32_ps(block_sums(s)), d));
+      for (int64_t j = 0; j < nt; ++j) {
+        float sum = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) sum += t[j * nb + b];
+        y[(t0 + j) * y_stride + r] = sum;
+      }
+    }
+  }
+}
+
 namespace {
 
 // Heads NH (<= 4) x 16 channels (half a block) in registers; each half block is widened and

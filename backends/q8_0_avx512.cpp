@@ -185,51 +185,11 @@ void gemm_tile(const uint8_t* w, int64_t row_bytes, int64_t rows, const BlockQ8_
   }
 }
 
-// Short rows (at most kShortBlocks blocks, an even number: attention's keys, a head of 64 or 128
-// values) times at most 16 / nb tokens. Each row's blocks are read where they lie, two per
-// vector, with no gather; the (token, block pair) sums go through block_sums to lanes
-// [token][block], where the dot's float steps run: (d_w * d_a) times the sum, then the blocks
-// added in order from +0 (each shifted lane adds the next block).
-constexpr int64_t kShortBlocks = 8;
-
-template <typename F>
-void short_rows(const uint8_t* w, int64_t n_rows, const BlockQ8_0* a, int64_t nt, int64_t nb, float* y,
-                int64_t y_stride) {
-  const int64_t pairs = nb / 2, nv = nt * pairs;
-  alignas(64) int32_t corr[16] = {};
-  alignas(64) float da[16] = {};
-  alignas(64) int32_t bidx[16] = {};
-  __m512i q[8];
-  for (int64_t t = 0; t < nt; ++t)
-    for (int64_t b = 0; b < nb; ++b) {
-      corr[t * nb + b] = -F::kOffset * qsum(a[t * nb + b].qs);
-      da[t * nb + b] = _cvtsh_ss(a[t * nb + b].d);
-    }
-  for (int64_t l = 0; l < 16; ++l) bidx[l] = static_cast<int32_t>(l % nb);
-  for (int64_t j = 0; j < nv; ++j) q[j] = pair(a[2 * j].qs, a[2 * j + 1].qs);
-  const __m512i cv = _mm512_load_si512(corr), bi = _mm512_load_si512(bidx);
-  const __m512 dav = _mm512_load_ps(da);
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const uint8_t* row = w + r * nb * F::kBytes;
-    __m512i codes[kShortBlocks / 2], sums[8];
-    for (int64_t p = 0; p < pairs; ++p) codes[p] = F::codes(row + 2 * p * F::kBytes, row + (2 * p + 1) * F::kBytes);
-    for (int64_t j = 0; j < 8; ++j)
-      sums[j] = j < nv ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes[j % pairs], q[j]) : _mm512_setzero_si512();
-    const __m512i isum = _mm512_add_epi32(block_sums(sums), cv);
-    alignas(16) uint16_t dw[8] = {};
-    for (int64_t b = 0; b < nb; ++b) std::memcpy(&dw[b], row + b * F::kBytes, 2);
-    const __m512 dwv = _mm512_permutexvar_ps(bi, _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dw)))));
-    const __m512 term = _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dwv, dav));
-    __m512 acc = _mm512_add_ps(_mm512_setzero_ps(), term);
-    for (int64_t k = 1; k < nb; ++k)
-      acc = _mm512_add_ps(acc, _mm512_permutexvar_ps(_mm512_min_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(static_cast<int>(k))),
-                                                                      _mm512_set1_epi32(15)), term));
-    alignas(64) float out[16];
-    _mm512_store_ps(out, acc);
-    for (int64_t t = 0; t < nt; ++t) y[t * y_stride + r] = out[t * nb];
-  }
-}
+// Rows of at most kShortRowBlocks blocks (a Q8_0 KV cache's keys: 136 bytes for a head of 128)
+// are read from DRAM in a decode, where the tile's gathers wait on every line: the tile two on
+// is prefetched into L1 first (17 KB at most), as the hardware prefetcher cannot see the gathers'
+// pattern. Long weight rows stream well enough without.
+constexpr int64_t kShortRowBlocks = 8;
 
 template <typename F>
 void gemm_blocks(const void* w, int64_t n_rows, const BlockQ8_0* a, int64_t n_tokens, int64_t n, float* y,
@@ -237,22 +197,23 @@ void gemm_blocks(const void* w, int64_t n_rows, const BlockQ8_0* a, int64_t n_to
   const int64_t nb = n / kernels::kQK8_0;
   const int64_t row_bytes = nb * F::kBytes;
   const auto* wb = static_cast<const uint8_t*>(w);
-  if (nb <= kShortBlocks && nb % 2 == 0) {
-    const int64_t chunk = 16 / nb;
-    for (int64_t t0 = 0; t0 < n_tokens; t0 += chunk)
-      short_rows<F>(wb, n_rows, a + t0 * nb, std::min(chunk, n_tokens - t0), nb, y + t0 * y_stride, y_stride);
-    return;
-  }
   // The gathers' offsets are int32 (15 rows on at most).
   if (n_tokens < kGemmMinTokens || row_bytes > INT32_MAX / 16) {
     for (int64_t r = 0; r < n_rows; ++r)
       for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = dot_blocks<F>(wb + r * row_bytes, a + t * nb, n);
     return;
   }
-  for (int64_t r0 = 0; r0 < n_rows; r0 += kGemmRows)
+  const bool ahead = nb <= kShortRowBlocks;
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kGemmRows) {
+    if (ahead && r0 + 2 * kGemmRows < n_rows) {
+      const uint8_t* next = wb + (r0 + 2 * kGemmRows) * row_bytes;
+      const int64_t bytes = std::min(kGemmRows, n_rows - r0 - 2 * kGemmRows) * row_bytes;
+      for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(next + o), _MM_HINT_T0);
+    }
     for (int64_t t0 = 0; t0 < n_tokens; t0 += kGemmTokens)
       gemm_tile<F>(wb + r0 * row_bytes, row_bytes, std::min(kGemmRows, n_rows - r0), a + t0 * nb,
                    std::min(kGemmTokens, n_tokens - t0), nb, y + t0 * y_stride + r0, y_stride);
+  }
 }
 
 }  // namespace

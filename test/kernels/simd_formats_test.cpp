@@ -142,7 +142,7 @@ TEST(SimdFormats, Q8_0DotsAreBitExactAtTheExtremes) {
 // Every (row, token) of the many-row entries equals the reference dot; y outside the rows is not
 // written. Row counts around the 16-row vectors and the 64-row tiles, token counts around the
 // dot fallback (below 3) and the 128-token tiles; rows of 2, 4 and 8 blocks (a Q8_0 KV cache's
-// heads) with token counts past the 16 / blocks of one pass.
+// heads, whose tiles are prefetched) too.
 TEST(SimdFormats, Q8_0GemmsAreBitExact) {
   using GemmEntry = void (*)(const void*, int64_t, const BlockQ8_0*, int64_t, int64_t, float*, int64_t);
   const GemmEntry KernelTable::*gemms[] = {&KernelTable::gemm_q8_0_q8_0, &KernelTable::gemm_q4_0_q8_0};
@@ -153,7 +153,7 @@ TEST(SimdFormats, Q8_0GemmsAreBitExact) {
       const Q8_0Type& type = kQ8_0Types[ti];
       const GemmEntry gemm = k->*gemms[ti];
       if (gemm == nullptr) continue;
-      for (int64_t n : {32, 64, 96, 128, 256, 2560}) {  // 64-256: the short-row path (attention's keys)
+      for (int64_t n : {32, 64, 96, 128, 256, 2560}) {  // 64-256: attention's keys
         for (int64_t rows : {1, 3, 15, 16, 17, 37, 64, 65, 130}) {
           for (int64_t tokens : {1, 2, 3, 4, 17, 130}) {
             if (n == 2560 && rows * tokens > 2000) continue;  // the large shapes once are enough
