@@ -97,7 +97,10 @@ void prompt_table(std::string& o, const PromptReport& p, size_t index, bool with
 
 std::string crossval_table(const CrossvalReport& r, bool with_steps) {
   std::string o;
-  line(o, "model      {} ({} weights)", r.model, r.quantized ? "quantized" : "float");
+  if (r.kv_type == "f16")
+    line(o, "model      {} ({} weights)", r.model, r.quantized ? "quantized" : "float");
+  else
+    line(o, "model      {} ({} KV cache: {} thresholds)", r.model, r.kv_type, r.quantized ? "quantized" : "float");
   line(o, "reference  {}{}", r.reference, r.reference_engine.empty() ? "" : fmt::format("  [{}]", r.reference_engine));
   line(o, "ours       {}, prompt batch {}", r.our_engine, r.batch);
   line(o, "thresholds {}", thresholds_text(r.thresholds));
@@ -198,6 +201,7 @@ std::string crossval_json(const CrossvalReport& r) {
   j.key("reference_engine").value(r.reference_engine);
   j.key("engine").value(r.our_engine);
   j.key("prompt_batch").value(r.batch);
+  j.key("kv_type").value(r.kv_type);
   j.key("pass").value(r.pass());
   const auto& t = r.thresholds;
   j.key("thresholds").begin_object().key("kind").value(t.kind).key("max_logit_diff").value(t.max_logit_diff);

@@ -116,7 +116,10 @@ CrossvalReport run_crossval(const CrossvalOptions& o) {
   rep.model = o.model.string();
   rep.our_engine = ours.name();
   rep.batch = o.batch == PromptBatch::one ? "1" : "all";
-  rep.quantized = has_quantized_weights(*model);
+  // An 8-bit KV cache rounds every key and value as a quantized format rounds its activations:
+  // its logits are held to the quantized formats' tolerances.
+  rep.kv_type = std::string(infer::kv_type_name(o.kv_type));
+  rep.quantized = has_quantized_weights(*model) || o.kv_type == infer::KvType::q8_0;
   rep.thresholds = apply(default_thresholds(rep.quantized), o.overrides);
 
   std::optional<Engine> ref_engine;

@@ -61,6 +61,7 @@ struct CrossvalReport {
   std::string our_engine;
   std::string batch;             // "1" or "all"
   bool quantized = false;        // which default thresholds applied
+  std::string kv_type = "f16";   // ours (and a backend:NAME reference's)
   Thresholds thresholds;
   bool metadata_checked = false; // false when the reference states no vocabulary facts
   std::vector<MetadataField> metadata;

@@ -253,6 +253,28 @@ TEST(CrossvalBackend, ReferenceKernelsAgreeExactly) {
   }
 }
 
+// With --kv-type q8_0 both engines keep the 8-bit cache: still the same bits on every table. And
+// a float model with that cache is held to the quantized formats' tolerances (its keys and values
+// are rounded to 8 bits): against llama.cpp's F16-cache golden it passes those, not the float ones.
+TEST(CrossvalBackend, Q8CacheAgreesExactlyAcrossTablesAndWithinQuantizedTolerances) {
+  RunResult r = run_bitnet({"crossval", "-m", model("bitnet-tiny-tq2_0"), "--reference", "backend:reference", "-p", kFox,
+                            "-n", "8", "-t", "2", "--kv-type", "q8_0", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << context(r);
+  Report rep(r);
+  EXPECT_EQ(double(rep.prompts().at(0)["logits"]["max_abs_diff"]), 0.0);
+  RunResult g = run_bitnet({"crossval", "-m", model("bitnet-tiny-f16"), "--reference",
+                            "golden:" + golden("bitnet-tiny-f16.llama.cpp"), "-t", "2", "-ctk", "q8_0", "-ctv", "q8_0",
+                            "--json"});
+  ASSERT_EQ(g.exit_code, 0) << context(g);
+  EXPECT_NE(g.out.find("\"kv_type\": \"q8_0\""), std::string::npos) << g.out.substr(0, 400);
+  EXPECT_NE(g.out.find("\"kind\": \"quantized\""), std::string::npos) << g.out.substr(0, 600);
+  // The float thresholds would fail it: the 8-bit cache moves these logits by ~0.04 (measured).
+  RunResult strict = run_bitnet({"crossval", "-m", model("bitnet-tiny-f16"), "--reference",
+                                 "golden:" + golden("bitnet-tiny-f16.llama.cpp"), "-t", "2", "--kv-type", "q8_0",
+                                 "--max-logit-diff", "0.02", "--rel-logit-diff", "0.001"});
+  EXPECT_EQ(strict.exit_code, 5) << context(strict);
+}
+
 // Each engine copies the weights once for all its prompts' sessions (a copy of the 2B model is
 // 1.1 GiB): five prompts against the reference kernels make two copies, one per engine, not ten.
 TEST(CrossvalBackend, EachEngineCopiesTheWeightsOnce) {
