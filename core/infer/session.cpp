@@ -27,11 +27,11 @@ std::string_view kv_type_name(KvType t) {
 Session::Session(const model::Model& model, const kernels::KernelTable& kernels, const SessionOptions& opt)
     : model_(model), k_(kernels), c_(model.config()), kv_type_(opt.kv_type), pool_(opt.pool),
       memory_(opt.memory ? opt.memory : &default_memory_pool()), scratch_(*memory_, std::string(kTagScratch)) {
-  // Everything the forward pass touches comes from the plan, so memcheck can hold the two side by side.
   if (kv_type_ == KvType::q8_0 && c_.head_dim() % kernels::kQK8_0 != 0)
     throw make_error(ErrorCode::invalid_input,
                      "a q8_0 KV cache needs a head size that is a multiple of {} (its blocks); this model's is {} "
                      "(use f16)", kernels::kQK8_0, c_.head_dim());
+  // Everything the forward pass touches comes from the plan, so memcheck can hold the two side by side.
   const SessionMemoryPlan plan = plan_session_memory(model, opt, &kernels);
   n_ctx_ = plan.n_ctx;
   n_batch_ = plan.n_batch;
