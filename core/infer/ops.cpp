@@ -5,25 +5,11 @@
 #include <cmath>
 #include <utility>
 
+#include "core/kernels/sum_double.hpp"
+
 namespace bitnet::infer {
 
-namespace {
-
-// Sums f(i) for i < n in double over eight interleaved partial sums: a single running sum waits
-// for the previous add every time (four cycles), which made the norms (and the softmax, now a table
-// entry summed the same way) a tenth of a prompt's time. The grouping moves only the double's last bits, below what the float
-// results keep. The same n always gives the same grouping, whatever the thread.
-template <typename F>
-double sum_double(int64_t n, F f) {
-  double part[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) part[j] += static_cast<double>(f(i + j));
-  for (int j = 0; i < n; ++i, ++j) part[j] += static_cast<double>(f(i));
-  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-}
-
-}  // namespace
+using kernels::sum_double;
 
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y) {
   const double sum = sum_double(n, [x](int64_t i) { return x[i] * x[i]; });

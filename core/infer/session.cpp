@@ -129,20 +129,6 @@ void Session::store_kv(uint32_t layer, int64_t T) {
   }
 }
 
-namespace {
-
-// Q8_0 rows (consecutive, n elements each) times Q8_0 tokens: the table's gemm, or its dot pair
-// by pair (the same bits).
-void q8_0_products(const kernels::KernelTable& k, const kernels::BlockQ8_0* rows, int64_t n_rows,
-                   const kernels::BlockQ8_0* a, int64_t n_tokens, int64_t n, float* y, int64_t y_stride) {
-  if (k.gemm_q8_0_q8_0 != nullptr) return k.gemm_q8_0_q8_0(rows, n_rows, a, n_tokens, n, y, y_stride);
-  const int64_t nb = n / kernels::kQK8_0;
-  for (int64_t r = 0; r < n_rows; ++r)
-    for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = k.dot_q8_0_q8_0(rows + r * nb, a + t * nb, n);
-}
-
-}  // namespace
-
 // Causal attention for the T new tokens against everything in the cache (GQA: query head h
 // reads kv head h / (n_head / n_head_kv)). Writes att_ [T][n_head * head_dim]. Work item =
 // (token, KV head): the query heads sharing a KV head are done together, so with an F16 cache
@@ -182,7 +168,7 @@ void Session::attention(uint32_t layer, int64_t T) {
                               n_ctx_);
       } else if (q8) {
         k_.quantize_q8_0(&q_[first], group * hd, qb);
-        q8_0_products(k_, &k8_[q8_row(layer, g, 0)], n_keys, qb, group, hd, scores, n_ctx_);
+        kernels::q8_0_products(k_, &k8_[q8_row(layer, g, 0)], n_keys, qb, group, hd, scores, n_ctx_);
       } else {
         for (int64_t h = 0; h < group; ++h)
           for (int64_t j = 0; j < n_keys; ++j)
@@ -242,8 +228,8 @@ void Session::attention_one(uint32_t layer) {
       const int64_t j0 = n_keys * i / shares, j1 = n_keys * (i + 1) / shares;
       if (q8) {  // a head's rows are one stretch of the cache: one stream per head
         for (int64_t g = 0; g < n_kv; ++g)
-          q8_0_products(k_, &k8_[q8_row(layer, g, static_cast<size_t>(j0))], j1 - j0, qb + g * group * nbh, group, hd,
-                        scores + g * group * ctx + j0, ctx);
+          kernels::q8_0_products(k_, &k8_[q8_row(layer, g, static_cast<size_t>(j0))], j1 - j0, qb + g * group * nbh,
+                                 group, hd, scores + g * group * ctx + j0, ctx);
         continue;
       }
       for (int64_t j = j0; j < j1; j += kKeyBlock) {

@@ -9,6 +9,7 @@
 
 #include "core/kernels/kernels.hpp"
 #include "core/kernels/reference.hpp"
+#include "core/kernels/sum_double.hpp"
 
 namespace bitnet::kernels {
 
@@ -41,13 +42,8 @@ void softmax_f32(float* x, int64_t n, float scale, uint16_t* y16) {
     x[i] *= scale;
     m = std::max(m, x[i]);
   }
-  double part[8] = {};
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = kernels::exp_f32(x[i] - m);
-    part[i % 8] += static_cast<double>(x[i]);
-  }
-  const double sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-  const auto inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] = kernels::exp_f32(x[i] - m);
+  const auto inv = static_cast<float>(1.0 / sum_double(n, [x](int64_t i) { return x[i]; }));
   for (int64_t i = 0; i < n; ++i) {
     x[i] *= inv;
     if (y16 != nullptr) y16[i] = f32_to_f16(x[i]);

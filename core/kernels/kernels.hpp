@@ -59,8 +59,8 @@ struct KernelTable {
   void (*exp_f32)(const float* x, int64_t n, float* y) = nullptr;
   // x <- softmax(scale * x) over n elements, and its F16 rounding into y16 when not null (the
   // attention weights of one head). With s = x * scale and m = max s: e = exp_f32(s - m), the sum
-  // of e in double (element i in part i % 8, the parts added ((0+1)+(2+3))+((4+5)+(6+7))), then
-  // x = e * float(1 / sum). NaN scores are skipped by the max and make every result NaN.
+  // of e by sum_double (sum_double.hpp), then x = e * float(1 / sum). NaN scores are skipped by
+  // the max and make every result NaN.
   void (*softmax_f32)(float* x, int64_t n, float scale, uint16_t* y16) = nullptr;
 
   // --- dot products of one weight row (n elements) with one activation row ---
@@ -181,6 +181,12 @@ class MatmulScratch {
 // through here.
 void f16_products(const KernelTable& k, const uint16_t* w, int64_t w_stride, int64_t n_rows, const uint16_t* a,
                   int64_t a_stride, int64_t n_tokens, int64_t n, float* y, int64_t y_stride);
+
+// Q8_0 products of n_rows consecutive rows of n elements and n_tokens Q8_0 rows (consecutive):
+// the table's gemm_q8_0_q8_0, or its dot pair by pair when it has none. Attention over a Q8_0 KV
+// cache (keys as rows, query heads as tokens).
+void q8_0_products(const KernelTable& k, const BlockQ8_0* w, int64_t n_rows, const BlockQ8_0* a, int64_t n_tokens,
+                   int64_t n, float* y, int64_t y_stride);
 
 // The entry matmul uses for these weights ("gemm_tq2_0_q8_k", "dot_q6_k_q8_k", ...), or "" when
 // the table has none. For reports (bench --kernels).

@@ -209,6 +209,14 @@ void f16_products(const KernelTable& k, const uint16_t* w, int64_t w_stride, int
     for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = k.dot_f16_f16(w + r * w_stride, a + t * a_stride, n);
 }
 
+void q8_0_products(const KernelTable& k, const BlockQ8_0* w, int64_t n_rows, const BlockQ8_0* a, int64_t n_tokens,
+                   int64_t n, float* y, int64_t y_stride) {
+  if (k.gemm_q8_0_q8_0 != nullptr) return k.gemm_q8_0_q8_0(w, n_rows, a, n_tokens, n, y, y_stride);
+  const int64_t nb = n / kQK8_0;
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t t = 0; t < n_tokens; ++t) y[t * y_stride + r] = k.dot_q8_0_q8_0(w + r * nb, a + t * nb, n);
+}
+
 std::string_view matmul_entry(const KernelTable& k, const WeightView& w) {
   const WeightFormat* f = find_format(w.type);
   if (f == nullptr) return {};

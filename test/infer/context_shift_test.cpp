@@ -150,8 +150,8 @@ TEST(ContextShift, ShiftedCacheEqualsAFreshSessionWithoutTheDroppedTokens) {
         for (int threads : {1, 3}) {
           std::unique_ptr<ThreadPool> pool = threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr;
           so.pool = pool.get();
-          // An F16 key is rotated in a row of k_cur_ ([n_batch][n_embd_kv]), one per part: with
-          // fewer rows than threads the parts must be capped.
+          // An F16 or Q8_0 key is rotated in a row of k_cur_ ([n_batch][n_embd_kv]), one per part:
+          // with fewer rows than threads the parts must be capped.
           so.n_batch = threads == 3 && kv != KvType::f32 ? 2 : 512;
           Session s(*model, table(), so);
           s.eval(cat({&A, &D, &B}));
