@@ -4,11 +4,14 @@
 #include <signal.h>
 #include <string.h>
 
+#include <fstream>
+
 #include <fmt/format.h>
 #include <simdjson.h>
 
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
+#include "core/base/temp_files.hpp"
 #include "diag/crossval/child_process.hpp"
 
 namespace bitnet::diag {
@@ -103,8 +106,8 @@ ChildResult run_reference_child(const ReferenceSpec& ref, const std::string& req
   if (c.cancelled) throw make_error(ErrorCode::interrupted, "cancelled while reference '{}' was running (it was stopped)", cmd);
   if (c.timed_out)
     throw reference_error(cmd, c, ErrorCode::timeout,
-                          fmt::format("did not finish within the {:.0f} s timeout and was killed (raise --timeout)",
-                                      std::chrono::duration<double>(timeout).count()));
+                          fmt::format("did not finish within the {:g} s timeout and was killed (raise {})",
+                                      std::chrono::duration<double>(timeout).count(), ref.timeout_flag));
   if (c.signal != 0)
     throw reference_error(cmd, c, ErrorCode::failure,
                           fmt::format("crashed: killed by signal {} ({})", c.signal, ::strsignal(c.signal)));
@@ -177,6 +180,47 @@ RefBenchRun run_reference_bench(const ReferenceSpec& ref, const RefBenchRequest&
   } catch (const Error& e) {
     throw reference_error(cmd, c, ErrorCode::failure, "printed something that is not a bench answer", e.what());
   }
+}
+
+RefLogits run_reference_logits(const ReferenceSpec& ref, const RefLogitsRequest& req, uint32_t n_vocab,
+                               std::chrono::milliseconds timeout) {
+  // The adapter writes the rows to a file of ours (they are too many for JSON), named with our PID
+  // and removed whatever happens, also on Ctrl-C.
+  TempFile file(std::filesystem::temp_directory_path() / "bitnet-reference-logits");
+  JsonWriter j(false);
+  j.begin_object().key("model").value(req.model.string());
+  if (!req.kv_type.empty()) j.key("type_k").value(req.kv_type).key("type_v").value(req.kv_type);
+  if (!req.flash_attn.empty()) j.key("flash_attn").value(req.flash_attn);
+  j.key("logits").begin_object();
+  j.key("tokens").begin_array();
+  for (TokenId id : req.tokens) j.value(static_cast<int64_t>(id));
+  j.end_array();
+  j.key("from").value(static_cast<uint64_t>(req.from)).key("file").value(file.path().string());
+  j.end_object().end_object();
+  const std::string cmd = command_line(ref.argv);
+  ChildResult c = run_reference_child(ref, j.str() + "\n", timeout, req.cancel);
+  const uint64_t rows = req.tokens.size() - req.from;
+  RefLogits r;
+  try {
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    if (auto err = parser.parse(simdjson::padded_string(c.out)).get(doc))
+      throw make_error(ErrorCode::failure, "not JSON: {}", simdjson::error_message(err));
+    uint64_t v = 0, n = 0;
+    if (doc["n_vocab"].get_uint64().get(v) || doc["rows"].get_uint64().get(n))
+      throw make_error(ErrorCode::failure, "no \"n_vocab\" and \"rows\" numbers");
+    if (v != n_vocab) throw make_error(ErrorCode::failure, "a vocabulary of {} tokens, the model has {}", v, n_vocab);
+    if (n != rows) throw make_error(ErrorCode::failure, "{} rows of logits, {} were asked for", n, rows);
+    r.n_vocab = n_vocab;
+    r.logits.resize(rows * n_vocab);
+    std::ifstream in(file.path(), std::ios::binary);
+    const auto bytes = static_cast<std::streamsize>(r.logits.size() * sizeof(float));
+    if (!in.read(reinterpret_cast<char*>(r.logits.data()), bytes) || in.peek() != std::ifstream::traits_type::eof())
+      throw make_error(ErrorCode::failure, "its logits file does not hold {} bytes", bytes);
+  } catch (const Error& e) {
+    throw reference_error(cmd, c, ErrorCode::failure, "gave no logits answer", e.what());
+  }
+  return r;
 }
 
 }  // namespace bitnet::diag

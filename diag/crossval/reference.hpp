@@ -23,6 +23,7 @@ struct ReferenceSpec {
   std::filesystem::path file;       // golden
   std::vector<std::string> argv;    // command, llama_cpp (the adapter)
   std::string backend;              // backend
+  std::string timeout_flag = "--timeout";  // the flag that sets its time limit, for the timeout message
 };
 
 // The adapter's file name inside a llama.cpp reference directory.
@@ -76,5 +77,26 @@ RefBenchRun run_reference_bench(const ReferenceSpec& ref, const RefBenchRequest&
 // The bench answer alone: n_pp and n_tg positive numbers expected (0: an empty array). Throws
 // Error(failure) with the detail (run_reference_bench adds the command and its stderr).
 RefBenchRun parse_bench_answer(std::string_view out, int32_t n_pp, int32_t n_tg);
+
+// `bitnet perplexity --reference llama.cpp`: the adapter's logits mode. The tokens are evaluated
+// from position 0 in one batch on a fresh context; the logits of positions from.. come back.
+struct RefLogitsRequest {
+  std::filesystem::path model;  // absolute
+  std::vector<TokenId> tokens;
+  size_t from = 0;              // first position whose logits are wanted, < tokens.size()
+  std::string kv_type;          // the KV cache's type for K and V: f16, f32, q8_0 ("": llama.cpp's default)
+  std::string flash_attn;       // on, off, auto ("": llama.cpp's default)
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct RefLogits {
+  uint32_t n_vocab = 0;
+  std::vector<float> logits;  // [tokens.size() - from][n_vocab]
+};
+
+// Same errors as run_command_reference, and Error(failure) for an answer that is not
+// {"n_vocab": V, "rows": N} with N rows of V floats in the file, or a V other than n_vocab.
+RefLogits run_reference_logits(const ReferenceSpec& ref, const RefLogitsRequest& req, uint32_t n_vocab,
+                               std::chrono::milliseconds timeout);
 
 }  // namespace bitnet::diag

@@ -4,6 +4,10 @@
 // Bench mode (`bitnet bench --reference`): {"model", "bench": {"n_prompt", "n_gen", "n_depth", "reps",
 // "threads"}} runs llama-bench's pp and tg tests (after n_depth tokens of context) and writes
 // {"pp_seconds": [...], "tg_seconds": [...]}.
+// Logits mode (`bitnet perplexity --reference`): {"model", "logits": {"tokens": [...], "from": F, "file":
+// PATH}} evaluates the tokens from position 0 in one batch and writes the logits of positions F.. as
+// little-endian f32 rows of n_vocab to PATH, then {"n_vocab": V, "rows": N} on stdout.
+// Any request may set the KV cache types and flash attention: "type_k", "type_v", "flash_attn".
 // Quantize mode (`--quantize IN OUT TYPE`): llama.cpp's own quantizer, for benchmarking the files
 // its users have (TQ1_0/TQ2_0 layers with its default Q6_K embedding/output).
 // BITNET_LLAMA_CPU=NAME loads only lib/libggml-cpu-NAME.so (e.g. haswell: llama.cpp's AVX2 kernels)
@@ -84,8 +88,23 @@ struct Bench {
   int64_t threads = 0;  // 0: --threads
 };
 
+// Cache and attention settings a request may give (llama.cpp's -ctk, -ctv, -fa); unset: its defaults.
+struct CacheSettings {
+  std::string type_k, type_v;  // "f16", "f32", "q8_0"
+  std::string flash_attn;      // "on", "off", "auto"
+};
+
+struct Logits {
+  bool on = false;
+  std::vector<llama_token> tokens;
+  int64_t from = 0;
+  std::string file;
+};
+
 struct Request {
   std::string model;
+  CacheSettings cache;
+  Logits logits;
   std::string prompt;
   int64_t n_predict = 32;
   int64_t top_k = 8;
@@ -99,8 +118,16 @@ Request parse_request(const std::string& text) {
     fail(2, std::string("the request on stdin is not JSON: ") + simdjson::error_message(err));
   Request r;
   std::string_view sv;
+  int64_t v0 = 0;
   if (doc["model"].get_string().get(sv)) fail(2, "the request has no \"model\" string");
   r.model = sv;
+  for (auto [key, dst] : {std::pair{"type_k", &r.cache.type_k}, std::pair{"type_v", &r.cache.type_v},
+                          std::pair{"flash_attn", &r.cache.flash_attn}}) {
+    auto e = doc[key];
+    if (e.error() == simdjson::NO_SUCH_FIELD) continue;
+    if (e.get_string().get(sv)) fail(2, std::string("\"") + key + "\" is not a string");
+    *dst = sv;
+  }
   simdjson::dom::object bench;
   if (!doc["bench"].get_object().get(bench)) {
     r.bench.on = true;
@@ -115,6 +142,24 @@ Request parse_request(const std::string& text) {
     if (r.bench.n_depth < 0 || r.bench.n_depth > (1 << 20)) fail(2, "bench.n_depth out of range");
     if (r.bench.reps < 1 || r.bench.reps > 1000) fail(2, "bench.reps out of range");
     if (r.bench.threads < 0 || r.bench.threads > 1024) fail(2, "bench.threads out of range");
+    return r;
+  }
+  simdjson::dom::object logits;
+  if (!doc["logits"].get_object().get(logits)) {
+    r.logits.on = true;
+    simdjson::dom::array ids;
+    if (logits["tokens"].get_array().get(ids)) fail(2, "logits.tokens is not an array");
+    for (simdjson::dom::element e : ids) {
+      int64_t id = 0;
+      if (e.get_int64().get(id) || id < 0 || id > INT32_MAX) fail(2, "logits.tokens holds a value that is not a token id");
+      r.logits.tokens.push_back(static_cast<llama_token>(id));
+    }
+    if (r.logits.tokens.empty() || r.logits.tokens.size() > (1u << 20)) fail(2, "logits.tokens: 1 to 1048576 ids");
+    if (!logits["from"].get_int64().get(v0)) r.logits.from = v0;
+    if (r.logits.from < 0 || r.logits.from >= static_cast<int64_t>(r.logits.tokens.size()))
+      fail(2, "logits.from is outside the tokens");
+    if (logits["file"].get_string().get(sv) || sv.empty()) fail(2, "logits.file is not a path");
+    r.logits.file = sv;
     return r;
   }
   if (doc["prompt"].get_string().get(sv)) fail(2, "the request has no \"prompt\" string");
@@ -195,13 +240,35 @@ std::vector<std::pair<llama_token, float>> top_k(const float* logits, int32_t n_
   return all;
 }
 
+ggml_type cache_type(const std::string& name) {
+  if (name == "f16") return GGML_TYPE_F16;
+  if (name == "f32") return GGML_TYPE_F32;
+  if (name == "q8_0") return GGML_TYPE_Q8_0;
+  fail(2, "cache type '" + name + "': expected f16, f32 or q8_0");
+}
+
+void apply_cache(const CacheSettings& s, llama_context_params& cp) {
+  if (!s.type_k.empty()) cp.type_k = cache_type(s.type_k);
+  if (!s.type_v.empty()) cp.type_v = cache_type(s.type_v);
+  if (s.flash_attn.empty()) return;
+  if (s.flash_attn != "on" && s.flash_attn != "off" && s.flash_attn != "auto")
+    fail(2, "flash_attn '" + s.flash_attn + "': expected on, off or auto");
+#ifdef BITNET_LLAMA_LEGACY_API
+  cp.flash_attn = s.flash_attn == "on";
+#else
+  cp.flash_attn_type = s.flash_attn == "on"    ? LLAMA_FLASH_ATTN_TYPE_ENABLED
+                       : s.flash_attn == "off" ? LLAMA_FLASH_ATTN_TYPE_DISABLED
+                                               : LLAMA_FLASH_ATTN_TYPE_AUTO;
+#endif
+}
+
 // llama-bench's pp and tg tests: each repetition on a fresh context (empty KV cache), after one
 // untimed warm-up; pp is one llama_decode of n_prompt tokens (n_batch = n_ubatch >= n_prompt), tg
 // n_gen single-token decodes. Token ids are i % n_vocab: the content does not change the work.
 // With a depth, each test makes one context and decodes the depth into it untimed; the warm-up
 // and every repetition first drop the positions past the depth, then run from there (decoding
 // thousands of tokens again per repetition would take minutes).
-int run_bench(llama_model* model, const Bench& b, int threads) {
+int run_bench(llama_model* model, const Bench& b, const CacheSettings& cache, int threads) {
   const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
   const auto n_prompt = static_cast<uint32_t>(b.n_prompt), n_gen = static_cast<uint32_t>(b.n_gen);
   const auto n_depth = static_cast<uint32_t>(b.n_depth);
@@ -212,6 +279,7 @@ int run_bench(llama_model* model, const Bench& b, int threads) {
   cp.n_seq_max = 1;
   cp.n_threads = b.threads > 0 ? static_cast<int32_t>(b.threads) : threads;
   cp.n_threads_batch = cp.n_threads;
+  apply_cache(cache, cp);
   llama_batch batch = llama_batch_init(static_cast<int32_t>(cp.n_batch), 0, 1);
   auto decode = [&](llama_context* ctx, uint32_t n, uint32_t pos0) {
     batch.n_tokens = static_cast<int32_t>(n);
@@ -278,6 +346,51 @@ int run_bench(llama_model* model, const Bench& b, int threads) {
   return 0;
 }
 
+// Logits of every position from `from` on, the tokens evaluated in one batch on a fresh context
+// (llama-perplexity evaluates each chunk so), written as raw f32 rows to the request's file.
+int run_logits(llama_model* model, const Logits& l, const CacheSettings& cache, int threads) {
+  const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+  for (llama_token id : l.tokens)
+    if (id >= n_vocab) fail(2, "logits.tokens: id " + std::to_string(id) + " is outside the vocabulary of " +
+                               std::to_string(n_vocab));
+  const auto n = static_cast<uint32_t>(l.tokens.size());
+  llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = n;
+  cp.n_batch = n;
+  cp.n_ubatch = n;
+  cp.n_seq_max = 1;
+  cp.n_threads = threads;
+  cp.n_threads_batch = threads;
+  apply_cache(cache, cp);
+  llama_context* ctx = llama_init_from_model(model, cp);
+  if (!ctx) fail(1, "llama.cpp could not create a context of " + std::to_string(n) + " tokens");
+  llama_batch batch = llama_batch_init(static_cast<int32_t>(n), 0, 1);
+  batch.n_tokens = static_cast<int32_t>(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    batch.token[i] = l.tokens[i];
+    batch.pos[i] = static_cast<llama_pos>(i);
+    batch.n_seq_id[i] = 1;
+    batch.seq_id[i][0] = 0;
+    batch.logits[i] = i >= l.from;
+  }
+  if (int rc = llama_decode(ctx, batch); rc != 0) fail(1, "llama_decode failed with " + std::to_string(rc));
+  FILE* f = std::fopen(l.file.c_str(), "wb");
+  if (!f) fail(1, "cannot write '" + l.file + "': " + std::strerror(errno));
+  for (uint32_t i = static_cast<uint32_t>(l.from); i < n; ++i) {
+    const float* row = llama_get_logits_ith(ctx, static_cast<int32_t>(i));
+    if (!row) fail(1, "llama.cpp returned no logits for position " + std::to_string(i));
+    if (std::fwrite(row, sizeof(float), static_cast<size_t>(n_vocab), f) != static_cast<size_t>(n_vocab))
+      fail(1, "cannot write '" + l.file + "': " + std::strerror(errno));
+  }
+  if (std::fclose(f) != 0) fail(1, "cannot write '" + l.file + "': " + std::strerror(errno));
+  const std::string out = "{\"n_vocab\":" + std::to_string(n_vocab) + ",\"rows\":" + std::to_string(n - l.from) + "}\n";
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+  llama_batch_free(batch);
+  llama_free(ctx);
+  return 0;
+}
+
 // llama.cpp's quantizer, IN (F32/F16 GGUF) to OUT, written under a temporary name and renamed so
 // that a failed or interrupted run leaves no half-written OUT.
 int run_quantize(const std::string& in, const std::string& out, const std::string& type, int threads) {
@@ -317,6 +430,8 @@ void usage() {
              "  request: {\"model\": PATH, \"prompt\": TEXT, \"n_predict\": N, \"top_k\": K}\n"
              "       or {\"model\": PATH, \"bench\": {\"n_prompt\": N, \"n_gen\": N, \"n_depth\": D, \"reps\": R, "
              "\"threads\": T}}\n"
+             "       or {\"model\": PATH, \"logits\": {\"tokens\": [IDS], \"from\": F, \"file\": PATH}}\n"
+             "  any request may add \"type_k\", \"type_v\" (f16, f32, q8_0) and \"flash_attn\" (on, off, auto)\n"
              "       bitnet-llama-ref [--threads N] --quantize IN.gguf OUT.gguf tq1_0|tq2_0|q6_k|q8_0|q4_0\n"
              "  BITNET_LLAMA_CPU=NAME: load only lib/libggml-cpu-NAME.so (haswell = AVX2)\n",
              stderr);
@@ -374,8 +489,9 @@ int main(int argc, char** argv) {
   mp.n_gpu_layers = 0;
   llama_model* model = llama_model_load_from_file(req.model.c_str(), mp);
   if (!model) fail(3, "llama.cpp could not load the model '" + req.model + "' (its messages are above)");
-  if (req.bench.on) {
-    const int rc = run_bench(model, req.bench, threads);
+  if (req.bench.on || req.logits.on) {
+    const int rc = req.bench.on ? run_bench(model, req.bench, req.cache, threads)
+                                  : run_logits(model, req.logits, req.cache, threads);
     llama_model_free(model);
     llama_backend_free();
     return rc;
@@ -396,6 +512,7 @@ int main(int argc, char** argv) {
   cp.n_seq_max = 1;
   cp.n_threads = threads;
   cp.n_threads_batch = threads;
+  apply_cache(req.cache, cp);
   llama_context* ctx = llama_init_from_model(model, cp);
   if (!ctx) fail(1, "llama.cpp could not create a context for '" + req.model + "'");
 
