@@ -43,6 +43,8 @@ constexpr CommandSpec kCommands[] = {
     {"tokenize", "Text -> token ids, ids -> text (--decode)", setup_tokenize},
     {"fixtures", "The fixture cache: list, fetch, verify, path, clean", setup_fixtures},
     {"crossval", "Compare this engine with a reference (llama.cpp, a program, a golden file, a backend)", setup_crossval},
+    {"perplexity", "Perplexity over a text (llama-perplexity's method), KL divergence against a reference",
+     setup_perplexity},
 };
 
 std::string env(const char* name) {
@@ -230,7 +232,8 @@ static int run_command(int argc, char** argv) {
   // llama.cpp's -ctk/-ctv likewise, for the commands with a KV cache type.
   std::vector<const char*> args(argv, argv + argc);
   const std::optional<std::string> word = command_word(argc, argv);
-  const bool kv = word && (*word == "generate" || *word == "bench" || *word == "crossval" || *word == "memcheck");
+  const bool kv = word && (*word == "generate" || *word == "bench" || *word == "crossval" || *word == "memcheck" ||
+                       *word == "perplexity");
   for (const char*& a : args) {
     const std::string_view s(a);
     if (s == "-pg" && word == std::optional<std::string>("bench")) a = "--pg";

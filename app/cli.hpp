@@ -49,6 +49,7 @@ RunFn setup_crossval(CLI::App& sub);
 RunFn setup_convert(CLI::App& sub);
 RunFn setup_debug_report(CLI::App& sub);
 RunFn setup_memcheck(CLI::App& sub);
+RunFn setup_perplexity(CLI::App& sub);
 
 // Parses argv, runs the chosen command, maps errors to exit codes (CLI.md). Output that could
 // not be written to standard output makes a successful command exit 1.

@@ -38,7 +38,7 @@ RunResult run_to_full_disk(const std::vector<std::string>& args) {
 
 TEST(CommandsCli, UnknownCommandIsNamedWithTheNearest) {
   const std::string all =
-      " (commands: bench, convert, crossval, debug-report, fixtures, generate, help, inspect, memcheck, tokenize)";
+      " (commands: bench, convert, crossval, debug-report, fixtures, generate, help, inspect, memcheck, perplexity, tokenize)";
   RunResult gen = run_bitnet({"gen"});
   EXPECT_EQ(gen.exit_code, 2);
   EXPECT_EQ(first_line(gen.err), "error: unknown command 'gen'; did you mean 'generate'?" + all);
