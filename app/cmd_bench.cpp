@@ -147,9 +147,11 @@ class ReportWriter {
       }
       // A KV cache other than llama.cpp's default f16 is named with the table (llama-bench adds
       // type_k/type_v columns then).
-      o.append(md_row(model, model.kv_type == "f16" ? model.kernel_table : model.kernel_table + ", kv " + model.kv_type, x));
+      // The reference runs with the same cache type (bench asks llama.cpp for it).
+      const std::string kv = model.kv_type == "f16" ? "" : ", kv " + model.kv_type;
+      o.append(md_row(model, model.kernel_table + kv, x));
       o.append(theirs ? fmt::format(" {:.2f} |\n", ratio(x, *theirs)) : "\n");
-      if (theirs) o.append(md_row(model, ref_name_, *theirs)).append(" |\n");
+      if (theirs) o.append(md_row(model, ref_name_ + kv, *theirs)).append(" |\n");
       if (x.roofline_ts > 0) notes_.append(roofline_note(x));
     } else if (format_ == "json") {
       o.append(json_row(model, x, theirs, false));
@@ -254,6 +256,7 @@ class ReportWriter {
     j.key("model_size").value(m.model_size).key("model_n_params").value(m.model_n_params);
     if (theirs) {
       j.key("backends").value(ref_name_);
+      j.key("type_k").value(m.kv_type).key("type_v").value(m.kv_type);
     } else {
       j.key("backends").value("CPU").key("kernel_table").value(m.kernel_table);
       j.key("type_k").value(m.kv_type).key("type_v").value(m.kv_type);
@@ -443,6 +446,9 @@ RunFn setup_bench(CLI::App& sub) {
             q.n_depth = t.n_depth;
             q.reps = 1;
             q.threads = threads;
+            // The same cache as ours; llama.cpp keeps a quantized V only with flash attention.
+            q.kv_type = std::string(infer::kv_type_name(e.kv_type));
+            if (e.kv_type == infer::KvType::q8_0) q.flash_attn = "on";
             q.cancel = &cancel_flag();
             throw_if_cancelled();
             const diag::RefBenchRun run = diag::run_reference_bench(*ref_spec, q, std::chrono::hours(1));

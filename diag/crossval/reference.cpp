@@ -168,7 +168,10 @@ RefBenchRun parse_bench_answer(std::string_view out, int32_t n_pp, int32_t n_tg)
 
 RefBenchRun run_reference_bench(const ReferenceSpec& ref, const RefBenchRequest& req, std::chrono::milliseconds timeout) {
   JsonWriter j(false);
-  j.begin_object().key("model").value(req.model.string()).key("bench").begin_object();
+  j.begin_object().key("model").value(req.model.string());
+  if (!req.kv_type.empty()) j.key("type_k").value(req.kv_type).key("type_v").value(req.kv_type);
+  if (!req.flash_attn.empty()) j.key("flash_attn").value(req.flash_attn);
+  j.key("bench").begin_object();
   j.key("n_prompt").value(static_cast<int64_t>(req.n_prompt)).key("n_gen").value(static_cast<int64_t>(req.n_gen));
   j.key("n_depth").value(static_cast<int64_t>(req.n_depth));
   j.key("reps").value(static_cast<int64_t>(req.reps)).key("threads").value(static_cast<int64_t>(req.threads));

@@ -62,6 +62,8 @@ struct RefBenchRequest {
   int32_t n_depth = 0;          // tokens of context before each test, evaluated untimed
   int32_t reps = 1;
   int threads = 1;
+  std::string kv_type;     // the reference's K and V cache type: f16, f32, q8_0 ("": its default)
+  std::string flash_attn;  // on, off, auto ("": its default)
   const std::atomic<bool>* cancel = nullptr;  // set: the reference is stopped, Error(interrupted)
 };
 

@@ -537,5 +537,21 @@ TEST(BenchCli, ReferenceIsAskedForTheDepth) {
   EXPECT_NEAR(double(rows.at(1)["avg_ts"]), 32.0, 1e-9);
 }
 
+// llama.cpp keeps a Q8_0 V cache only with flash attention: bench asks for both, and names the
+// cache in both rows.
+TEST(BenchCli, ReferenceRunsWithTheSameKvCache) {
+  FakeReference ref(
+      "case \"$req\" in *'\"type_k\":\"q8_0\",\"type_v\":\"q8_0\",\"flash_attn\":\"on\"'*) ;;\n"
+      "  *) echo \"no q8_0 cache in $req\" >&2; exit 1;; esac\n"
+      "echo '{\"pp_seconds\":[],\"tg_seconds\":[0.25]}'");
+  RunResult r = run_bitnet({"bench", "-m", "fixture:bitnet-tiny-tq2_0", "-p", "0", "-n", "8", "-r", "1", "-t", "1",
+                            "--kv-type", "q8_0", "--reference", ref.spec()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| llama.cpp, kv q8_0 | 1 | tg8 |"), std::string::npos) << r.out;
+  r = run_bitnet({"bench", "-m", "fixture:bitnet-tiny-tq2_0", "-p", "0", "-n", "8", "-r", "1", "-t", "1", "--reference",
+                  ref.spec()});
+  EXPECT_EQ(r.exit_code, 1) << "an f16 run must not ask for a q8_0 cache: " << r.err;
+}
+
 }  // namespace
 }  // namespace bitnet::test
