@@ -1,0 +1,30 @@
+// The float oracle: an independent forward pass computing the exact maths (docs/float-oracle.md:
+// weights at their stored values, activations never quantized, double throughout), to measure what
+// the engine's activation rounding costs and to catch bugs its kernel tables would share.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/base/token_id.hpp"
+#include "core/model/model.hpp"
+
+namespace bitnet::diag {
+
+struct FloatOracleOptions {
+  // Output-matrix rows dequantized at a time for the logits: the 2B model's tied output matrix
+  // (128256 rows) is the largest weight by far, and this bounds its share of the memory at
+  // rows x n_embd doubles.
+  int64_t output_rows_per_slice = 4096;
+};
+
+// Logits of every position for `tokens` fed from position 0: [tokens.size()][n_vocab] row-major.
+// Each weight matrix is dequantized right before its product and freed after it (the output
+// matrix a slice of rows at a time), so memory stays at about one matrix in double. Throws
+// bitnet::Error(invalid_input) for an empty token list, an id outside the vocabulary, more tokens
+// than the model's context or a slice size below 1.
+std::vector<float> float_oracle_logits(const model::Model& model, std::span<const TokenId> tokens,
+                                       const FloatOracleOptions& opt = {});
+
+}  // namespace bitnet::diag

@@ -1,0 +1,207 @@
+// The float oracle (diag/oracle/float_model.hpp) against the engine where both compute the same
+// maths, against itself across weight formats holding the same values, and its input errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/register.hpp"
+#include "core/base/error.hpp"
+#include "core/gguf/reader.hpp"
+#include "core/gguf/writer.hpp"
+#include "core/infer/session.hpp"
+#include "core/kernels/dispatch.hpp"
+#include "core/kernels/kernels.hpp"
+#include "core/model/convert.hpp"
+#include "core/model/model.hpp"
+#include "diag/oracle/float_model.hpp"
+#include "support/fixtures.hpp"
+#include "support/scoped.hpp"
+
+namespace bitnet::diag {
+namespace {
+
+std::unique_ptr<model::Model> load(const std::string& name) {
+  return model::Model::load(test::fixture_file("models/" + name));
+}
+
+// A fixed prompt of n ids spread over the vocabulary (the same recipe as the session tests).
+std::vector<TokenId> prompt(const model::Model& m, size_t n) {
+  std::vector<TokenId> p(n);
+  for (size_t i = 0; i < n; ++i) p[i] = static_cast<TokenId>((i * 37 + 3) % m.config().n_vocab);
+  return p;
+}
+
+// The engine's logits of every position, [T][n_vocab]. An f32 KV cache: the default F16 cache
+// rounds keys, values, queries and attention weights to F16 (ggml's numerics), which is not the
+// maths the oracle computes.
+std::vector<float> engine_logits(const model::Model& m, const kernels::KernelTable& k, const std::vector<TokenId>& toks) {
+  infer::SessionOptions so;
+  so.kv_type = infer::KvType::f32;
+  infer::Session s(m, k, so);
+  s.eval(toks, /*all_logits=*/true);
+  std::vector<float> out;
+  for (size_t i = 0; i < toks.size(); ++i) out.insert(out.end(), s.logits_at(i).begin(), s.logits_at(i).end());
+  return out;
+}
+
+// The largest |engine - oracle| of any logit, over max(1, the largest |oracle logit| at that
+// position): an error relative to the size of the position's logits, absolute when they are small.
+double worst_relative_diff(const std::vector<float>& oracle, const std::vector<float>& engine, size_t n_vocab) {
+  EXPECT_EQ(oracle.size(), engine.size());
+  double worst = 0;
+  for (size_t p = 0; p * n_vocab < std::min(oracle.size(), engine.size()); ++p) {
+    double size = 1;
+    for (size_t v = 0; v < n_vocab; ++v) size = std::max(size, std::fabs(static_cast<double>(oracle[p * n_vocab + v])));
+    for (size_t v = 0; v < n_vocab; ++v) {
+      const size_t i = p * n_vocab + v;
+      worst = std::max(worst, std::fabs(static_cast<double>(engine[i]) - oracle[i]) / size);
+    }
+  }
+  return worst;
+}
+
+// The engine on the reference table and on this CPU's best one, both within `bound` of the oracle.
+void expect_engine_agrees(const model::Model& m, const std::string& what, double bound) {
+  backends::register_all();
+  const std::vector<TokenId> toks = prompt(m, 40);
+  const std::vector<float> oracle = float_oracle_logits(m, toks);
+  for (const kernels::KernelTable* k : {&kernels::reference_table(), kernels::select_backend("").table}) {
+    const double worst = worst_relative_diff(oracle, engine_logits(m, *k, toks), m.config().n_vocab);
+    std::cout << "[ oracle   ] " << what << " vs engine (" << k->name << "): worst relative logit difference " << worst
+              << "\n";
+    ::testing::Test::RecordProperty(what + "_" + std::string(k->name), std::to_string(worst));
+    EXPECT_LE(worst, bound) << what << " on " << k->name;
+  }
+}
+
+// A copy of a fixture with every F16 tensor widened to F32 (exact), written to `dir`: the same
+// model, which the engine multiplies without rounding its activations. With `scales`, each
+// ternary matrix also gets arch bitnet's optional `.scale` multiplier (a different power-of-two
+// fraction each, so that one applied in the wrong place shows).
+std::unique_ptr<model::Model> f32_copy(const std::string& name, const test::TempDir& dir, bool scales = false) {
+  const gguf::GgufFile src = gguf::GgufFile::open(test::fixture_file("models/" + name));
+  gguf::GgufWriter w;
+  for (const auto& kv : src.kvs()) w.set_value(kv.key, kv.value);
+  std::vector<std::vector<float>> data;  // the new tensors' bytes, kept until the write
+  data.reserve(2 * src.tensors().size());
+  static constexpr float kScales[] = {1.5f, 0.75f, 1.25f, 0.625f, 2.0f, 0.875f, 1.125f};
+  for (const auto& t : src.tensors()) {
+    const std::vector<int64_t> ne(t.dims().begin(), t.dims().end());
+    if (t.type != gguf::GgmlType::F16) {
+      w.add_tensor(t.name, t.type, ne, src.tensor_data(t));
+    } else {
+      auto& v = data.emplace_back(static_cast<size_t>(t.n_elements()));
+      kernels::dequantize(t.type, src.tensor_data(t).data(), 0, t.n_elements(), v.data());
+      w.add_tensor(t.name, gguf::GgmlType::F32, ne, std::as_bytes(std::span<const float>(v)));
+    }
+    if (scales && model::is_ternary_weight_name(t.name)) {
+      auto& v = data.emplace_back(1, kScales[data.size() % std::size(kScales)]);
+      const std::string base = t.name.substr(0, t.name.size() - std::string_view(".weight").size());
+      w.add_tensor(base + ".scale", gguf::GgmlType::F32, {1}, std::as_bytes(std::span<const float>(v)));
+    }
+  }
+  w.write(dir / name);
+  return model::Model::load(dir / name);
+}
+
+// F32 weights: the engine multiplies its f32 activations as they are (no quantization), so the
+// two differ only by float rounding: the engine's f32 sums and its RoPE angles advanced by float
+// multiplication, against the oracle's doubles. The bitnet archs' F16 fixtures widened to F32
+// put their sub-norms, NEOX RoPE, both FFN activations and arch bitnet's per-matrix scales under
+// the same tight bound.
+TEST(FloatOracle, MatchesTheEngineOnF32Weights) {
+  expect_engine_agrees(*load("stories260K.gguf"), "stories260K.gguf", 5e-6);
+  const test::TempDir dir;
+  for (const char* name : {"bitnet-tiny-f16.gguf", "bitnet-b158-tiny-f16.gguf"})
+    expect_engine_agrees(*f32_copy(name, dir), std::string(name) + " widened to F32", 5e-6);
+  const test::TempDir scaled_dir;
+  auto scaled = f32_copy("bitnet-tiny-f16.gguf", scaled_dir, /*scales=*/true);
+  const model::LayerWeights& L = scaled->layer(0);
+  for (float f : {L.wq_scale, L.wk_scale, L.wv_scale, L.wo_scale, L.gate_scale, L.up_scale, L.down_scale})
+    ASSERT_NE(f, 1.0f) << "the loader did not read the .scale tensors";
+  expect_engine_agrees(*scaled, "bitnet-tiny-f16.gguf widened to F32 with .scale tensors", 5e-6);
+}
+
+// F16 weights: the engine rounds each matmul's activations to F16 first (formats.cpp, ActFormat::
+// f16: ggml converts the f32 operand of an F16 matmul the same way), a relative error of up to
+// 2^-11 in every input of every product, which the oracle does not make. Through the layers and
+// the tied F16 output matrix that moves the logits far more than the F32 bound allows and far
+// less than a wrong sub-norm, RoPE or activation does (docs/float-oracle.md has the numbers).
+TEST(FloatOracle, MatchesTheEngineOnF16WeightsUpToF16Activations) {
+  for (const char* name : {"bitnet-tiny-f16.gguf", "bitnet-b158-tiny-f16.gguf"})
+    expect_engine_agrees(*load(name), name, 3e-3);
+}
+
+// Files holding the same weights in different formats (the synthetic generator's scales are exact
+// in F16, so ternary x scale is the same number in each) must give the oracle the same doubles,
+// and the same doubles give the same logits bit for bit: any difference is a dequantization slip
+// in one format's path.
+TEST(FloatOracle, SameWeightsInEveryFormatGiveTheSameLogits) {
+  struct Pair {
+    const char* base;
+    const char* other;
+  };
+  // F16 embeddings against F16; the TQ files without "embf16" share a Q6_K embedding instead.
+  const Pair pairs[] = {{"bitnet-tiny-f16.gguf", "bitnet-tiny-tq2_0-embf16.gguf"},
+                        {"bitnet-tiny-f16.gguf", "bitnet-tiny-i2_s.gguf"},
+                        {"bitnet-tiny-tq2_0.gguf", "bitnet-tiny-tq1_0.gguf"},
+                        {"bitnet-b158-tiny-f16.gguf", "bitnet-b158-tiny-i2_s.gguf"}};
+  for (const Pair& p : pairs) {
+    auto a = load(p.base), b = load(p.other);
+    const std::vector<TokenId> toks = prompt(*a, 40);
+    const std::vector<float> la = float_oracle_logits(*a, toks), lb = float_oracle_logits(*b, toks);
+    const double worst = worst_relative_diff(la, lb, a->config().n_vocab);
+    std::cout << "[ oracle   ] " << p.other << " vs " << p.base << ": worst relative logit difference " << worst << "\n";
+    EXPECT_EQ(la, lb) << p.other << " vs " << p.base;
+  }
+}
+
+// The logits do not depend on how the output matrix is sliced (one row at a time, or all).
+TEST(FloatOracle, OutputSlicesDoNotChangeTheLogits) {
+  auto m = load("bitnet-tiny-i2_s.gguf");
+  const std::vector<TokenId> toks = prompt(*m, 7);
+  const std::vector<float> whole = float_oracle_logits(*m, toks, {.output_rows_per_slice = 1 << 20});
+  EXPECT_EQ(float_oracle_logits(*m, toks, {.output_rows_per_slice = 1}), whole);
+  EXPECT_EQ(float_oracle_logits(*m, toks, {.output_rows_per_slice = 100}), whole);
+}
+
+// Position t's logits depend only on tokens 0..t (causal attention): a prefix gives the same rows.
+TEST(FloatOracle, APrefixGivesTheSameLeadingRows) {
+  auto m = load("stories260K.gguf");
+  const std::vector<TokenId> toks = prompt(*m, 12);
+  const std::vector<float> all = float_oracle_logits(*m, toks);
+  const std::vector<float> head = float_oracle_logits(*m, std::span(toks).first(5));
+  const size_t n = 5 * m->config().n_vocab;
+  ASSERT_EQ(head.size(), n);
+  for (size_t i = 0; i < n; ++i) EXPECT_NEAR(head[i], all[i], 1e-5 * std::max(1.0f, std::fabs(all[i]))) << i;
+}
+
+// Bad input is a bitnet::Error(invalid_input) whose message names the value and the limit.
+void expect_invalid(const model::Model& m, std::span<const TokenId> toks, const std::vector<std::string>& words,
+                    const FloatOracleOptions& opt = {}) {
+  try {
+    (void)float_oracle_logits(m, toks, opt);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_input);
+    for (const std::string& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what();
+  }
+}
+
+TEST(FloatOracle, RejectsBadInput) {
+  auto m = load("stories260K.gguf");
+  const model::ModelConfig& c = m->config();  // vocab 512, context 2048
+  expect_invalid(*m, {}, {"no tokens", "at least 1"});
+  expect_invalid(*m, std::vector<TokenId>{1, static_cast<TokenId>(c.n_vocab)}, {"512", "position 1", "0..511"});
+  expect_invalid(*m, std::vector<TokenId>{-1}, {"-1", "0..511"});
+  expect_invalid(*m, std::vector<TokenId>(c.n_ctx_train + 1, 1), {"2049", "2048"});
+  expect_invalid(*m, std::vector<TokenId>{1}, {"output_rows_per_slice", "0", "at least 1"}, {.output_rows_per_slice = 0});
+}
+
+}  // namespace
+}  // namespace bitnet::diag
