@@ -12,7 +12,9 @@
 #include <fmt/format.h>
 
 #include "app/cli.hpp"
+#include "app/build_info.hpp"
 #include "app/engine_options.hpp"
+#include "app/output_path.hpp"
 #include "app/signals.hpp"
 #include "app/text_file.hpp"
 #include "core/base/error.hpp"
@@ -20,6 +22,7 @@
 #include "core/base/log.hpp"
 #include "core/infer/session.hpp"
 #include "diag/crossval/reference.hpp"
+#include "diag/kld_base.hpp"
 #include "diag/perplexity.hpp"
 
 namespace bitnet::app {
@@ -33,6 +36,8 @@ struct PerplexityFlags {
   size_t chunks = 0;
   std::string reference;
   bool kl_divergence = false;
+  std::string base;  // --kl-divergence-base
+  CLI::Option* ctx_opt = nullptr;
   int ref_threads = 1;
   std::string ref_flash_attn = "off";
   double timeout = 600;
@@ -136,13 +141,48 @@ void show_progress(const diag::PerplexityProgress& p) {
   if (p.chunk == p.n_chunks) std::fputs("\r\033[K", stderr);
 }
 
+// A base file must come from a model that tokenizes alike: same vocabulary size and texts.
+void check_base(const diag::KldBaseReader& base, const std::string& path, const tokenizer::Vocab& vocab,
+                const std::filesystem::path& model, uint32_t n_vocab) {
+  const diag::KldBaseHeader& h = base.header();
+  if (h.n_vocab != n_vocab)
+    throw make_error(ErrorCode::invalid_input,
+                     "--kl-divergence-base {}: saved from a model with a vocabulary of {} tokens ({}); {} has {}", path,
+                     h.n_vocab, h.model, model.string(), n_vocab);
+  if (h.vocab_sha256 != diag::vocab_fingerprint(vocab))
+    throw make_error(ErrorCode::invalid_input,
+                     "--kl-divergence-base {}: saved from a model with another vocabulary ({}); the token ids of {} do "
+                     "not mean the same", path, h.model, model.string());
+  if (h.first != h.n_ctx / 2)
+    throw make_error(ErrorCode::invalid_input, "--kl-divergence-base {}: rows from position {} of {}, expected {}", path,
+                     h.first, h.n_ctx, h.n_ctx / 2);
+}
+
+// The chunks as they will be evaluated (BOS first when the model adds it).
+diag::KldBaseHeader base_header(const std::vector<TokenId>& tokens, uint32_t n_ctx, size_t max_chunks,
+                                std::optional<TokenId> bos, const tokenizer::Vocab& vocab, const Engine& e) {
+  diag::KldBaseHeader h;
+  h.model = e.model_path.filename().string();
+  h.engine = fmt::format("bitnet {}, {}", build::version, e.kernels->name);
+  h.vocab_sha256 = diag::vocab_fingerprint(vocab);
+  h.n_vocab = e.model->config().n_vocab;
+  h.n_ctx = n_ctx;
+  h.first = n_ctx / 2;
+  size_t chunks = tokens.size() / n_ctx;
+  if (max_chunks > 0) chunks = std::min(chunks, max_chunks);
+  h.tokens.assign(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(chunks * n_ctx));
+  if (bos)
+    for (size_t c = 0; c < chunks; ++c) h.tokens[c * n_ctx] = *bos;
+  return h;
+}
+
 }  // namespace
 
 RunFn setup_perplexity(CLI::App& sub) {
   auto f = std::make_shared<PerplexityFlags>();
   add_engine_flags(sub, f->engine, {.pre = true, .kv = true});
-  sub.add_option("-f,--file", f->file, "The text to score (UTF-8)")->required();
-  sub.add_option("-c,--ctx-size", f->n_ctx, "Tokens per chunk; the second half of each is scored (default 512)")
+  sub.add_option("-f,--file", f->file, "The text to score (UTF-8)");
+  f->ctx_opt = sub.add_option("-c,--ctx-size", f->n_ctx, "Tokens per chunk; the second half of each is scored (default 512)")
       ->check(CLI::Range(4, 1 << 20));
   sub.add_option("-b,--batch-size", f->n_batch, "Tokens per forward pass (default 512)")->check(CLI::Range(1, 1 << 20));
   sub.add_option("--chunks", f->chunks, "Score at most this many chunks (default: all the text holds)")
@@ -150,7 +190,11 @@ RunFn setup_perplexity(CLI::App& sub) {
   sub.add_option("-r,--reference", f->reference,
                  "Also score the same tokens with llama.cpp[:DIR] or backend:NAME and compare (PPL ratio, KL "
                  "divergence, delta p, same top token)");
-  sub.add_flag("--kl-divergence", f->kl_divergence, "llama-perplexity's spelling: compare with --reference (needs it)");
+  sub.add_option("--kl-divergence-base", f->base,
+                 "Save our logits of every scored token to FILE (zstd; with -f), or with --kl-divergence compare "
+                 "with the logits saved there, on its tokens (no -f)");
+  sub.add_flag("--kl-divergence", f->kl_divergence,
+               "Compare with --kl-divergence-base FILE (or --reference): KL divergence, delta p, same top token");
   sub.add_option("--ref-timeout", f->timeout, "Seconds the reference may take per chunk (default 600)")
       ->check(CLI::Range(0.1, 86400.0));
   sub.add_option("--ref-threads", f->ref_threads, "Threads for the llama.cpp reference (default 1)")
@@ -162,13 +206,27 @@ RunFn setup_perplexity(CLI::App& sub) {
   sub.footer("Method: llama-perplexity's. The text is tokenized with BOS, cut into chunks of -c tokens, each\n"
              "evaluated from an empty context with BOS first; the second half of each chunk is scored.\n"
              "Examples:\n  bitnet perplexity -m fixture:stories260K -f /usr/share/common-licenses/GPL-3 -c 128\n"
-             "  bitnet perplexity -m model.gguf -f wiki.test.raw --chunks 20 --reference llama.cpp --json");
+             "  bitnet perplexity -m model.gguf -f wiki.test.raw --chunks 20 --reference llama.cpp --json\n"
+             "  bitnet perplexity -m model-f16.gguf -f wiki.test.raw --kl-divergence-base f16.kld\n"
+             "  bitnet perplexity -m model-i2_s.gguf --kl-divergence --kl-divergence-base f16.kld");
   return [f](const Context& ctx) {
     static log::Logger& lg = log::get("perplexity");
-    if (f->kl_divergence && f->reference.empty())
-      throw make_error(ErrorCode::usage, "--kl-divergence compares with a reference: give --reference llama.cpp[:DIR] or "
-                                         "backend:NAME");
-    // The reference's spelling before any model is loaded: a typo costs nothing.
+    // With --kl-divergence the base file is read (it is the reference); without, it is written.
+    const bool read_base = f->kl_divergence && !f->base.empty();
+    const bool write_base = !f->kl_divergence && !f->base.empty();
+    if (f->kl_divergence && f->reference.empty() && f->base.empty())
+      throw make_error(ErrorCode::usage, "--kl-divergence compares with a reference: give --kl-divergence-base FILE (saved "
+                                         "by an earlier run) or --reference llama.cpp[:DIR] or backend:NAME");
+    if (read_base && !f->reference.empty())
+      throw make_error(ErrorCode::usage, "--kl-divergence --kl-divergence-base {} compares with that file; --reference {} "
+                                         "would be a second reference", f->base, f->reference);
+    if (read_base && !f->file.empty())
+      throw make_error(ErrorCode::usage, "--kl-divergence-base {} holds the tokens it was made from; leave out -f {}",
+                       f->base, f->file);
+    if (!read_base && f->file.empty())
+      throw make_error(ErrorCode::usage, "perplexity needs a text: -f FILE (or --kl-divergence --kl-divergence-base FILE)");
+    // The reference's spelling, the output path and a base file's header before any model is
+    // loaded: a typo costs nothing.
     std::optional<diag::ReferenceSpec> ref;
     if (!f->reference.empty()) {
       ref = diag::parse_reference(f->reference, ctx.llama_dir, f->ref_threads);
@@ -177,19 +235,32 @@ RunFn setup_perplexity(CLI::App& sub) {
                          f->reference);
       ref->timeout_flag = "--ref-timeout";
     }
-    const std::string text = read_text_file(f->file, "the text (-f)");
+    if (write_base) check_output_path("--kl-divergence-base", f->base);
+    std::unique_ptr<diag::KldBaseReader> base;
+    if (read_base) base = std::make_unique<diag::KldBaseReader>(f->base);
+    const std::string text = read_base ? "" : read_text_file(f->file, "the text (-f)");
     const std::atomic<bool>& cancel = install_interrupt_handler();
     Engine e = resolve_engine(ctx, f->engine, {.model = true, .vocab = true, .pool = true});
     const uint32_t n_vocab = e.model->config().n_vocab;
     const tokenizer::Tokenizer& tok = *e.tokenizer;
-    const std::vector<TokenId> tokens = tok.encode_ids(text, /*add_special=*/true, /*parse_special=*/false);
-    const uint32_t n_ctx = f->n_ctx;
-    if (tokens.size() < n_ctx)
-      throw make_error(ErrorCode::invalid_input, "{}: the text is {} tokens long, shorter than one chunk of {} tokens (-c)",
-                       f->file, tokens.size(), n_ctx);
+    std::vector<TokenId> tokens;
+    uint32_t n_ctx = f->n_ctx;
+    if (read_base) {
+      check_base(*base, f->base, tok.vocab(), e.model_path, n_vocab);
+      const diag::KldBaseHeader& h = base->header();
+      if (f->ctx_opt->count() > 0 && f->n_ctx != h.n_ctx)
+        throw make_error(ErrorCode::usage, "-c {}: --kl-divergence-base {} was saved with chunks of {} tokens", f->n_ctx,
+                         f->base, h.n_ctx);
+      tokens = h.tokens;
+      n_ctx = h.n_ctx;
+    } else {
+      tokens = tok.encode_ids(text, /*add_special=*/true, /*parse_special=*/false);
+      if (tokens.size() < n_ctx)
+        throw make_error(ErrorCode::invalid_input, "{}: the text is {} tokens long, shorter than one chunk of {} tokens (-c)",
+                         f->file, tokens.size(), n_ctx);
+    }
     if (n_ctx > e.model->config().n_ctx_train)
-      log::warn(lg, "-c {} is past the model's training context of {} tokens", n_ctx,
-                e.model->config().n_ctx_train);
+      log::warn(lg, "-c {} is past the model's training context of {} tokens", n_ctx, e.model->config().n_ctx_train);
 
     infer::SessionOptions so;
     so.n_ctx = n_ctx;
@@ -200,13 +271,16 @@ RunFn setup_perplexity(CLI::App& sub) {
     diag::PerplexityOptions o;
     o.n_ctx = n_ctx;
     o.max_chunks = f->chunks;
-    if (tok.vocab().add_bos && tok.vocab().bos) o.bos = *tok.vocab().bos;
+    // A base file's chunks are stored as evaluated, BOS included.
+    if (!read_base && tok.vocab().add_bos && tok.vocab().bos) o.bos = *tok.vocab().bos;
     o.ours = diag::session_chunk_logits(ours);
     o.cancel = &cancel;
     if (::isatty(STDERR_FILENO) != 0 && !ctx.quiet) o.progress = show_progress;
 
     std::unique_ptr<infer::Session> other;
-    if (ref && ref->kind == diag::RefKind::backend) {
+    if (read_base) {
+      o.reference = [&base](std::span<const TokenId>, size_t) { return base->next_chunk(); };
+    } else if (ref && ref->kind == diag::RefKind::backend) {
       other = std::make_unique<infer::Session>(*e.model, select_kernels(ref->backend), so);
       o.reference = diag::session_chunk_logits(*other);
     } else if (ref) {
@@ -222,15 +296,24 @@ RunFn setup_perplexity(CLI::App& sub) {
         return diag::run_reference_logits(*ref, req, n_vocab, timeout).logits;
       };
     }
+    std::unique_ptr<diag::KldBaseWriter> writer;
+    if (write_base) {
+      diag::KldBaseHeader h = base_header(tokens, n_ctx, f->chunks, o.bos, tok.vocab(), e);
+      writer = std::make_unique<diag::KldBaseWriter>(f->base, h);
+      o.save = [&writer](const std::vector<float>& rows) { writer->add_chunk(rows); };
+    }
     diag::PerplexityReport r;
     try {
       r = diag::run_perplexity(tokens, n_vocab, o);
+      if (writer) writer->commit();
+      if (base && f->chunks == 0) base->expect_end();
     } catch (...) {
       if (o.progress) std::fputs("\r\033[K", stderr);
       throw_if_cancelled();  // Ctrl-C, SIGTERM or --timeout, said as such
       throw;
     }
-    write_stdout(f->json ? json_report(r, e, f->reference) : text_report(r, f->reference));
+    const std::string ref_name = read_base ? fmt::format("{} ({})", f->base, base->header().engine) : f->reference;
+    write_stdout(f->json ? json_report(r, e, ref_name) : text_report(r, ref_name));
     return 0;
   };
 }

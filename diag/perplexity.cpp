@@ -157,6 +157,7 @@ PerplexityReport run_perplexity(std::span<const TokenId> tokens, uint32_t n_voca
     auto t = Clock::now();
     const std::vector<float> ours = opt.ours(chunk, first);
     r.seconds += std::chrono::duration<double>(Clock::now() - t).count();
+    if (opt.save) opt.save(ours);
     std::vector<float> ref;
     if (opt.reference) {
       t = Clock::now();

@@ -38,6 +38,8 @@ struct PerplexityOptions {
   std::optional<TokenId> bos;     // set: each chunk's first token becomes it (the model adds BOS)
   ChunkLogits ours;
   ChunkLogits reference;          // empty: perplexity alone
+  // Called with each chunk's rows of ours, [n_ctx - n_ctx / 2][n_vocab] (a base file's writer).
+  std::function<void(const std::vector<float>&)> save;
   std::function<void(const PerplexityProgress&)> progress;  // after each chunk
   const std::atomic<bool>* cancel = nullptr;  // set: Error(interrupted) between chunks
 };

@@ -96,7 +96,7 @@ TEST(PerplexityCli, BadInputGetsOneClearLineAndItsExitCode) {
   // No text: usage.
   RunResult r = run_bitnet({"perplexity", "-m", stories()});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("--file"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("needs a text: -f FILE"), std::string::npos) << r.err;
   // A text that is not there: invalid input, naming the path.
   r = run_bitnet({"perplexity", "-m", stories(), "-f", "/nonexistent/wiki.test.raw"});
   EXPECT_EQ(r.exit_code, 3) << r.err;
@@ -121,6 +121,78 @@ TEST(PerplexityCli, BadInputGetsOneClearLineAndItsExitCode) {
   r = run_bitnet({"perplexity", "-m", stories(), "-f", kText, "--reference", "golden:x.json"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("golden:x.json"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+struct ScratchDir {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / ("bitnet-ppl-base-" + std::to_string(::getpid()));
+  ScratchDir() { std::filesystem::create_directories(dir); }
+  ~ScratchDir() { std::filesystem::remove_all(dir); }
+};
+
+std::string tiny(const std::string& name) { return fixture_file("models/bitnet-tiny-" + name + ".gguf").string(); }
+
+// llama-perplexity's two-step KL divergence: save one model's logits, compare another with them.
+TEST(PerplexityCli, KlDivergenceAgainstASavedBase) {
+  ScratchDir s;
+  const std::string base = (s.dir / "f16.kld").string();
+  RunResult r = run_bitnet({"perplexity", "-m", tiny("f16"), "-f", kText, "-c", "128", "--chunks", "5",
+                            "--kl-divergence-base", base, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Ppl saved = parse(r.out);
+  ASSERT_TRUE(std::filesystem::exists(base));
+  // The same model against its own logits: nothing between them, to the bit.
+  r = run_bitnet({"perplexity", "-m", tiny("f16"), "--kl-divergence", "--kl-divergence-base", base, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Ppl same = parse(r.out);
+  EXPECT_EQ(same.ours, saved.ours);
+  EXPECT_EQ(same.ref, saved.ours);
+  EXPECT_EQ(same.kld, 0.0);
+  EXPECT_EQ(same.same_top, 1.0);
+  EXPECT_EQ(same.chunks, 5u);
+  // The same weights as TQ2_0 (activations rounded to Q8_K): a small, positive divergence.
+  r = run_bitnet({"perplexity", "-m", tiny("tq2_0-embf16"), "--kl-divergence", "--kl-divergence-base", base, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Ppl tq2 = parse(r.out);
+  EXPECT_EQ(tq2.ref, saved.ours);
+  EXPECT_GT(tq2.kld, 0.0);
+  EXPECT_LT(tq2.kld, 0.05);
+  // --chunks reads only the first ones.
+  r = run_bitnet({"perplexity", "-m", tiny("f16"), "--kl-divergence", "--kl-divergence-base", base, "--chunks", "2",
+                  "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(parse(r.out).chunks, 2u);
+}
+
+TEST(PerplexityCli, ABaseFileOnlyServesItsOwnVocabulary) {
+  ScratchDir s;
+  const std::string base = (s.dir / "f16.kld").string();
+  ASSERT_EQ(run_bitnet({"perplexity", "-m", tiny("f16"), "-f", kText, "-c", "64", "--chunks", "2",
+                        "--kl-divergence-base", base}).exit_code, 0);
+  // stories260K has 512 tokens too, but other ones.
+  RunResult r = run_bitnet({"perplexity", "-m", stories(), "--kl-divergence", "--kl-divergence-base", base});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("another vocabulary"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(base), std::string::npos) << r.err;
+  // Text or a second reference beside a base that is read: usage errors.
+  r = run_bitnet({"perplexity", "-m", tiny("f16"), "--kl-divergence", "--kl-divergence-base", base, "-f", kText});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = run_bitnet({"perplexity", "-m", tiny("f16"), "--kl-divergence", "--kl-divergence-base", base, "--reference",
+                  "backend:reference"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = run_bitnet({"perplexity", "-m", tiny("f16"), "--kl-divergence", "--kl-divergence-base", base, "-c", "128"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  // A file that is not a base file, and one that is not there.
+  const std::string junk = (s.dir / "junk.kld").string();
+  { std::ofstream(junk) << "not a base file"; }
+  r = run_bitnet({"perplexity", "-m", tiny("f16"), "--kl-divergence", "--kl-divergence-base", junk});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find(junk), std::string::npos) << r.err;
+  r = run_bitnet({"perplexity", "-m", tiny("f16"), "--kl-divergence", "--kl-divergence-base", junk + ".missing"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  // Saving into a directory that does not exist fails before any work, and leaves nothing.
+  r = run_bitnet({"perplexity", "-m", tiny("f16"), "-f", kText, "--kl-divergence-base", (s.dir / "no/such.kld").string()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(r.out, "");
 }
 
