@@ -8,10 +8,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <span>
+#include <utility>
 #include <vector>
 
 #include "core/base/error.hpp"
 #include "core/kernels/kernels.hpp"
+#include "diag/oracle/activation_rounding.hpp"
 
 namespace bitnet::diag {
 namespace {
@@ -35,12 +38,22 @@ Matrix dequantize_rows(const kernels::WeightView& w, int64_t r0, int64_t n) {
   return m;
 }
 
-// y = scale * x W^T for every token. The matrix is dequantized for this one product and freed
-// after it, so at most one layer matrix is ever held as doubles. `scale` is arch bitnet's optional
-// per-matrix multiplier (1 when the file has none), applied to the product as the engine does.
-Matrix linear(const Matrix& x, const kernels::WeightView& w, float scale) {
+// x with every token's row rounded as `act` says (a copy; x itself is still needed by the
+// caller, e.g. h feeds q, k and v, and the residual stream must stay exact).
+Matrix rounded(const Matrix& x, OracleActivations act) {
+  Matrix r = x;
+  for (Index t = 0; t < r.rows(); ++t)
+    round_activation_row(act, std::span<double>(r.row(t).data(), static_cast<size_t>(r.cols())));
+  return r;
+}
+
+// y = scale * x W^T for every token, x first rounded as the chosen engine scheme would round it
+// (exact: not at all). The matrix is dequantized for this one product and freed after it, so at
+// most one layer matrix is ever held as doubles. `scale` is arch bitnet's optional per-matrix
+// multiplier (1 when the file has none), applied to the product as the engine does.
+Matrix linear(const Matrix& x, const kernels::WeightView& w, float scale, OracleActivations act) {
   BITNET_CHECK(w.cols == x.cols());
-  Matrix y = x * dequantize_rows(w, 0, w.rows).transpose();
+  Matrix y = (act == OracleActivations::exact ? x : rounded(x, act)) * dequantize_rows(w, 0, w.rows).transpose();
   if (scale != 1.0f) y *= static_cast<double>(scale);
   return y;
 }
@@ -99,28 +112,47 @@ Matrix attention(const Matrix& q, const Matrix& k, const Matrix& v, const model:
 
 // Gated FFN: act(gate h) * (up h), arch bitnet's ffn_sub_norm, then down. act is SiLU (llama,
 // bitnet) or ReLU^2 (bitnet-b1.58, or bitnet with hidden_activation relu2).
-Matrix ffn(const Matrix& h, const model::LayerWeights& L, const model::ModelConfig& c) {
-  Matrix g = linear(h, L.gate, L.gate_scale);
-  const Matrix u = linear(h, L.up, L.up_scale);
+Matrix ffn(const Matrix& h, const model::LayerWeights& L, const model::ModelConfig& c, OracleActivations act) {
+  Matrix g = linear(h, L.gate, L.gate_scale, act);
+  const Matrix u = linear(h, L.up, L.up_scale, act);
   if (c.ffn_act == model::FfnAct::relu2) g.array() = g.array().max(0.0).square() * u.array();
   else g.array() = g.array() / (1.0 + (-g.array()).exp()) * u.array();
   if (c.sub_norms) g = rms_norm(g, L.ffn_sub_norm, c.rms_eps);
-  return linear(g, L.down, L.down_scale);
+  return linear(g, L.down, L.down_scale, act);
 }
 
 // One block on the residual stream x [T][n_embd]: pre-norm attention (the bitnet archs norm the
 // heads' concatenated output again before the output projection), then the pre-norm FFN.
-void layer(Matrix& x, const model::LayerWeights& L, const model::ModelConfig& c) {
+void layer(Matrix& x, const model::LayerWeights& L, const model::ModelConfig& c, OracleActivations act) {
   const Matrix h = rms_norm(x, L.attn_norm, c.rms_eps);
-  Matrix q = linear(h, L.wq, L.wq_scale);
-  Matrix k = linear(h, L.wk, L.wk_scale);
-  const Matrix v = linear(h, L.wv, L.wv_scale);
+  Matrix q = linear(h, L.wq, L.wq_scale, act);
+  Matrix k = linear(h, L.wk, L.wk_scale, act);
+  const Matrix v = linear(h, L.wv, L.wv_scale, act);
   rope(q, c.n_head, c);
   rope(k, c.n_head_kv, c);
   Matrix a = attention(q, k, v, c);
   if (c.sub_norms) a = rms_norm(a, L.attn_sub_norm, c.rms_eps);
-  x += linear(a, L.wo, L.wo_scale);
-  x += ffn(rms_norm(x, L.ffn_norm, c.rms_eps), L, c);
+  x += linear(a, L.wo, L.wo_scale, act);
+  x += ffn(rms_norm(x, L.ffn_norm, c.rms_eps), L, c, act);
+}
+
+// Q8_K rounds whole blocks of 256, so every layer matrix's input width must be a multiple of it.
+// Checked before any work, naming the first matrix that does not fit (every layer has the same
+// shapes, but the check does not rely on it).
+void check_block_widths(const model::Model& model, OracleActivations act) {
+  if (act != OracleActivations::q8_k) return;
+  for (uint32_t l = 0; l < model.config().n_layer; ++l) {
+    const model::LayerWeights& L = model.layer(l);
+    const std::pair<const char*, const kernels::WeightView*> mats[] = {
+        {"attn_q", &L.wq},     {"attn_k", &L.wk}, {"attn_v", &L.wv},       {"attn_output", &L.wo},
+        {"ffn_gate", &L.gate}, {"ffn_up", &L.up}, {"ffn_down", &L.down}};
+    for (const auto& [name, w] : mats)
+      if (w->cols % kOracleQ8KBlock != 0)
+        throw make_error(ErrorCode::invalid_input,
+                         "float oracle: blk.{}.{} takes rows of {} values, not a multiple of {}, which activation "
+                         "scheme {} needs",
+                         l, name, w->cols, kOracleQ8KBlock, oracle_activations_name(act));
+  }
 }
 
 void check_input(const model::ModelConfig& c, std::span<const TokenId> tokens, const FloatOracleOptions& opt) {
@@ -140,10 +172,20 @@ void check_input(const model::ModelConfig& c, std::span<const TokenId> tokens, c
 
 }  // namespace
 
+std::string_view oracle_activations_name(OracleActivations a) {
+  switch (a) {
+    case OracleActivations::exact: return "exact";
+    case OracleActivations::q8_k: return "q8_k";
+    case OracleActivations::i8: return "i8";
+  }
+  return "?";
+}
+
 std::vector<float> float_oracle_logits(const model::Model& model, std::span<const TokenId> tokens,
                                        const FloatOracleOptions& opt) {
   const model::ModelConfig& c = model.config();
   check_input(c, tokens, opt);
+  check_block_widths(model, opt.activations);
   const auto T = static_cast<Index>(tokens.size());
   const Index E = c.n_embd, V = c.n_vocab;
 
@@ -155,10 +197,11 @@ std::vector<float> float_oracle_logits(const model::Model& model, std::span<cons
     x.row(t) = Eigen::Map<const Eigen::RowVectorXf>(row.data(), E).cast<double>();
   }
 
-  for (uint32_t l = 0; l < c.n_layer; ++l) layer(x, model.layer(l), c);
+  for (uint32_t l = 0; l < c.n_layer; ++l) layer(x, model.layer(l), c, opt.activations);
 
   // Logits: the final norm, then the output matrix (token_embd when tied) a slice of rows at a
-  // time; the only rounding to f32 in the whole pass is this last store.
+  // time, its input never rounded (the activation schemes are the layer matrices' only); the
+  // only rounding to f32 in the whole pass is this last store.
   const Matrix y = rms_norm(x, model.output_norm(), c.rms_eps);
   const kernels::WeightView& w = model.output();
   BITNET_CHECK(w.rows == V && w.cols == E);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "core/base/token_id.hpp"
@@ -12,7 +13,18 @@
 
 namespace bitnet::diag {
 
+// What the oracle does to the activations entering each layer matrix (q, k, v, o, gate, up, down;
+// never the output matrix): nothing (the exact maths), or one engine scheme's rounding emulated in
+// double, to measure what that scheme costs and which scheme an engine really uses.
+enum class OracleActivations {
+  exact,  // never rounded
+  q8_k,   // llama.cpp's TQ1_0/TQ2_0 scheme: blocks of 256, scale from the signed absmax, int8
+  i8,     // bitnet.cpp's I2_S scheme: the whole row to int8 with one scale 127 / max|x|
+};
+std::string_view oracle_activations_name(OracleActivations a);  // "exact", "q8_k", "i8"
+
 struct FloatOracleOptions {
+  OracleActivations activations = OracleActivations::exact;
   // Output-matrix rows dequantized at a time for the logits: the 2B model's tied output matrix
   // (128256 rows) is the largest weight by far, and this bounds its share of the memory at
   // rows x n_embd doubles.

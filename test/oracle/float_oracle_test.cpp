@@ -1,10 +1,12 @@
 // The float oracle (diag/oracle/float_model.hpp) against the engine where both compute the same
-// maths, against itself across weight formats holding the same values, and its input errors.
+// maths, against itself across weight formats holding the same values, its emulation of the
+// engines' activation schemes (alone, and against the engine on the ternary fixtures), its errors.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <iomanip>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "core/kernels/kernels.hpp"
 #include "core/model/convert.hpp"
 #include "core/model/model.hpp"
+#include "diag/oracle/activation_rounding.hpp"
 #include "diag/oracle/float_model.hpp"
 #include "support/fixtures.hpp"
 #include "support/scoped.hpp"
@@ -181,6 +184,139 @@ TEST(FloatOracle, APrefixGivesTheSameLeadingRows) {
   for (size_t i = 0; i < n; ++i) EXPECT_NEAR(head[i], all[i], 1e-5 * std::max(1.0f, std::fabs(all[i]))) << i;
 }
 
+// The rounding alone, on rows worked out by hand. Exact multiples of the scales keep the expected
+// values exact in double (d = 2/127 and the like are compared to 1e-15 relative).
+std::vector<double> rounded_row(OracleActivations scheme, std::vector<double> row) {
+  round_activation_row(scheme, row);
+  return row;
+}
+
+void expect_row_near(const std::vector<double>& got, const std::vector<double>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(got[i], want[i], 1e-15 * std::max(1.0, std::fabs(want[i]))) << what << " element " << i;
+}
+
+// A Q8_K row (one block) whose value of largest magnitude is negative: it maps to -127, so
+// iscale = -127 / -2 = 63.5 and d = 2/127; 1 * 63.5 is a tie and goes to the even 64.
+TEST(OracleActivationRounding, Q8KBlockWithANegativeMaximum) {
+  std::vector<double> row(256, 0.0), want(256, 0.0);
+  row[0] = -2.0, row[1] = 1.0, row[2] = 0.5, row[3] = 0.3, row[255] = -0.01;
+  want[0] = -2.0, want[1] = 128.0 / 127, want[2] = 64.0 / 127, want[3] = 38.0 / 127, want[255] = -2.0 / 127;
+  expect_row_near(rounded_row(OracleActivations::q8_k, row), want, "q8_k, negative max");
+}
+
+// I8 on the same kind of row: s = 127 / 4 = 31.75, the whole row at that one scale.
+TEST(OracleActivationRounding, I8RowWithANegativeMaximum) {
+  expect_row_near(rounded_row(OracleActivations::i8, {-4.0, 1.0, 3.0, 0.01, 0.1}),
+                  {-4.0, 128.0 / 127, 380.0 / 127, 0.0, 12.0 / 127}, "i8, negative max");
+  // s = 1: 2.5 and -3.5 are ties, to even (the engine's nearest_int does the same).
+  expect_row_near(rounded_row(OracleActivations::i8, {127.0, 2.5, -3.5, 0.4}), {127.0, 2.0, -4.0, 0.0}, "i8, ties");
+}
+
+// Zeros stay zeros under both (Q8_K skips an all-zero block; I8's 1e-5 floor keeps s finite).
+TEST(OracleActivationRounding, ARowOfZerosStaysZero) {
+  for (OracleActivations a : {OracleActivations::q8_k, OracleActivations::i8, OracleActivations::exact})
+    expect_row_near(rounded_row(a, std::vector<double>(512, 0.0)), std::vector<double>(512, 0.0),
+                    std::string(oracle_activations_name(a)));
+}
+
+// A 512-wide row is two Q8_K blocks with scales of their own: block 1's 0.25 survives at block 1's
+// scale (254: 63.5, a tie, to 64), where I8's one scale for the whole row (1, from the 127 in
+// block 0) rounds it and the -0.5 away.
+TEST(OracleActivationRounding, Q8KRoundsEachBlockOfTheRowOnItsOwn) {
+  std::vector<double> row(512, 0.0);
+  row[0] = 127.0, row[5] = 0.6, row[256] = -0.5, row[300] = 0.25;
+  std::vector<double> q8k(512, 0.0), i8(512, 0.0);
+  q8k[0] = 127.0, q8k[5] = 1.0, q8k[256] = -0.5, q8k[300] = 32.0 / 127;
+  i8[0] = 127.0, i8[5] = 1.0;
+  expect_row_near(rounded_row(OracleActivations::q8_k, row), q8k, "q8_k, two blocks");
+  expect_row_near(rounded_row(OracleActivations::i8, row), i8, "i8, one scale");
+  expect_row_near(rounded_row(OracleActivations::exact, row), row, "exact");
+  EXPECT_THROW(rounded_row(OracleActivations::q8_k, std::vector<double>(300, 1.0)), Error);
+}
+
+// KL(oracle || engine) = sum_i p_o(i) (ln p_o(i) - ln p_e(i)) of every position, both softmaxes
+// taken in double from the f32 logits ([T][n_vocab]).
+std::vector<double> kld_per_position(const std::vector<float>& oracle, const std::vector<float>& engine,
+                                     size_t n_vocab) {
+  EXPECT_EQ(oracle.size(), engine.size());
+  const size_t T = std::min(oracle.size(), engine.size()) / n_vocab;
+  auto log_softmax = [n_vocab](const float* z) {
+    const double m = *std::max_element(z, z + n_vocab);
+    double sum = 0;
+    for (size_t i = 0; i < n_vocab; ++i) sum += std::exp(z[i] - m);
+    std::vector<double> l(n_vocab);
+    for (size_t i = 0; i < n_vocab; ++i) l[i] = z[i] - m - std::log(sum);
+    return l;
+  };
+  std::vector<double> kld(T, 0.0);
+  for (size_t p = 0; p < T; ++p) {
+    const std::vector<double> lo = log_softmax(&oracle[p * n_vocab]), le = log_softmax(&engine[p * n_vocab]);
+    for (size_t i = 0; i < n_vocab; ++i) kld[p] += std::exp(lo[i]) * (lo[i] - le[i]);
+  }
+  return kld;
+}
+
+double mean(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x;
+  return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
+}
+
+// Leading positions whose KLD stays below 1e-6: where the engine and the emulation round every
+// activation the same way. The engine's f32 sums put a value on the other side of a rounding
+// boundary now and then; from there on that position, and through its keys and values every later
+// one, carries a different rounding and sits at the level of an unemulated scheme's noise.
+size_t matched_prefix(const std::vector<double>& kld) {
+  size_t n = 0;
+  while (n < kld.size() && kld[n] < 1e-6) ++n;
+  return n;
+}
+
+// The engine rounds every layer matrix's input by its weight format's scheme (formats.cpp: Q8_K
+// for TQ1_0/TQ2_0, I8 for I2_S). The oracle emulating that same scheme must then be closer to it
+// than the oracle emulating the other scheme or none: a mismatch would mean the engine (or the
+// emulation) rounds different matrices, rows or blocks than the scheme says. On these shapes the
+// two schemes differ only at ffn_down (the one 512-wide input: two Q8_K blocks, one I8 row; on a
+// 256-wide row both give the same values), and once a rounding parts (matched_prefix) the rest
+// of the prompt sits at a noise level not far below the other scheme's: hence the mean KLD
+// margin is a few times, not orders of magnitude (docs/float-oracle.md).
+TEST(FloatOracle, EachFormatsOwnActivationSchemeIsClosestToTheEngine) {
+  struct Case {
+    const char* file;
+    OracleActivations own, other;
+  };
+  using A = OracleActivations;
+  const Case cases[] = {{"bitnet-tiny-tq2_0-embf16.gguf", A::q8_k, A::i8},
+                        {"bitnet-tiny-i2_s.gguf", A::i8, A::q8_k},
+                        {"bitnet-b158-tiny-i2_s.gguf", A::i8, A::q8_k},
+                        {"bitnet-tiny-tq1_0.gguf", A::q8_k, A::i8}};
+  backends::register_all();
+  const kernels::KernelTable& k = *kernels::select_backend("").table;
+  std::cout << "[ oracle   ] mean KL(oracle || engine) per position, 64 tokens, engine table " << k.name << "\n"
+            << "[ oracle   ] " << std::left << std::setw(32) << "model" << std::setw(14) << "exact" << std::setw(14)
+            << "q8_k" << std::setw(14) << "i8" << std::setw(6) << "own" << "matched positions\n";
+  for (const Case& c : cases) {
+    auto m = load(c.file);
+    const size_t V = m->config().n_vocab;
+    const std::vector<TokenId> toks = prompt(*m, 64);
+    const std::vector<float> engine = engine_logits(*m, k, toks);
+    auto kld = [&](A a) { return kld_per_position(float_oracle_logits(*m, toks, {.activations = a}), engine, V); };
+    const std::vector<double> own_kld = kld(c.own);
+    const double exact = mean(kld(A::exact)), own = mean(own_kld), other = mean(kld(c.other));
+    const double q8_k = c.own == A::q8_k ? own : other, i8 = c.own == A::i8 ? own : other;
+    std::cout << "[ oracle   ] " << std::left << std::setw(32) << c.file << std::setw(14) << exact << std::setw(14)
+              << q8_k << std::setw(14) << i8 << std::setw(6) << oracle_activations_name(c.own)
+              << matched_prefix(own_kld) << " / " << toks.size() << "\n";
+    for (A a : {A::exact, A::q8_k, A::i8})
+      ::testing::Test::RecordProperty(std::string(c.file) + "_kld_" + std::string(oracle_activations_name(a)),
+                                      std::to_string(a == A::exact ? exact : a == A::q8_k ? q8_k : i8));
+    EXPECT_LT(own, other) << c.file << ": own scheme " << oracle_activations_name(c.own);
+    EXPECT_LT(own, exact) << c.file << ": own scheme " << oracle_activations_name(c.own);
+  }
+}
+
 // Bad input is a bitnet::Error(invalid_input) whose message names the value and the limit.
 void expect_invalid(const model::Model& m, std::span<const TokenId> toks, const std::vector<std::string>& words,
                     const FloatOracleOptions& opt = {}) {
@@ -201,6 +337,9 @@ TEST(FloatOracle, RejectsBadInput) {
   expect_invalid(*m, std::vector<TokenId>{-1}, {"-1", "0..511"});
   expect_invalid(*m, std::vector<TokenId>(c.n_ctx_train + 1, 1), {"2049", "2048"});
   expect_invalid(*m, std::vector<TokenId>{1}, {"output_rows_per_slice", "0", "at least 1"}, {.output_rows_per_slice = 0});
+  // Q8_K needs whole blocks of 256; stories260K's matrices take rows of 64.
+  expect_invalid(*m, std::vector<TokenId>{1}, {"blk.0.attn_q", "64", "256", "q8_k"},
+                 {.activations = OracleActivations::q8_k});
 }
 
 }  // namespace
