@@ -69,7 +69,8 @@ RunFn setup_crossval(CLI::App& sub) {
   auto f = std::make_shared<CrossvalFlags>();
   add_engine_flags(sub, f->engine, {.pre = true, .kv = true, .threads_help = "Threads for our engine (default: all cores)"});
   sub.add_option("-r,--reference", f->reference,
-                 "llama.cpp[:DIR] (default; DIR from BITNET_LLAMA_DIR), cmd:COMMAND, golden:FILE or backend:NAME");
+                 "llama.cpp[:DIR] (default; DIR from BITNET_LLAMA_DIR), cmd:COMMAND, golden:FILE, backend:NAME or "
+                 "float[:exact|q8_k|i8] (the float oracle: exact maths, or one activation scheme emulated)");
   sub.add_option("-p,--prompt", f->prompts, "A prompt (repeatable; default \"Once upon a time\")");
   sub.add_option("--prompts", f->prompts_file, "Read prompts from FILE, one per line");
   sub.add_option("-n,--n-predict", f->n_predict, "Steps to compare, 1 to 100000 (default: the golden's length, else 32)")

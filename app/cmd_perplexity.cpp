@@ -21,6 +21,7 @@
 #include "core/base/json_writer.hpp"
 #include "core/base/log.hpp"
 #include "core/infer/session.hpp"
+#include "diag/crossval/float_reference.hpp"
 #include "diag/crossval/reference.hpp"
 #include "diag/kld_base.hpp"
 #include "diag/perplexity.hpp"
@@ -188,8 +189,8 @@ RunFn setup_perplexity(CLI::App& sub) {
   sub.add_option("--chunks", f->chunks, "Score at most this many chunks (default: all the text holds)")
       ->check(CLI::Range(1, 1 << 30));
   sub.add_option("-r,--reference", f->reference,
-                 "Also score the same tokens with llama.cpp[:DIR] or backend:NAME and compare (PPL ratio, KL "
-                 "divergence, delta p, same top token)");
+                 "Also score the same tokens with llama.cpp[:DIR], backend:NAME or the float oracle "
+                 "(float[:exact|q8_k|i8]) and compare (PPL ratio, KL divergence, delta p, same top token)");
   sub.add_option("--kl-divergence-base", f->base,
                  "Save our logits of every scored token to FILE (zstd; with -f), or with --kl-divergence compare "
                  "with the logits saved there, on its tokens (no -f)");
@@ -230,9 +231,11 @@ RunFn setup_perplexity(CLI::App& sub) {
     std::optional<diag::ReferenceSpec> ref;
     if (!f->reference.empty()) {
       ref = diag::parse_reference(f->reference, ctx.llama_dir, f->ref_threads);
-      if (ref->kind != diag::RefKind::llama_cpp && ref->kind != diag::RefKind::backend)
-        throw make_error(ErrorCode::usage, "--reference {}: perplexity compares logits with llama.cpp[:DIR] or backend:NAME",
-                         f->reference);
+      if (ref->kind != diag::RefKind::llama_cpp && ref->kind != diag::RefKind::backend &&
+          ref->kind != diag::RefKind::float_oracle)
+        throw make_error(ErrorCode::usage,
+                         "--reference {}: perplexity compares logits with llama.cpp[:DIR], backend:NAME or "
+                         "float[:exact|q8_k|i8]", f->reference);
       ref->timeout_flag = "--ref-timeout";
     }
     if (write_base) check_output_path("--kl-divergence-base", f->base);
@@ -280,6 +283,10 @@ RunFn setup_perplexity(CLI::App& sub) {
     std::unique_ptr<infer::Session> other;
     if (read_base) {
       o.reference = [&base](std::span<const TokenId>, size_t) { return base->next_chunk(); };
+    } else if (ref && ref->kind == diag::RefKind::float_oracle) {
+      o.reference = [&e, opt = diag::oracle_options(*ref)](std::span<const TokenId> chunk, size_t from) {
+        return diag::oracle_logits_from(*e.model, chunk, from, opt);
+      };
     } else if (ref && ref->kind == diag::RefKind::backend) {
       other = std::make_unique<infer::Session>(*e.model, select_kernels(ref->backend), so);
       o.reference = diag::session_chunk_logits(*other);

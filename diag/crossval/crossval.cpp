@@ -12,6 +12,7 @@
 #include "core/model/model.hpp"
 #include "core/tokenizer/tokenizer.hpp"
 #include "core/tokenizer/vocab_gguf.hpp"
+#include "diag/crossval/float_reference.hpp"
 
 namespace bitnet::diag {
 namespace {
@@ -46,9 +47,17 @@ std::vector<MetadataField> compare_vocab(const VocabFacts& ours, const VocabFact
 }
 
 // One reference answer for one prompt (text, or only the golden's ids when text is absent).
-RefRun ask_reference(const CrossvalOptions& o, const Engine* ref_engine, const std::optional<Golden>& golden,
-                     const std::optional<std::string>& prompt, size_t n_predict) {
+RefRun ask_reference(const CrossvalOptions& o, const model::Model& model, const Engine& ours, const Engine* ref_engine,
+                     const std::optional<Golden>& golden, const std::optional<std::string>& prompt, size_t n_predict) {
   const ReferenceSpec& ref = *o.reference;
+  if (ref.kind == RefKind::float_oracle) {
+    const auto t0 = Clock::now();
+    RefRun r;
+    r.golden = oracle_generate(model, ours.tokenize(*prompt), prompt, n_predict, o.top_k, oracle_options(ref),
+                               [&](TokenId id) { return ours.piece(id); }, o.cancel);
+    r.seconds = since(t0);
+    return r;
+  }
   if (ref.kind == RefKind::golden) {
     RefRun r;
     r.golden = *golden;
@@ -157,7 +166,7 @@ CrossvalReport run_crossval(const CrossvalOptions& o) {
     if (!o.reference) continue;
 
     log::info(lg, "prompt {}: asking {}", i + 1, o.reference->text);
-    RefRun run = ask_reference(o, ref_engine ? &*ref_engine : nullptr, golden, prompt, n_predict);
+    RefRun run = ask_reference(o, *model, ours, ref_engine ? &*ref_engine : nullptr, golden, prompt, n_predict);
     if (!run.golden.engine.empty()) rep.reference_engine = run.golden.engine;
     if (run.golden.vocab && !rep.metadata_checked) {
       rep.metadata_checked = true;

@@ -72,9 +72,17 @@ ReferenceSpec parse_reference(std::string_view spec, const std::filesystem::path
       throw make_error(ErrorCode::fixture, "no llama.cpp adapter at {} (run scripts/setup-llama-reference; it prints the DIR)",
                        adapter.string());
     r.argv = {adapter.string(), "--threads", std::to_string(threads > 0 ? threads : 1)};
+  } else if (spec == "float" || starts_with(spec, "float:")) {
+    r.kind = RefKind::float_oracle;
+    r.activations = spec.size() > 6 ? std::string(spec.substr(6)) : "exact";
+    if (r.activations != "exact" && r.activations != "q8_k" && r.activations != "i8")
+      throw make_error(ErrorCode::usage,
+                       "--reference {}: the float oracle's activations are exact (float), q8_k (llama.cpp's TQ "
+                       "scheme) or i8 (bitnet.cpp's I2_S scheme)", spec);
   } else {
     throw make_error(ErrorCode::usage,
-                     "unknown reference '{}' (expected llama.cpp[:DIR], cmd:COMMAND, golden:FILE or backend:NAME)", spec);
+                     "unknown reference '{}' (expected llama.cpp[:DIR], cmd:COMMAND, golden:FILE, backend:NAME or "
+                     "float[:exact|q8_k|i8])", spec);
   }
   return r;
 }

@@ -1,6 +1,6 @@
 // The REF argument of crossval (CLI.md) and the runners for references outside this process:
 // golden:FILE, cmd:COMMAND and llama.cpp[:DIR] (our adapter program, spoken to like cmd:).
-// backend:NAME runs in-process (crossval.cpp).
+// backend:NAME and float[:SCHEME] (the float oracle, diag/oracle) run in-process (crossval.cpp).
 #pragma once
 
 #include <atomic>
@@ -15,7 +15,7 @@
 
 namespace bitnet::diag {
 
-enum class RefKind { golden, command, backend, llama_cpp };
+enum class RefKind { golden, command, backend, llama_cpp, float_oracle };
 
 struct ReferenceSpec {
   RefKind kind = RefKind::golden;
@@ -23,6 +23,7 @@ struct ReferenceSpec {
   std::filesystem::path file;       // golden
   std::vector<std::string> argv;    // command, llama_cpp (the adapter)
   std::string backend;              // backend
+  std::string activations;          // float_oracle: exact, q8_k or i8 (OracleActivations)
   std::string timeout_flag = "--timeout";  // the flag that sets its time limit, for the timeout message
 };
 

@@ -285,6 +285,45 @@ TEST(CrossvalBackend, EachEngineCopiesTheWeightsOnce) {
   EXPECT_EQ(count_lines_with(r.err, "weights: copied"), 2u) << r.err;
 }
 
+// ---- against the float oracle ----
+
+// A float model through the engine's F32 path is the oracle's maths up to float rounding: every
+// greedy id, and logits far inside the float thresholds.
+TEST(CrossvalFloat, Stories260KAgreesWithTheOracle) {
+  RunResult r = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", "float", "-p", "Once upon a time",
+                            "-n", "16", "-t", "2", "--kv-type", "f32", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << context(r);
+  Report rep(r);
+  print_measured("stories260K vs float oracle", rep);
+  EXPECT_EQ(std::string_view(rep.doc["reference_engine"]), "float oracle (exact activations)");
+  for (simdjson::dom::element p : rep.prompts()) {
+    EXPECT_EQ(int64_t(p["greedy"]["matching"]), 16);
+    EXPECT_LT(double(p["logits"]["max_abs_diff"]), 1e-4);
+  }
+}
+
+// On a ternary file the oracle that rounds activations as the format's engine does (Q8_K for
+// TQ2_0) is much nearer our engine than the exact maths or bitnet.cpp's I2_S scheme.
+TEST(CrossvalFloat, TheFormatsOwnActivationSchemeIsNearest) {
+  auto kl_mean = [](const std::string& ref) {
+    RunResult r = run_bitnet({"crossval", "-m", model("bitnet-tiny-tq2_0-embf16"), "--reference", ref, "-p", kFox, "-n",
+                              "8", "-t", "2", "--kv-type", "f32", "--json"});
+    EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 5) << context(r);
+    Report rep(r);
+    print_measured("tiny tq2_0 vs " + ref, rep);
+    return double(rep.prompts().at(0)["logits"]["kl_mean"]);
+  };
+  const double own = kl_mean("float:q8_k"), exact = kl_mean("float"), other = kl_mean("float:i8");
+  EXPECT_LT(own * 2, exact);
+  EXPECT_LT(own * 2, other);
+}
+
+TEST(CrossvalFloat, UnknownSchemeIsAUsageError) {
+  RunResult r = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", "float:int4", "-p", "x"});
+  EXPECT_EQ(r.exit_code, 2) << context(r);
+  EXPECT_NE(r.err.find("float:int4"), std::string::npos) << r.err;
+}
+
 TEST(CrossvalRecord, RecordedGoldenReadsBackAndAgrees) {
   TempDir dir;
   const std::string file = (dir.path() / "rec.json").string();

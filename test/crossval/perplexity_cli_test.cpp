@@ -82,6 +82,17 @@ TEST(PerplexityCli, TheScalarReferenceTableScoresAlike) {
   EXPECT_EQ(p.scored, 6u * 31u);
 }
 
+// The float oracle scores a float model as the engine's F32 path does, to float rounding.
+TEST(PerplexityCli, Stories260KAgreesWithTheFloatOracle) {
+  RunResult r = run_bitnet({"perplexity", "-m", stories(), "-f", kText, "-c", "128", "--chunks", "4", "--kv-type", "f32",
+                            "--reference", "float", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Ppl p = parse(r.out);
+  EXPECT_NEAR(p.ours / p.ref, 1.0, 1e-6);
+  EXPECT_LT(p.kld_max, 1e-8);
+  EXPECT_EQ(p.same_top, 1.0);
+}
+
 TEST(PerplexityCli, TextReportEndsWithTheEstimate) {
   RunResult r = run_bitnet({"perplexity", "-m", stories(), "-f", kText, "-c", "64", "--chunks", "3"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
