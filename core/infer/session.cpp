@@ -55,6 +55,7 @@ Session::Session(const model::Model& model, const kernels::KernelTable& kernels,
     own_screen_ = std::make_unique<kernels::OutputScreen>(k_, w_->output(), *memory_, pool_);
     screen_ = own_screen_.get();
   }
+  fault_ = opt.fault;
 }
 
 void Session::set_top_logits(int32_t top_k, std::span<const TokenId> exact) {
@@ -371,6 +372,20 @@ void Session::for_each_range(int64_t n, const std::function<void(int64_t, int64_
   pool_->parallel_for(n, fn, 256);
 }
 
+void Session::tap(std::string_view name, int32_t layer, float* data, int64_t T, int64_t width, float scale,
+                  uint32_t pos0) {
+  if (fault_.hits(name, layer))
+    for (int64_t t = 0; t < T; ++t) data[t * width] += fault_.delta;
+  if (!tap_observer_) return;
+  const float* rows = data;
+  if (scale != 1.0f) {
+    tap_scaled_.resize(static_cast<size_t>(T * width));
+    for (int64_t i = 0; i < T * width; ++i) tap_scaled_[static_cast<size_t>(i)] = data[i] * scale;
+    rows = tap_scaled_.data();
+  }
+  tap_observer_(Tap{name, layer, pos0 == UINT32_MAX ? n_past_ : pos0, T, width, rows, width});
+}
+
 void Session::forward_batch(std::span<const TokenId> tokens, bool want_logits) {
   const int64_t T = static_cast<int64_t>(tokens.size());
   const int64_t E = c_.n_embd, hd = c_.head_dim(), QW = hd * c_.n_head, KW = c_.n_embd_kv(), F = c_.n_ff;
@@ -383,7 +398,9 @@ void Session::forward_batch(std::span<const TokenId> tokens, bool want_logits) {
   for (uint32_t l = 0; l < c_.n_layer; ++l) {
     const model::LayerWeights& L = model_.layer(l);
     const LayerMatrices& M = w_->layer(l);
+    const auto il = static_cast<int32_t>(l);
     for_each_token(T, [&](int64_t t) { rms_norm(at(x_, t, E), L.attn_norm.data(), E, c_.rms_eps, at(h_, t, E)); });
+    tap("attn_norm", il, h_.data(), T, E);
     const kernels::MatmulTarget qkv[] = {{&M.wq, q_.data(), QW}, {&M.wk, k_cur_.data(), KW}, {&M.wv, v_cur_.data(), KW}};
     kernels::matmul_group(k_, qkv, h_.data(), E, T, scratch_, pool_);
     for_each_token(T, [&](int64_t t) {
@@ -397,31 +414,52 @@ void Session::forward_batch(std::span<const TokenId> tokens, bool want_logits) {
       for (int64_t h = 0; h < c_.n_head; ++h) rope(q + h * hd, c_.n_rot, cs);
       for (int64_t h = 0; h < c_.n_head_kv; ++h) rope(k + h * hd, c_.n_rot, cs);
     });
+    tap("Qcur", il, q_.data(), T, QW);
+    tap("Kcur", il, k_cur_.data(), T, KW);
+    tap("Vcur", il, v_cur_.data(), T, KW);
     store_kv(l, T);
     attention(l, T);
-    if (c_.sub_norms)
+    tap("kqv_out", il, att_.data(), T, QW);
+    if (c_.sub_norms) {
       for_each_token(T, [&](int64_t t) { rms_norm(at(att_, t, QW), L.attn_sub_norm.data(), QW, c_.rms_eps, at(att_, t, QW)); });
+      tap("attn_sub_norm", il, att_.data(), T, QW);
+    }
     kernels::matmul(k_, M.wo, att_.data(), QW, T, tmp_.data(), E, scratch_, pool_);
+    tap("attn_out", il, tmp_.data(), T, E, L.wo_scale);
     for_each_token(T, [&](int64_t t) {
       add_scaled(at(x_, t, E), at(tmp_, t, E), E, L.wo_scale);
       rms_norm(at(x_, t, E), L.ffn_norm.data(), E, c_.rms_eps, at(h_, t, E));
     });
+    tap("ffn_inp", il, x_.data(), T, E);
+    tap("ffn_norm", il, h_.data(), T, E);
     const kernels::MatmulTarget gate_up[] = {{&M.gate, g_.data(), F}, {&M.up, u_.data(), F}};
     kernels::matmul_group(k_, gate_up, h_.data(), E, T, scratch_, pool_);
     // The activation is elementwise over the whole [T][F] batch, so it splits over the pool by
     // elements (a single decode token too) rather than by token; the sub-norm is per token.
-    for_each_range(T * F, [&](int64_t b, int64_t e) {
-      float* g = g_.data() + b;
-      float* u = u_.data() + b;
-      scale_rows(g, e - b, L.gate_scale);
-      scale_rows(u, e - b, L.up_scale);
-      if (c_.ffn_act == model::FfnAct::relu2) relu2_mul(g, u, e - b);
-      else silu_mul(k_, g, u, e - b);
-    });
-    if (c_.sub_norms)
+    const auto scale_gate_up = [&](int64_t b, int64_t e) {
+      scale_rows(g_.data() + b, e - b, L.gate_scale);
+      scale_rows(u_.data() + b, e - b, L.up_scale);
+    };
+    const auto activate = [&](int64_t b, int64_t e) {
+      if (c_.ffn_act == model::FfnAct::relu2) relu2_mul(g_.data() + b, u_.data() + b, e - b);
+      else silu_mul(k_, g_.data() + b, u_.data() + b, e - b);
+    };
+    if (tap_observer_ || fault_.active()) {  // the products are seen before the activation
+      for_each_range(T * F, scale_gate_up);
+      tap("ffn_gate", il, g_.data(), T, F);
+      tap("ffn_up", il, u_.data(), T, F);
+      for_each_range(T * F, activate);
+    } else {
+      for_each_range(T * F, [&](int64_t b, int64_t e) { scale_gate_up(b, e), activate(b, e); });
+    }
+    if (c_.sub_norms) {
       for_each_token(T, [&](int64_t t) { rms_norm(at(g_, t, F), L.ffn_sub_norm.data(), F, c_.rms_eps, at(g_, t, F)); });
+      tap("ffn_sub_norm", il, g_.data(), T, F);
+    }
     kernels::matmul(k_, M.down, g_.data(), F, T, tmp_.data(), E, scratch_, pool_);
+    tap("ffn_out", il, tmp_.data(), T, E, L.down_scale);
     for_each_token(T, [&](int64_t t) { add_scaled(at(x_, t, E), at(tmp_, t, E), E, L.down_scale); });
+    tap("l_out", il, x_.data(), T, E);
   }
   n_past_ += static_cast<uint32_t>(T);
   if (!want_logits) return;
@@ -433,6 +471,8 @@ void Session::forward_batch(std::span<const TokenId> tokens, bool want_logits) {
   for (int64_t t = first; t < T; ++t)
     rms_norm(&x_[static_cast<size_t>(t * E)], model_.output_norm().data(), E, c_.rms_eps,
              &h_[static_cast<size_t>((t - first) * E)]);
+  const auto pos_first = static_cast<uint32_t>(n_past_ - static_cast<uint32_t>(T - first));
+  tap("result_norm", -1, h_.data(), n_out, E, 1.0f, pos_first);
   float* dst = all ? &logits_[n_logits_ * c_.n_vocab] : logits_.data();
   if (!all && top_k_ > 0 && screen_ != nullptr) {
     exact_rows_ = screen_->logits(h_.data(), top_k_, exact_ids_, dst, screen_work_, scratch_, pool_);
@@ -440,6 +480,7 @@ void Session::forward_batch(std::span<const TokenId> tokens, bool want_logits) {
     kernels::matmul(k_, w_->output(), h_.data(), E, n_out, dst, c_.n_vocab, scratch_, pool_);
     exact_rows_ = static_cast<int64_t>(c_.n_vocab);
   }
+  tap("result_output", -1, dst, n_out, c_.n_vocab, 1.0f, pos_first);
   n_logits_ = all ? n_logits_ + static_cast<size_t>(n_out) : 1;
 }
 

@@ -13,6 +13,7 @@
 #include "core/base/error.hpp"
 #include "core/base/memory_pool.hpp"
 #include "core/infer/resident_weights.hpp"
+#include "core/infer/taps.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/kernels/screen.hpp"
 #include "core/model/model.hpp"
@@ -39,6 +40,8 @@ struct SessionOptions {
   // A screen to use instead of building one (of this model's output matrix in the same kernel
   // table's copy, outliving the session): bench's sessions share one.
   const kernels::OutputScreen* screen = nullptr;
+  // Test-only: damage one tap's values as the pass goes (crossval --layers must find it there).
+  TapFault fault;
 };
 inline constexpr uint32_t kDefaultMaxCtx = 4096;
 
@@ -100,6 +103,9 @@ class Session {
   // Output rows the last eval computed exactly (n_vocab without screening), for reports.
   int64_t exact_output_rows() const { return exact_rows_; }
   bool screens_output() const { return screen_ != nullptr; }
+
+  // Sees every tap (taps.hpp) of the evals that follow; an empty function turns them off.
+  void set_tap_observer(TapObserver observer) { tap_observer_ = std::move(observer); }
 
   std::span<const float> logits() const;
   std::span<const float> logits_at(size_t i) const;
@@ -183,6 +189,13 @@ class Session {
   int32_t top_k_ = 0;
   std::vector<int32_t> exact_ids_;
   int64_t exact_rows_ = 0;
+  TapObserver tap_observer_;
+  TapFault fault_;
+  std::vector<float> tap_scaled_;  // a tap's rows times its matrix scale, only while observed
+  // Hands tap `name` of `layer`, rows [T][width] of `data`, to the observer (times `scale`, the
+  // per-matrix multiplier the buffer does not hold yet), after applying a planted fault.
+  void tap(std::string_view name, int32_t layer, float* data, int64_t T, int64_t width, float scale = 1.0f,
+           uint32_t pos0 = UINT32_MAX);
 };
 
 }  // namespace bitnet::infer
