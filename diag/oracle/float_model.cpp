@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <span>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -24,6 +25,7 @@ namespace {
 // is exact in double, and the oracle's own rounding stays far below the engine's.
 using Matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using Index = Eigen::Index;
+using FloatRows = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 // Rows [r0, r0 + n) of a weight matrix at their stored values. The scalar dequantizer gives the
 // exact value of every element as f32 (I2_S: code x tensor scale; block types: ggml's
@@ -71,6 +73,23 @@ Matrix rms_norm(const Matrix& x, const std::vector<float>& weight, double eps) {
   return y;
 }
 
+// Shows rows [n_tokens][width] f32 (row t is token t) to the observer as tap `name` of `layer`.
+void show(const FloatOracleOptions& opt, std::string_view name, int32_t layer, const float* rows, Index n_tokens,
+          Index width) {
+  opt.taps(infer::Tap{.name = name, .layer = layer, .pos0 = 0, .n_tokens = n_tokens, .width = width, .data = rows,
+                      .stride = width});
+}
+
+// Tap `name` of `layer` (-1 after the last) on x [T][width], right after x is computed: the fault
+// first, in x itself, so that the rest of the pass goes on from the damaged values whether or not
+// anyone watches; then the observer, on an f32 copy made only for it.
+void emit(const FloatOracleOptions& opt, std::string_view name, int32_t layer, Matrix& x) {
+  if (opt.fault.hits(name, layer)) x.col(0).array() += static_cast<double>(opt.fault.delta);
+  if (!opt.taps) return;
+  const FloatRows rows = x.cast<float>();
+  show(opt, name, layer, rows.data(), rows.rows(), rows.cols());
+}
+
 // Rotary position embedding, in place, on each of the n_head heads of every token (token t sits
 // at position t). Pair i of a head's first n_rot values turns by t * base^(-2i / n_rot); the rest
 // of the head is left alone. NORM pairs (2i, 2i+1) (arch llama, whose converter permuted Q and K
@@ -112,28 +131,54 @@ Matrix attention(const Matrix& q, const Matrix& k, const Matrix& v, const model:
 
 // Gated FFN: act(gate h) * (up h), arch bitnet's ffn_sub_norm, then down. act is SiLU (llama,
 // bitnet) or ReLU^2 (bitnet-b1.58, or bitnet with hidden_activation relu2).
-Matrix ffn(const Matrix& h, const model::LayerWeights& L, const model::ModelConfig& c, OracleActivations act) {
-  Matrix g = linear(h, L.gate, L.gate_scale, act);
-  const Matrix u = linear(h, L.up, L.up_scale, act);
+Matrix ffn(const Matrix& h, int32_t il, const model::LayerWeights& L, const model::ModelConfig& c,
+           const FloatOracleOptions& opt) {
+  Matrix g = linear(h, L.gate, L.gate_scale, opt.activations);
+  emit(opt, "ffn_gate", il, g);
+  Matrix u = linear(h, L.up, L.up_scale, opt.activations);
+  emit(opt, "ffn_up", il, u);
   if (c.ffn_act == model::FfnAct::relu2) g.array() = g.array().max(0.0).square() * u.array();
   else g.array() = g.array() / (1.0 + (-g.array()).exp()) * u.array();
-  if (c.sub_norms) g = rms_norm(g, L.ffn_sub_norm, c.rms_eps);
-  return linear(g, L.down, L.down_scale, act);
+  if (c.sub_norms) {
+    g = rms_norm(g, L.ffn_sub_norm, c.rms_eps);
+    emit(opt, "ffn_sub_norm", il, g);
+  }
+  Matrix out = linear(g, L.down, L.down_scale, opt.activations);
+  emit(opt, "ffn_out", il, out);
+  return out;
 }
 
 // One block on the residual stream x [T][n_embd]: pre-norm attention (the bitnet archs norm the
-// heads' concatenated output again before the output projection), then the pre-norm FFN.
-void layer(Matrix& x, const model::LayerWeights& L, const model::ModelConfig& c, OracleActivations act) {
-  const Matrix h = rms_norm(x, L.attn_norm, c.rms_eps);
+// heads' concatenated output again before the output projection), then the pre-norm FFN. Each
+// tap is emitted where it is computed, in kLayerTaps order (Q, K and V are independent, so each
+// is finished, RoPE included, before the next).
+void layer(Matrix& x, int32_t il, const model::LayerWeights& L, const model::ModelConfig& c,
+           const FloatOracleOptions& opt) {
+  const OracleActivations act = opt.activations;
+  Matrix h = rms_norm(x, L.attn_norm, c.rms_eps);
+  emit(opt, "attn_norm", il, h);
   Matrix q = linear(h, L.wq, L.wq_scale, act);
-  Matrix k = linear(h, L.wk, L.wk_scale, act);
-  const Matrix v = linear(h, L.wv, L.wv_scale, act);
   rope(q, c.n_head, c);
+  emit(opt, "Qcur", il, q);
+  Matrix k = linear(h, L.wk, L.wk_scale, act);
   rope(k, c.n_head_kv, c);
+  emit(opt, "Kcur", il, k);
+  Matrix v = linear(h, L.wv, L.wv_scale, act);
+  emit(opt, "Vcur", il, v);
   Matrix a = attention(q, k, v, c);
-  if (c.sub_norms) a = rms_norm(a, L.attn_sub_norm, c.rms_eps);
-  x += linear(a, L.wo, L.wo_scale, act);
-  x += ffn(rms_norm(x, L.ffn_norm, c.rms_eps), L, c, act);
+  emit(opt, "kqv_out", il, a);
+  if (c.sub_norms) {
+    a = rms_norm(a, L.attn_sub_norm, c.rms_eps);
+    emit(opt, "attn_sub_norm", il, a);
+  }
+  Matrix o = linear(a, L.wo, L.wo_scale, act);
+  emit(opt, "attn_out", il, o);
+  x += o;
+  emit(opt, "ffn_inp", il, x);
+  Matrix f = rms_norm(x, L.ffn_norm, c.rms_eps);
+  emit(opt, "ffn_norm", il, f);
+  x += ffn(f, il, L, c, opt);
+  emit(opt, "l_out", il, x);
 }
 
 // Q8_K rounds whole blocks of 256, so every layer matrix's input width must be a multiple of it.
@@ -197,12 +242,13 @@ std::vector<float> float_oracle_logits(const model::Model& model, std::span<cons
     x.row(t) = Eigen::Map<const Eigen::RowVectorXf>(row.data(), E).cast<double>();
   }
 
-  for (uint32_t l = 0; l < c.n_layer; ++l) layer(x, model.layer(l), c, opt.activations);
+  for (uint32_t l = 0; l < c.n_layer; ++l) layer(x, static_cast<int32_t>(l), model.layer(l), c, opt);
 
   // Logits: the final norm, then the output matrix (token_embd when tied) a slice of rows at a
   // time, its input never rounded (the activation schemes are the layer matrices' only); the
   // only rounding to f32 in the whole pass is this last store.
-  const Matrix y = rms_norm(x, model.output_norm(), c.rms_eps);
+  Matrix y = rms_norm(x, model.output_norm(), c.rms_eps);
+  emit(opt, "result_norm", -1, y);
   const kernels::WeightView& w = model.output();
   BITNET_CHECK(w.rows == V && w.cols == E);
   std::vector<float> logits(static_cast<size_t>(T * V));
@@ -211,6 +257,9 @@ std::vector<float> float_oracle_logits(const model::Model& model, std::span<cons
     const Index n = std::min<Index>(opt.output_rows_per_slice, V - r0);
     out.middleCols(r0, n) = (y * dequantize_rows(w, r0, n).transpose()).cast<float>();
   }
+  // The logits are already f32 for the whole vocabulary: the tap shows them as they are returned.
+  if (opt.fault.hits("result_output", -1)) out.col(0).array() += opt.fault.delta;
+  if (opt.taps) show(opt, "result_output", -1, logits.data(), T, V);
   return logits;
 }
 

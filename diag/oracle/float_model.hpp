@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/base/token_id.hpp"
+#include "core/infer/taps.hpp"
 #include "core/model/model.hpp"
 
 namespace bitnet::diag {
@@ -29,6 +30,15 @@ struct FloatOracleOptions {
   // (128256 rows) is the largest weight by far, and this bounds its share of the memory at
   // rows x n_embd doubles.
   int64_t output_rows_per_slice = 4096;
+  // Called at the engine's tap names with the engine's meaning (core/infer/taps.hpp), so that a
+  // difference between the two can be placed in a layer and an operation: every layer's taps in
+  // kLayerTaps order (the sub-norms only for the bitnet archs), then result_norm and
+  // result_output. One row per token, pos0 = 0, the doubles rounded to f32 for the call only
+  // (unset: no copy is made).
+  infer::TapObserver taps = {};
+  // Test-only damage at one tap (taps.hpp), applied to the doubles whether or not `taps` is set,
+  // so that a test can check that a difference shows where it was made and spreads from there.
+  infer::TapFault fault = {};
 };
 
 // Logits of every position for `tokens` fed from position 0: [tokens.size()][n_vocab] row-major.

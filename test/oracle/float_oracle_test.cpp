@@ -1,6 +1,7 @@
 // The float oracle (diag/oracle/float_model.hpp) against the engine where both compute the same
 // maths, against itself across weight formats holding the same values, its emulation of the
-// engines' activation schemes (alone, and against the engine on the ternary fixtures), its errors.
+// engines' activation schemes (alone, and against the engine on the ternary fixtures), its taps
+// and their fault switch, its errors.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,12 +10,15 @@
 #include <iomanip>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "backends/register.hpp"
 #include "core/base/error.hpp"
 #include "core/gguf/reader.hpp"
 #include "core/gguf/writer.hpp"
+#include "core/infer/taps.hpp"
 #include "core/infer/session.hpp"
 #include "core/kernels/dispatch.hpp"
 #include "core/kernels/kernels.hpp"
@@ -314,6 +318,170 @@ TEST(FloatOracle, EachFormatsOwnActivationSchemeIsClosestToTheEngine) {
                                       std::to_string(a == A::exact ? exact : a == A::q8_k ? q8_k : i8));
     EXPECT_LT(own, other) << c.file << ": own scheme " << oracle_activations_name(c.own);
     EXPECT_LT(own, exact) << c.file << ": own scheme " << oracle_activations_name(c.own);
+  }
+}
+
+// One tap as the observer saw it, its rows copied out (they are valid only during the call).
+struct SeenTap {
+  std::string name;
+  int32_t layer;
+  uint32_t pos0;
+  int64_t n_tokens, width, stride;
+  std::vector<float> values;  // [n_tokens][width]
+  float at(int64_t t, int64_t i) const { return values[static_cast<size_t>(t * width + i)]; }
+};
+
+// The oracle's logits with every tap it emitted on the way, in order.
+struct TappedRun {
+  std::vector<float> logits;
+  std::vector<SeenTap> taps;
+  const SeenTap& find(std::string_view name, int32_t layer) const {
+    for (const SeenTap& t : taps)
+      if (t.name == name && t.layer == layer) return t;
+    ADD_FAILURE() << "no tap " << name << " of layer " << layer;
+    return taps.front();
+  }
+};
+
+TappedRun tapped_run(const model::Model& m, std::span<const TokenId> toks, FloatOracleOptions opt = {}) {
+  TappedRun run;
+  opt.taps = [&run](const infer::Tap& t) {
+    std::vector<float> v;
+    for (int64_t i = 0; i < t.n_tokens; ++i) v.insert(v.end(), t.row(i).begin(), t.row(i).end());
+    run.taps.push_back({std::string(t.name), t.layer, t.pos0, t.n_tokens, t.width, t.stride, std::move(v)});
+  };
+  run.logits = float_oracle_logits(m, toks, opt);
+  return run;
+}
+
+// Each tap's width, from the model's shape (taps.hpp's meanings, worked out here on their own).
+int64_t expected_width(std::string_view name, const model::ModelConfig& c) {
+  if (name == "Qcur" || name == "kqv_out" || name == "attn_sub_norm") return int64_t{c.n_head} * c.head_dim();
+  if (name == "Kcur" || name == "Vcur") return c.n_embd_kv();
+  if (name == "ffn_gate" || name == "ffn_up" || name == "ffn_sub_norm") return c.n_ff;
+  if (name == "result_output") return c.n_vocab;
+  return c.n_embd;
+}
+
+// The oracle emits the engine's taps in the engine's order: per layer the kLayerTaps names (the
+// sub-norms only on the bitnet archs), then the final two, one row of the right width per token.
+TEST(FloatOracleTaps, ComeInTheEnginesOrderWithTheirShapes) {
+  for (const char* name : {"stories260K.gguf", "bitnet-tiny-f16.gguf"}) {
+    auto m = load(name);
+    const model::ModelConfig& c = m->config();
+    ASSERT_EQ(c.sub_norms, std::string(name) != "stories260K.gguf") << name;
+    std::vector<std::pair<std::string, int32_t>> want;
+    for (int32_t l = 0; l < static_cast<int32_t>(c.n_layer); ++l)
+      for (std::string_view t : infer::kLayerTaps)
+        if (c.sub_norms || (t != "attn_sub_norm" && t != "ffn_sub_norm")) want.emplace_back(t, l);
+    for (std::string_view t : infer::kFinalTaps) want.emplace_back(t, -1);
+
+    const std::vector<TokenId> toks = prompt(*m, 6);
+    const TappedRun run = tapped_run(*m, toks);
+    std::vector<std::pair<std::string, int32_t>> got;
+    for (const SeenTap& t : run.taps) {
+      got.emplace_back(t.name, t.layer);
+      EXPECT_EQ(t.pos0, 0u) << name << " " << t.name;
+      EXPECT_EQ(t.n_tokens, static_cast<int64_t>(toks.size())) << name << " " << t.name;
+      EXPECT_EQ(t.width, expected_width(t.name, c)) << name << " " << t.name << " of layer " << t.layer;
+      EXPECT_EQ(t.stride, t.width) << name << " " << t.name;
+    }
+    EXPECT_EQ(got, want) << name;
+  }
+}
+
+// result_output is the logits returned, bit for bit (sliced output matrix or not); layer 0's
+// attn_norm is the embedding's RMS norm, worked out here in double for every token.
+TEST(FloatOracleTaps, HoldTheValuesTheyName) {
+  auto m = load("bitnet-tiny-f16.gguf");
+  const model::ModelConfig& c = m->config();
+  const std::vector<TokenId> toks = prompt(*m, 5);
+  for (int64_t slice : {int64_t{100}, int64_t{1} << 20}) {
+    const TappedRun run = tapped_run(*m, toks, {.output_rows_per_slice = slice});
+    EXPECT_EQ(run.find("result_output", -1).values, run.logits) << "slice " << slice;
+  }
+  const TappedRun run = tapped_run(*m, toks);
+  const SeenTap& norm = run.find("attn_norm", 0);
+  const std::vector<float>& w = m->layer(0).attn_norm;
+  std::vector<float> e(c.n_embd);
+  for (size_t t = 0; t < toks.size(); ++t) {
+    m->embedding(toks[t], e.data());
+    double sum = 0;
+    for (float v : e) sum += static_cast<double>(v) * v;
+    const double inv = 1.0 / std::sqrt(sum / c.n_embd + c.rms_eps);
+    for (uint32_t i = 0; i < c.n_embd; ++i)
+      EXPECT_FLOAT_EQ(norm.at(static_cast<int64_t>(t), i), static_cast<float>(e[i] * inv * w[i]))
+          << "token " << t << " element " << i;
+  }
+}
+
+// The residual stream adds up: ffn_inp(l) = l_out(l-1) + attn_out(l) (the embedding before layer 0)
+// and l_out(l) = ffn_inp(l) + ffn_out(l), up to the taps' rounding to f32.
+TEST(FloatOracleTaps, TheResidualStreamAddsUp) {
+  for (const char* name : {"stories260K.gguf", "bitnet-tiny-f16.gguf"}) {
+    auto m = load(name);
+    const model::ModelConfig& c = m->config();
+    const std::vector<TokenId> toks = prompt(*m, 6);
+    const TappedRun run = tapped_run(*m, toks);
+    const auto T = static_cast<int64_t>(toks.size());
+    std::vector<float> prev(static_cast<size_t>(T) * c.n_embd);  // l_out of the layer before
+    for (int64_t t = 0; t < T; ++t) m->embedding(toks[static_cast<size_t>(t)], prev.data() + t * c.n_embd);
+    auto expect_sum = [&](const SeenTap& sum, auto&& a, const SeenTap& b) {
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t i = 0; i < c.n_embd; ++i) {
+          const double x = a(t, i), y = b.at(t, i);
+          ASSERT_NEAR(sum.at(t, i), x + y, 1e-6 * std::max(1.0, std::fabs(x) + std::fabs(y)))
+              << name << " " << sum.name << " of layer " << sum.layer << " token " << t << " element " << i;
+        }
+    };
+    for (int32_t l = 0; l < static_cast<int32_t>(c.n_layer); ++l) {
+      const SeenTap& inp = run.find("ffn_inp", l);
+      const SeenTap& out = run.find("l_out", l);
+      expect_sum(inp, [&](int64_t t, int64_t i) { return prev[static_cast<size_t>(t * c.n_embd + i)]; },
+                 run.find("attn_out", l));
+      expect_sum(out, [&](int64_t t, int64_t i) { return inp.at(t, i); }, run.find("ffn_out", l));
+      prev = out.values;
+    }
+  }
+}
+
+// A fault at layer 1's ffn_up shows there and not before: every earlier tap is bit-identical to a
+// clean run, ffn_up is off by the delta in each row's first value only, and every later tap and
+// the logits differ. Without an observer the damage is the same.
+TEST(FloatOracleTaps, AFaultShowsWhereItIsMadeAndSpreads) {
+  auto m = load("bitnet-tiny-f16.gguf");
+  ASSERT_GE(m->config().n_layer, 2u);
+  const std::vector<TokenId> toks = prompt(*m, 6);
+  const infer::TapFault fault{.name = "ffn_up", .layer = 1, .delta = 0.5f};
+  const TappedRun clean = tapped_run(*m, toks), hurt = tapped_run(*m, toks, {.fault = fault});
+  ASSERT_EQ(clean.taps.size(), hurt.taps.size());
+  size_t k = 0;
+  while (k < clean.taps.size() && !(clean.taps[k].name == "ffn_up" && clean.taps[k].layer == 1)) ++k;
+  ASSERT_LT(k, clean.taps.size());
+  for (size_t i = 0; i < k; ++i)
+    EXPECT_EQ(hurt.taps[i].values, clean.taps[i].values) << clean.taps[i].name << " of layer " << clean.taps[i].layer;
+  const SeenTap &a = clean.taps[k], &b = hurt.taps[k];
+  for (int64_t t = 0; t < a.n_tokens; ++t) {
+    EXPECT_NEAR(static_cast<double>(b.at(t, 0)) - a.at(t, 0), 0.5, 1e-6) << "token " << t;
+    for (int64_t i = 1; i < a.width; ++i) ASSERT_EQ(b.at(t, i), a.at(t, i)) << "token " << t << " element " << i;
+  }
+  for (size_t i = k + 1; i < clean.taps.size(); ++i)
+    EXPECT_NE(hurt.taps[i].values, clean.taps[i].values) << clean.taps[i].name << " of layer " << clean.taps[i].layer;
+  EXPECT_NE(hurt.logits, clean.logits);
+  EXPECT_EQ(float_oracle_logits(*m, toks, {.fault = fault}), hurt.logits);
+}
+
+// Watching changes nothing: the logits with an observer that ignores every tap are the logits
+// without one, bit for bit.
+TEST(FloatOracleTaps, AnObserverDoesNotChangeTheLogits) {
+  for (const char* name : {"stories260K.gguf", "bitnet-tiny-f16.gguf"}) {
+    auto m = load(name);
+    const std::vector<TokenId> toks = prompt(*m, 6);
+    size_t calls = 0;
+    const std::vector<float> watched =
+        float_oracle_logits(*m, toks, {.taps = [&calls](const infer::Tap&) { ++calls; }});
+    EXPECT_GT(calls, 0u) << name;
+    EXPECT_EQ(float_oracle_logits(*m, toks), watched) << name;
   }
 }
 
