@@ -1,8 +1,10 @@
 // `bitnet crossval`: does this engine agree with a reference on this model? Flags -> CrossvalOptions,
 // the report printed as a table (or --json), optionally JUnit XML and recorded goldens; exit 0 when
 // it agrees, 5 when it does not (errors of the model or the reference keep their own codes).
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -41,7 +43,69 @@ struct CrossvalFlags {
   bool steps = false;
   std::string junit;
   std::string record;
+  bool layers = false;
+  size_t step = 0;
+  CLI::Option* step_opt = nullptr;
+  std::vector<std::string> taps;
+  double tap_tol = 1e-3;
+  std::string dump_taps;
+  std::string test_fault, test_fault_ref;  // hidden: LAYER:NAME:DELTA
 };
+
+// "2:ffn_up:0.5" -> a planted fault of the forward pass (tests of --layers only).
+infer::TapFault parse_fault(const std::string& flag, const std::string& s) {
+  infer::TapFault f;
+  if (s.empty()) return f;
+  const size_t a = s.find(':'), b = s.rfind(':');
+  try {
+    if (a == std::string::npos || a == b) throw std::invalid_argument(s);
+    f.layer = std::stoi(s.substr(0, a));
+    f.name = s.substr(a + 1, b - a - 1);
+    f.delta = std::stof(s.substr(b + 1));
+  } catch (const std::exception&) {
+    throw make_error(ErrorCode::usage, "{} '{}': expected LAYER:TAP:DELTA", flag, s);
+  }
+  return f;
+}
+
+// The tap names --tap may list.
+void check_tap_names(const std::vector<std::string>& names) {
+  for (const std::string& n : names) {
+    const bool known = std::find(infer::kLayerTaps.begin(), infer::kLayerTaps.end(), n) != infer::kLayerTaps.end() ||
+                       std::find(infer::kFinalTaps.begin(), infer::kFinalTaps.end(), n) != infer::kFinalTaps.end();
+    if (!known) {
+      std::string all;
+      for (auto x : infer::kLayerTaps) all += std::string(x) + ", ";
+      throw make_error(ErrorCode::usage, "--tap {}: not a tap (taps: {}result_norm, result_output)", n, all);
+    }
+  }
+}
+
+// numpy's .npy (format 1.0): a little-endian f32 vector, so a tap opens with numpy.load.
+std::string npy(const std::vector<float>& v) {
+  std::string header = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}", v.size());
+  // Magic, version and length take 10 bytes; the header ends in a newline, padded to 64.
+  header.append(63 - (10 + header.size()) % 64, ' ').push_back('\n');
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out.push_back(static_cast<char>(header.size() & 0xff));
+  out.push_back(static_cast<char>(header.size() >> 8));
+  out += header;
+  out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+  return out;
+}
+
+// --dump-taps DIR: ours.layer03.ffn_gate.npy, ref.layer03.ffn_gate.npy, ours.result_norm.npy, ...
+void dump_taps(const std::string& dir, const diag::CrossvalReport& r) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw make_error(ErrorCode::failure, "--dump-taps {}: cannot create it: {}", dir, ec.message());
+  for (auto [side, taps] : {std::pair{"ours", &r.layer_ours}, std::pair{"ref", &r.layer_ref}})
+    for (const diag::CapturedTap& t : *taps) {
+      const std::string name = t.layer < 0 ? fmt::format("{}.{}.npy", side, t.name)
+                                           : fmt::format("{}.layer{:02}.{}.npy", side, t.layer, t.name);
+      write_file_atomically(std::filesystem::path(dir) / name, npy(t.values));
+    }
+}
 
 std::vector<std::string> read_prompts(const std::string& path) {
   std::istringstream in(read_text_file(path, "the prompts file"));
@@ -90,6 +154,17 @@ RunFn setup_crossval(CLI::App& sub) {
                  "Threads for the llama.cpp reference (default 1: its workers spin-wait, which on a busy machine can be "
                  "100x slower; results do not depend on it)")
       ->check(CLI::Range(1, 1024));
+  sub.add_flag("--layers", f->layers,
+               "Also compare every tap (named activation of every layer) of the first prompt at one step with a "
+               "backend:NAME or float reference, and name the first one past --tap-tol");
+  f->step_opt = sub.add_option("--step", f->step, "--layers: this step (default: the first mismatch, else the last)");
+  sub.add_option("--tap", f->taps, "--layers: only these taps (attn_norm, Qcur, ..., l_out, result_norm, result_output)")
+      ->delimiter(',');
+  sub.add_option("--tap-tol", f->tap_tol, "--layers: tolerance on each tap's relative L2 error (default 1e-3)")
+      ->check(CLI::PositiveNumber);
+  sub.add_option("--dump-taps", f->dump_taps, "--layers: write both sides' taps as numpy .npy files into DIR");
+  sub.add_option("--test-fault", f->test_fault)->group("");
+  sub.add_option("--test-fault-ref", f->test_fault_ref)->group("");
   sub.add_flag("--json", f->json, "Print the report as JSON instead of the table");
   sub.add_flag("--steps", f->steps, "Show every step in the table");
   sub.add_option("--junit", f->junit, "Also write JUnit XML here (one test case per prompt)");
@@ -130,6 +205,15 @@ RunFn setup_crossval(CLI::App& sub) {
     o.timeout = std::chrono::milliseconds(static_cast<int64_t>(f->timeout * 1000));
     o.pre = e.pre;
     o.record = !f->record.empty();
+    const bool layer_flags = f->step_opt->count() > 0 || !f->taps.empty() || !f->dump_taps.empty();
+    if (layer_flags && !f->layers) throw make_error(ErrorCode::usage, "--step, --tap and --dump-taps go with --layers");
+    check_tap_names(f->taps);
+    o.layers.on = f->layers;
+    if (f->step_opt->count() > 0) o.layers.step = f->step;
+    o.layers.taps = f->taps;
+    o.layers.tolerance = f->tap_tol;
+    o.layers.fault_ours = parse_fault("--test-fault", f->test_fault);
+    o.layers.fault_ref = parse_fault("--test-fault-ref", f->test_fault_ref);
 
     // Output paths first: a typo in a directory must not cost the whole run.
     if (!f->record.empty()) check_output_path("--record", f->record);
@@ -139,6 +223,7 @@ RunFn setup_crossval(CLI::App& sub) {
     if (o.reference) write_stdout(f->json ? crossval_json(r) : crossval_table(r, f->steps));
     for (size_t i = 0; i < r.recorded.size(); ++i)
       write_file_atomically(record_path(f->record, i, r.recorded.size()), diag::write_golden(r.recorded[i]));
+    if (!f->dump_taps.empty() && r.layers) dump_taps(f->dump_taps, r);
     if (!o.reference) return 0;
     if (!f->junit.empty()) write_file_atomically(f->junit, crossval_junit(r));
     return r.pass() ? 0 : static_cast<int>(ErrorCode::crossval_mismatch);

@@ -93,6 +93,22 @@ void prompt_table(std::string& o, const PromptReport& p, size_t index, bool with
   for (const std::string& f : p.failures) line(o, "  FAIL     {}", f);
 }
 
+// --layers: every compared tap, then the one line that says where the runs part.
+void layers_table(std::string& o, const diag::LayersReport& l) {
+  o += fmt::format("\nlayers     step {} (position {}), tolerance {:.1e} on each tap's relative L2 error\n", l.step,
+                   l.position, l.tolerance);
+  o += "| tap | width | max abs diff | rel L2 | cosine | |\n| --- | ---: | ---: | ---: | ---: | --- |\n";
+  for (const auto& t : l.taps)
+    o += fmt::format("| {} | {} | {:.3e} | {:.3e} | {:.6f} | {} |\n", diag::tap_label(t.name, t.layer), t.width,
+                     t.max_abs, t.rel_l2, t.cosine, t.over ? "over" : "");
+  if (!l.only_ours.empty()) {
+    o += "not given by the reference:";
+    for (const auto& n : l.only_ours) o += " " + n + ",";
+    o.back() = '\n';
+  }
+  o += l.verdict + "\n";
+}
+
 }  // namespace
 
 std::string crossval_table(const CrossvalReport& r, bool with_steps) {
@@ -127,6 +143,7 @@ std::string crossval_table(const CrossvalReport& r, bool with_steps) {
     if (!r.metadata_ok()) why += (why.empty() ? "" : "; ") + std::string("the vocabulary metadata differs");
     line(o, "result     FAIL: {} ({:.1f} s)", why, r.seconds);
   }
+  if (r.layers) layers_table(o, *r.layers);
   return o;
 }
 
@@ -212,6 +229,27 @@ std::string crossval_json(const CrossvalReport& r) {
   for (const auto& f : r.metadata)
     j.begin_object().key("name").value(f.name).key("ours").value(f.ours).key("reference").value(f.ref).key("ok").value(f.ok()).end_object();
   j.end_array().end_object();
+  if (r.layers) {
+    const diag::LayersReport& l = *r.layers;
+    j.key("layers").begin_object().key("step").value(static_cast<uint64_t>(l.step));
+    j.key("position").value(static_cast<uint64_t>(l.position)).key("tolerance").value(l.tolerance);
+    j.key("verdict").value(l.verdict).key("first_divergence");
+    if (l.first_over) {
+      const auto& f = l.taps[*l.first_over];
+      j.begin_object().key("name").value(f.name).key("layer").value(static_cast<int64_t>(f.layer)).end_object();
+    } else {
+      j.null();
+    }
+    j.key("not_in_reference").begin_array();
+    for (const auto& n : l.only_ours) j.value(n);
+    j.end_array().key("taps").begin_array();
+    for (const auto& tap : l.taps) {
+      j.begin_object().key("name").value(tap.name).key("layer").value(static_cast<int64_t>(tap.layer));
+      j.key("width").value(tap.width).key("max_abs_diff").value(tap.max_abs).key("rel_l2").value(tap.rel_l2);
+      j.key("cosine").value(tap.cosine).key("over").value(tap.over).end_object();
+    }
+    j.end_array().end_object();
+  }
   j.key("prompts").begin_array();
   for (const auto& p : r.prompts) json_prompt(j, p);
   j.end_array();

@@ -96,6 +96,58 @@ std::vector<TokenId> reread_ids(const Engine& ours, const std::vector<TokenId>& 
   return ids;
 }
 
+// The sequence whose last position gives step `step`'s logits: the reference's prompt and its
+// tokens before that step.
+std::vector<TokenId> sequence_to(const Golden& g, size_t step) {
+  std::vector<TokenId> seq = g.prompt_ids;
+  for (size_t i = 0; i < step; ++i) seq.push_back(g.steps[i].id);
+  return seq;
+}
+
+// One session's taps at the last position of seq, fed as the comparison fed it.
+TapCapture session_taps(const model::Model& model, const kernels::KernelTable& kernels, const CrossvalOptions& o,
+                        const std::vector<TokenId>& seq, const infer::TapFault& fault) {
+  infer::SessionOptions so;
+  so.n_ctx = static_cast<uint32_t>(seq.size());
+  so.pool = o.pool;
+  so.kv_type = o.kv_type;
+  so.fault = fault;
+  infer::Session s(model, kernels, so);
+  TapCapture out;
+  s.set_tap_observer(capture_position(out, static_cast<uint32_t>(seq.size() - 1), o.layers.taps));
+  if (o.batch == PromptBatch::one) {
+    for (TokenId id : seq) s.eval(std::span<const TokenId>(&id, 1));
+  } else {
+    s.eval(seq);
+  }
+  return out;
+}
+
+// --layers for the first prompt: which step, then both sides' taps at its position, compared.
+void compare_layers(const CrossvalOptions& o, const model::Model& model, const Golden& ref, const PromptReport& pr,
+                    CrossvalReport& rep) {
+  size_t step = pr.mismatches.empty() ? ref.steps.size() - 1 : pr.mismatches.front().step;
+  if (o.layers.step) {
+    if (*o.layers.step >= ref.steps.size())
+      throw make_error(ErrorCode::usage, "--step {}: the run has steps 0 to {}", *o.layers.step, ref.steps.size() - 1);
+    step = *o.layers.step;
+  }
+  const std::vector<TokenId> seq = sequence_to(ref, step);
+  const auto pos = static_cast<uint32_t>(seq.size() - 1);
+  rep.layer_ours = session_taps(model, *o.kernels, o, seq, o.layers.fault_ours);
+  if (o.reference->kind == RefKind::backend) {
+    rep.layer_ref = session_taps(model, *o.ref_kernels, o, seq, o.layers.fault_ref);
+  } else {
+    FloatOracleOptions fo = oracle_options(*o.reference);
+    fo.taps = capture_position(rep.layer_ref, pos, o.layers.taps);
+    fo.fault = o.layers.fault_ref;
+    float_oracle_logits(model, seq, fo);
+  }
+  rep.layers = compare_taps(rep.layer_ours, rep.layer_ref, o.layers.tolerance);
+  rep.layers->step = step;
+  rep.layers->position = pos;
+}
+
 }  // namespace
 
 bool CrossvalReport::metadata_ok() const {
@@ -130,6 +182,11 @@ CrossvalReport run_crossval(const CrossvalOptions& o) {
   rep.kv_type = std::string(infer::kv_type_name(o.kv_type));
   rep.quantized = has_quantized_weights(*model) || o.kv_type == infer::KvType::q8_0;
   rep.thresholds = apply(default_thresholds(rep.quantized), o.overrides);
+
+  if (o.layers.on && (!o.reference || (o.reference->kind != RefKind::backend && o.reference->kind != RefKind::float_oracle)))
+    throw make_error(ErrorCode::usage,
+                     "--layers compares our taps with another kernel table (backend:NAME) or the float oracle "
+                     "(float[:SCHEME]); '{}' gives logits only", o.reference ? o.reference->text : "");
 
   std::optional<Engine> ref_engine;
   std::optional<Golden> golden;
@@ -194,6 +251,7 @@ CrossvalReport run_crossval(const CrossvalOptions& o) {
     naming.piece = [&](TokenId id) { return ours.piece(id); };
     naming.text = [&](std::span<const TokenId> ids) { return ours.text(ids); };
     compare_steps(run.golden, steps, rep.thresholds, naming, pr);
+    if (o.layers.on && i == 0) compare_layers(o, *model, run.golden, pr, rep);
     log::info(lg, "prompt {}: {}/{} greedy ids agree, max |logit diff| {:.4g}", i + 1, pr.n_match, pr.n_steps, pr.max_abs);
     rep.prompts.push_back(std::move(pr));
   }

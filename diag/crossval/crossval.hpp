@@ -15,6 +15,7 @@
 #include "diag/crossval/compare.hpp"
 #include "diag/crossval/engine.hpp"
 #include "diag/crossval/golden.hpp"
+#include "diag/crossval/layers.hpp"
 #include "diag/crossval/reference.hpp"
 
 namespace bitnet {
@@ -43,6 +44,15 @@ struct CrossvalOptions {
   ThresholdOverrides overrides;
   std::optional<std::string> pre;          // byte-level BPE pre-tokenizer override
   bool record = false;                     // also run ours free-running, as goldens
+  // --layers: the taps of one position of the first prompt, ours against a backend:NAME or float
+  // reference (crossval.cpp picks the step: this one, else the first mismatch, else the last).
+  struct Layers {
+    bool on = false;
+    std::optional<size_t> step;
+    std::vector<std::string> taps;  // only these names (empty: all)
+    double tolerance = 1e-3;        // on each tap's relative L2 error
+    infer::TapFault fault_ours, fault_ref;  // test-only damage
+  } layers;
   // Checked between prompts and passed to reference programs: when set (Ctrl-C, --timeout) the
   // run stops with Error(interrupted).
   const std::atomic<bool>* cancel = nullptr;
@@ -67,6 +77,8 @@ struct CrossvalReport {
   std::vector<MetadataField> metadata;
   std::vector<PromptReport> prompts;
   std::vector<Golden> recorded;  // with CrossvalOptions::record, one per prompt
+  std::optional<LayersReport> layers;  // with --layers
+  TapCapture layer_ours, layer_ref;    // the compared rows, for --dump-taps
   double seconds = 0;
 
   bool metadata_ok() const;

@@ -324,6 +324,129 @@ TEST(CrossvalFloat, UnknownSchemeIsAUsageError) {
   EXPECT_NE(r.err.find("float:int4"), std::string::npos) << r.err;
 }
 
+// ---- --layers: where two runs part ----
+
+struct Divergence {
+  std::string name;  // "" when none
+  int64_t layer = -1;
+  std::vector<std::pair<std::string, double>> rel;  // "layer/name" -> rel_l2, in order
+};
+
+Divergence layers_of(const RunResult& r) {
+  Report rep(r);
+  Divergence d;
+  simdjson::dom::element l = rep.doc["layers"];
+  simdjson::dom::element first = l["first_divergence"];
+  if (!first.is_null()) {
+    d.name = std::string(std::string_view(first["name"]));
+    d.layer = int64_t(first["layer"]);
+  }
+  for (simdjson::dom::element t : l["taps"].get_array())
+    d.rel.emplace_back(std::to_string(int64_t(t["layer"])) + "/" + std::string(std::string_view(t["name"])), double(t["rel_l2"]));
+  return d;
+}
+
+// A fault planted in one operation of one layer is found at exactly that tap, whichever side has it.
+TEST(CrossvalLayers, APlantedFaultIsFoundAtItsTap) {
+  // Ours faulty, against the scalar reference table (the same bits otherwise).
+  RunResult r = run_bitnet({"crossval", "-m", model("bitnet-tiny-f16"), "--reference", "backend:reference", "-p", kFox,
+                            "-n", "4", "--layers", "--test-fault", "2:ffn_up:0.5", "--json"});
+  ASSERT_TRUE(r.exit_code == 0 || r.exit_code == 5) << context(r);
+  Divergence d = layers_of(r);
+  EXPECT_EQ(d.name, "ffn_up");
+  EXPECT_EQ(d.layer, 2);
+  for (const auto& [tap, rel] : d.rel) {
+    if (tap == "2/ffn_up") break;
+    EXPECT_EQ(rel, 0.0) << tap;
+  }
+  // The float oracle faulty, against ours on a float model (F32 weights, f32 cache).
+  r = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", "float", "-p", "Once upon a time", "-n", "4",
+                  "--kv-type", "f32", "--layers", "--test-fault-ref", "3:Vcur:0.25", "--json"});
+  ASSERT_TRUE(r.exit_code == 0 || r.exit_code == 5) << context(r);
+  d = layers_of(r);
+  EXPECT_EQ(d.name, "Vcur");
+  EXPECT_EQ(d.layer, 3);
+  // Ours faulty against the oracle.
+  r = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", "float", "-p", "Once upon a time", "-n", "4",
+                  "--kv-type", "f32", "--layers", "--test-fault", "1:ffn_gate:0.5", "--json"});
+  ASSERT_TRUE(r.exit_code == 0 || r.exit_code == 5) << context(r);
+  d = layers_of(r);
+  EXPECT_EQ(d.name, "ffn_gate");
+  EXPECT_EQ(d.layer, 1);
+}
+
+// A float model through the engine is the oracle's maths tap by tap.
+TEST(CrossvalLayers, Stories260KMatchesTheOracleAtEveryTap) {
+  RunResult r = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", "float", "-p", "Once upon a time", "-n",
+                            "8", "--kv-type", "f32", "--layers", "--tap-tol", "1e-5", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << context(r);
+  const Divergence d = layers_of(r);
+  EXPECT_EQ(d.name, "") << r.out;
+  EXPECT_EQ(d.rel.size(), 5u * 12u + 2u);  // 5 layers of 12 taps (no sub-norms in arch llama), then 2
+}
+
+// On a ternary file the exact maths part from ours at the first quantized matmul: layer 0's Q
+// product, its input still equal; with the format's own rounding emulated nothing parts.
+TEST(CrossvalLayers, TernaryDivergenceEntersAtTheFirstQuantizedMatmul) {
+  RunResult r = run_bitnet({"crossval", "-m", model("bitnet-tiny-tq2_0-embf16"), "--reference", "float", "-p", kFox, "-n",
+                            "4", "--kv-type", "f32", "--layers", "--json"});
+  ASSERT_TRUE(r.exit_code == 0 || r.exit_code == 5) << context(r);
+  const Divergence d = layers_of(r);
+  EXPECT_EQ(d.name, "Qcur");
+  EXPECT_EQ(d.layer, 0);
+  ASSERT_GE(d.rel.size(), 2u);
+  EXPECT_EQ(d.rel[0].first, "0/attn_norm");
+  EXPECT_LT(d.rel[0].second, 1e-6);
+  std::printf("tiny tq2_0 vs float: layer 0 Qcur rel %.3g\n", d.rel[1].second);
+  EXPECT_GT(d.rel[1].second, 1e-3);  // Q8_K rounds each activation by up to half of max/127
+  EXPECT_LT(d.rel[1].second, 5e-2);
+  r = run_bitnet({"crossval", "-m", model("bitnet-tiny-tq2_0-embf16"), "--reference", "float:q8_k", "-p", kFox, "-n", "4",
+                  "--kv-type", "f32", "--layers", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << context(r);
+  EXPECT_EQ(layers_of(r).name, "");
+}
+
+TEST(CrossvalLayers, DumpsEveryTapAsNpy) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("bitnet-taps-" + std::to_string(::getpid()));
+  RunResult r = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", "backend:reference", "-p", "Once",
+                            "-n", "2", "--layers", "--tap", "ffn_gate,result_output", "--dump-taps", dir.string()});
+  ASSERT_EQ(r.exit_code, 0) << context(r);
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) files += e.path().extension() == ".npy";
+  EXPECT_EQ(files, 2u * (5u + 1u));  // both sides: ffn_gate of 5 layers, and result_output
+  std::ifstream in(dir / "ours.result_output.npy", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  ASSERT_GT(bytes.size(), 10u);
+  EXPECT_EQ(bytes.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8));
+  const size_t header = static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9]) << 8;
+  EXPECT_EQ((10 + header) % 64, 0u);
+  EXPECT_NE(bytes.find("'descr': '<f4'"), std::string::npos);
+  EXPECT_NE(bytes.find("'shape': (512,)"), std::string::npos);
+  EXPECT_EQ(bytes.size(), 10 + header + 512 * sizeof(float));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CrossvalLayers, MisuseIsAUsageError) {
+  auto run = [](std::vector<std::string> extra) {
+    std::vector<std::string> a{"crossval", "-m", model("stories260K"), "-p", "Once", "-n", "2"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return run_bitnet(a);
+  };
+  RunResult r = run({"--reference", golden("stories260K.llama.cpp.p1"), "--layers"});
+  EXPECT_EQ(r.exit_code, 2) << context(r);
+  r = run({"--reference", "golden:" + golden("stories260K.llama.cpp.p1"), "--layers"});
+  EXPECT_EQ(r.exit_code, 2) << context(r);
+  EXPECT_NE(r.err.find("--layers"), std::string::npos) << r.err;
+  r = run({"--reference", "float", "--layers", "--tap", "ffn_bogus"});
+  EXPECT_EQ(r.exit_code, 2) << context(r);
+  EXPECT_NE(r.err.find("ffn_bogus"), std::string::npos) << r.err;
+  r = run({"--reference", "float", "--layers", "--step", "9"});
+  EXPECT_EQ(r.exit_code, 2) << context(r);
+  EXPECT_NE(r.err.find("--step 9"), std::string::npos) << r.err;
+  r = run({"--reference", "float", "--step", "1"});
+  EXPECT_EQ(r.exit_code, 2) << context(r);
+}
+
 TEST(CrossvalRecord, RecordedGoldenReadsBackAndAgrees) {
   TempDir dir;
   const std::string file = (dir.path() / "rec.json").string();
