@@ -155,8 +155,8 @@ RunFn setup_crossval(CLI::App& sub) {
                  "100x slower; results do not depend on it)")
       ->check(CLI::Range(1, 1024));
   sub.add_flag("--layers", f->layers,
-               "Also compare every tap (named activation of every layer) of the first prompt at one step with a "
-               "backend:NAME or float reference, and name the first one past --tap-tol");
+               "Also compare every tap (named activation of every layer) of the first prompt at one step with the "
+               "reference (llama.cpp, backend:NAME or float), and name the first one past --tap-tol");
   f->step_opt = sub.add_option("--step", f->step, "--layers: this step (default: the first mismatch, else the last)");
   sub.add_option("--tap", f->taps, "--layers: only these taps (attn_norm, Qcur, ..., l_out, result_norm, result_output)")
       ->delimiter(',');

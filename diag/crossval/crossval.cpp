@@ -3,6 +3,7 @@
 // greedy difference never hides how the logits compare further on.
 #include "diag/crossval/crossval.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -137,6 +138,16 @@ void compare_layers(const CrossvalOptions& o, const model::Model& model, const G
   rep.layer_ours = session_taps(model, *o.kernels, o, seq, o.layers.fault_ours);
   if (o.reference->kind == RefKind::backend) {
     rep.layer_ref = session_taps(model, *o.ref_kernels, o, seq, o.layers.fault_ref);
+  } else if (o.reference->kind == RefKind::llama_cpp) {
+    // Flash attention off and our cache type: llama.cpp's CPU flash attention sums V in F16, which
+    // would show as a divergence at every kqv_out (docs/perplexity.md).
+    RefTapsRequest req{std::filesystem::absolute(o.model), seq, std::string(infer::kv_type_name(o.kv_type)), "off",
+                       o.cancel};
+    rep.layer_ref = run_reference_taps(*o.reference, req, o.timeout);
+    if (!o.layers.taps.empty())
+      std::erase_if(rep.layer_ref, [&](const CapturedTap& t) {
+        return std::find(o.layers.taps.begin(), o.layers.taps.end(), t.name) == o.layers.taps.end();
+      });
   } else {
     FloatOracleOptions fo = oracle_options(*o.reference);
     fo.taps = capture_position(rep.layer_ref, pos, o.layers.taps);
@@ -183,10 +194,10 @@ CrossvalReport run_crossval(const CrossvalOptions& o) {
   rep.quantized = has_quantized_weights(*model) || o.kv_type == infer::KvType::q8_0;
   rep.thresholds = apply(default_thresholds(rep.quantized), o.overrides);
 
-  if (o.layers.on && (!o.reference || (o.reference->kind != RefKind::backend && o.reference->kind != RefKind::float_oracle)))
+  if (o.layers.on && (!o.reference || o.reference->kind == RefKind::golden || o.reference->kind == RefKind::command))
     throw make_error(ErrorCode::usage,
-                     "--layers compares our taps with another kernel table (backend:NAME) or the float oracle "
-                     "(float[:SCHEME]); '{}' gives logits only", o.reference ? o.reference->text : "");
+                     "--layers compares our taps with llama.cpp, another kernel table (backend:NAME) or the float "
+                     "oracle (float[:SCHEME]); '{}' gives logits only", o.reference ? o.reference->text : "");
 
   std::optional<Engine> ref_engine;
   std::optional<Golden> golden;

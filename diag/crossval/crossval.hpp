@@ -44,8 +44,8 @@ struct CrossvalOptions {
   ThresholdOverrides overrides;
   std::optional<std::string> pre;          // byte-level BPE pre-tokenizer override
   bool record = false;                     // also run ours free-running, as goldens
-  // --layers: the taps of one position of the first prompt, ours against a backend:NAME or float
-  // reference (crossval.cpp picks the step: this one, else the first mismatch, else the last).
+  // --layers: the taps of one position of the first prompt, ours against a llama.cpp, backend:NAME
+  // or float reference (crossval.cpp picks the step: this one, else the first mismatch, else the last).
   struct Layers {
     bool on = false;
     std::optional<size_t> step;

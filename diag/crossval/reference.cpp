@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -232,6 +233,52 @@ RefLogits run_reference_logits(const ReferenceSpec& ref, const RefLogitsRequest&
     throw reference_error(cmd, c, ErrorCode::failure, "gave no logits answer", e.what());
   }
   return r;
+}
+
+TapCapture run_reference_taps(const ReferenceSpec& ref, const RefTapsRequest& req, std::chrono::milliseconds timeout) {
+  TempFile file(std::filesystem::temp_directory_path() / "bitnet-reference-taps");
+  JsonWriter j(false);
+  j.begin_object().key("model").value(req.model.string());
+  if (!req.kv_type.empty()) j.key("type_k").value(req.kv_type).key("type_v").value(req.kv_type);
+  if (!req.flash_attn.empty()) j.key("flash_attn").value(req.flash_attn);
+  j.key("taps").begin_object().key("tokens").begin_array();
+  for (TokenId id : req.tokens) j.value(static_cast<int64_t>(id));
+  j.end_array().key("file").value(file.path().string()).end_object().end_object();
+  const std::string cmd = command_line(ref.argv);
+  ChildResult c = run_reference_child(ref, j.str() + "\n", timeout, req.cancel);
+  TapCapture taps;
+  try {
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    if (auto err = parser.parse(simdjson::padded_string(c.out)).get(doc))
+      throw make_error(ErrorCode::failure, "not JSON: {}", simdjson::error_message(err));
+    simdjson::dom::array list;
+    if (doc["taps"].get_array().get(list)) throw make_error(ErrorCode::failure, "no \"taps\" array");
+    std::ifstream in(file.path(), std::ios::binary);
+    for (simdjson::dom::element e : list) {
+      std::string_view name;
+      int64_t layer = 0;
+      uint64_t width = 0;
+      if (e["name"].get_string().get(name) || e["layer"].get_int64().get(layer) || e["width"].get_uint64().get(width) ||
+          width == 0 || width > (1u << 24))
+        throw make_error(ErrorCode::failure, "a tap without a name, layer and width");
+      CapturedTap t{std::string(name), static_cast<int32_t>(layer), std::vector<float>(width)};
+      if (!in.read(reinterpret_cast<char*>(t.values.data()), static_cast<std::streamsize>(width * sizeof(float))))
+        throw make_error(ErrorCode::failure, "its taps file ends before tap {} of layer {}", name, layer);
+      taps.push_back(std::move(t));
+    }
+  } catch (const Error& e) {
+    throw reference_error(cmd, c, ErrorCode::failure, "gave no taps answer", e.what());
+  }
+  // llama.cpp's names for what ours calls attn_out and (arch bitnet) ffn_out.
+  auto named = [&](const std::string& n, int32_t layer) {
+    return std::any_of(taps.begin(), taps.end(), [&](const CapturedTap& t) { return t.name == n && t.layer == layer; });
+  };
+  for (CapturedTap& t : taps) {
+    if (t.name == "attn_o_out") t.name = "attn_out";
+    else if (t.name == "ffn_down" && !named("ffn_out", t.layer)) t.name = "ffn_out";
+  }
+  return taps;
 }
 
 }  // namespace bitnet::diag

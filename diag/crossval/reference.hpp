@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "diag/crossval/golden.hpp"
+#include "diag/crossval/layers.hpp"
 
 namespace bitnet::diag {
 
@@ -101,5 +102,18 @@ struct RefLogits {
 // {"n_vocab": V, "rows": N} with N rows of V floats in the file, or a V other than n_vocab.
 RefLogits run_reference_logits(const ReferenceSpec& ref, const RefLogitsRequest& req, uint32_t n_vocab,
                                std::chrono::milliseconds timeout);
+
+// `crossval --layers --reference llama.cpp`: the adapter's taps mode. The tokens are evaluated in
+// one batch; llama.cpp's eval callback keeps the last position's row of every tensor it names as a
+// tap. Its names are mapped to ours (attn_o_out -> attn_out, ffn_down -> ffn_out where no ffn_out
+// is named); a tap it does not name is missing from the result.
+struct RefTapsRequest {
+  std::filesystem::path model;  // absolute
+  std::vector<TokenId> tokens;
+  std::string kv_type;          // f16, f32, q8_0
+  std::string flash_attn;       // on, off, auto
+  const std::atomic<bool>* cancel = nullptr;
+};
+TapCapture run_reference_taps(const ReferenceSpec& ref, const RefTapsRequest& req, std::chrono::milliseconds timeout);
 
 }  // namespace bitnet::diag

@@ -7,6 +7,11 @@
 // Logits mode (`bitnet perplexity --reference`): {"model", "logits": {"tokens": [...], "from": F, "file":
 // PATH}} evaluates the tokens from position 0 in one batch and writes the logits of positions F.. as
 // little-endian f32 rows of n_vocab to PATH, then {"n_vocab": V, "rows": N} on stdout.
+// Taps mode (`bitnet crossval --layers --reference llama.cpp`): {"model", "taps": {"tokens": [...],
+// "file": PATH}} evaluates the tokens in one batch and, through llama.cpp's eval callback, keeps the
+// last position's row of every tensor named as a tap (attn_norm-0, Qcur-0, ..., l_out-0, ...,
+// result_norm, result_output); writes them as f32 to PATH and their list on stdout:
+// {"taps": [{"name": "attn_norm", "layer": 0, "width": 64}, ...]}.
 // Any request may set the KV cache types and flash attention: "type_k", "type_v", "flash_attn".
 // Quantize mode (`--quantize IN OUT TYPE`): llama.cpp's own quantizer, for benchmarking the files
 // its users have (TQ1_0/TQ2_0 layers with its default Q6_K embedding/output).
@@ -101,10 +106,17 @@ struct Logits {
   std::string file;
 };
 
+struct Taps {
+  bool on = false;
+  std::vector<llama_token> tokens;
+  std::string file;
+};
+
 struct Request {
   std::string model;
   CacheSettings cache;
   Logits logits;
+  Taps taps;
   std::string prompt;
   int64_t n_predict = 32;
   int64_t top_k = 8;
@@ -142,6 +154,21 @@ Request parse_request(const std::string& text) {
     if (r.bench.n_depth < 0 || r.bench.n_depth > (1 << 20)) fail(2, "bench.n_depth out of range");
     if (r.bench.reps < 1 || r.bench.reps > 1000) fail(2, "bench.reps out of range");
     if (r.bench.threads < 0 || r.bench.threads > 1024) fail(2, "bench.threads out of range");
+    return r;
+  }
+  simdjson::dom::object taps;
+  if (!doc["taps"].get_object().get(taps)) {
+    r.taps.on = true;
+    simdjson::dom::array ids;
+    if (taps["tokens"].get_array().get(ids)) fail(2, "taps.tokens is not an array");
+    for (simdjson::dom::element e : ids) {
+      int64_t id = 0;
+      if (e.get_int64().get(id) || id < 0 || id > INT32_MAX) fail(2, "taps.tokens holds a value that is not a token id");
+      r.taps.tokens.push_back(static_cast<llama_token>(id));
+    }
+    if (r.taps.tokens.empty() || r.taps.tokens.size() > (1u << 16)) fail(2, "taps.tokens: 1 to 65536 ids");
+    if (taps["file"].get_string().get(sv) || sv.empty()) fail(2, "taps.file is not a path");
+    r.taps.file = sv;
     return r;
   }
   simdjson::dom::object logits;
@@ -391,6 +418,101 @@ int run_logits(llama_model* model, const Logits& l, const CacheSettings& cache, 
   return 0;
 }
 
+// What the eval callback keeps: the last position's row of each tap tensor, by "name-layer"; a
+// name given to several tensors (Qcur: the product, its reshape, then after RoPE) keeps the last.
+struct TapState {
+  std::vector<std::string> keys;  // first-seen order
+  std::vector<std::vector<float>> rows;
+};
+
+bool is_tap(const std::string& base) {
+  static const char* const kNames[] = {"attn_norm", "Qcur",     "Kcur",   "Vcur",         "kqv_out",   "attn_sub_norm",
+                                       "attn_o_out", "ffn_inp", "ffn_norm", "ffn_gate", "ffn_up",     "ffn_sub_norm",
+                                       "ffn_out",   "ffn_down", "l_out",  "result_norm", "result_output"};
+  return std::find(std::begin(kNames), std::end(kNames), base) != std::end(kNames);
+}
+
+bool tap_callback(ggml_tensor* t, bool ask, void* user) {
+  // "attn_norm-3" (a layer's) or "result_norm"; views and reshapes ("Kcur-0 (view)") are not taps.
+  const std::string name = t->name;
+  const size_t dash = name.rfind('-');
+  const bool layered = dash != std::string::npos && dash + 1 < name.size() &&
+                       name.find_first_not_of("0123456789", dash + 1) == std::string::npos;
+  const std::string base = layered ? name.substr(0, dash) : name;
+  if (!is_tap(base)) return ask ? false : true;
+  if (ask) return true;
+  if (t->type != GGML_TYPE_F32 || !ggml_is_contiguous(t)) return true;
+  // Q, K and V are [head_dim][heads][tokens]; the rest [width][tokens].
+  const bool three = base == "Qcur" || base == "Kcur" || base == "Vcur";
+  const int64_t width = three ? t->ne[0] * t->ne[1] : t->ne[0];
+  const int64_t cols = ggml_nelements(t) / width;
+  std::vector<float> row(static_cast<size_t>(width));
+  ggml_backend_tensor_get(t, row.data(), static_cast<size_t>((cols - 1) * width) * sizeof(float),
+                          static_cast<size_t>(width) * sizeof(float));
+  auto* st = static_cast<TapState*>(user);
+  const auto it = std::find(st->keys.begin(), st->keys.end(), name);
+  if (it == st->keys.end()) {
+    st->keys.push_back(name);
+    st->rows.push_back(std::move(row));
+  } else {
+    st->rows[static_cast<size_t>(it - st->keys.begin())] = std::move(row);
+  }
+  return true;
+}
+
+int run_taps(llama_model* model, const Taps& tp, const CacheSettings& cache, int threads) {
+  const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+  for (llama_token id : tp.tokens)
+    if (id >= n_vocab) fail(2, "taps.tokens: id " + std::to_string(id) + " is outside the vocabulary of " +
+                               std::to_string(n_vocab));
+  const auto n = static_cast<uint32_t>(tp.tokens.size());
+  TapState st;
+  llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = n;
+  cp.n_batch = n;
+  cp.n_ubatch = n;
+  cp.n_seq_max = 1;
+  cp.n_threads = threads;
+  cp.n_threads_batch = threads;
+  cp.cb_eval = tap_callback;
+  cp.cb_eval_user_data = &st;
+  apply_cache(cache, cp);
+  llama_context* ctx = llama_init_from_model(model, cp);
+  if (!ctx) fail(1, "llama.cpp could not create a context of " + std::to_string(n) + " tokens");
+  llama_batch batch = llama_batch_init(static_cast<int32_t>(n), 0, 1);
+  batch.n_tokens = static_cast<int32_t>(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    batch.token[i] = tp.tokens[i];
+    batch.pos[i] = static_cast<llama_pos>(i);
+    batch.n_seq_id[i] = 1;
+    batch.seq_id[i][0] = 0;
+    batch.logits[i] = i + 1 == n;
+  }
+  if (int rc = llama_decode(ctx, batch); rc != 0) fail(1, "llama_decode failed with " + std::to_string(rc));
+  llama_synchronize(ctx);
+  FILE* f = std::fopen(tp.file.c_str(), "wb");
+  if (!f) fail(1, "cannot write '" + tp.file + "': " + std::strerror(errno));
+  std::string out = "{\"taps\":[";
+  for (size_t i = 0; i < st.keys.size(); ++i) {
+    const std::string& key = st.keys[i];
+    const size_t dash = key.rfind('-');
+    const bool layered = dash != std::string::npos && key.find_first_not_of("0123456789", dash + 1) == std::string::npos;
+    const std::string base = layered ? key.substr(0, dash) : key;
+    const std::string layer = layered ? key.substr(dash + 1) : "-1";
+    out += std::string(i ? "," : "") + "{\"name\":" + json_string(base) + ",\"layer\":" + layer +
+           ",\"width\":" + std::to_string(st.rows[i].size()) + "}";
+    if (std::fwrite(st.rows[i].data(), sizeof(float), st.rows[i].size(), f) != st.rows[i].size())
+      fail(1, "cannot write '" + tp.file + "': " + std::strerror(errno));
+  }
+  if (std::fclose(f) != 0) fail(1, "cannot write '" + tp.file + "': " + std::strerror(errno));
+  out += "]}\n";
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+  llama_batch_free(batch);
+  llama_free(ctx);
+  return 0;
+}
+
 // llama.cpp's quantizer, IN (F32/F16 GGUF) to OUT, written under a temporary name and renamed so
 // that a failed or interrupted run leaves no half-written OUT.
 int run_quantize(const std::string& in, const std::string& out, const std::string& type, int threads) {
@@ -431,6 +553,7 @@ void usage() {
              "       or {\"model\": PATH, \"bench\": {\"n_prompt\": N, \"n_gen\": N, \"n_depth\": D, \"reps\": R, "
              "\"threads\": T}}\n"
              "       or {\"model\": PATH, \"logits\": {\"tokens\": [IDS], \"from\": F, \"file\": PATH}}\n"
+             "       or {\"model\": PATH, \"taps\": {\"tokens\": [IDS], \"file\": PATH}}\n"
              "  any request may add \"type_k\", \"type_v\" (f16, f32, q8_0) and \"flash_attn\" (on, off, auto)\n"
              "       bitnet-llama-ref [--threads N] --quantize IN.gguf OUT.gguf tq1_0|tq2_0|q6_k|q8_0|q4_0\n"
              "  BITNET_LLAMA_CPU=NAME: load only lib/libggml-cpu-NAME.so (haswell = AVX2)\n",
@@ -489,9 +612,10 @@ int main(int argc, char** argv) {
   mp.n_gpu_layers = 0;
   llama_model* model = llama_model_load_from_file(req.model.c_str(), mp);
   if (!model) fail(3, "llama.cpp could not load the model '" + req.model + "' (its messages are above)");
-  if (req.bench.on || req.logits.on) {
-    const int rc = req.bench.on ? run_bench(model, req.bench, req.cache, threads)
-                                  : run_logits(model, req.logits, req.cache, threads);
+  if (req.bench.on || req.logits.on || req.taps.on) {
+    const int rc = req.bench.on    ? run_bench(model, req.bench, req.cache, threads)
+                   : req.logits.on ? run_logits(model, req.logits, req.cache, threads)
+                                   : run_taps(model, req.taps, req.cache, threads);
     llama_model_free(model);
     llama_backend_free();
     return rc;
