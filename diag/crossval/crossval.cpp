@@ -124,11 +124,31 @@ TapCapture session_taps(const model::Model& model, const kernels::KernelTable& k
   return out;
 }
 
+// --record --layers: our taps at one step (--step, else the last) of the recorded run.
+void record_layers(const CrossvalOptions& o, const model::Model& model, Golden& g) {
+  const size_t step = o.layers.step.value_or(g.steps.size() - 1);
+  if (step >= g.steps.size())
+    throw make_error(ErrorCode::usage, "--step {}: the run has steps 0 to {}", step, g.steps.size() - 1);
+  g.layers = GoldenLayers{step, session_taps(model, *o.kernels, o, sequence_to(g, step), o.layers.fault_ours)};
+}
+
 // --layers for the first prompt: which step, then both sides' taps at its position, compared.
 void compare_layers(const CrossvalOptions& o, const model::Model& model, const Golden& ref, const PromptReport& pr,
                     CrossvalReport& rep) {
   size_t step = pr.mismatches.empty() ? ref.steps.size() - 1 : pr.mismatches.front().step;
-  if (o.layers.step) {
+  if (o.reference->kind == RefKind::golden) {
+    // A recorded golden answers for the one step it holds taps of.
+    if (!ref.layers)
+      throw make_error(ErrorCode::invalid_input, "{}: no taps recorded; record them with crossval --record FILE --layers",
+                       o.reference->file.string());
+    if (o.layers.step && *o.layers.step != ref.layers->step)
+      throw make_error(ErrorCode::usage, "--step {}: {} holds the taps of step {} only", *o.layers.step,
+                       o.reference->file.string(), ref.layers->step);
+    if (ref.layers->step >= ref.steps.size())
+      throw make_error(ErrorCode::usage, "-n {}: {} holds the taps of step {}; compare at least {} steps", ref.steps.size(),
+                       o.reference->file.string(), ref.layers->step, ref.layers->step + 1);
+    step = ref.layers->step;
+  } else if (o.layers.step) {
     if (*o.layers.step >= ref.steps.size())
       throw make_error(ErrorCode::usage, "--step {}: the run has steps 0 to {}", *o.layers.step, ref.steps.size() - 1);
     step = *o.layers.step;
@@ -136,7 +156,13 @@ void compare_layers(const CrossvalOptions& o, const model::Model& model, const G
   const std::vector<TokenId> seq = sequence_to(ref, step);
   const auto pos = static_cast<uint32_t>(seq.size() - 1);
   rep.layer_ours = session_taps(model, *o.kernels, o, seq, o.layers.fault_ours);
-  if (o.reference->kind == RefKind::backend) {
+  if (o.reference->kind == RefKind::golden) {
+    rep.layer_ref = ref.layers->taps;
+    if (!o.layers.taps.empty())
+      std::erase_if(rep.layer_ref, [&](const CapturedTap& t) {
+        return std::find(o.layers.taps.begin(), o.layers.taps.end(), t.name) == o.layers.taps.end();
+      });
+  } else if (o.reference->kind == RefKind::backend) {
     rep.layer_ref = session_taps(model, *o.ref_kernels, o, seq, o.layers.fault_ref);
   } else if (o.reference->kind == RefKind::llama_cpp) {
     // Flash attention off and our cache type: llama.cpp's CPU flash attention sums V in F16, which
@@ -194,10 +220,11 @@ CrossvalReport run_crossval(const CrossvalOptions& o) {
   rep.quantized = has_quantized_weights(*model) || o.kv_type == infer::KvType::q8_0;
   rep.thresholds = apply(default_thresholds(rep.quantized), o.overrides);
 
-  if (o.layers.on && (!o.reference || o.reference->kind == RefKind::golden || o.reference->kind == RefKind::command))
+  if (o.layers.on && o.reference && o.reference->kind == RefKind::command)
     throw make_error(ErrorCode::usage,
-                     "--layers compares our taps with llama.cpp, another kernel table (backend:NAME) or the float "
-                     "oracle (float[:SCHEME]); '{}' gives logits only", o.reference ? o.reference->text : "");
+                     "--layers compares our taps with llama.cpp, another kernel table (backend:NAME), the float "
+                     "oracle (float[:SCHEME]) or a golden recorded with --layers; '{}' gives logits only",
+                     o.reference->text);
 
   std::optional<Engine> ref_engine;
   std::optional<Golden> golden;
@@ -230,6 +257,7 @@ CrossvalReport run_crossval(const CrossvalOptions& o) {
     if (o.record) {
       log::info(lg, "recording our run for prompt {}", i + 1);
       rep.recorded.push_back(ours.generate(our_ids, prompt, n_predict, o.top_k, o.batch));
+      if (o.layers.on && i == 0) record_layers(o, *model, rep.recorded.back());
     }
     if (!o.reference) continue;
 

@@ -63,6 +63,34 @@ GoldenStep parse_step(element s, std::string_view source, size_t k) {
   return step;
 }
 
+GoldenLayers parse_layers(element l, std::string_view source, size_t n_steps) {
+  GoldenLayers out;
+  uint64_t step = 0;
+  if (l["step"].get_uint64().get(step) || step >= n_steps)
+    bad(source, "\"layers\" has no \"step\" among its " + std::to_string(n_steps) + " steps");
+  out.step = static_cast<size_t>(step);
+  simdjson::dom::array taps;
+  if (l["taps"].get_array().get(taps)) bad(source, "\"layers\" has no \"taps\" array");
+  for (element t : taps) {
+    CapturedTap c;
+    std::string_view name;
+    int64_t layer = 0;
+    simdjson::dom::array values;
+    if (t["name"].get_string().get(name) || name.empty() || t["layer"].get_int64().get(layer) ||
+        t["values"].get_array().get(values))
+      bad(source, "\"layers\" holds a tap without a name, layer and values");
+    c.name = name;
+    c.layer = static_cast<int32_t>(layer);
+    for (element v : values) {
+      double x = 0;
+      if (v.get_double().get(x)) bad(source, "tap " + c.name + " holds a value that is not a number");
+      c.values.push_back(static_cast<float>(x));
+    }
+    out.taps.push_back(std::move(c));
+  }
+  return out;
+}
+
 }  // namespace
 
 Golden parse_golden(std::string_view json, std::string_view source) {
@@ -99,6 +127,8 @@ Golden parse_golden(std::string_view json, std::string_view source) {
   if (doc["steps"].get_array().get(steps)) bad(source, "no \"steps\" array");
   size_t k = 0;
   for (element s : steps) g.steps.push_back(parse_step(s, source, k++));
+  element layers;
+  if (!doc["layers"].get(layers)) g.layers = parse_layers(layers, source, g.steps.size());
   return g;
 }
 
@@ -136,7 +166,17 @@ std::string write_golden(const Golden& g) {
     for (const TopEntry& t : s.top) j.begin_array().value(static_cast<int64_t>(t.id)).value(static_cast<double>(t.logit)).end_array();
     j.end_array().end_object();
   }
-  j.end_array().end_object();
+  j.end_array();
+  if (g.layers) {
+    j.key("layers").begin_object().key("step").value(static_cast<uint64_t>(g.layers->step)).key("taps").begin_array();
+    for (const CapturedTap& t : g.layers->taps) {
+      j.begin_object().key("name").value(t.name).key("layer").value(static_cast<int64_t>(t.layer)).key("values").begin_array();
+      for (float v : t.values) j.value(static_cast<double>(v));
+      j.end_array().end_object();
+    }
+    j.end_array().end_object();
+  }
+  j.end_object();
   return j.str() + "\n";
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/base/token_id.hpp"
+#include "diag/crossval/layers.hpp"
 
 namespace bitnet::diag {
 
@@ -31,12 +32,21 @@ struct VocabFacts {
   std::optional<bool> add_bos;
 };
 
+// The taps of one step (crossval --record FILE --layers): every tap's row at the position whose
+// logits are that step's, so that a later `--reference golden:FILE --layers` can say where a run
+// parts from the recorded one.
+struct GoldenLayers {
+  size_t step = 0;
+  std::vector<CapturedTap> taps;
+};
+
 struct Golden {
   std::string engine;                 // "llama.cpp 0.5.0-dev", "" when not stated
   std::optional<std::string> prompt;  // the prompt text, when stated
   std::optional<VocabFacts> vocab;
   std::vector<TokenId> prompt_ids;
   std::vector<GoldenStep> steps;
+  std::optional<GoldenLayers> layers;  // optional in the format
 };
 
 // Throws bitnet::Error(invalid_input) naming `source` and what is wrong (not JSON, a missing

@@ -447,13 +447,46 @@ TEST(CrossvalLayers, DumpsEveryTapAsNpy) {
   std::filesystem::remove_all(dir);
 }
 
+// crossval --record FILE --layers keeps our taps of one step in the golden; a later run compares
+// with them: the same build agrees to the bit, a damaged one is caught at the damaged tap.
+TEST(CrossvalLayers, ARecordedGoldenKeepsItsTaps) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("bitnet-golden-taps-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string file = (dir / "tiny.json").string();
+  RunResult r = run_bitnet({"crossval", "-m", model("bitnet-tiny-tq2_0"), "-p", kFox, "-n", "6", "--record", file,
+                            "--layers", "--step", "4"});
+  ASSERT_EQ(r.exit_code, 0) << context(r);
+  r = run_bitnet({"crossval", "-m", model("bitnet-tiny-tq2_0"), "--reference", "golden:" + file, "--layers", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << context(r);
+  Divergence d = layers_of(r);
+  EXPECT_EQ(d.name, "");
+  EXPECT_EQ(d.rel.size(), 4u * 14u + 2u);
+  for (const auto& [tap, rel] : d.rel) EXPECT_EQ(rel, 0.0) << tap;
+  Report rep(r);
+  EXPECT_EQ(uint64_t(rep.doc["layers"]["step"]), 4u);
+  r = run_bitnet({"crossval", "-m", model("bitnet-tiny-tq2_0"), "--reference", "golden:" + file, "--layers",
+                  "--test-fault", "3:ffn_sub_norm:1", "--json"});
+  ASSERT_TRUE(r.exit_code == 0 || r.exit_code == 5) << context(r);
+  d = layers_of(r);
+  EXPECT_EQ(d.name, "ffn_sub_norm");
+  EXPECT_EQ(d.layer, 3);
+  // Another step than the recorded one, and a golden without taps, are refused.
+  r = run_bitnet({"crossval", "-m", model("bitnet-tiny-tq2_0"), "--reference", "golden:" + file, "--layers", "--step", "2"});
+  EXPECT_EQ(r.exit_code, 2) << context(r);
+  r = run_bitnet({"crossval", "-m", model("stories260K"), "--reference", "golden:" + golden("stories260K.llama.cpp.p1"),
+                  "--layers"});
+  EXPECT_EQ(r.exit_code, 3) << context(r);
+  EXPECT_NE(r.err.find("no taps recorded"), std::string::npos) << r.err;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(CrossvalLayers, MisuseIsAUsageError) {
   auto run = [](std::vector<std::string> extra) {
     std::vector<std::string> a{"crossval", "-m", model("stories260K"), "-p", "Once", "-n", "2"};
     a.insert(a.end(), extra.begin(), extra.end());
     return run_bitnet(a);
   };
-  RunResult r = run({"--reference", "golden:" + golden("stories260K.llama.cpp.p1"), "--layers"});
+  RunResult r = run({"--reference", "cmd:/bin/false", "--layers"});
   EXPECT_EQ(r.exit_code, 2) << context(r);
   EXPECT_NE(r.err.find("--layers"), std::string::npos) << r.err;
   r = run({"--reference", "float", "--layers", "--tap", "ffn_bogus"});

@@ -49,6 +49,30 @@ TEST(GoldenFormat, WriteThenParseIsTheSame) {
   EXPECT_EQ(back.steps[1].top[0].logit, 17.7979393f);
 }
 
+// crossval --record --layers: one step's taps ride along, every float exact.
+TEST(GoldenFormat, RecordedTapsSurviveAndBadOnesAreRefused) {
+  Golden g;
+  g.prompt_ids = {1};
+  g.steps.push_back({7, "", {{7, 1.0f}}});
+  g.steps.push_back({8, "", {{8, 2.0f}}});
+  g.layers = GoldenLayers{1, {{"attn_norm", 0, {1.5f, -0.1234567f, 3e-38f}}, {"result_output", -1, {17.7979393f}}}};
+  const Golden back = parse_golden(write_golden(g), "test");
+  ASSERT_TRUE(back.layers);
+  EXPECT_EQ(back.layers->step, 1u);
+  ASSERT_EQ(back.layers->taps.size(), 2u);
+  EXPECT_EQ(back.layers->taps[0].name, "attn_norm");
+  EXPECT_EQ(back.layers->taps[0].values, g.layers->taps[0].values);
+  EXPECT_EQ(back.layers->taps[1].layer, -1);
+  EXPECT_FALSE(parse_golden(R"({"prompt_ids":[1],"steps":[]})", "t").layers.has_value());
+  const char* bad[] = {
+      R"({"prompt_ids":[1],"steps":[{"id":1,"top":[[1,0]]}],"layers":{"step":1,"taps":[]}})",
+      R"({"prompt_ids":[1],"steps":[{"id":1,"top":[[1,0]]}],"layers":{"step":0}})",
+      R"({"prompt_ids":[1],"steps":[{"id":1,"top":[[1,0]]}],"layers":{"step":0,"taps":[{"name":"x","layer":0}]}})",
+      R"({"prompt_ids":[1],"steps":[{"id":1,"top":[[1,0]]}],"layers":{"step":0,"taps":[{"name":"x","layer":0,"values":["a"]}]}})",
+  };
+  for (const char* j : bad) EXPECT_THROW(parse_golden(j, "t"), Error) << j;
+}
+
 TEST(GoldenFormat, VocabNullAndMinusOneMeanNoToken) {
   const Golden g = parse_golden(R"({"vocab":{"n_tokens":5,"bos":-1,"eos":null},"prompt_ids":[1],"steps":[]})", "t");
   ASSERT_TRUE(g.vocab);
