@@ -143,7 +143,7 @@ void install_crash_handlers() {
 
 bool take_quit_request() { return g_quit.exchange(false); }
 
-void dump_all_threads() {
+void dump_all_threads(std::string_view why) {
   const pid_t pid = ::getpid();
   const auto self = static_cast<pid_t>(::syscall(SYS_gettid));
   std::vector<pid_t> tids;
@@ -152,7 +152,7 @@ void dump_all_threads() {
     const pid_t tid = static_cast<pid_t>(std::strtol(e.path().filename().c_str(), nullptr, 10));
     if (tid > 0 && tid != self) tids.push_back(tid);
   }
-  put(fmt::format("\nbitnet: SIGQUIT: stacks of {} threads (the program continues)\n", tids.size()).c_str());
+  put(fmt::format("\nbitnet: {}: stacks of {} threads (the program continues)\n", why, tids.size()).c_str());
   for (pid_t tid : tids) {
     std::string name;
     std::ifstream(fmt::format("/proc/self/task/{}/comm", tid)) >> name;

@@ -49,6 +49,9 @@ void Watchdog::loop() {
     if (take_quit_request()) dump_all_threads();
     const int64_t now = now_ns();
     if (deadline != 0 && now >= deadline) {
+      // Where every thread was when the time ran out, before anything unwinds: a slow or hung run
+      // explains itself (Ctrl-C first: no dump, the user knows why it stopped).
+      if (!cancel_flag().load()) dump_all_threads(fmt::format("--timeout {:g} s reached", timeout_s_));
       request_cancel(CancelReason::timeout);  // no-op when Ctrl-C came first
       deadline = 0;
     }

@@ -13,6 +13,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -97,6 +98,33 @@ struct SigpipeBlock {
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
 };
+
+// Each thread of `pid` as /proc shows it: what a hung process was doing, without a debugger.
+std::string thread_states(pid_t pid) {
+  std::string out;
+  std::error_code ec;
+  const std::filesystem::path task = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& e : std::filesystem::directory_iterator(task, ec)) {
+    auto first_line = [&](const char* file) {
+      std::string line;
+      std::FILE* f = std::fopen((e.path() / file).c_str(), "r");
+      if (f == nullptr) return line;
+      char buf[256];
+      if (std::fgets(buf, sizeof buf, f) != nullptr) line = buf;
+      std::fclose(f);
+      while (!line.empty() && (line.back() == '\n' || line.back() == ' ')) line.pop_back();
+      return line;
+    };
+    // stat: "tid (comm) S ...": the state is the first field after the name's closing parenthesis.
+    const std::string stat = first_line("stat");
+    const size_t close = stat.rfind(')');
+    const char state = close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : '?';
+    std::string wchan = first_line("wchan");
+    if (wchan.empty() || wchan == "0") wchan = "running or not waiting";
+    out += e.path().filename().string() + " (" + first_line("comm") + ") state " + state + ", waiting in " + wchan + "\n";
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -221,6 +249,22 @@ ChildResult run_child(const std::vector<std::string>& argv, std::string_view inp
     }
     if (Clock::now() >= deadline) r.timed_out = true;
     else std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (r.timed_out) {
+    r.threads_at_timeout = thread_states(child.pid);
+    if (opt.quit_before_kill && err_r.fd >= 0) {
+      // Its stack dump ends with a marker line; wait for that, or for quit_wait.
+      ::kill(child.pid, SIGQUIT);
+      const auto until = Clock::now() + opt.quit_wait;
+      while (err_r.fd >= 0 && Clock::now() < until && r.err.find("--- end of thread dump ---") == std::string::npos) {
+        pollfd fd{err_r.fd, POLLIN, 0};
+        if (::poll(&fd, 1, 50) <= 0) continue;
+        char buf[65536];
+        const ssize_t got = ::read(err_r.fd, buf, sizeof buf);
+        if (got <= 0) err_r.reset();
+        else append_err(buf, static_cast<size_t>(got));
+      }
+    }
   }
   if (r.timed_out || r.cancelled) {
     ::kill(-child.pid, SIGKILL);

@@ -20,6 +20,9 @@ struct ChildResult {
   std::string out;
   std::string err;        // the last max_err bytes of stderr
   double seconds = 0;
+  // When it timed out: each of its threads as the kernel saw them just before the kill, one line
+  // each, "tid (name) state S, waiting in WCHAN" (/proc; empty if it had already gone).
+  std::string threads_at_timeout;
 };
 
 struct ChildOptions {
@@ -28,6 +31,10 @@ struct ChildOptions {
   size_t max_err = 64 * 1024;
   // When set (Ctrl-C, --timeout), the child's process group is killed within a second.
   const std::atomic<bool>* cancel = nullptr;
+  // At the timeout, send SIGQUIT first and keep reading stderr for up to quit_wait before the kill:
+  // for a child that dumps its threads' stacks on SIGQUIT (bitnet does), so they reach `err`.
+  bool quit_before_kill = false;
+  std::chrono::milliseconds quit_wait{3000};
 };
 
 // "a  b c" -> {"a", "b", "c"}: the COMMAND of cmd:COMMAND, split on whitespace, no quoting.

@@ -113,10 +113,16 @@ ChildResult run_reference_child(const ReferenceSpec& ref, const std::string& req
     throw e.wrap(fmt::format("reference '{}' could not be started", cmd));
   }
   if (c.cancelled) throw make_error(ErrorCode::interrupted, "cancelled while reference '{}' was running (it was stopped)", cmd);
-  if (c.timed_out)
+  if (c.timed_out) {
+    // Where it hung, one "tid (name) state S, waiting in WCHAN" per thread, on one line.
+    std::string threads = c.threads_at_timeout;
+    for (size_t nl; (nl = threads.find('\n')) != std::string::npos && nl + 1 < threads.size();) threads.replace(nl, 1, "; ");
+    if (!threads.empty() && threads.back() == '\n') threads.pop_back();
     throw reference_error(cmd, c, ErrorCode::timeout,
                           fmt::format("did not finish within the {:g} s timeout and was killed (raise {})",
-                                      std::chrono::duration<double>(timeout).count(), ref.timeout_flag));
+                                      std::chrono::duration<double>(timeout).count(), ref.timeout_flag),
+                          threads.empty() ? "" : "its threads when it was stopped: " + threads);
+  }
   if (c.signal != 0)
     throw reference_error(cmd, c, ErrorCode::failure,
                           fmt::format("crashed: killed by signal {} ({})", c.signal, ::strsignal(c.signal)));

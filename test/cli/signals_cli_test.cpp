@@ -135,6 +135,11 @@ TEST(TimeoutCli, GenerateStopsAtTheLimitWithExit124AndOneLine) {
     ASSERT_TRUE(c.finish(60s));
     EXPECT_EQ(c.exit_code(), 124) << c.err;
     EXPECT_EQ(error_lines(c.err), std::vector<std::string>{"error: timed out after 1.5 s (--timeout 1.5)"}) << c.err;
+    // First, where every thread was when the time ran out (the main thread among them), then the error.
+    const size_t dump = c.err.find("bitnet: --timeout 1.5 s reached: stacks of ");
+    EXPECT_NE(dump, std::string::npos) << c.err;
+    EXPECT_NE(c.err.find("), main ---", dump), std::string::npos) << c.err;
+    EXPECT_LT(c.err.find("--- end of thread dump ---"), c.err.find("error: timed out")) << c.err;
     EXPECT_GE(c.seconds, 1.5);
     EXPECT_LT(c.seconds, 1.5 + 3) << "stopped at the next token, not at the watchdog's hard deadline";
     // The output was flushed: token lines, then the summary line.

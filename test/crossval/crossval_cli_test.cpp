@@ -225,6 +225,9 @@ TEST(CrossvalReference, HangingReferenceIsCutOffByTheTimeout) {
   EXPECT_EQ(r.exit_code, 124) << context(r);
   EXPECT_LT(took, 15.0);
   EXPECT_NE(r.err.find("reference 'sleep 1000' did not finish within the 2 s timeout"), std::string::npos) << context(r);
+  // Where it hung: its one thread, named, asleep (state S) in the kernel.
+  EXPECT_NE(r.err.find("its threads when it was stopped: "), std::string::npos) << context(r);
+  EXPECT_NE(r.err.find("(sleep) state S, waiting in "), std::string::npos) << context(r);
 }
 
 TEST(CrossvalReference, MissingReferenceProgramIsNamed) {
