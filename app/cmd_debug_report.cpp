@@ -99,6 +99,7 @@ diag::DebugReport gather(const Context& ctx, const DebugReportOptions& o) {
   r.privacy.home = home ? home : "";
   r.tool = {build::version, build::commit, build::build_type, build::compiler, build::compile_flags, build::dirty,
             words(std::string("reference ") + backends::compiled()), self_exe()};
+  r.libraries = diag::linked_library_versions();
   r.machine = diag::gather_machine_info();
   // Described, not selected: an impossible BITNET_BACKEND is part of the report, not its failure.
   r.kernels = diag::gather_kernels(o.engine.backend);
@@ -140,6 +141,13 @@ diag::DebugReport gather(const Context& ctx, const DebugReportOptions& o) {
   }
   r.fixtures = diag::gather_fixtures(fixtures::Fixtures(offline.fixtures, manifest), !o.no_hash);
   if (manifest_error) r.fixtures.error = manifest_error;
+  // Where downloads and synthetic models land, and where the model sits: a full disk there is a
+  // common cause of a truncated file.
+  r.disks.push_back(diag::disk_space("cache", ctx.fixtures.cache_dir));
+  if (r.model && !r.model->path.empty()) {
+    const std::filesystem::path dir = std::filesystem::path(r.model->path).parent_path();
+    r.disks.push_back(diag::disk_space("model", dir.empty() ? "." : dir));
+  }
 
   // The run comes before the log, whose tail should include what the run wrote.
   if (!o.args.empty())

@@ -1,14 +1,26 @@
 // Gathering the debug report's sections. Each gatherer catches bitnet::Error (and std::exception,
 // since a report is most needed when something unexpected broke) and records it as a Failure.
+// Also the linked libraries' versions and free disk space, which bug reports keep asking for.
 #include "diag/debug_report.hpp"
 
+#include <gnu/libc-version.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
+#include <curl/curl.h>
 #include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <simdjson.h>
+#include <spdlog/version.h>
+#include <zstd.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include "core/base/error.hpp"
 #include "core/kernels/dispatch.hpp"
@@ -59,6 +71,29 @@ std::vector<std::string> last_lines(std::string_view text, size_t n) {
   return lines;
 }
 
+#define BITNET_STRINGIFY_(x) #x
+#define BITNET_STRINGIFY(x) BITNET_STRINGIFY_(x)
+
+std::string or_unknown(const char* s) { return s && *s ? std::string(s) : std::string("unknown"); }
+
+std::string pcre2_version() {
+  char buf[64] = {};
+  // Returns the length with the terminating zero, or a negative error; the text is "10.42 2022-12-11".
+  if (pcre2_config(PCRE2_CONFIG_VERSION, buf) <= 0 || std::strlen(buf) >= sizeof(buf)) return "unknown";
+  return buf;
+}
+
+std::string cxx_library_version() {
+#if defined(_GLIBCXX_RELEASE) && defined(__GLIBCXX__)
+  // The release number and the date stamp of the headers; libstdc++ has no run-time query.
+  return fmt::format("{} ({})", _GLIBCXX_RELEASE, __GLIBCXX__);
+#elif defined(_LIBCPP_VERSION)
+  return fmt::to_string(_LIBCPP_VERSION);
+#else
+  return "unknown";
+#endif
+}
+
 constexpr std::string_view kForeignPrefixes[] = {"OMP_", "GGML_", "LLAMA_", "HF_", "HUGGING_FACE_", "KMP_"};
 constexpr std::string_view kForeignNames[] = {"XDG_CACHE_HOME", "NO_COLOR", "ASAN_OPTIONS", "UBSAN_OPTIONS"};
 
@@ -103,6 +138,43 @@ std::vector<EnvEntry> relevant_env(const std::vector<std::pair<std::string, std:
   }
   std::sort(out.begin(), out.end(), [](const EnvEntry& a, const EnvEntry& b) { return a.name < b.name; });
   return out;
+}
+
+std::vector<LibraryVersion> linked_library_versions() {
+  const curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);
+  return {
+      {"libcurl", or_unknown(curl ? curl->version : nullptr), true},
+      {"OpenSSL", or_unknown(OpenSSL_version(OPENSSL_VERSION_STRING)), true},
+      {"spdlog", fmt::format("{}.{}.{}", SPDLOG_VER_MAJOR, SPDLOG_VER_MINOR, SPDLOG_VER_PATCH), false},
+      {"simdjson", BITNET_STRINGIFY(SIMDJSON_VERSION), false},
+      {"zstd", or_unknown(ZSTD_versionString()), true},
+      {"PCRE2", pcre2_version(), true},
+      {"glibc", or_unknown(gnu_get_libc_version()), true},
+      {"libstdc++", cxx_library_version(), false},
+  };
+}
+
+DiskSpace disk_space(std::string role, const std::filesystem::path& dir) {
+  DiskSpace d;
+  d.role = std::move(role);
+  d.path = dir.string();
+  if (dir.empty()) {
+    d.error = "no directory configured";
+    return d;
+  }
+  std::filesystem::path at = dir;
+  std::error_code ec;
+  while (!std::filesystem::exists(at, ec) && at.has_relative_path() && at != at.parent_path()) at = at.parent_path();
+  if (at.empty()) at = ".";
+  struct statvfs st {};
+  if (::statvfs(at.c_str(), &st) != 0) {
+    d.error = fmt::format("statvfs {}: {}", at.string(), std::strerror(errno));
+    return d;
+  }
+  d.measured = at.string();
+  d.free_bytes = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+  d.total_bytes = static_cast<uint64_t>(st.f_blocks) * st.f_frsize;
+  return d;
 }
 
 KernelInfo gather_kernels(const std::string& requested) {

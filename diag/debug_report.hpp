@@ -1,5 +1,6 @@
-// `bitnet debug-report`: everything a bug report needs, gathered into one struct (tool, machine,
-// kernel choice, configuration, model, fixture cache, log tail, a child run) and rendered as
+// `bitnet debug-report`: everything a bug report needs, gathered into one struct (tool, linked
+// libraries, machine, free disk, kernel choice, configuration, model, fixture cache, log tail, a
+// child run, and empty "what I ran / expected / got" sections for the user) and rendered as
 // Markdown or JSON. Gathering never throws for a broken model or a crashing child: each failure
 // becomes a described part of the report. app/ supplies what only it may know (build facts, the
 // environment); the privacy rules (home -> ~, secrets -> "set") are applied when rendering.
@@ -30,6 +31,25 @@ struct ToolInfo {
   bool dirty = false;
   std::vector<std::string> backends;  // compiled in
   std::string executable;             // /proc/self/exe
+};
+
+// A library `bitnet` is linked with. Asked of the loaded library where it can tell (a distro update
+// can change it under an unchanged binary), else the version of the headers it was built against.
+struct LibraryVersion {
+  std::string name;     // "libcurl", "OpenSSL", ...
+  std::string version;  // "7.88.1"; "unknown" when the library gives nothing
+  bool runtime = true;  // false: from the build's headers
+};
+
+// Free space of a directory the run writes to or reads big files from. A directory that does not
+// exist yet (a fresh cache) is measured at its nearest existing parent, where it would be created.
+struct DiskSpace {
+  std::string role;      // "cache" or "model"
+  std::string path;      // the directory as configured
+  std::string measured;  // the directory statvfs was asked about ("" when none could be)
+  std::optional<uint64_t> free_bytes;   // available to an unprivileged user (f_bavail)
+  std::optional<uint64_t> total_bytes;
+  std::string error;     // why there is no number
 };
 
 struct BackendRow {
@@ -111,7 +131,9 @@ struct Privacy {
 struct DebugReport {
   std::string generated_at;  // UTC, ISO 8601
   ToolInfo tool;
+  std::vector<LibraryVersion> libraries;
   MachineInfo machine;
+  std::vector<DiskSpace> disks;  // the cache directory, then the model's directory (with -m)
   KernelInfo kernels;
   ConfigInfo config;
   std::optional<ModelSection> model;
@@ -128,6 +150,12 @@ bool is_secret_name(std::string_view name);
 // NO_COLOR, ...), sorted by name; secret values become "set" and are added to `privacy.secrets`.
 std::vector<EnvEntry> relevant_env(const std::vector<std::pair<std::string, std::string>>& environ,
                                    Privacy& privacy);
+
+// libcurl, OpenSSL, spdlog, simdjson, zstd, PCRE2, glibc, libstdc++, in that order. Only version
+// queries: nothing is initialised, nothing touches the network.
+std::vector<LibraryVersion> linked_library_versions();
+// statvfs of `dir` (or its nearest existing parent); never throws.
+DiskSpace disk_space(std::string role, const std::filesystem::path& dir);
 
 KernelInfo gather_kernels(const std::string& requested);
 // `resolve` turns the spec into a file (app's resolve_model, offline); anything it or the model

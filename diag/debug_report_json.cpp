@@ -1,5 +1,5 @@
-// The debug report as JSON, following docs/debug-report.schema.json (schema_version 1). Every
-// string taken from the outside world passes through Privacy::clean on its way out.
+// The debug report as JSON, following docs/debug-report.schema.json (schema_version 1; new keys
+// are added, never renamed). Every string taken from the outside world passes through Privacy::clean.
 #include "core/base/json_writer.hpp"
 #include "diag/debug_report.hpp"
 
@@ -103,6 +103,14 @@ std::string render_json(const DebugReport& r) {
   o.strings("backends", t.backends).str("executable", t.executable);
   j.end_object();
 
+  j.key("libraries").begin_array();
+  for (const LibraryVersion& l : r.libraries) {
+    j.begin_object();
+    o.str("name", l.name).str("version", l.version);
+    j.key("source").value(l.runtime ? "runtime" : "headers").end_object();
+  }
+  j.end_array();
+
   const MachineInfo& m = r.machine;
   j.key("machine").begin_object();
   o.str("os", m.os).str("kernel", m.kernel).str("arch", m.arch).str("cpu_model", m.cpu_model);
@@ -120,6 +128,15 @@ std::string render_json(const DebugReport& r) {
   j.key("wsl").value(m.wsl);
   o.str_or_null("container", m.container);
   j.end_object();
+
+  j.key("disks").begin_array();
+  for (const DiskSpace& d : r.disks) {
+    j.begin_object();
+    o.str("role", d.role).str("path", d.path).str_or_null("measured", d.measured);
+    o.num_or_null("free_bytes", d.free_bytes).num_or_null("total_bytes", d.total_bytes).str_or_null("error", d.error);
+    j.end_object();
+  }
+  j.end_array();
 
   const KernelInfo& k = r.kernels;
   j.key("kernels").begin_object();
@@ -170,6 +187,9 @@ std::string render_json(const DebugReport& r) {
   j.key("child");
   if (r.child) json_child(o, *r.child);
   else j.null();
+  // Always empty: the Markdown report's three sections for the user, kept so that a JSON report
+  // can be filled in the same way.
+  j.key("what_i_ran").value("").key("what_i_expected").value("").key("what_i_got").value("");
   j.end_object();
   std::string out = j.str();
   out += '\n';

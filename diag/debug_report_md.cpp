@@ -1,4 +1,5 @@
-// The debug report as Markdown, to paste into an issue (render_json is in debug_report_json.cpp).
+// The debug report as Markdown, to paste into an issue (render_json is in debug_report_json.cpp),
+// ending in three empty sections for the user: what I ran, what I expected, what I got.
 // Every string taken from the outside world passes through Privacy::clean on its way out.
 #include <algorithm>
 
@@ -169,6 +170,11 @@ std::string render_markdown(const DebugReport& r) {
   md.row("backends compiled in", split_lines_join(t.backends, " "));
   md.row("executable", t.executable);
 
+  md.heading("Libraries");
+  md.table({"library", "version", "from"});
+  for (const LibraryVersion& l : r.libraries)
+    md.line(fmt::format("| {} | {} | {} |", l.name, md.cell(l.version), l.runtime ? "loaded library" : "build headers"));
+
   const MachineInfo& m = r.machine;
   md.heading("Machine");
   md.kv_table();
@@ -187,6 +193,18 @@ std::string render_markdown(const DebugReport& r) {
                               m.hugepages_total ? fmt::to_string(*m.hugepages_total) : "unknown", opt_bytes(m.hugepage_size)));
   md.row("virtualisation", fmt::format("{}{}{}", !m.hypervisor ? "none detected" : m.vm_vendor.empty() ? "hypervisor" : fmt::format("hypervisor ({})", m.vm_vendor),
                                        m.wsl ? ", WSL" : "", m.container.empty() ? "" : fmt::format(", container: {}", m.container)));
+
+  md.heading("Disk");
+  md.table({"directory", "for", "free", "total"});
+  for (const DiskSpace& d : r.disks) {
+    const std::string where = d.measured.empty() || d.measured == d.path
+                                  ? d.path : fmt::format("{} (not created yet; measured at {})", d.path, d.measured);
+    if (d.free_bytes && d.total_bytes)
+      md.line(fmt::format("| {} | {} | {} ({} bytes) | {} |", md.cell(where), d.role, human_bytes(*d.free_bytes),
+                          *d.free_bytes, human_bytes(*d.total_bytes)));
+    else
+      md.line(fmt::format("| {} | {} | unknown: {} | unknown |", md.cell(where), d.role, md.cell(d.error)));
+  }
 
   const KernelInfo& k = r.kernels;
   md.heading("Kernels");
@@ -235,6 +253,14 @@ std::string render_markdown(const DebugReport& r) {
       md.block(r.log.tail);
     }
   }
+
+  // For the user to fill in before posting; HTML comments so an unfilled hint does not show.
+  md.heading("What I ran");
+  md.line("<!-- The exact command line(s), and where the model came from. -->");
+  md.heading("What I expected");
+  md.line("<!-- The output, speed or behaviour you expected, and why (another engine, an older version). -->");
+  md.heading("What I got");
+  md.line("<!-- What happened instead: the output, the error message, how far it got. -->");
   return md.str();
 }
 

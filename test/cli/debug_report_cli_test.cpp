@@ -1,14 +1,20 @@
 // `bitnet debug-report` run as a user would: every section present, the JSON valid against
 // docs/debug-report.schema.json, secrets and the home directory never shown, and a corrupt model,
-// a failing, crashing or hanging run described in a full report with exit 0, all offline.
+// a failing, crashing or hanging run described in a full report with exit 0, all offline; the
+// linked libraries' versions, free disk space and the sections left for the user (issue #25).
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+#include <gnu/libc-version.h>
 #include <simdjson.h>
+#include <sys/statvfs.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <map>
+#include <regex>
 
 #include "cli/json_schema_check.hpp"
 #include "diag/debug_report.hpp"
@@ -32,8 +38,9 @@ std::string published_sha256(const std::string& rel) {
 }
 
 const std::string kStories = "models/stories260K.gguf";
-const std::vector<std::string> kSections = {"## Summary", "## Tool",          "## Machine", "## Kernels",
-                                            "## Configuration", "## Fixture cache", "## Log"};
+const std::vector<std::string> kSections = {"## Summary",       "## Tool",       "## Libraries",       "## Machine",
+                                            "## Disk",          "## Kernels",    "## Configuration",   "## Fixture cache",
+                                            "## Log",           "## What I ran", "## What I expected", "## What I got"};
 
 // Each test gets its own empty cache, so what the user has cached never leaks into a result.
 class DebugReportCli : public ::testing::Test {
@@ -318,6 +325,120 @@ TEST_F(DebugReportCli, BadThreadsIsDescribedNotFatal) {
   EXPECT_EQ(int64_t(d2["config"]["threads"]), 3);
   EXPECT_EQ(std::string_view(d2["config"]["threads_source"]), "BITNET_THREADS");
   EXPECT_TRUE(d2["config"]["threads_error"].is_null());
+}
+
+// Issue #25, point 7: every library bitnet links, with a version; the ones this test links too
+// must agree with what the test itself sees.
+TEST_F(DebugReportCli, LibrariesAreListedWithTheirVersions) {
+  RunResult r = run_bitnet({"debug-report", "--no-hash", "--format", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(errors_text(schema_errors(r.out)), "");
+  simdjson::dom::element doc = parse(r.out);
+  std::vector<std::string> names;
+  std::map<std::string, std::string> version, source;
+  for (simdjson::dom::element l : doc["libraries"].get_array()) {
+    const std::string name{std::string_view(l["name"])};
+    names.push_back(name);
+    version[name] = std::string_view(l["version"]);
+    source[name] = std::string_view(l["source"]);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"libcurl", "OpenSSL", "spdlog", "simdjson", "zstd", "PCRE2", "glibc", "libstdc++"}));
+  // "7.88.1", "3.0.19", "10.42 2022-12-11" (PCRE2's date), "12 (20230528)" (libstdc++'s date stamp).
+  const std::regex pattern(R"(^[0-9]+(\.[0-9]+)*( \(?[0-9-]+\)?)?$)");
+  for (const std::string& n : names) EXPECT_TRUE(std::regex_match(version[n], pattern)) << n << ": '" << version[n] << "'";
+  EXPECT_EQ(version["zstd"], ZSTD_versionString());
+  EXPECT_EQ(version["glibc"], gnu_get_libc_version());
+#define BITNET_TEST_STR_(x) #x
+#define BITNET_TEST_STR(x) BITNET_TEST_STR_(x)
+  EXPECT_EQ(version["simdjson"], BITNET_TEST_STR(SIMDJSON_VERSION));
+  EXPECT_EQ(source["zstd"], "runtime");
+  EXPECT_EQ(source["spdlog"], "headers");
+  RunResult md = run_bitnet({"debug-report", "--no-hash"});
+  EXPECT_NE(md.out.find(fmt::format("| zstd | {} | loaded library |", ZSTD_versionString())), std::string::npos) << md.out;
+  EXPECT_NE(md.out.find(fmt::format("| glibc | {} | loaded library |", gnu_get_libc_version())), std::string::npos);
+}
+
+struct Statvfs {
+  uint64_t free_bytes = 0, total_bytes = 0;
+};
+Statvfs statvfs_of(const fs::path& dir) {
+  struct statvfs st {};
+  EXPECT_EQ(::statvfs(dir.c_str(), &st), 0) << dir;
+  return {static_cast<uint64_t>(st.f_bavail) * st.f_frsize, static_cast<uint64_t>(st.f_blocks) * st.f_frsize};
+}
+
+// Other processes write to the same disks while the test runs: free space is compared within this.
+constexpr double kFreeSlack = 2.0 * (1ull << 30);
+
+// Issue #25, point 7: free space of the cache directory (measured where it would be created when
+// it does not exist yet) and of the model's directory, against statvfs seen by the test.
+TEST_F(DebugReportCli, DiskShowsFreeSpaceOfTheCacheAndModelDirectories) {
+  const fs::path model = fixture_file(kStories);
+  RunResult r = run_bitnet({"debug-report", "--no-hash", "--format", "json", "-m", model.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(errors_text(schema_errors(r.out)), "");
+  simdjson::dom::element doc = parse(r.out);
+  simdjson::dom::array disks = doc["disks"];
+  ASSERT_EQ(disks.size(), 2u);
+  const struct {
+    std::string_view role;
+    fs::path dir;
+  } want[] = {{"cache", cache_.path()}, {"model", model.parent_path()}};
+  for (size_t i = 0; i < 2; ++i) {
+    SCOPED_TRACE(want[i].role);
+    simdjson::dom::element d = disks.at(i);
+    const Statvfs st = statvfs_of(want[i].dir);
+    EXPECT_EQ(std::string_view(d["role"]), want[i].role);
+    EXPECT_EQ(std::string_view(d["path"]), want[i].dir.string());
+    EXPECT_EQ(std::string_view(d["measured"]), want[i].dir.string());
+    EXPECT_TRUE(d["error"].is_null());
+    EXPECT_EQ(uint64_t(d["total_bytes"]), st.total_bytes);
+    EXPECT_NEAR(double(uint64_t(d["free_bytes"])), double(st.free_bytes), kFreeSlack);
+  }
+
+  // The Markdown row gives the exact byte count too.
+  RunResult md = run_bitnet({"debug-report", "--no-hash"});
+  const std::string row = "| " + cache_.path().string() + " | cache | ";
+  const size_t at = md.out.find(row);
+  ASSERT_NE(at, std::string::npos) << md.out;
+  const std::string line = md.out.substr(at, md.out.find('\n', at) - at);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(line, m, std::regex(R"(\(([0-9]+) bytes\))"))) << line;
+  EXPECT_NEAR(std::stod(m[1]), double(statvfs_of(cache_.path()).free_bytes), kFreeSlack) << line;
+
+  // A cache directory not created yet is measured at its nearest existing parent.
+  ScopedEnv fresh("BITNET_CACHE_DIR", (cache_.path() / "not" / "yet").string());
+  RunResult js = run_bitnet({"debug-report", "--no-hash", "--format", "json"});
+  simdjson::dom::element d = parse(js.out)["disks"].at(0);
+  EXPECT_EQ(std::string_view(d["path"]), (cache_.path() / "not" / "yet").string());
+  EXPECT_EQ(std::string_view(d["measured"]), cache_.path().string());
+  EXPECT_EQ(uint64_t(d["total_bytes"]), statvfs_of(cache_.path()).total_bytes);
+}
+
+// Issue #25, point 7: the report ends with three empty sections for the user, each with a hint
+// that does not show once rendered; JSON has them as empty strings.
+TEST_F(DebugReportCli, EndsWithEmptySectionsForWhatIRanExpectedAndGot) {
+  RunResult r = run_bitnet({"debug-report", "--no-hash"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const size_t log = r.out.find("\n## Log\n");
+  const size_t ran = r.out.find("\n## What I ran\n\n<!-- ");
+  const size_t expected = r.out.find("\n## What I expected\n\n<!-- ");
+  const size_t got = r.out.find("\n## What I got\n\n<!-- ");
+  ASSERT_NE(log, std::string::npos);
+  ASSERT_NE(ran, std::string::npos) << r.out;
+  ASSERT_NE(expected, std::string::npos);
+  ASSERT_NE(got, std::string::npos);
+  EXPECT_LT(log, ran);
+  EXPECT_LT(ran, expected);
+  EXPECT_LT(expected, got);
+  // Nothing after the last section but its one-line hint.
+  const std::string tail = r.out.substr(got + std::string("\n## What I got\n\n").size());
+  EXPECT_TRUE(tail.ends_with(" -->\n")) << tail;
+  EXPECT_EQ(std::count(tail.begin(), tail.end(), '\n'), 1) << tail;
+
+  RunResult js = run_bitnet({"debug-report", "--no-hash", "--format", "json"});
+  simdjson::dom::element doc = parse(js.out);
+  for (const char* key : {"what_i_ran", "what_i_expected", "what_i_got"}) EXPECT_EQ(std::string_view(doc[key]), "") << key;
 }
 
 TEST(DebugReportPrivacy, HomeIsReplacedOnlyAsAWholePathComponent) {
