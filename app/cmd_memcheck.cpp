@@ -1,17 +1,23 @@
 // `bitnet memcheck`: run generate workloads under the memory tracker and print plan vs tracked
 // vs RSS per tag, growth per round and what is left after teardown (text or --json). A leak,
-// growth across rounds or a tracked peak over --budget ends with exit 6 (CLI.md).
+// growth across rounds or a tracked peak over --budget ends with exit 6 (CLI.md); growth over a
+// --baseline file (tracked bytes exactly, RSS past its noise) with exit 7.
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "app/build_info.hpp"
 #include "app/cli.hpp"
 #include "app/engine_options.hpp"
+#include "app/output_path.hpp"
 #include "app/signals.hpp"
+#include "app/text_file.hpp"
 #include "core/base/error.hpp"
 #include "core/base/json_writer.hpp"
+#include "core/base/log.hpp"
 #include "diag/memcheck.hpp"
 
 namespace bitnet::app {
@@ -25,6 +31,8 @@ struct MemcheckFlags {
   std::string budget;
   bool json = false;
   std::string test_leak;  // hidden: see MemcheckOptions::test_leak_tag
+  std::string test_overflow;  // hidden: see MemcheckOptions::test_overflow_tag
+  std::string baseline, save_baseline;
 };
 
 // "1048576", "512K", "64M", "2G" (powers of 1024) -> bytes.
@@ -54,7 +62,7 @@ std::string human(uint64_t b) {
   return fmt::format("{} B", b);
 }
 
-std::string text(const diag::MemcheckReport& r) {
+std::string text(const diag::MemcheckReport& r, const diag::MemcheckBaseline* baseline, const std::string& baseline_file) {
   std::string o = fmt::format("memcheck: {} ({}), kernels {}, {} thread{}, n_ctx {}, n_batch {}, kv {}\n", r.model_path,
                               human(r.model_file_size), r.kernel_table, r.threads, r.threads == 1 ? "" : "s", r.n_ctx,
                               r.n_batch, r.kv_type);
@@ -86,11 +94,17 @@ std::string text(const diag::MemcheckReport& r) {
     o.append(fmt::format("\npeak RSS {} = {:.1f}% of model file + planned KV cache{} ({})\n", human(r.rss_end.peak_rss),
                          100.0 * static_cast<double>(r.rss_end.peak_rss) / static_cast<double>(yardstick),
                          r.output_screen_planned > 0 ? " + output screen" : "", human(yardstick)));
+  if (baseline != nullptr) {
+    o.append(fmt::format("\nbaseline {} ({}):\n", baseline_file, diag::provenance_line(baseline->provenance)));
+    for (const auto& x : r.regressions) o.append(fmt::format("  REGRESSION {}\n", x));
+    for (const auto& x : r.rss_growth) o.append(fmt::format("  RSS growth within {:.0f}% (not a regression): {}\n", 100 * diag::kRssNoise, x));
+    if (r.regressions.empty() && r.rss_growth.empty()) o.append("  no growth over the baseline\n");
+  }
   o.append(r.ok() ? "\nverdict: ok (no leak, no growth across rounds, within budget)\n" : "\nverdict: FAILED\n");
   return o;
 }
 
-std::string json(const diag::MemcheckReport& r, uint64_t budget) {
+std::string json(const diag::MemcheckReport& r, uint64_t budget, bool has_baseline) {
   JsonWriter j;
   j.begin_object();
   j.key("model").value(r.model_path).key("model_file_size").value(r.model_file_size);
@@ -128,6 +142,10 @@ std::string json(const diag::MemcheckReport& r, uint64_t budget) {
   list("leaks", r.leaks);
   list("growth", r.growth);
   list("over_budget", r.over_budget);
+  if (has_baseline) {
+    list("regressions", r.regressions);
+    list("rss_growth", r.rss_growth);
+  }
   j.key("ok").value(r.ok());
   j.end_object();
   std::string out = j.str();
@@ -152,6 +170,19 @@ Error failure(const diag::MemcheckReport& r, uint64_t budget) {
   return e;
 }
 
+std::string join(const std::vector<std::string>& v) {
+  std::string o;
+  for (const auto& x : v) o.append(o.empty() ? "" : ", ").append(x);
+  return o;
+}
+
+// The baseline from another machine or build: still compared, with a warning.
+void warn_differences(const diag::MemcheckBaseline& b, const diag::Provenance& now) {
+  static log::Logger& lg = log::get("memcheck");
+  const std::vector<std::string> d = diag::provenance_differences(b.provenance, now);
+  if (!d.empty()) log::warn(lg, "the baseline was made on another machine or build: {}", join(d));
+}
+
 }  // namespace
 
 RunFn setup_memcheck(CLI::App& sub) {
@@ -165,9 +196,19 @@ RunFn setup_memcheck(CLI::App& sub) {
   sub.add_flag("--json", f->json, "One JSON object instead of the tables");
   // Test-only: hold a block under this tag past teardown, to prove leaks are caught and named.
   sub.add_option("--test-leak", f->test_leak)->group("");
+  // Test-only: make a session overflow this tag's plan, to prove that is told apart from a leak.
+  sub.add_option("--test-overflow", f->test_overflow)->group("");
+  sub.add_option("--save-baseline", f->save_baseline,
+                 "Write this run's tracked peaks and RSS, with the workload and build/machine provenance, to FILE")
+      ->type_name("FILE");
+  sub.add_option("--baseline", f->baseline,
+                 "Compare with a --save-baseline FILE of the same workload: any growth of a tracked peak, or RSS "
+                 "growth over 5%, is a regression (exit 7)")
+      ->type_name("FILE");
   sub.footer("Examples:\n  bitnet memcheck -m fixture:stories260K --repeat 3\n"
              "  bitnet memcheck -m model.gguf -p \"Hello\" -n 32 --budget 512M --json\n"
-             "Exit codes: 0 ok, 6 a leak, growth across rounds or a peak over --budget.");
+             "  bitnet memcheck -m model.gguf --save-baseline mem.json   (later: --baseline mem.json)\n"
+             "Exit codes: 0 ok, 6 a leak, growth across rounds or a peak over --budget, 7 growth over --baseline.");
   return [f](const Context& ctx) {
     diag::MemcheckOptions o;
     o.prompt = f->prompt;
@@ -175,6 +216,12 @@ RunFn setup_memcheck(CLI::App& sub) {
     o.repeat = f->repeat;
     o.budget = f->budget.empty() ? 0 : parse_bytes(f->budget);
     o.test_leak_tag = f->test_leak;
+    o.test_overflow_tag = f->test_overflow;
+    const diag::Provenance now = diag::current_provenance(build::commit, build::dirty, build::build_type, build::compiler);
+    std::optional<diag::MemcheckBaseline> baseline;
+    if (!f->baseline.empty())
+      baseline = diag::parse_memcheck_baseline(read_text_file(f->baseline, "the memcheck baseline"), f->baseline);
+    if (!f->save_baseline.empty()) check_output_path("--save-baseline", f->save_baseline);
     o.cancel = &install_interrupt_handler();
     // Only the path: memcheck loads the model itself, under the tracker, with its own pool.
     const Engine e = resolve_engine(ctx, f->engine, {});
@@ -182,10 +229,26 @@ RunFn setup_memcheck(CLI::App& sub) {
     o.threads = e.threads;
     o.kernels = e.kernels;
     o.kv_type = e.kv_type;
-    const diag::MemcheckReport r = diag::run_memcheck(e.model_path, o);
-    const std::string out = f->json ? json(r, o.budget) : text(r);
+    if (baseline) warn_differences(*baseline, now);
+    diag::MemcheckReport r = diag::run_memcheck(e.model_path, o);
+    const diag::MemcheckBaseline mine = diag::memcheck_baseline(r, o, now);
+    if (baseline) {
+      const std::vector<std::string> d = diag::workload_differences(*baseline, mine);
+      if (!d.empty())
+        throw make_error(ErrorCode::usage, "memcheck --baseline {}: another workload: {}", f->baseline, join(d));
+      diag::compare_with_baseline(r, *baseline);
+    }
+    const std::string out = f->json ? json(r, o.budget, baseline.has_value())
+                                    : text(r, baseline ? &*baseline : nullptr, f->baseline);
     write_stdout(out);
     if (!r.ok()) throw failure(r, o.budget);
+    if (!f->save_baseline.empty()) write_file_atomically(f->save_baseline, diag::memcheck_baseline_json(mine));
+    if (!r.regressions.empty()) {
+      Error err(ErrorCode::regression, r.regressions.back());
+      for (size_t i = r.regressions.size() - 1; i-- > 0;) err.wrap(r.regressions[i]);
+      err.wrap(fmt::format("memcheck: more memory than the baseline {}", f->baseline));
+      throw err;
+    }
     return 0;
   };
 }

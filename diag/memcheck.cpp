@@ -63,6 +63,18 @@ MemcheckRound run_round(const model::Model& m, const tokenizer::Tokenizer& tok, 
   return round;
 }
 
+// Each planned tag's limit for the next session: its plan plus what is held under it already.
+void set_round_limits(MemoryPool& pool, const MemcheckReport& r, const MemcheckOptions& opt) {
+  const TrackerSnapshot s = pool.tracker().snapshot();
+  for (const MemcheckTag& t : r.tags) {
+    if (t.planned == 0) continue;
+    uint64_t held = 0;
+    for (const TagStats& x : s.tags)
+      if (x.tag == t.tag) held = x.current;
+    pool.set_limit(t.tag, t.planned + held - (t.tag == opt.test_overflow_tag ? 1 : 0));
+  }
+}
+
 void judge(MemcheckReport& r, const TrackerSnapshot& peak_tags, const MemcheckOptions& opt) {
   for (const MemcheckTag& t : r.tags)
     if (t.after_teardown > 0)
@@ -121,13 +133,21 @@ MemcheckReport run_memcheck(const std::filesystem::path& model_path, const Memch
     r.kv_cache_planned = plan.bytes(infer::kTagKvCache);
     r.output_screen_planned = plan.bytes(infer::kTagOutputScreen);
     for (const infer::PlannedBuffer& b : plan.buffers) tag_row(r, std::string(b.tag)).planned += b.bytes;
-    for (const MemcheckTag& t : r.tags) pool.set_limit(t.tag, t.planned);
-
+    if (!opt.test_overflow_tag.empty() && tag_row(r, opt.test_overflow_tag).planned == 0)
+      throw make_error(ErrorCode::usage, "memcheck --test-overflow '{}': not a planned tag", opt.test_overflow_tag);
     for (int32_t i = 0; i < opt.repeat; ++i) {
       if (i == 0 && !opt.test_leak_tag.empty()) test_leak = pool.allocate(opt.test_leak_tag, 4096);
+      // Each session may hold its plan. Blocks no live session owns (left by an earlier round or
+      // another component) are a leak, judged after teardown; they must not make the next
+      // session overflow its plan.
+      set_round_limits(pool, r, opt);
       try {
         r.rounds.push_back(run_round(*model, tok, pool, opt, so));
       } catch (Error& e) {
+        // The pool's refusal is the only signal of a plan overflow; name it as such.
+        if (e.code() == ErrorCode::failure && e.chain().back().find("over its plan") != std::string::npos)
+          throw e.wrap(fmt::format("memcheck: plan overflow in round {}: the session took more than its plan "
+                                   "(a wrong session plan, not a leak)", i + 1));
         throw e.wrap(fmt::format("memcheck: the workload of round {} failed", i + 1));
       }
       const TrackerSnapshot s = pool.tracker().snapshot();
@@ -155,6 +175,70 @@ MemcheckReport run_memcheck(const std::filesystem::path& model_path, const Memch
   }
   judge(r, peak_tags, opt);
   return r;
+}
+
+}  // namespace bitnet::diag
+
+namespace bitnet::diag {
+
+MemcheckBaseline memcheck_baseline(const MemcheckReport& r, const MemcheckOptions& opt, const Provenance& p) {
+  MemcheckBaseline b;
+  b.provenance = p;
+  b.model_filename = std::filesystem::path(r.model_path).filename().string();
+  b.model_file_size = r.model_file_size;
+  b.prompt = opt.prompt;
+  b.n_gen = opt.n_gen;
+  b.repeat = opt.repeat;
+  b.n_ctx = r.n_ctx;
+  b.threads = r.threads;
+  b.kv_type = r.kv_type;
+  b.kernel_table = r.kernel_table;
+  for (const MemcheckTag& t : r.tags) b.tags.push_back({t.tag, t.peak});
+  b.tracked_peak = r.tracked_peak;
+  b.rss_after_load = r.rss_loaded.rss;
+  b.peak_rss = r.rss_end.peak_rss;
+  b.rss_after_teardown = r.rss_teardown.rss;
+  return b;
+}
+
+std::vector<std::string> workload_differences(const MemcheckBaseline& base, const MemcheckBaseline& now) {
+  std::vector<std::string> out;
+  auto differ = [&](std::string_view what, const auto& b, const auto& n) {
+    if (!(b == n)) out.push_back(fmt::format("{} {} (baseline {})", what, n, b));
+  };
+  differ("model", base.model_filename, now.model_filename);
+  differ("model size", base.model_file_size, now.model_file_size);
+  differ("-p", fmt::format("'{}'", base.prompt), fmt::format("'{}'", now.prompt));
+  differ("-n", base.n_gen, now.n_gen);
+  differ("--repeat", base.repeat, now.repeat);
+  differ("-c", base.n_ctx, now.n_ctx);
+  differ("-t", base.threads, now.threads);
+  differ("--kv-type", base.kv_type, now.kv_type);
+  differ("kernel table", base.kernel_table, now.kernel_table);
+  return out;
+}
+
+void compare_with_baseline(MemcheckReport& r, const MemcheckBaseline& base) {
+  for (const MemcheckTag& t : r.tags) {
+    uint64_t was = 0;
+    for (const MemcheckBaselineTag& b : base.tags)
+      if (b.tag == t.tag) was = b.peak;
+    if (t.peak > was)
+      r.regressions.push_back(fmt::format("{}: tracked peak {} bytes, {} more than the baseline's {}", t.tag, t.peak,
+                                          t.peak - was, was));
+  }
+  if (r.tracked_peak > base.tracked_peak)
+    r.regressions.push_back(fmt::format("pool total: tracked peak {} bytes, {} more than the baseline's {}",
+                                        r.tracked_peak, r.tracked_peak - base.tracked_peak, base.tracked_peak));
+  auto rss = [&](const char* what, uint64_t now, uint64_t was) {
+    if (now <= was) return;
+    const std::string line = fmt::format("{}: {} bytes, {} more than the baseline's {}", what, now, now - was, was);
+    if (static_cast<double>(now - was) > kRssNoise * static_cast<double>(was)) r.regressions.push_back(line);
+    else r.rss_growth.push_back(line);
+  };
+  rss("RSS after load", r.rss_loaded.rss, base.rss_after_load);
+  rss("peak RSS", r.rss_end.peak_rss, base.peak_rss);
+  rss("RSS after teardown", r.rss_teardown.rss, base.rss_after_teardown);
 }
 
 }  // namespace bitnet::diag

@@ -12,6 +12,7 @@
 #include "core/base/proc_memory.hpp"
 #include "core/infer/session.hpp"
 #include "core/kernels/kernels.hpp"
+#include "diag/bench_compare.hpp"
 
 namespace bitnet::diag {
 
@@ -27,6 +28,9 @@ struct MemcheckOptions {
   // TEST ONLY: hold one 4 KiB block under this tag past the teardown check, as a leaking
   // component would, so tests can see a leak caught and named. Released after the report.
   std::string test_leak_tag;
+  // TEST ONLY: limit this planned tag to one byte less than its plan, as if the session took more
+  // than the plan says: the round fails with a plan overflow (exit 1), which is not a leak.
+  std::string test_overflow_tag;
   // When set (Ctrl-C, --timeout), the running workload stops and run_memcheck throws
   // Error(interrupted).
   const std::atomic<bool>* cancel = nullptr;
@@ -78,10 +82,29 @@ struct MemcheckReport {
   std::vector<std::string> growth;       // "round 2: pool footprint 5 MiB, 1 MiB more than round 1"
   std::vector<std::string> over_budget;  // the tags at the peak, largest first
   bool ok() const { return leaks.empty() && growth.empty() && over_budget.empty(); }
+  // Against a --baseline (compare_with_baseline): tracked bytes over the baseline's, or an RSS
+  // over it by more than kRssNoise (a regression, exit 7); smaller RSS growth is only reported.
+  std::vector<std::string> regressions;
+  std::vector<std::string> rss_growth;
 };
+
+// Process RSS moves by some pages between identical runs (allocator and kernel page decisions),
+// so RSS growth up to this fraction of the baseline is reported but is not a regression.
+constexpr double kRssNoise = 0.05;
 
 // Throws bitnet::Error for an unusable model (invalid_input), a bad option (usage), or a pool
 // refusal (failure: a buffer over its plan).
 MemcheckReport run_memcheck(const std::filesystem::path& model_path, const MemcheckOptions& opt);
+
+// The baseline a run makes (memcheck --save-baseline), with the workload of opt.
+MemcheckBaseline memcheck_baseline(const MemcheckReport& r, const MemcheckOptions& opt, const Provenance& p);
+
+// Where the workload of `now` differs from the baseline's ("-n 4 (baseline 16)"): such numbers do
+// not compare.
+std::vector<std::string> workload_differences(const MemcheckBaseline& base, const MemcheckBaseline& now);
+
+// Fills r.regressions and r.rss_growth: every tracked number above the baseline's (exact), every
+// RSS number above it.
+void compare_with_baseline(MemcheckReport& r, const MemcheckBaseline& base);
 
 }  // namespace bitnet::diag

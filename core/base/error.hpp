@@ -20,6 +20,7 @@ enum class ErrorCode : int {
   fixture = 4,
   crossval_mismatch = 5,
   memcheck = 6,
+  regression = 7,  // bench or memcheck worse than a --baseline file
   timeout = 124,
   interrupted = 130,
   terminated = 143,  // SIGTERM: 128 + 15, what a shell reports for a process SIGTERM killed

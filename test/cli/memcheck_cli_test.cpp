@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "support/run.hpp"
+#include "support/scoped.hpp"
 
 namespace bitnet::test {
 namespace {
@@ -145,6 +146,116 @@ TEST(MemcheckCli, ADeliberatelyLeakedBlockIsCaughtAndNamed) {
   EXPECT_EQ(r.out.find("--test-leak"), std::string::npos);
 }
 
+// A block still held under a planned tag after teardown is a leak (exit 6, the tag and its bytes),
+// whatever the tag: the next session still gets its whole plan, so the leak is not mistaken for
+// a plan overflow.
+TEST(MemcheckCli, ALeakUnderAPlannedTagIsALeakNotAPlanOverflow) {
+  for (const char* tag : {"kv_cache", "activations"}) {
+    RunResult r = run_bitnet({"memcheck", "-m", "fixture:bitnet-tiny-i2_s", "-n", "2", "-t", "1", "--repeat", "2",
+                              "--test-leak", tag, "--json"});
+    ASSERT_EQ(r.exit_code, 6) << tag << "\n" << r.err;
+    EXPECT_NE(r.err.find("error: memcheck failed: a leak\n"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(fmt::format("caused by: {}: 4096 bytes in 1 block still held after teardown", tag)),
+              std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("plan"), std::string::npos) << r.err;
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    ASSERT_EQ(parser.parse(r.out).get(doc), simdjson::SUCCESS) << r.out;
+    for (const Tag& t : tags_of(doc)) {
+      EXPECT_EQ(t.after_teardown, t.name == tag ? 4096u : 0u) << t.name;
+      // Both rounds' sessions got their whole plan beside the leaked block.
+      if (t.name == tag) {
+        EXPECT_EQ(t.peak, t.planned + 4096) << t.name;
+      }
+    }
+    EXPECT_EQ(doc["rounds"].get_array().size(), 2u);
+  }
+}
+
+// A session taking more than its plan (the hidden hook lowers the tag's plan by a byte) is a plan
+// overflow: exit 1, named as such, not a leak.
+TEST(MemcheckCli, APlanOverflowIsNotALeak) {
+  RunResult r = run_bitnet({"memcheck", "-m", "fixture:bitnet-tiny-i2_s", "-n", "2", "-t", "1", "--test-overflow",
+                            "kv_cache"});
+  ASSERT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(r.err.starts_with("error: memcheck: plan overflow in round 1: the session took more than its plan (a "
+                                "wrong session plan, not a leak)\n  caused by: "))
+      << r.err;
+  EXPECT_NE(r.err.find("\n  caused by: memory pool: 'kv_cache' asked for "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("over its plan of "), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("leak\n"), std::string::npos) << r.err;
+  RunResult unplanned = run_bitnet({"memcheck", "-m", "fixture:bitnet-tiny-i2_s", "--test-overflow", "widget"});
+  EXPECT_EQ(unplanned.exit_code, 2) << unplanned.err;
+}
+
+// --save-baseline keeps the run's numbers; --baseline with any tracked peak above them is a
+// regression (exit 7). The lowered baseline is written by hand, so the growth is certain; RSS is
+// set far above the run's so that only the tracked numbers decide.
+TEST(MemcheckCli, GrowthOverABaselineIsARegression) {
+  TempDir dir;
+  const std::string base = (dir / "mem.json").string();
+  const std::vector<std::string> run = {"memcheck", "-m", "fixture:stories260K", "-n", "4", "-t", "1", "--json"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = run;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return run_bitnet(a);
+  };
+  RunResult r = with({"--save-baseline", base});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  simdjson::dom::parser parser, fparser;
+  simdjson::dom::element doc, file;
+  ASSERT_EQ(parser.parse(r.out).get(doc), simdjson::SUCCESS) << r.out;
+  ASSERT_EQ(fparser.load(base).get(file), simdjson::SUCCESS) << read_all(base);
+  EXPECT_EQ(std::string_view(file["format"]), "bitnet-memcheck-baseline");
+  EXPECT_EQ(uint64_t(file["tracked_peak"]), uint64_t(doc["tracked_peak"]));
+  EXPECT_EQ(uint64_t(file["peak_rss"]), uint64_t(doc["peak_rss"]));
+  EXPECT_EQ(uint64_t(file["rss_after_load"]), uint64_t(doc["rss_after_load"]));
+  EXPECT_EQ(uint64_t(file["n_gen"]), 4u);
+  const std::vector<Tag> tags = tags_of(doc);
+  simdjson::dom::array ftags = file["tags"].get_array();
+  ASSERT_EQ(ftags.size(), tags.size());
+  for (size_t i = 0; i < tags.size(); ++i) {
+    EXPECT_EQ(std::string_view(ftags.at(i)["tag"]), tags[i].name);
+    EXPECT_EQ(uint64_t(ftags.at(i)["peak"]), tags[i].peak);
+  }
+
+  // The same numbers, RSS raised: no regression.
+  std::string text = read_all(base);
+  for (const std::string key : {"\"rss_after_load\": ", "\"peak_rss\": ", "\"rss_after_teardown\": "}) {
+    const size_t at = text.find(key) + key.size();
+    text = text.substr(0, at) + '9' + text.substr(at);
+  }
+  const std::string same = (dir / "same.json").string();
+  std::ofstream(same) << text;
+  RunResult ok = with({"--baseline", same});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(ok.out.find("\"regressions\": [\n"), std::string::npos) << "an empty list: " << ok.out;
+
+  // kv_cache's peak lowered by 1 byte: growth of exactly 1 byte, found and named.
+  const uint64_t kv = tags[0].peak;
+  ASSERT_EQ(tags[0].name, "kv_cache");
+  std::string lowered = text;
+  const std::string from = fmt::format("\"tag\": \"kv_cache\",\n      \"peak\": {}", kv);
+  ASSERT_NE(lowered.find(from), std::string::npos) << lowered;
+  lowered.replace(lowered.find(from), from.size(), fmt::format("\"tag\": \"kv_cache\",\n      \"peak\": {}", kv - 1));
+  const std::string low = (dir / "low.json").string();
+  std::ofstream(low) << lowered;
+  RunResult bad = with({"--baseline", low});
+  EXPECT_EQ(bad.exit_code, 7) << bad.err;
+  EXPECT_EQ(bad.err, fmt::format("error: memcheck: more memory than the baseline {}\n  caused by: kv_cache: tracked peak {} "
+                                 "bytes, 1 more than the baseline's {}\n", low, kv, kv - 1));
+
+  // Another workload does not compare; a corrupt file is named.
+  RunResult other = run_bitnet({"memcheck", "-m", "fixture:stories260K", "-n", "3", "-t", "1", "--baseline", same});
+  EXPECT_EQ(other.exit_code, 2) << other.err;
+  EXPECT_NE(other.err.find("another workload: -n 3 (baseline 4)"), std::string::npos) << other.err;
+  const std::string corrupt = (dir / "corrupt.json").string();
+  std::ofstream(corrupt) << "[1,2]";
+  RunResult c = with({"--baseline", corrupt});
+  EXPECT_EQ(c.exit_code, 3) << c.err;
+  EXPECT_EQ(c.err, fmt::format("error: {}: not a memcheck baseline: not a JSON object\n", corrupt));
+}
+
 TEST(MemcheckCli, UsageAndModelErrors) {
   RunResult bad_budget = run_bitnet({"memcheck", "-m", "fixture:stories260K", "--budget", "lots"});
   EXPECT_EQ(bad_budget.exit_code, 2);
@@ -156,6 +267,7 @@ TEST(MemcheckCli, UsageAndModelErrors) {
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("--budget"), std::string::npos);
   EXPECT_EQ(help.out.find("test-leak"), std::string::npos) << "the test hook stays out of --help";
+  EXPECT_EQ(help.out.find("test-overflow"), std::string::npos) << "the test hook stays out of --help";
 }
 
 }  // namespace
