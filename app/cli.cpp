@@ -132,6 +132,7 @@ double cancel_grace() {
 
 struct GlobalFlags {
   std::string log_level;
+  double slow_ms = 0;
   std::string log_file;
   int verbose = 0;
   bool quiet = false;
@@ -154,6 +155,13 @@ log::Config logging_config(const GlobalFlags& g, bool color) {
   if (g.quiet) cfg.level = log::Level::error;
   if (!g.log_level.empty()) log::apply_spec(cfg, g.log_level);
   cfg.file = g.log_file;
+  if (auto v = env("BITNET_SLOW_MS"); !v.empty()) {
+    char* end = nullptr;
+    cfg.slow_ms = std::strtod(v.c_str(), &end);
+    if (*end != '\0' || !(cfg.slow_ms > 0))
+      throw make_error(ErrorCode::usage, "BITNET_SLOW_MS='{}' is not a positive number of milliseconds", v);
+  }
+  if (g.slow_ms > 0) cfg.slow_ms = g.slow_ms;
   return cfg;
 }
 
@@ -189,7 +197,8 @@ static int run_command(int argc, char** argv) {
              "  bitnet fixtures list\n"
              "  bitnet inspect synthetic:2b4t    (a seeded 2B-4T-shaped model, generated once into the cache)\n"
              "Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid model or input, 4 fixture, 5 crossval mismatch,\n"
-             "            6 memcheck, 124 timeout, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).\n"
+             "            6 memcheck, 7 bench/memcheck regression against a --baseline, 124 timeout,\n"
+             "            130 interrupted (Ctrl-C), 143 terminated (SIGTERM).\n"
              "--timeout S limits any command's wall-clock time (exit 124). It may also follow the command,\n"
              "except for crossval and debug-report, whose own --timeout limits each program they run:\n"
              "  bitnet --timeout 600 crossval --timeout 60 ...");
@@ -199,7 +208,12 @@ static int run_command(int argc, char** argv) {
   GlobalFlags g;
   bool version = false;
   app.add_flag("-V,--version", version, "Print version, commit, build type, compiler, flags and backends");
-  app.add_option("--log-level", g.log_level, "Log level or spec: trace|debug|info|warn|error|off, or 'info,gguf=debug'");
+  app.add_option("--log-level", g.log_level,
+                 "Log level or spec: trace|debug|info|warn|error|off, or 'info,gguf=debug'; 'help' lists the components");
+  app.add_option("--slow-ms", g.slow_ms,
+                 "Warn about any operation (load, weight copy, prefill, a decode step, download, hashing) over this many "
+                 "ms (BITNET_SLOW_MS)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--log-file", g.log_file, "Also append logs to this file");
   CLI::Option* verbose = app.add_flag("-v,--verbose", g.verbose, "More logging (-v info, -vv debug, -vvv trace)");
   app.add_flag("-q,--quiet", g.quiet, "Only errors on stderr")->excludes(verbose);
@@ -251,6 +265,14 @@ static int run_command(int argc, char** argv) {
     // as CLI11's "arguments were not expected".
     if (word && std::find(names.begin(), names.end(), *word) == names.end()) return usage_error(unknown_command(*word, names));
     return usage_error(e.what());
+  }
+
+  if (g.log_level == "help") {
+    std::string out = "Log components (--log-level LEVEL,NAME=LEVEL,..., or BITNET_LOG):\n";
+    for (const log::Component& c : log::components()) out += fmt::format("  {:<11} {}\n", c.name, c.what);
+    out += "Levels: trace, debug, info, warn (the default; -v info, -vv debug, -vvv trace), error, off.\n";
+    std::fputs(out.c_str(), stdout);
+    return 0;
   }
 
   if (help->parsed()) {
@@ -305,12 +327,15 @@ static int run_command(int argc, char** argv) {
     // gets one line saying why (Ctrl-C or --timeout), not the chain of where it was.
     const Error& shown = e.code() == ErrorCode::interrupted && cancel_flag().load() ? cancel_error() : e;
     std::fputs(shown.format().c_str(), stderr);
+    log::file_only(shown.format());  // the log file tells the whole story, its end included
     return shown.exit_code();
   } catch (const std::bad_alloc&) {
     std::fputs("error: out of memory\n", stderr);
+    log::file_only("error: out of memory");
     return static_cast<int>(ErrorCode::failure);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
+    log::file_only(std::string("error: ") + e.what());
     return static_cast<int>(ErrorCode::failure);
   }
 }

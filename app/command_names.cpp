@@ -11,7 +11,7 @@ namespace bitnet::app {
 namespace {
 
 // Global flags that take a value as the next argument (cli.cpp's list).
-constexpr std::string_view kValueFlags[] = {"--log-level", "--log-file", "--timeout"};
+constexpr std::string_view kValueFlags[] = {"--log-level", "--log-file", "--timeout", "--slow-ms"};
 
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);

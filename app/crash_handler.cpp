@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 
 #include "app/signals.hpp"
+#include "core/base/log.hpp"
 
 namespace bitnet::app {
 namespace {
@@ -34,14 +35,20 @@ std::atomic<bool> g_quit{false};
 std::atomic<bool> g_dump_done{false};
 int g_dump_signal = 0;  // SIGRTMIN + 3, set at install (SIGRTMIN is not a constant)
 
-void put(const char* s) {
+void put_fd(int fd, const char* s) {
   size_t n = std::strlen(s);
   while (n > 0) {
-    ssize_t w = ::write(STDERR_FILENO, s, n);
+    ssize_t w = ::write(fd, s, n);
     if (w <= 0) return;
     s += w;
     n -= static_cast<size_t>(w);
   }
+}
+
+// To stderr, and to the log file when there is one (--log-file), so a crash report survives in it.
+void put(const char* s) {
+  put_fd(STDERR_FILENO, s);
+  if (const int fd = log::file_descriptor(); fd >= 0) put_fd(fd, s);
 }
 
 // Unsigned number in base 10 or 16 without printf (not async-signal-safe).
@@ -71,6 +78,7 @@ void put_backtrace() {
   void* frames[kMaxFrames];
   const int n = backtrace(frames, kMaxFrames);
   backtrace_symbols_fd(frames, n, STDERR_FILENO);
+  if (const int fd = log::file_descriptor(); fd >= 0) backtrace_symbols_fd(frames, n, fd);
 }
 
 extern "C" void on_crash(int sig, siginfo_t* info, void*) {

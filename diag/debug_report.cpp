@@ -275,7 +275,9 @@ ChildSection run_child_command(const std::string& executable, const std::vector<
   std::vector<std::string> argv{executable};
   argv.insert(argv.end(), args.begin(), args.end());
   guarded(c.error, [&] {
-    ChildResult r = run_child(argv, "", ChildOptions{timeout, size_t{1} << 20, 64 * 1024});
+    ChildOptions opt{timeout, size_t{1} << 20, 64 * 1024};
+    opt.quit_before_kill = true;  // the child is bitnet: SIGQUIT makes it print every thread's stack
+    ChildResult r = run_child(argv, "", opt);
     c.started = true;
     c.timed_out = r.timed_out;
     c.seconds = r.seconds;
@@ -286,7 +288,17 @@ ChildSection run_child_command(const std::string& executable, const std::vector<
     } else {
       c.exit_code = r.exit_code;
     }
-    c.stderr_tail = last_lines(r.err, 40);
+    // The stack dump is cut out of stderr whole (it would push the rest out of the tail).
+    std::string err = r.err;
+    if (const size_t a = err.find("\nbitnet: SIGQUIT: stacks of "); r.timed_out && a != std::string::npos) {
+      const std::string end = "--- end of thread dump ---";
+      const size_t b = err.find(end, a);
+      const size_t stop = b == std::string::npos ? err.size() : b + end.size();
+      c.stacks = last_lines(err.substr(a + 1, stop - a - 1), 400);
+      err.erase(a, stop - a);
+    }
+    c.threads_at_timeout = last_lines(r.threads_at_timeout, 200);
+    c.stderr_tail = last_lines(err, 40);
     c.stdout_tail = last_lines(r.out, 20);
   });
   return c;

@@ -119,6 +119,8 @@ struct ChildSection {
   double timeout_seconds = 0;
   double seconds = 0;
   std::vector<std::string> stderr_tail, stdout_tail;
+  // When it timed out: its threads as /proc saw them, and the stacks it printed on SIGQUIT.
+  std::vector<std::string> threads_at_timeout, stacks;
 };
 
 // What is never shown: the home directory (written as ~) and the values of secret variables.

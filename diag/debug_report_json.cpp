@@ -82,6 +82,7 @@ void json_child(Json& o, const ChildSection& c) {
   o.str_or_null("signal_name", c.signal_name);
   j.key("timed_out").value(c.timed_out).key("timeout_seconds").value(c.timeout_seconds).key("seconds").value(c.seconds);
   o.strings("stderr_tail", c.stderr_tail).strings("stdout_tail", c.stdout_tail);
+  o.strings("threads_at_timeout", c.threads_at_timeout).strings("stacks", c.stacks);
   j.end_object();
 }
 

@@ -136,6 +136,18 @@ void md_child(Md& md, const ChildSection& c) {
   md.row("result", how);
   md.row("time", fmt::format("{:.3f} s (timeout {:.0f} s)", c.seconds, c.timeout_seconds));
   md.line();
+  if (!c.threads_at_timeout.empty()) {
+    md.line("Its threads when it was stopped (name, state, where in the kernel each waited):");
+    md.line();
+    md.block(c.threads_at_timeout);
+    md.line();
+  }
+  if (!c.stacks.empty()) {
+    md.line("Their stacks (it was sent SIGQUIT before the kill):");
+    md.line();
+    md.block(c.stacks);
+    md.line();
+  }
   md.line(fmt::format("stderr (last {} lines):", c.stderr_tail.size()));
   md.line();
   md.block(c.stderr_tail);

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -19,7 +21,16 @@ struct Config {
   std::map<std::string, Level> components;    // e.g. {"gguf": debug}
   std::string file;                           // also append to this file ("" = no file)
   bool color = true;                          // colour on a terminal (NO_COLOR turns it off)
+  double slow_ms = 0;                         // warn on a Phase longer than this (0: never)
 };
+
+// Every component that logs, with what it covers: `--log-level help` lists them, and a spec that
+// names another one is a usage error (a misspelt name would otherwise silently log nothing).
+struct Component {
+  std::string_view name;
+  std::string_view what;
+};
+std::span<const Component> components();
 
 // "debug" -> Level::debug; throws bitnet::Error(usage) naming the bad word.
 Level parse_level(std::string_view word);
@@ -47,8 +58,38 @@ class Logger {
   std::atomic<Level> level_{Level::info};
 };
 
-// The logger of a component ("gguf", "model", ...); created on first use, lives forever.
+// The logger of a component ("gguf", "model", ...; one of components()); created on first use,
+// lives forever.
 Logger& get(std::string_view component);
+
+// Appends one line to the log file only, for what the terminal already showed another way (the
+// final `error:` lines); nothing without a log file.
+void file_only(std::string_view line);
+// The log file as a descriptor opened for appending, for async-signal-safe writes of a crash
+// report; -1 without a log file.
+int file_descriptor();
+
+// Times one operation. When it ends: a debug line "NAME: 12.3 ms (45.6 MiB)", or, past
+// Config::slow_ms, a warning "slow: NAME took ..." with the same facts. quiet: only the warning
+// (for operations that repeat, such as each decoded token).
+class Phase {
+ public:
+  Phase(Logger& lg, std::string name, uint64_t bytes = 0, bool quiet = false);
+  ~Phase() { finish(); }
+  Phase(const Phase&) = delete;
+  Phase& operator=(const Phase&) = delete;
+  void set_bytes(uint64_t bytes) { bytes_ = bytes; }
+  double finish();  // logs once; returns the seconds it took
+
+ private:
+  Logger& lg_;
+  std::string name_;
+  uint64_t bytes_;
+  bool quiet_;
+  bool done_ = false;
+  double seconds_ = 0;
+  int64_t t0_ns_;
+};
 
 template <typename... Args>
 void at(Logger& lg, Level level, fmt::format_string<Args...> f, Args&&... args) {

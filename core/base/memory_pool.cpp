@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "core/base/log.hpp"
+
 namespace bitnet {
 
 PoolBuffer& PoolBuffer::operator=(PoolBuffer&& o) noexcept {
@@ -74,6 +76,8 @@ PoolBuffer MemoryPool::allocate(std::string_view tag, size_t bytes) {
   b.data_ = p;
   b.bytes_ = size;
   b.tag_ = id;
+  static log::Logger& lg = log::get("pool");
+  log::trace(lg, "take {} bytes for '{}' at {} ({} held by the pool)", size, tag, p, tracker_.current());
   return b;
 }
 

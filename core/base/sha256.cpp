@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "error.hpp"
+#include "log.hpp"
 
 namespace bitnet {
 
@@ -53,11 +54,16 @@ std::string sha256_file(const std::filesystem::path& path) {
   if (!f) throw make_error(ErrorCode::invalid_input, "{}: cannot open for hashing: {}", path.string(), std::strerror(errno));
   Sha256 h;
   std::vector<std::byte> buf(1 << 20);
+  static log::Logger& lg = log::get("fixtures");
+  log::Phase phase(lg, "sha256 of " + path.filename().string());
+  uint64_t total = 0;
   for (;;) {
     size_t n = std::fread(buf.data(), 1, buf.size(), f);
     if (n > 0) h.update({buf.data(), n});
+    total += n;
     if (n < buf.size()) break;
   }
+  phase.set_bytes(total);
   bool failed = std::ferror(f) != 0;
   std::fclose(f);
   if (failed) throw make_error(ErrorCode::failure, "{}: read error while hashing", path.string());

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/base/log.hpp"
+
 namespace bitnet {
 
 namespace {
@@ -90,6 +92,8 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   if (n <= 0) return;
   const int64_t max_parts = std::max<int64_t>(1, n / std::max<int64_t>(1, grain));
   const int parts = static_cast<int>(std::min<int64_t>(n_threads_, max_parts));
+  static log::Logger& lg = log::get("threads");
+  log::trace(lg, "parallel_for over {} items (grain {}) in {} parts", n, grain, parts);
   if (parts == 1) {
     fn(0, n);
     return;

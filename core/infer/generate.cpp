@@ -6,6 +6,10 @@
 #include <deque>
 #include <limits>
 
+#include <fmt/format.h>
+
+#include "core/base/log.hpp"
+
 namespace bitnet::infer {
 
 size_t incomplete_utf8_tail(std::string_view s) {
@@ -81,10 +85,14 @@ GenerateResult generate(Session& session, std::span<const TokenId> prompt, std::
     ++r.n_evals;
   };
 
+  static log::Logger& lg = log::get("generate");
   const auto t0 = Clock::now();
   shift(prompt.size());
   ask();
-  session.eval(prompt);
+  {
+    log::Phase prefill(lg, fmt::format("prefill of {} tokens", prompt.size()));
+    session.eval(prompt);
+  }
   count();
   r.prefill_seconds = seconds_since(t0);
 
@@ -148,7 +156,11 @@ GenerateResult generate(Session& session, std::span<const TokenId> prompt, std::
     const TokenId next[1] = {id};
     ask();
     const auto t1 = Clock::now();
-    session.eval(next);
+    {
+      // Only a warning, past BITNET_SLOW_MS: a debug line per token would drown the rest.
+      log::Phase step(lg, fmt::format("decode step at position {}", session.n_past()), 0, /*quiet=*/true);
+      session.eval(next);
+    }
     r.decode_seconds += seconds_since(t1);
     ++r.n_decode_evals;
     count();

@@ -9,6 +9,7 @@
 
 #include "core/base/error.hpp"
 #include "core/base/log.hpp"
+#include "core/base/proc_memory.hpp"
 #include "core/base/thread_pool.hpp"
 #include "core/infer/session.hpp"
 #include "core/kernels/formats.hpp"
@@ -46,7 +47,8 @@ ResidentWeights::ResidentWeights(const model::Model& model, const kernels::Kerne
                                  ThreadPool* pool)
     : model_(model), k_(k), data_(memory, kTagWeights, resident_total_bytes(model, k)) {
   static log::Logger& lg = log::get("infer");
-  const auto t0 = std::chrono::steady_clock::now();
+  log::Phase phase(lg, fmt::format("weight copy for table '{}'", k_.name), data_.size());
+  const std::optional<uint64_t> huge_before = read_anon_huge_pages();
   advise_huge_pages(data_.data(), data_.size());
   size_t off = 0;
   auto copy = [&](kernels::WeightView& w) {
@@ -90,8 +92,17 @@ ResidentWeights::ResidentWeights(const model::Model& model, const kernels::Kerne
   output_ = model_.output();
   copy(output_);
   BITNET_CHECK(off == data_.size());
-  log::debug(lg, "weights: copied {:.1f} MiB for kernel table '{}' in {:.2f} s", static_cast<double>(off) / (1 << 20),
-             k_.name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  const double seconds = phase.finish();
+  // The share of the copy in 2 MiB pages (decode reads 4 KiB pages about 15% slower): the growth
+  // of this process's transparent huge pages across the copy.
+  const std::optional<uint64_t> huge_after = read_anon_huge_pages();
+  std::string thp = "transparent huge pages unknown";
+  if (huge_before && huge_after && off > 0)
+    thp = fmt::format("{:.0f}% in 2 MiB pages",
+                      100.0 * static_cast<double>(std::min<uint64_t>(off, *huge_after - std::min(*huge_after, *huge_before))) /
+                          static_cast<double>(off));
+  log::info(lg, "weights: {:.1f} MiB copied for kernel table '{}' in {:.2f} s, {}", static_cast<double>(off) / (1 << 20),
+            k_.name, seconds, thp);
 }
 
 }  // namespace bitnet::infer

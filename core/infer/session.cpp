@@ -5,10 +5,12 @@
 #include "session.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
 #include "core/base/error.hpp"
+#include "core/base/log.hpp"
 #include "core/base/thread_pool.hpp"
 #include "core/infer/ops.hpp"
 #include "core/infer/session_buffers.hpp"
@@ -35,10 +37,25 @@ Session::Session(const model::Model& model, const kernels::KernelTable& kernels,
   const SessionMemoryPlan plan = plan_session_memory(model, opt, &kernels);
   n_ctx_ = plan.n_ctx;
   n_batch_ = plan.n_batch;
-  each_buffer(c_, buffer_shape(n_ctx_, n_batch_, opt),
-              [&]<typename T>(std::string_view tag, std::string_view, uint64_t elements, PoolArray<T> Session::*member) {
-                this->*member = PoolArray<T>(*memory_, tag, elements);
-              });
+  std::string_view taking, taking_name;  // the buffer being allocated, for the error below
+  uint64_t taking_bytes = 0;
+  try {
+    each_buffer(c_, buffer_shape(n_ctx_, n_batch_, opt),
+                [&]<typename T>(std::string_view tag, std::string_view name, uint64_t elements, PoolArray<T> Session::*member) {
+                  taking = tag, taking_name = name, taking_bytes = elements * sizeof(T);
+                  this->*member = PoolArray<T>(*memory_, tag, elements);
+                });
+  } catch (Error& e) {
+    // Name the knob that made the buffer that large, and its value.
+    if (taking == kTagKvCache)
+      throw e.wrap(fmt::format("cannot allocate the KV cache ({}, {} bytes) for a context of {} tokens (-c {}); lower "
+                               "-c (the model was trained on {}){}",
+                               taking_name, taking_bytes, n_ctx_, n_ctx_, c_.n_ctx_train,
+                               kv_type_ == KvType::q8_0 ? "" : " or use --kv-type q8_0 (about half the bytes)"));
+    throw e.wrap(fmt::format("cannot allocate the session's '{}' buffer {} ({} bytes) for a context of {} tokens (-c) "
+                             "and batches of {} tokens; lower -c or the batch size",
+                             taking, taking_name, taking_bytes, n_ctx_, n_batch_));
+  }
   logits_.set_size(0);
   if (opt.weights != nullptr) {
     if (&opt.weights->model() != &model || &opt.weights->kernels() != &kernels)
@@ -395,7 +412,17 @@ void Session::forward_batch(std::span<const TokenId> tokens, bool want_logits) {
     rope_angles(c_.n_rot, static_cast<int32_t>(n_past_ + static_cast<uint32_t>(t)), c_.rope_freq_base, at(rope_, t, c_.n_rot));
   });
 
+  // Per-layer times at trace level only: one relaxed load per layer otherwise.
+  static log::Logger& lg = log::get("infer");
+  const bool trace = lg.enabled(log::Level::trace);
+  auto t_layer = trace ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   for (uint32_t l = 0; l < c_.n_layer; ++l) {
+    if (trace && l > 0) {
+      const auto now = std::chrono::steady_clock::now();
+      log::trace(lg, "layer {}: {} tokens from position {} in {:.3f} ms", l - 1, T, n_past_,
+                 std::chrono::duration<double, std::milli>(now - t_layer).count());
+      t_layer = now;
+    }
     const model::LayerWeights& L = model_.layer(l);
     const LayerMatrices& M = w_->layer(l);
     const auto il = static_cast<int32_t>(l);
@@ -461,6 +488,9 @@ void Session::forward_batch(std::span<const TokenId> tokens, bool want_logits) {
     for_each_token(T, [&](int64_t t) { add_scaled(at(x_, t, E), at(tmp_, t, E), E, L.down_scale); });
     tap("l_out", il, x_.data(), T, E);
   }
+  if (trace)
+    log::trace(lg, "layer {}: {} tokens from position {} in {:.3f} ms", c_.n_layer - 1, T, n_past_,
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_layer).count());
   n_past_ += static_cast<uint32_t>(T);
   if (!want_logits) return;
 

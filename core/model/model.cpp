@@ -2,6 +2,7 @@
 #include "model.hpp"
 
 #include <cmath>
+#include <filesystem>
 #include <cstring>
 
 #include "core/base/error.hpp"
@@ -76,7 +77,15 @@ constexpr MatrixMembers kMatrixMembers[] = {
 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
   static log::Logger& lg = log::get("model");
+  uint64_t file_bytes = 0;
+  {
+    std::error_code ec;
+    file_bytes = std::filesystem::file_size(path, ec);
+  }
+  log::Phase map(lg, "map and parse " + path.filename().string(), file_bytes);
   std::unique_ptr<Model> m(new Model(gguf::GgufFile::open(path)));
+  const double map_s = map.finish();
+  log::Phase validate(lg, "validate and bind " + path.filename().string());
   const gguf::GgufFile& f = m->file_;
   m->config_ = read_config(f);
   const ModelConfig& c = m->config_;
@@ -102,8 +111,12 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
       if (c.arch == Arch::bitnet) L.*mat.scale = optional_scale(f, s(mat.t));
     }
   }
+  const double validate_s = validate.finish();
   log::info(lg, "{}: {} ({}), {} layers, n_embd {}, vocab {}, weights {}", path.string(), c.arch_name, c.name,
             c.n_layer, c.n_embd, c.n_vocab, gguf::type_name(m->layers_.empty() ? m->token_embd_.type : m->layers_[0].wq.type));
+  // llama.cpp's "load time" line, in parts.
+  log::info(lg, "load: {:.1f} MiB in {:.1f} ms (map and parse {:.1f} ms, validate and bind {:.1f} ms)",
+            static_cast<double>(file_bytes) / (1 << 20), (map_s + validate_s) * 1e3, map_s * 1e3, validate_s * 1e3);
   return m;
 }
 

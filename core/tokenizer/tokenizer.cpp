@@ -45,6 +45,8 @@ const Vocab& Tokenizer::vocab() const { return impl_->vocab; }
 
 Encoding Tokenizer::encode(std::string_view text, const EncodeOptions& opt) const {
   static log::Logger& lg = log::get("tokenizer");
+  // Only a warning, past BITNET_SLOW_MS: a chat or a crossval encodes many short texts.
+  log::Phase phase(lg, "tokenization", text.size(), /*quiet=*/text.size() < 4096);
   const Impl& m = *impl_;
   const Vocab& v = m.vocab;
   Encoding out;

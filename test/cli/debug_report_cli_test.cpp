@@ -216,6 +216,16 @@ TEST_F(DebugReportCli, HangingRunIsKilledAtTheTimeout) {
   EXPECT_EQ(int64_t(c["signal"]), SIGKILL);
   EXPECT_GE(double(c["seconds"]), 1.0);
   EXPECT_LT(double(c["seconds"]), 30.0);
+  // Where it hung: its threads from /proc, and the stacks it printed when sent SIGQUIT.
+  simdjson::dom::array threads = c["threads_at_timeout"];
+  ASSERT_GT(threads.size(), 0u);
+  EXPECT_NE(std::string(std::string_view(threads.at(0))).find(") state S, waiting in "), std::string::npos);
+  std::string stacks;
+  for (simdjson::dom::element l : simdjson::dom::array(c["stacks"])) stacks += std::string(std::string_view(l)) + "\n";
+  EXPECT_NE(stacks.find("bitnet: SIGQUIT: stacks of "), std::string::npos) << stacks;
+  EXPECT_NE(stacks.find("), main ---"), std::string::npos) << stacks;
+  EXPECT_NE(stacks.find("--- end of thread dump ---"), std::string::npos) << stacks;
+  EXPECT_NE(stacks.find("pause"), std::string::npos) << "the frame it hangs in (the test fault pause()s): " << stacks;
 }
 
 TEST_F(DebugReportCli, SuccessfulRunHasExitZeroTimingAndOutput) {

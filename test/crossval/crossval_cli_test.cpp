@@ -285,7 +285,7 @@ TEST(CrossvalBackend, EachEngineCopiesTheWeightsOnce) {
                             "--reference", "backend:reference", "-p", "a", "-p", "b", "-p", "c", "-p", "d", "-p", "e",
                             "-n", "2", "--json"});
   ASSERT_EQ(r.exit_code, 0) << context(r);
-  EXPECT_EQ(count_lines_with(r.err, "weights: copied"), 2u) << r.err;
+  EXPECT_EQ(count_lines_with(r.err, "[infer] weights: "), 2u) << r.err;
 }
 
 // ---- against the float oracle ----
