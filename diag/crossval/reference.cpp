@@ -131,6 +131,14 @@ ChildResult run_reference_child(const ReferenceSpec& ref, const std::string& req
   return c;
 }
 
+// A request's opening: the model and, when given, llama.cpp's cache types and flash attention.
+void begin_request(JsonWriter& j, const std::filesystem::path& model, const std::string& kv_type,
+                   const std::string& flash_attn) {
+  j.begin_object().key("model").value(model.string());
+  if (!kv_type.empty()) j.key("type_k").value(kv_type).key("type_v").value(kv_type);
+  if (!flash_attn.empty()) j.key("flash_attn").value(flash_attn);
+}
+
 }  // namespace
 
 RefRun run_command_reference(const ReferenceSpec& ref, const RefRequest& req, std::chrono::milliseconds timeout) {
@@ -183,9 +191,7 @@ RefBenchRun parse_bench_answer(std::string_view out, int32_t n_pp, int32_t n_tg)
 
 RefBenchRun run_reference_bench(const ReferenceSpec& ref, const RefBenchRequest& req, std::chrono::milliseconds timeout) {
   JsonWriter j(false);
-  j.begin_object().key("model").value(req.model.string());
-  if (!req.kv_type.empty()) j.key("type_k").value(req.kv_type).key("type_v").value(req.kv_type);
-  if (!req.flash_attn.empty()) j.key("flash_attn").value(req.flash_attn);
+  begin_request(j, req.model, req.kv_type, req.flash_attn);
   j.key("bench").begin_object();
   j.key("n_prompt").value(static_cast<int64_t>(req.n_prompt)).key("n_gen").value(static_cast<int64_t>(req.n_gen));
   j.key("n_depth").value(static_cast<int64_t>(req.n_depth));
@@ -206,9 +212,7 @@ RefLogits run_reference_logits(const ReferenceSpec& ref, const RefLogitsRequest&
   // and removed whatever happens, also on Ctrl-C.
   TempFile file(std::filesystem::temp_directory_path() / "bitnet-reference-logits");
   JsonWriter j(false);
-  j.begin_object().key("model").value(req.model.string());
-  if (!req.kv_type.empty()) j.key("type_k").value(req.kv_type).key("type_v").value(req.kv_type);
-  if (!req.flash_attn.empty()) j.key("flash_attn").value(req.flash_attn);
+  begin_request(j, req.model, req.kv_type, req.flash_attn);
   j.key("logits").begin_object();
   j.key("tokens").begin_array();
   for (TokenId id : req.tokens) j.value(static_cast<int64_t>(id));
@@ -244,9 +248,7 @@ RefLogits run_reference_logits(const ReferenceSpec& ref, const RefLogitsRequest&
 TapCapture run_reference_taps(const ReferenceSpec& ref, const RefTapsRequest& req, std::chrono::milliseconds timeout) {
   TempFile file(std::filesystem::temp_directory_path() / "bitnet-reference-taps");
   JsonWriter j(false);
-  j.begin_object().key("model").value(req.model.string());
-  if (!req.kv_type.empty()) j.key("type_k").value(req.kv_type).key("type_v").value(req.kv_type);
-  if (!req.flash_attn.empty()) j.key("flash_attn").value(req.flash_attn);
+  begin_request(j, req.model, req.kv_type, req.flash_attn);
   j.key("taps").begin_object().key("tokens").begin_array();
   for (TokenId id : req.tokens) j.value(static_cast<int64_t>(id));
   j.end_array().key("file").value(file.path().string()).end_object().end_object();

@@ -123,6 +123,26 @@ struct Request {
   Bench bench;
 };
 
+// obj["tokens"]: 1 to max token ids, or exit 2 naming `what`.
+std::vector<llama_token> token_list(simdjson::dom::object obj, const std::string& what, size_t max) {
+  simdjson::dom::array ids;
+  if (obj["tokens"].get_array().get(ids)) fail(2, what + ".tokens is not an array");
+  std::vector<llama_token> out;
+  for (simdjson::dom::element e : ids) {
+    int64_t id = 0;
+    if (e.get_int64().get(id) || id < 0 || id > INT32_MAX) fail(2, what + ".tokens holds a value that is not a token id");
+    out.push_back(static_cast<llama_token>(id));
+  }
+  if (out.empty() || out.size() > max) fail(2, what + ".tokens: 1 to " + std::to_string(max) + " ids");
+  return out;
+}
+
+std::string file_path(simdjson::dom::object obj, const std::string& what) {
+  std::string_view sv;
+  if (obj["file"].get_string().get(sv) || sv.empty()) fail(2, what + ".file is not a path");
+  return std::string(sv);
+}
+
 Request parse_request(const std::string& text) {
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
@@ -159,34 +179,18 @@ Request parse_request(const std::string& text) {
   simdjson::dom::object taps;
   if (!doc["taps"].get_object().get(taps)) {
     r.taps.on = true;
-    simdjson::dom::array ids;
-    if (taps["tokens"].get_array().get(ids)) fail(2, "taps.tokens is not an array");
-    for (simdjson::dom::element e : ids) {
-      int64_t id = 0;
-      if (e.get_int64().get(id) || id < 0 || id > INT32_MAX) fail(2, "taps.tokens holds a value that is not a token id");
-      r.taps.tokens.push_back(static_cast<llama_token>(id));
-    }
-    if (r.taps.tokens.empty() || r.taps.tokens.size() > (1u << 16)) fail(2, "taps.tokens: 1 to 65536 ids");
-    if (taps["file"].get_string().get(sv) || sv.empty()) fail(2, "taps.file is not a path");
-    r.taps.file = sv;
+    r.taps.tokens = token_list(taps, "taps", 1u << 16);
+    r.taps.file = file_path(taps, "taps");
     return r;
   }
   simdjson::dom::object logits;
   if (!doc["logits"].get_object().get(logits)) {
     r.logits.on = true;
-    simdjson::dom::array ids;
-    if (logits["tokens"].get_array().get(ids)) fail(2, "logits.tokens is not an array");
-    for (simdjson::dom::element e : ids) {
-      int64_t id = 0;
-      if (e.get_int64().get(id) || id < 0 || id > INT32_MAX) fail(2, "logits.tokens holds a value that is not a token id");
-      r.logits.tokens.push_back(static_cast<llama_token>(id));
-    }
-    if (r.logits.tokens.empty() || r.logits.tokens.size() > (1u << 20)) fail(2, "logits.tokens: 1 to 1048576 ids");
+    r.logits.tokens = token_list(logits, "logits", 1u << 20);
     if (!logits["from"].get_int64().get(v0)) r.logits.from = v0;
     if (r.logits.from < 0 || r.logits.from >= static_cast<int64_t>(r.logits.tokens.size()))
       fail(2, "logits.from is outside the tokens");
-    if (logits["file"].get_string().get(sv) || sv.empty()) fail(2, "logits.file is not a path");
-    r.logits.file = sv;
+    r.logits.file = file_path(logits, "logits");
     return r;
   }
   if (doc["prompt"].get_string().get(sv)) fail(2, "the request has no \"prompt\" string");
@@ -373,14 +377,16 @@ int run_bench(llama_model* model, const Bench& b, const CacheSettings& cache, in
   return 0;
 }
 
-// Logits of every position from `from` on, the tokens evaluated in one batch on a fresh context
-// (llama-perplexity evaluates each chunk so), written as raw f32 rows to the request's file.
-int run_logits(llama_model* model, const Logits& l, const CacheSettings& cache, int threads) {
+// The tokens from position 0 in one batch on a fresh context of their length, the logits of
+// positions from.. kept; with an eval callback (the taps mode) it sees every tensor. Exit 2 for
+// an id outside the vocabulary (`what` names the request). The caller frees the context.
+llama_context* decode_once(llama_model* model, const std::vector<llama_token>& tokens, uint32_t from, const char* what,
+                           const CacheSettings& cache, int threads, ggml_backend_sched_eval_callback cb, void* cb_data) {
   const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
-  for (llama_token id : l.tokens)
-    if (id >= n_vocab) fail(2, "logits.tokens: id " + std::to_string(id) + " is outside the vocabulary of " +
-                               std::to_string(n_vocab));
-  const auto n = static_cast<uint32_t>(l.tokens.size());
+  for (llama_token id : tokens)
+    if (id >= n_vocab) fail(2, std::string(what) + ".tokens: id " + std::to_string(id) +
+                               " is outside the vocabulary of " + std::to_string(n_vocab));
+  const auto n = static_cast<uint32_t>(tokens.size());
   llama_context_params cp = llama_context_default_params();
   cp.n_ctx = n;
   cp.n_batch = n;
@@ -388,19 +394,32 @@ int run_logits(llama_model* model, const Logits& l, const CacheSettings& cache, 
   cp.n_seq_max = 1;
   cp.n_threads = threads;
   cp.n_threads_batch = threads;
+  cp.cb_eval = cb;
+  cp.cb_eval_user_data = cb_data;
   apply_cache(cache, cp);
   llama_context* ctx = llama_init_from_model(model, cp);
   if (!ctx) fail(1, "llama.cpp could not create a context of " + std::to_string(n) + " tokens");
   llama_batch batch = llama_batch_init(static_cast<int32_t>(n), 0, 1);
   batch.n_tokens = static_cast<int32_t>(n);
   for (uint32_t i = 0; i < n; ++i) {
-    batch.token[i] = l.tokens[i];
+    batch.token[i] = tokens[i];
     batch.pos[i] = static_cast<llama_pos>(i);
     batch.n_seq_id[i] = 1;
     batch.seq_id[i][0] = 0;
-    batch.logits[i] = i >= l.from;
+    batch.logits[i] = i >= from;
   }
   if (int rc = llama_decode(ctx, batch); rc != 0) fail(1, "llama_decode failed with " + std::to_string(rc));
+  llama_synchronize(ctx);
+  llama_batch_free(batch);
+  return ctx;
+}
+
+// Logits of every position from `from` on, the tokens evaluated in one batch on a fresh context
+// (llama-perplexity evaluates each chunk so), written as raw f32 rows to the request's file.
+int run_logits(llama_model* model, const Logits& l, const CacheSettings& cache, int threads) {
+  const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+  const auto n = static_cast<uint32_t>(l.tokens.size());
+  llama_context* ctx = decode_once(model, l.tokens, static_cast<uint32_t>(l.from), "logits", cache, threads, nullptr, nullptr);
   FILE* f = std::fopen(l.file.c_str(), "wb");
   if (!f) fail(1, "cannot write '" + l.file + "': " + std::strerror(errno));
   for (uint32_t i = static_cast<uint32_t>(l.from); i < n; ++i) {
@@ -413,7 +432,6 @@ int run_logits(llama_model* model, const Logits& l, const CacheSettings& cache, 
   const std::string out = "{\"n_vocab\":" + std::to_string(n_vocab) + ",\"rows\":" + std::to_string(n - l.from) + "}\n";
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);
-  llama_batch_free(batch);
   llama_free(ctx);
   return 0;
 }
@@ -461,35 +479,9 @@ bool tap_callback(ggml_tensor* t, bool ask, void* user) {
 }
 
 int run_taps(llama_model* model, const Taps& tp, const CacheSettings& cache, int threads) {
-  const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
-  for (llama_token id : tp.tokens)
-    if (id >= n_vocab) fail(2, "taps.tokens: id " + std::to_string(id) + " is outside the vocabulary of " +
-                               std::to_string(n_vocab));
-  const auto n = static_cast<uint32_t>(tp.tokens.size());
   TapState st;
-  llama_context_params cp = llama_context_default_params();
-  cp.n_ctx = n;
-  cp.n_batch = n;
-  cp.n_ubatch = n;
-  cp.n_seq_max = 1;
-  cp.n_threads = threads;
-  cp.n_threads_batch = threads;
-  cp.cb_eval = tap_callback;
-  cp.cb_eval_user_data = &st;
-  apply_cache(cache, cp);
-  llama_context* ctx = llama_init_from_model(model, cp);
-  if (!ctx) fail(1, "llama.cpp could not create a context of " + std::to_string(n) + " tokens");
-  llama_batch batch = llama_batch_init(static_cast<int32_t>(n), 0, 1);
-  batch.n_tokens = static_cast<int32_t>(n);
-  for (uint32_t i = 0; i < n; ++i) {
-    batch.token[i] = tp.tokens[i];
-    batch.pos[i] = static_cast<llama_pos>(i);
-    batch.n_seq_id[i] = 1;
-    batch.seq_id[i][0] = 0;
-    batch.logits[i] = i + 1 == n;
-  }
-  if (int rc = llama_decode(ctx, batch); rc != 0) fail(1, "llama_decode failed with " + std::to_string(rc));
-  llama_synchronize(ctx);
+  const auto last = static_cast<uint32_t>(tp.tokens.size() - 1);
+  llama_context* ctx = decode_once(model, tp.tokens, last, "taps", cache, threads, tap_callback, &st);
   FILE* f = std::fopen(tp.file.c_str(), "wb");
   if (!f) fail(1, "cannot write '" + tp.file + "': " + std::strerror(errno));
   std::string out = "{\"taps\":[";
@@ -508,7 +500,6 @@ int run_taps(llama_model* model, const Taps& tp, const CacheSettings& cache, int
   out += "]}\n";
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);
-  llama_batch_free(batch);
   llama_free(ctx);
   return 0;
 }
