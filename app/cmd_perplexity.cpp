@@ -298,7 +298,8 @@ RunFn setup_perplexity(CLI::App& sub) {
         req.tokens.assign(chunk.begin(), chunk.end());
         req.from = from;
         req.kv_type = std::string(infer::kv_type_name(e.kv_type));
-        req.flash_attn = f->ref_flash_attn;
+        // llama.cpp keeps a quantized V only with flash attention.
+        req.flash_attn = e.kv_type == infer::KvType::q8_0 && f->ref_flash_attn == "off" ? "on" : f->ref_flash_attn;
         req.cancel = &cancel;
         return diag::run_reference_logits(*ref, req, n_vocab, timeout).logits;
       };

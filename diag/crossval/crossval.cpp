@@ -165,7 +165,7 @@ void compare_layers(const CrossvalOptions& o, const model::Model& model, const G
   } else if (o.reference->kind == RefKind::backend) {
     rep.layer_ref = session_taps(model, *o.ref_kernels, o, seq, o.layers.fault_ref);
   } else if (o.reference->kind == RefKind::llama_cpp) {
-    // Flash attention off and our cache type: llama.cpp's CPU flash attention sums V in F16, which
+    // Our cache type, and flash attention off: llama.cpp's CPU flash attention sums V in F16, which
     // would show as a divergence at every kqv_out (docs/perplexity.md).
     RefTapsRequest req{std::filesystem::absolute(o.model), seq, std::string(infer::kv_type_name(o.kv_type)), "off",
                        o.cancel};
@@ -220,6 +220,12 @@ CrossvalReport run_crossval(const CrossvalOptions& o) {
   rep.quantized = has_quantized_weights(*model) || o.kv_type == infer::KvType::q8_0;
   rep.thresholds = apply(default_thresholds(rep.quantized), o.overrides);
 
+  // llama.cpp keeps a Q8_0 V cache only with flash attention, whose attention output is laid out
+  // otherwise: its kqv_out would not be the tensor ours is.
+  if (o.layers.on && o.reference && o.reference->kind == RefKind::llama_cpp && o.kv_type == infer::KvType::q8_0)
+    throw make_error(ErrorCode::usage, "--layers against llama.cpp with --kv-type q8_0: llama.cpp needs flash attention "
+                                       "for that cache, and its attention tensors then differ in layout from ours; use "
+                                       "--kv-type f16 or f32 for --layers");
   if (o.layers.on && o.reference && o.reference->kind == RefKind::command)
     throw make_error(ErrorCode::usage,
                      "--layers compares our taps with llama.cpp, another kernel table (backend:NAME), the float "

@@ -407,6 +407,10 @@ TEST(CrossvalLayers, Stories260KMatchesLlamaCppAtEveryTap) {
   ASSERT_EQ(r.exit_code, 0) << context(r);
   EXPECT_EQ(layers_of(r).name, "") << r.out;
   EXPECT_EQ(layers_of(r).rel.size(), 4u * 13u + 2u);
+  // A Q8_0 cache needs llama.cpp's flash attention, whose attention tensors are laid out otherwise.
+  r = run_bitnet({"crossval", "-m", model("bitnet-tiny-f16"), "-p", kFox, "-n", "2", "--kv-type", "q8_0", "--layers"});
+  EXPECT_EQ(r.exit_code, 2) << context(r);
+  EXPECT_NE(r.err.find("--kv-type f16 or f32 for --layers"), std::string::npos) << r.err;
 }
 
 // On a ternary file the exact maths part from ours at the first quantized matmul: layer 0's Q
