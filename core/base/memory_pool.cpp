@@ -77,7 +77,8 @@ PoolBuffer MemoryPool::allocate(std::string_view tag, size_t bytes) {
   b.bytes_ = size;
   b.tag_ = id;
   static log::Logger& lg = log::get("pool");
-  log::trace(lg, "take {} bytes for '{}' at {} ({} held by the pool)", size, tag, p, tracker_.current());
+  if (lg.enabled(log::Level::trace))  // the tracker's total is only read for the message
+    log::trace(lg, "take {} bytes for '{}' at {} ({} held by the pool)", size, tag, p, tracker_.current());
   return b;
 }
 

@@ -245,8 +245,9 @@ void matmul(const KernelTable& k, const WeightView& w, const float* x, int64_t x
   BITNET_CHECK(w.cols > 0 && w.rows >= 0 && n_tokens >= 0 && w.data != nullptr);
   if (n_tokens == 0 || w.rows == 0) return;
   static log::Logger& lg = log::get("kernels");
-  log::trace(lg, "matmul: {} rows x {} columns of {} by {} tokens, table '{}'", w.rows, w.cols, gguf::type_name(w.type),
-             n_tokens, k.name);
+  if (lg.enabled(log::Level::trace))  // a decode step makes hundreds of these calls: nothing more when off
+    log::trace(lg, "matmul: {} rows x {} columns of {} by {} tokens, table '{}'", w.rows, w.cols,
+               gguf::type_name(w.type), n_tokens, k.name);
   const RowRunner run = prepare(k, w, x, x_stride, n_tokens, scratch, pool);
   for_rows(pool, w.rows, [&](int64_t r0, int64_t r1) { run(w, y, y_stride, r0, r1); });
 }
