@@ -93,6 +93,48 @@ TEST(PerplexityCli, Stories260KAgreesWithTheFloatOracle) {
   EXPECT_EQ(p.same_top, 1.0);
 }
 
+// A llama.cpp reference directory whose adapter answers as the body says ($req holds the request).
+struct FakeAdapter {
+  std::filesystem::path dir = temp_dir("bitnet-fake-adapter");
+  explicit FakeAdapter(const std::string& body) {
+    const auto exe = dir / "bitnet-llama-ref";
+    std::ofstream(exe) << "#!/bin/sh\nreq=$(cat)\n" << body << "\n";
+    std::filesystem::permissions(exe, std::filesystem::perms::owner_all);
+  }
+  ~FakeAdapter() { std::filesystem::remove_all(dir); }
+  std::string spec() const { return "llama.cpp:" + dir.string(); }
+  static std::filesystem::path temp_dir(const std::string& name) {
+    auto d = std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(d);
+    return d;
+  }
+};
+
+// A reference that answers with the wrong shape, or with a logits file of the wrong size, is a
+// failure naming the reference and what was wrong (exit 1); so are --layers' taps answers.
+TEST(PerplexityCli, AWrongLogitsAnswerIsAFailureNamingTheReference) {
+  FakeAdapter vocab("echo '{\"n_vocab\":7,\"rows\":63}'");
+  RunResult r = run_bitnet({"perplexity", "-m", stories(), "-f", kText, "-c", "128", "--chunks", "1", "--reference",
+                            vocab.spec()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("gave no logits answer"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("a vocabulary of 7 tokens, the model has 512"), std::string::npos) << r.err;
+  // The right shape, but the file it names holds nothing.
+  FakeAdapter empty("echo '{\"n_vocab\":512,\"rows\":64}'");
+  r = run_bitnet({"perplexity", "-m", stories(), "-f", kText, "-c", "128", "--chunks", "1", "--reference", empty.spec()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("its logits file does not hold 131072 bytes"), std::string::npos) << r.err;
+  // crossval --layers: a golden for the greedy run, then a taps list whose file holds no rows.
+  FakeAdapter taps(
+      "case \"$req\" in *'\"taps\"'*) echo '{\"taps\":[{\"name\":\"attn_norm\",\"layer\":0,\"width\":64}]}';;\n"
+      "  *) echo '{\"prompt_ids\":[1,403],\"steps\":[{\"id\":5,\"top\":[[5,1.0]]},{\"id\":6,\"top\":[[6,1.0]]}]}';;\n"
+      "esac");
+  r = run_bitnet({"crossval", "-m", stories(), "-p", "Once", "-n", "2", "--reference", taps.spec(), "--layers"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("gave no taps answer"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("its taps file ends before tap attn_norm of layer 0"), std::string::npos) << r.err;
+}
+
 TEST(PerplexityCli, TextReportEndsWithTheEstimate) {
   RunResult r = run_bitnet({"perplexity", "-m", stories(), "-f", kText, "-c", "64", "--chunks", "3"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
